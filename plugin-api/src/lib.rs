@@ -30,6 +30,7 @@ mod status;
 mod transport;
 
 pub mod log;
+pub mod mime;
 
 pub use error::{ErrorClass, PluginError};
 pub use export::{guard, open_in_process, root_module, Plugin, TransportImpl, ROOT_SYMBOL};

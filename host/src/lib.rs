@@ -1,0 +1,8 @@
+//! mailhost: one host process that sends mail through transport plugins
+//! loaded at run time over a stable ABI.
+//!
+//! The binary is a thin layer over this library (see `main.rs`): config,
+//! plugin loader, policy, message building, the engine that walks a policy
+//! chain, and the CLI.
+
+pub mod tokens;
