@@ -5,4 +5,8 @@
 //! plugin loader, policy, message building, the engine that walks a policy
 //! chain, and the CLI.
 
+pub mod loader;
+pub mod message;
+pub mod secrets;
+pub mod services;
 pub mod tokens;

@@ -1,0 +1,578 @@
+//! Builds the one `OutgoingMessage` every transport receives: the exact MIME
+//! bytes (lettre's builder, Bcc header kept), the envelope and the structured parts.
+
+use std::path::PathBuf;
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment as LAttachment, Mailbox as LMailbox, MultiPart, SinglePart};
+use lettre::Message;
+use mail_parser::MimeHeaders;
+use mailhost_plugin_api::abi_stable::std_types::{ROption, RString, RVec};
+use mailhost_plugin_api::{Attachment, Envelope, Mailbox, MessageParts, OutgoingMessage};
+use serde::{Deserialize, Serialize};
+
+/// A file to attach: from a path, or inline bytes (base64 in JSON).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentRequest {
+    /// Read the file from here (CLI); the file name defaults to its last component.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub filename: Option<String>,
+    /// Defaults from the file name's extension, else `application/octet-stream`.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// Content, base64 in JSON (API).
+    #[serde(default, with = "b64_opt")]
+    pub data: Option<Vec<u8>>,
+    /// For inline images referenced from HTML as `cid:...`.
+    #[serde(default)]
+    pub content_id: Option<String>,
+}
+
+/// What a caller asks to send (CLI flags or the API's JSON).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub reply_to: Vec<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    #[serde(default)]
+    pub subject: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub html: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRequest>,
+    /// Extra headers (`X-ERP-Document: 4711`).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// MAIL FROM, when it must differ from the From address.
+    #[serde(default)]
+    pub envelope_from: Option<String>,
+    /// Stable across retries; defaults to the Message-ID.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// Per-request transport options (DSN, per-user credentials...).
+    #[serde(default)]
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A message the host refused to build, with the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("{field}: `{value}` is not a valid address ({reason}); write it as `name@example.com` or `Name <name@example.com>`")]
+    BadAddress {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "{field} contains a line break (CR or LF), which would inject header lines; remove it"
+    )]
+    HeaderInjection { field: String },
+    #[error("the message has no recipient: give at least one To, Cc or Bcc address")]
+    NoRecipient,
+    #[error("the message has no From address: give one, or set `from` on the account")]
+    NoFrom,
+    #[error("header name `{0}` is invalid: use letters, digits and `-` only")]
+    BadHeaderName(String),
+    #[error("attachment {path}: {reason}")]
+    Attachment { path: String, reason: String },
+    #[error("the message could not be built: {0}")]
+    Build(String),
+    #[error("the .eml file is not a parsable message: {0}")]
+    BadEml(String),
+}
+
+fn check_line(field: &str, value: &str) -> Result<(), MessageError> {
+    if value.contains(['\r', '\n']) {
+        Err(MessageError::HeaderInjection {
+            field: field.to_string(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn parse_mailbox(field: &'static str, value: &str) -> Result<LMailbox, MessageError> {
+    check_line(field, value)?;
+    value
+        .trim()
+        .parse::<LMailbox>()
+        .map_err(|e| MessageError::BadAddress {
+            field,
+            value: value.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+fn to_part(m: &LMailbox) -> Mailbox {
+    Mailbox::new(m.name.as_deref().unwrap_or(""), m.email.as_ref())
+}
+
+fn domain_of(m: &LMailbox) -> String {
+    m.email.domain().to_string()
+}
+
+/// A fresh Message-ID (without angle brackets) in the sender's domain.
+pub fn new_message_id(domain: &str) -> String {
+    let domain = if domain.is_empty() {
+        "mailhost.invalid"
+    } else {
+        domain
+    };
+    format!("{}@{}", uuid::Uuid::new_v4().simple(), domain)
+}
+
+fn guess_media_type(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "pdf" => "application/pdf",
+        "txt" | "log" => "text/plain",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "xml" => "application/xml",
+        "json" => "application/json",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "zip" => "application/zip",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "eml" => "message/rfc822",
+        _ => "application/octet-stream",
+    }
+}
+
+fn load_attachment(a: &AttachmentRequest) -> Result<Attachment, MessageError> {
+    let label = a
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .or_else(|| a.filename.clone())
+        .unwrap_or_else(|| "(unnamed)".to_string());
+    let data = match (&a.data, &a.path) {
+        (Some(d), _) => d.clone(),
+        (None, Some(p)) => std::fs::read(p).map_err(|e| MessageError::Attachment {
+            path: label.clone(),
+            reason: format!("cannot read it: {e}"),
+        })?,
+        (None, None) => {
+            return Err(MessageError::Attachment {
+                path: label,
+                reason: "give a path or data".to_string(),
+            })
+        }
+    };
+    let filename = a
+        .filename
+        .clone()
+        .or_else(|| {
+            a.path
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "attachment.bin".to_string());
+    check_line("attachment file name", &filename)?;
+    let media_type = a
+        .media_type
+        .clone()
+        .unwrap_or_else(|| guess_media_type(&filename).to_string());
+    media_type
+        .parse::<ContentType>()
+        .map_err(|_| MessageError::Attachment {
+            path: label.clone(),
+            reason: format!("media type `{media_type}` is invalid; write it as `type/subtype`"),
+        })?;
+    Ok(Attachment {
+        filename: filename.into(),
+        media_type: media_type.into(),
+        content_id: a.content_id.clone().unwrap_or_default().into(),
+        inline: a.content_id.is_some(),
+        data: data.into(),
+    })
+}
+
+/// Builds the message. `default_from` is the account's `from` when the request has none.
+pub fn build(
+    req: &MessageRequest,
+    default_from: Option<&str>,
+) -> Result<OutgoingMessage, MessageError> {
+    let from_text = req
+        .from
+        .as_deref()
+        .or(default_from)
+        .ok_or(MessageError::NoFrom)?;
+    let from = parse_mailbox("from", from_text)?;
+    let mut b = Message::builder().from(from.clone()).keep_bcc();
+    let mut parts = MessageParts {
+        from: to_part(&from),
+        ..MessageParts::default()
+    };
+    for r in &req.reply_to {
+        let m = parse_mailbox("reply-to", r)?;
+        parts.reply_to.push(to_part(&m));
+        b = b.reply_to(m);
+    }
+    let mut rcpts: Vec<String> = Vec::new();
+    let mut push_rcpt = |m: &LMailbox| {
+        let a = m.email.to_string();
+        if !rcpts.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
+            rcpts.push(a);
+        }
+    };
+    for r in &req.to {
+        let m = parse_mailbox("to", r)?;
+        push_rcpt(&m);
+        parts.to.push(to_part(&m));
+        b = b.to(m);
+    }
+    for r in &req.cc {
+        let m = parse_mailbox("cc", r)?;
+        push_rcpt(&m);
+        parts.cc.push(to_part(&m));
+        b = b.cc(m);
+    }
+    for r in &req.bcc {
+        let m = parse_mailbox("bcc", r)?;
+        push_rcpt(&m);
+        parts.bcc.push(to_part(&m));
+        b = b.bcc(m);
+    }
+    if rcpts.is_empty() {
+        return Err(MessageError::NoRecipient);
+    }
+    check_line("subject", &req.subject)?;
+    b = b.subject(req.subject.clone());
+    parts.subject = req.subject.clone().into();
+    for (name, value) in &req.headers {
+        check_line(&format!("header {name}"), value)?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(MessageError::BadHeaderName(name.clone()));
+        }
+        b = b.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii(name.clone())
+                .map_err(|_| MessageError::BadHeaderName(name.clone()))?,
+            value.clone(),
+        ));
+    }
+    let envelope_from = match &req.envelope_from {
+        Some(e) => parse_mailbox("envelope-from", e)?.email.to_string(),
+        None => from.email.to_string(),
+    };
+    let message_id = new_message_id(&domain_of(&from));
+    b = b.message_id(Some(format!("<{message_id}>")));
+    let attachments: Vec<Attachment> = req
+        .attachments
+        .iter()
+        .map(load_attachment)
+        .collect::<Result<_, _>>()?;
+    parts.text = req.text.clone().map(RString::from).into();
+    parts.html = req.html.clone().map(RString::from).into();
+    parts.attachments = attachments.iter().cloned().collect();
+
+    let text = req.text.clone();
+    let html = req.html.clone();
+    let body = match (text, html) {
+        (Some(t), Some(h)) => Body::Multi(MultiPart::alternative_plain_html(t, h)),
+        (Some(t), None) => Body::Single(SinglePart::plain(t)),
+        (None, Some(h)) => Body::Single(SinglePart::html(h)),
+        (None, None) => Body::Single(SinglePart::plain(String::new())),
+    };
+    let message = if attachments.is_empty() {
+        match body {
+            Body::Single(p) => b.singlepart(p),
+            Body::Multi(m) => b.multipart(m),
+        }
+    } else {
+        let mut mixed = match body {
+            Body::Single(p) => MultiPart::mixed().singlepart(p),
+            Body::Multi(m) => MultiPart::mixed().multipart(m),
+        };
+        for a in &attachments {
+            let ct: ContentType = a
+                .media_type
+                .parse()
+                .map_err(|_| MessageError::Build("media type".into()))?;
+            let att = if a.inline {
+                LAttachment::new_inline_with_name(a.content_id.to_string(), a.filename.to_string())
+            } else {
+                LAttachment::new(a.filename.to_string())
+            };
+            mixed = mixed.singlepart(att.body(a.data.to_vec(), ct));
+        }
+        b.multipart(mixed)
+    }
+    .map_err(|e| MessageError::Build(e.to_string()))?;
+
+    let mime = message.formatted();
+    Ok(OutgoingMessage {
+        envelope: Envelope {
+            from: ROption::RSome(envelope_from.into()),
+            to: rcpts.into_iter().map(RString::from).collect(),
+        },
+        mime: mime.into(),
+        parts,
+        idempotency_key: req
+            .idempotency_key
+            .clone()
+            .unwrap_or_else(|| message_id.clone())
+            .into(),
+        message_id: message_id.into(),
+        options_json: serde_json::Value::Object(req.options.clone())
+            .to_string()
+            .into(),
+    })
+}
+
+enum Body {
+    Single(SinglePart),
+    Multi(MultiPart),
+}
+
+/// Takes a complete message (`--eml FILE` or stdin) as it is: the envelope from
+/// its From/To/Cc/Bcc headers unless given, line endings made CRLF, and a
+/// Message-ID and Date added when missing. The bytes are otherwise kept.
+pub fn from_eml(
+    raw: &[u8],
+    envelope_from: Option<&str>,
+    envelope_to: &[String],
+    options: serde_json::Map<String, serde_json::Value>,
+) -> Result<OutgoingMessage, MessageError> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(raw)
+        .ok_or_else(|| MessageError::BadEml("no header section found".to_string()))?;
+    let list = |a: Option<&mail_parser::Address<'_>>| -> Vec<Mailbox> {
+        a.map(|a| {
+            a.iter()
+                .filter_map(|x| x.address().map(|e| Mailbox::new(x.name().unwrap_or(""), e)))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let from = list(parsed.from())
+        .into_iter()
+        .next()
+        .ok_or(MessageError::NoFrom)?;
+    let to = list(parsed.to());
+    let cc = list(parsed.cc());
+    let bcc = list(parsed.bcc());
+    let mut rcpts: Vec<String> = envelope_to.to_vec();
+    if rcpts.is_empty() {
+        for m in to.iter().chain(&cc).chain(&bcc) {
+            if !rcpts.iter().any(|r| r.eq_ignore_ascii_case(&m.email)) {
+                rcpts.push(m.email.to_string());
+            }
+        }
+    }
+    if rcpts.is_empty() {
+        return Err(MessageError::NoRecipient);
+    }
+    for r in &rcpts {
+        parse_mailbox("envelope recipient", r)?;
+    }
+    let env_from = match envelope_from {
+        Some(e) => parse_mailbox("envelope-from", e)?.email.to_string(),
+        None => from.email.to_string(),
+    };
+    let mut prefix = Vec::new();
+    let message_id = match parsed.message_id() {
+        Some(id) => id.to_string(),
+        None => {
+            let domain = from.email.rsplit('@').next().unwrap_or("");
+            let id = new_message_id(domain);
+            prefix.extend_from_slice(format!("Message-ID: <{id}>\r\n").as_bytes());
+            id
+        }
+    };
+    if parsed.date().is_none() {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc2822)
+            .map_err(|e| MessageError::Build(e.to_string()))?;
+        prefix.extend_from_slice(format!("Date: {now}\r\n").as_bytes());
+    }
+    let mut mime = prefix;
+    mime.extend_from_slice(&crlf(raw));
+    let attachments = parsed
+        .attachments()
+        .map(|p| Attachment {
+            filename: p.attachment_name().unwrap_or("attachment.bin").into(),
+            media_type: p
+                .content_type()
+                .map(|c| match c.subtype() {
+                    Some(s) => format!("{}/{}", c.ctype(), s),
+                    None => c.ctype().to_string(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".to_string())
+                .into(),
+            content_id: p.content_id().unwrap_or("").into(),
+            inline: false,
+            data: p.contents().to_vec().into(),
+        })
+        .collect::<RVec<_>>();
+    let parts = MessageParts {
+        from,
+        reply_to: list(parsed.reply_to()).into(),
+        to: to.into(),
+        cc: cc.into(),
+        bcc: bcc.into(),
+        subject: parsed.subject().unwrap_or("").into(),
+        text: parsed
+            .body_text(0)
+            .map(|t| RString::from(t.into_owned()))
+            .into(),
+        html: parsed
+            .body_html(0)
+            .map(|t| RString::from(t.into_owned()))
+            .into(),
+        attachments,
+    };
+    Ok(OutgoingMessage {
+        envelope: Envelope {
+            from: ROption::RSome(env_from.into()),
+            to: rcpts.into_iter().map(RString::from).collect(),
+        },
+        mime: mime.into(),
+        parts,
+        idempotency_key: message_id.clone().into(),
+        message_id: message_id.into(),
+        options_json: serde_json::Value::Object(options).to_string().into(),
+    })
+}
+
+/// Bare LF → CRLF (SMTP requires CRLF line endings).
+fn crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+    let mut prev = 0u8;
+    for &b in raw {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+mod b64_opt {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(d) => s.serialize_some(&base64::engine::general_purpose::STANDARD.encode(d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s.as_bytes())
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailhost_plugin_api::mime::{header_value, strip_bcc};
+
+    fn req() -> MessageRequest {
+        MessageRequest {
+            from: Some("ERP <erp@example.com>".into()),
+            to: vec!["a@example.com".into()],
+            cc: vec!["C <c@example.com>".into()],
+            bcc: vec!["hidden@example.com".into()],
+            subject: "Invoice 4711".into(),
+            text: Some("Hello".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn builds_with_bcc_kept_and_envelope_complete() {
+        let m = build(&req(), None).unwrap();
+        assert_eq!(
+            m.envelope.to.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            ["a@example.com", "c@example.com", "hidden@example.com"]
+        );
+        assert_eq!(
+            header_value(&m.mime, "bcc").as_deref(),
+            Some("hidden@example.com")
+        );
+        assert!(header_value(&strip_bcc(&m.mime), "bcc").is_none());
+        assert_eq!(
+            header_value(&m.mime, "message-id").unwrap(),
+            format!("<{}>", m.message_id)
+        );
+        assert!(m.message_id.ends_with("@example.com"));
+        assert_eq!(m.parts.subject.as_str(), "Invoice 4711");
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        let mut r = req();
+        r.subject = "hi\r\nBcc: victim@example.com".into();
+        let e = build(&r, None).unwrap_err();
+        assert!(
+            e.to_string().contains("subject contains a line break"),
+            "{e}"
+        );
+        let mut r = req();
+        r.to = vec!["a@example.com\r\nX: y".into()];
+        assert!(matches!(
+            build(&r, None),
+            Err(MessageError::HeaderInjection { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_address_and_missing_parts() {
+        let mut r = req();
+        r.to = vec!["not an address".into()];
+        let e = build(&r, None).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("to: `not an address` is not a valid address"),
+            "{e}"
+        );
+        let mut r = req();
+        r.from = None;
+        assert!(matches!(build(&r, None), Err(MessageError::NoFrom)));
+        assert!(build(&r, Some("d@example.com")).is_ok());
+        let mut r = req();
+        r.to.clear();
+        r.cc.clear();
+        r.bcc.clear();
+        assert!(matches!(build(&r, None), Err(MessageError::NoRecipient)));
+    }
+
+    #[test]
+    fn eml_keeps_bytes_and_reads_envelope() {
+        let raw =
+            b"From: A <a@example.com>\nTo: b@example.com\nBcc: z@example.com\nSubject: x\n\nbody\n";
+        let m = from_eml(raw, None, &[], Default::default()).unwrap();
+        assert_eq!(m.envelope.to.len(), 2);
+        assert!(m.mime.windows(2).any(|w| w == b"\r\n"));
+        assert!(header_value(&m.mime, "message-id").is_some());
+        assert_eq!(
+            m.parts.text.as_ref().map(|s| s.as_str()).into_option(),
+            Some("body\n")
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! Secret references: `env:NAME`, `file:PATH`, or a literal (warned about by config validation).
+
+use std::path::Path;
+
+use mailhost_plugin_api::PluginError;
+
+/// What kind of secret reference a configured value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    Env,
+    File,
+    Literal,
+}
+
+pub fn kind(reference: &str) -> SecretKind {
+    if reference.starts_with("env:") {
+        SecretKind::Env
+    } else if reference.starts_with("file:") {
+        SecretKind::File
+    } else {
+        SecretKind::Literal
+    }
+}
+
+/// Resolves a secret reference. Errors name the reference, never a value.
+/// A `file:` path that is relative is taken relative to `base` (the config file's directory).
+pub fn resolve(reference: &str, base: Option<&Path>) -> Result<String, PluginError> {
+    if let Some(name) = reference.strip_prefix("env:") {
+        return std::env::var(name).map_err(|_| {
+            PluginError::config(format!(
+                "secret `{reference}`: environment variable {name} is not set (or not UTF-8); set it in the host's environment"
+            ))
+        });
+    }
+    if let Some(path) = reference.strip_prefix("file:") {
+        let p = Path::new(path);
+        let p = match base {
+            Some(b) if p.is_relative() => b.join(p),
+            _ => p.to_path_buf(),
+        };
+        return std::fs::read_to_string(&p)
+            .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| {
+                PluginError::config(format!(
+                    "secret `{reference}`: cannot read {}: {e}; check the path and the host's permission to read it",
+                    p.display()
+                ))
+            });
+    }
+    Ok(reference.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_and_literal() {
+        std::env::set_var("MAILHOST_TEST_SECRET_X", "s3cret");
+        assert_eq!(
+            resolve("env:MAILHOST_TEST_SECRET_X", None).unwrap(),
+            "s3cret"
+        );
+        let e = resolve("env:MAILHOST_TEST_SECRET_MISSING", None).unwrap_err();
+        assert!(e.message().contains("MAILHOST_TEST_SECRET_MISSING"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "filesecret\n").unwrap();
+        assert_eq!(resolve("file:pw", Some(dir.path())).unwrap(), "filesecret");
+        assert_eq!(resolve("plain", None).unwrap(), "plain");
+        assert_eq!(kind("plain"), SecretKind::Literal);
+    }
+}
