@@ -92,9 +92,8 @@ impl<T: TransportImpl> Transport for Guarded<T> {
     }
 
     fn status(&self) -> ConnectionStatus {
-        guard("status", || Ok(self.0.status())).unwrap_or_else(|e| {
-            ConnectionStatus::new(ConnState::UNABLE_TO_CONNECT, e.message())
-        })
+        guard("status", || Ok(self.0.status()))
+            .unwrap_or_else(|e| ConnectionStatus::new(ConnState::UNABLE_TO_CONNECT, e.message()))
     }
 
     fn close(&self) {
@@ -112,8 +111,7 @@ extern "C" fn manifest_shim<P: Plugin>() -> RResult<Manifest, PluginError> {
 extern "C" fn probe_shim<P: Plugin>(host: HostHandle) -> Probe {
     crate::log::install(&host);
     let host = Host(host);
-    guard("probe", || Ok(P::probe(&host)))
-        .unwrap_or_else(|e| Probe::unavailable(e.message()))
+    guard("probe", || Ok(P::probe(&host))).unwrap_or_else(|e| Probe::unavailable(e.message()))
 }
 
 extern "C" fn open_shim<P: Plugin>(
@@ -149,7 +147,10 @@ pub fn root_module<P: Plugin>() -> PluginModRef {
 
 /// Opens `P` in-process as the host would, through the guarded ABI types.
 /// For a plugin's own tests (rlib), so they exercise the same glue as the cdylib.
-pub fn open_in_process<P: Plugin>(settings_json: &str, host: &Host) -> Result<TransportBox, PluginError> {
+pub fn open_in_process<P: Plugin>(
+    settings_json: &str,
+    host: &Host,
+) -> Result<TransportBox, PluginError> {
     open_shim::<P>(settings_json.into(), host.0.clone()).into_result()
 }
 
@@ -198,6 +199,9 @@ macro_rules! export_plugin {
 mod tests {
     #[test]
     fn root_symbol_matches_abi_stable() {
-        assert_eq!(super::ROOT_SYMBOL, abi_stable::library::ROOT_MODULE_LOADER_NAME);
+        assert_eq!(
+            super::ROOT_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
     }
 }

@@ -99,11 +99,19 @@ impl Host {
 
     /// Resolves a secret reference; the error names the reference, never a value.
     pub fn secret(&self, reference: &str) -> Result<String, PluginError> {
-        self.0.secret(reference.into()).into_result().map(String::from)
+        self.0
+            .secret(reference.into())
+            .into_result()
+            .map(String::from)
     }
 
     /// An access token for `provider` and `scope`.
-    pub fn token(&self, provider: &str, scope: &str, force_refresh: bool) -> Result<String, PluginError> {
+    pub fn token(
+        &self,
+        provider: &str,
+        scope: &str,
+        force_refresh: bool,
+    ) -> Result<String, PluginError> {
         self.0
             .token(&TokenRequest {
                 provider: provider.into(),

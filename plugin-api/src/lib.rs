@@ -42,9 +42,7 @@ pub use status::{
     CheckReport, CheckStep, ComposeKind, ComposeOutcome, ConnState, ConnectionStatus, Receipt,
     RejectedRecipient, StepOutcome,
 };
-pub use transport::{
-    Extension, ExtensionBox, Extension_TO, Transport, TransportBox, Transport_TO,
-};
+pub use transport::{Extension, ExtensionBox, Extension_TO, Transport, TransportBox, Transport_TO};
 
 /// Re-exported so that [`export_plugin!`] works in a crate that depends only on
 /// `mailhost-plugin-api`.

@@ -66,7 +66,11 @@ impl<S: Subscriber> Layer<S> for ForwardLayer {
         let meta = event.metadata();
         if let Ok(slot) = HOST.read() {
             if let Some(host) = slot.as_ref() {
-                host.log(level(meta.level()), meta.target().into(), text.0.as_str().into());
+                host.log(
+                    level(meta.level()),
+                    meta.target().into(),
+                    text.0.as_str().into(),
+                );
             }
         }
         FORWARDING.with(|f| f.set(false));

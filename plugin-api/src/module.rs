@@ -25,7 +25,10 @@ pub struct PluginMod {
     pub probe: extern "C" fn(host: HostHandle) -> Probe,
     /// Opens an account with its settings (a JSON object already validated
     /// against the manifest's schema).
-    pub open: extern "C" fn(settings_json: RStr<'_>, host: HostHandle) -> RResult<TransportBox, PluginError>,
+    pub open: extern "C" fn(
+        settings_json: RStr<'_>,
+        host: HostHandle,
+    ) -> RResult<TransportBox, PluginError>,
     /// A capability added after 1.0, by name; `RNone` when the plugin lacks it.
     #[sabi(last_prefix_field)]
     pub extension: extern "C" fn(name: RStr<'_>) -> ROption<ExtensionBox>,

@@ -149,7 +149,13 @@ impl CheckReport {
     }
 
     /// Adds a step and returns the report (builder style).
-    pub fn step(mut self, name: &str, outcome: StepOutcome, detail: &str, server_text: &str) -> Self {
+    pub fn step(
+        mut self,
+        name: &str,
+        outcome: StepOutcome,
+        detail: &str,
+        server_text: &str,
+    ) -> Self {
         self.push(name, outcome, detail, server_text, 0);
         self
     }

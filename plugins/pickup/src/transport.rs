@@ -55,10 +55,20 @@ impl PickupTransport {
         let id: String = message
             .message_id
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(80)
             .collect();
-        let id = if id.is_empty() { uuid::Uuid::new_v4().to_string() } else { id };
+        let id = if id.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            id
+        };
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         format!("{stamp}-{id}-{n}.eml")
     }
@@ -84,13 +94,19 @@ impl PickupTransport {
 
     fn io_error(&self, what: &str, path: &Path, e: std::io::Error) -> PluginError {
         let hint = match e.kind() {
-            std::io::ErrorKind::NotFound => "the directory does not exist; create it or set create_dir = true",
-            std::io::ErrorKind::PermissionDenied => "the host may not write there; fix the directory's permissions",
+            std::io::ErrorKind::NotFound => {
+                "the directory does not exist; create it or set create_dir = true"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "the host may not write there; fix the directory's permissions"
+            }
             _ => "check the disk and the directory",
         };
         let msg = format!("pickup: cannot {what} {}: {e}; {hint}", path.display());
         match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => PluginError::config(msg),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                PluginError::config(msg)
+            }
             _ => PluginError::transient(msg),
         }
     }
@@ -117,7 +133,9 @@ impl PickupTransport {
 impl TransportImpl for PickupTransport {
     fn send(&self, message: &OutgoingMessage) -> Result<Receipt, PluginError> {
         if message.envelope.to.is_empty() {
-            return Err(PluginError::permanent("pickup: the message has no recipient"));
+            return Err(PluginError::permanent(
+                "pickup: the message has no recipient",
+            ));
         }
         let name = self.file_name(message);
         let path = self.write_atomic(&name, &self.contents(message))?;
@@ -148,7 +166,10 @@ impl TransportImpl for PickupTransport {
                 report.push(
                     "directory",
                     StepOutcome::FAILED,
-                    &format!("{} is not a directory; point `dir` at a directory", dir.display()),
+                    &format!(
+                        "{} is not a directory; point `dir` at a directory",
+                        dir.display()
+                    ),
                     "",
                     elapsed(started),
                 );
@@ -178,7 +199,13 @@ impl TransportImpl for PickupTransport {
                     elapsed(started),
                 );
             }
-            Err(e) => report.push("write", StepOutcome::FAILED, e.message(), "", elapsed(started)),
+            Err(e) => report.push(
+                "write",
+                StepOutcome::FAILED,
+                e.message(),
+                "",
+                elapsed(started),
+            ),
         }
         Ok(report)
     }
@@ -187,4 +214,3 @@ impl TransportImpl for PickupTransport {
 fn elapsed(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
-
