@@ -5,8 +5,12 @@
 //! plugin loader, policy, message building, the engine that walks a policy
 //! chain, and the CLI.
 
+pub mod cli;
+pub mod config;
+pub mod engine;
 pub mod loader;
 pub mod message;
+pub mod policy;
 pub mod secrets;
 pub mod services;
 pub mod tokens;

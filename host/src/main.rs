@@ -1,1 +1,5 @@
-fn main() {}
+//! The `mailhost` binary: a thin layer over the library.
+
+fn main() -> std::process::ExitCode {
+    mailhost::cli::run()
+}

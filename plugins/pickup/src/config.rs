@@ -11,7 +11,7 @@ pub const SCHEMA: &str = r#"{
   "additionalProperties": false,
   "required": ["dir"],
   "properties": {
-    "dir": {"type": "string", "minLength": 1, "description": "directory the .eml files are written to; relative paths are relative to the config file"},
+    "dir": {"type": "string", "format": "path", "minLength": 1, "description": "directory the .eml files are written to; relative paths are relative to the config file"},
     "create_dir": {"type": "boolean", "default": true, "description": "create the directory when it is missing"},
     "keep_bcc": {"type": "boolean", "default": false, "description": "keep the Bcc header in the file (for drafts a person finishes); off: removed, as a delivered copy would be"},
     "envelope_headers": {"type": "boolean", "default": false, "description": "prepend X-Sender/X-Receiver lines with the envelope (the IIS/Exchange pickup-directory format)"}

@@ -1,0 +1,582 @@
+//! Walks a policy decision: opens transports, applies rate limits, retries
+//! transient failures with backoff, fails over on the error class, records
+//! every attempt.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mailhost_plugin_api::abi_stable::std_types::RString;
+use mailhost_plugin_api::{
+    CheckReport, ComposeOutcome, ConnState, ConnectionStatus, ErrorClass, OutgoingMessage,
+    PluginError, Receipt, TransportBox,
+};
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::loader::PluginSet;
+use crate::policy::{self, Action, Candidate, Decision, ProbeResult, Request, World};
+use crate::services::HostEnv;
+use crate::tokens::{OAuthClientConfig, TokenBroker};
+
+/// One try of one candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub candidate: String,
+    pub plugin: Option<String>,
+    pub number: u32,
+    /// `ok`, or the error class.
+    pub outcome: String,
+    pub message: String,
+    pub elapsed_ms: u64,
+}
+
+/// A message that went out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub candidate: Candidate,
+    pub message_id: String,
+    pub server_id: String,
+    pub server_reply: String,
+    pub accepted: Vec<String>,
+    pub rejected: Vec<(String, String)>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// A compose that happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Composed {
+    pub candidate: Candidate,
+    pub kind: String,
+    pub draft_id: String,
+    pub web_link: String,
+    pub message: String,
+    pub attempts: Vec<Attempt>,
+}
+
+/// Why a request did not go out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// `refused` (policy), or the last error's class.
+    pub class: String,
+    pub message: String,
+    pub attempts: Vec<Attempt>,
+}
+
+impl Failure {
+    pub fn class(&self) -> Option<ErrorClass> {
+        ErrorClass::from_name(&self.class)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)?;
+        for a in &self.attempts {
+            write!(
+                f,
+                "\n  attempt {} via {}: {}: {}",
+                a.number, a.candidate, a.outcome, a.message
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// An account's state for `mailhost status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountStatus {
+    pub account: String,
+    pub plugin: String,
+    pub state: String,
+    pub reason: String,
+    pub max_per_minute: Option<u32>,
+    pub sent_last_minute: usize,
+}
+
+#[derive(Default)]
+struct Cache {
+    transports: BTreeMap<String, Arc<TransportBox>>,
+    probes: BTreeMap<String, (Instant, ProbeResult)>,
+    sent: BTreeMap<String, VecDeque<Instant>>,
+}
+
+/// The host's engine over one validated config and one set of loaded plugins.
+pub struct Engine {
+    settings: Settings,
+    plugins: PluginSet,
+    env: HostEnv,
+    cache: Mutex<Cache>,
+    /// Problems found while starting (an OAuth secret that does not resolve).
+    pub startup_warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("accounts", &self.settings.accounts.keys())
+            .finish()
+    }
+}
+
+fn err_to_attempt(c: &Candidate, n: u32, e: &PluginError, t: Instant) -> Attempt {
+    Attempt {
+        candidate: c.label.clone(),
+        plugin: c.plugin.clone(),
+        number: n,
+        outcome: e.class().name().to_string(),
+        message: e.to_string(),
+        elapsed_ms: t.elapsed().as_millis() as u64,
+    }
+}
+
+impl Engine {
+    pub fn new(settings: Settings, plugins: PluginSet) -> Self {
+        let mut warnings = Vec::new();
+        let mut clients = BTreeMap::new();
+        for (name, o) in &settings.oauth {
+            match crate::secrets::resolve(&o.client_secret, Some(&settings.base_dir)) {
+                Ok(secret) => {
+                    clients.insert(
+                        name.clone(),
+                        OAuthClientConfig {
+                            name: name.clone(),
+                            tenant: o.tenant.clone(),
+                            client_id: o.client_id.clone(),
+                            client_secret: secret,
+                            authority: o.authority.clone(),
+                            ca_file: o.ca_file.clone(),
+                        },
+                    );
+                }
+                Err(e) => warnings.push(format!("[oauth.{name}] at {}: {}", o.loc, e.message())),
+            }
+        }
+        let broker = Arc::new(TokenBroker::new(clients));
+        let env = HostEnv::new(broker).with_base(Some(settings.base_dir.clone()));
+        Self {
+            settings,
+            plugins,
+            env,
+            cache: Mutex::new(Cache::default()),
+            startup_warnings: warnings,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn plugins(&self) -> &PluginSet {
+        &self.plugins
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A plugin's probe, cached for `probe_ttl_ms`; a probe that takes longer
+    /// than `probe_timeout_ms` counts as unavailable (its result is cached when it arrives).
+    fn probe(&self, plugin: &str) -> ProbeResult {
+        let ttl = Duration::from_millis(self.settings.policy.probe_ttl_ms);
+        if let Some((at, r)) = self.lock().probes.get(plugin) {
+            if at.elapsed() < ttl {
+                return r.clone();
+            }
+        }
+        let Some(p) = self.plugins.get(plugin).cloned() else {
+            return ProbeResult {
+                available: false,
+                level: String::new(),
+                reason: format!("plugin `{plugin}` is not loaded"),
+            };
+        };
+        let handle = self.env.clone().with_origin(plugin).handle();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pr = p.probe(handle);
+            let _ = tx.send(ProbeResult {
+                available: pr.available,
+                level: pr.level.to_string(),
+                reason: pr.reason.to_string(),
+            });
+        });
+        let timeout = Duration::from_millis(self.settings.policy.probe_timeout_ms);
+        match rx.recv_timeout(timeout) {
+            Ok(r) => {
+                self.lock()
+                    .probes
+                    .insert(plugin.to_string(), (Instant::now(), r.clone()));
+                r
+            }
+            Err(_) => ProbeResult {
+                available: false,
+                level: String::new(),
+                reason: format!(
+                    "probe did not answer within {} ms (policy.probe_timeout_ms)",
+                    timeout.as_millis()
+                ),
+            },
+        }
+    }
+
+    /// What the policy sees now.
+    pub fn world(&self) -> World {
+        let mut w = World::default();
+        for p in &self.plugins.plugins {
+            w.plugin_modes.insert(
+                p.name().to_string(),
+                p.manifest().modes.iter().map(|m| m.to_string()).collect(),
+            );
+        }
+        let names: Vec<String> = w.plugin_modes.keys().cloned().collect();
+        for n in names {
+            let r = self.probe(&n);
+            w.probes.insert(n, r);
+        }
+        let opened: Vec<(String, Arc<TransportBox>)> = self
+            .lock()
+            .transports
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (label, t) in opened {
+            let st = t.status();
+            if st.state == ConnState::UNABLE_TO_CONNECT {
+                w.unreachable.insert(label, st.reason.to_string());
+            }
+        }
+        w
+    }
+
+    pub fn decide(&self, action: Action, req: &Request) -> Decision {
+        policy::decide(&self.settings, &self.world(), action, req)
+    }
+
+    /// Opens (once) the transport behind a candidate.
+    fn transport(&self, c: &Candidate) -> Result<Arc<TransportBox>, PluginError> {
+        if let Some(t) = self.lock().transports.get(&c.label) {
+            return Ok(t.clone());
+        }
+        let plugin_name = c
+            .plugin
+            .as_deref()
+            .ok_or_else(|| PluginError::unsupported(format!("`{}` is not a transport", c.label)))?;
+        let plugin = self.plugins.get(plugin_name).ok_or_else(|| {
+            PluginError::unavailable(format!(
+                "plugin `{plugin_name}` is not loaded; run `mailhost plugins` to see why"
+            ))
+        })?;
+        let settings = match &c.account {
+            Some(a) => self
+                .settings
+                .accounts
+                .get(a)
+                .map(|acc| acc.settings.to_string())
+                .unwrap_or_else(|| "{}".to_string()),
+            None => "{}".to_string(),
+        };
+        let t = plugin
+            .open(&settings, self.env.clone().with_origin(&c.label).handle())
+            .map_err(|mut e| {
+                e.message = RString::from(format!(
+                    "opening `{}` ({plugin_name}): {}",
+                    c.label, e.message
+                ));
+                e
+            })?;
+        let t = Arc::new(t);
+        self.lock().transports.insert(c.label.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// Waits for a free slot under the account's `max_per_minute`.
+    fn rate_limit(&self, account: &str) {
+        let Some(limit) = self
+            .settings
+            .accounts
+            .get(account)
+            .and_then(|a| a.max_per_minute)
+        else {
+            return;
+        };
+        loop {
+            let wait = {
+                let mut cache = self.lock();
+                let q = cache.sent.entry(account.to_string()).or_default();
+                let minute = Duration::from_secs(60);
+                while q.front().is_some_and(|t| t.elapsed() >= minute) {
+                    q.pop_front();
+                }
+                if q.len() < limit as usize {
+                    q.push_back(Instant::now());
+                    return;
+                }
+                q.front()
+                    .map(|t| minute.saturating_sub(t.elapsed()))
+                    .unwrap_or_default()
+            };
+            tracing::info!(
+                account,
+                limit,
+                wait_ms = wait.as_millis() as u64,
+                "rate limit reached; waiting"
+            );
+            std::thread::sleep(wait.max(Duration::from_millis(10)));
+        }
+    }
+
+    /// Adds per-user credentials and mailbox to the message's options for `account`.
+    fn options_for(
+        &self,
+        msg: &OutgoingMessage,
+        user: Option<&str>,
+        account: Option<&str>,
+    ) -> OutgoingMessage {
+        let (Some(u), Some(a)) = (user, account) else {
+            return msg.clone();
+        };
+        let Some(ua) = self.settings.users.get(u).and_then(|u| u.accounts.get(a)) else {
+            return msg.clone();
+        };
+        let mut opts: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(msg.options_json.as_str()).unwrap_or_default();
+        if let Some(name) = &ua.username {
+            opts.insert(
+                "credentials".into(),
+                serde_json::json!({ "username": name, "password": ua.password.clone().unwrap_or_default() }),
+            );
+        }
+        if let Some(mb) = &ua.mailbox {
+            opts.insert("mailbox".into(), serde_json::Value::String(mb.clone()));
+        }
+        opts.insert("user".into(), serde_json::Value::String(u.to_string()));
+        let mut m = msg.clone();
+        m.options_json = serde_json::Value::Object(opts).to_string().into();
+        m
+    }
+
+    fn backoff(&self, attempt: u32, e: &PluginError) -> Duration {
+        let p = &self.settings.policy;
+        let exp = p
+            .initial_backoff_ms
+            .saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
+        let base = exp.min(p.max_backoff_ms);
+        let jitter = (uuid::Uuid::new_v4().as_u128() % (base as u128 / 4 + 1)) as u64;
+        let ms = e
+            .retry_after_ms()
+            .unwrap_or(base + jitter)
+            .min(p.max_backoff_ms.max(e.retry_after_ms().unwrap_or(0)));
+        Duration::from_millis(ms)
+    }
+
+    /// Walks the chain with `op`, retrying transient errors and failing over by class.
+    fn walk<T>(
+        &self,
+        decision: &Decision,
+        user: Option<&str>,
+        msg: &OutgoingMessage,
+        op: impl Fn(&TransportBox, &OutgoingMessage) -> Result<T, PluginError>,
+    ) -> Result<(Candidate, T, Vec<Attempt>), Failure> {
+        if let Some(r) = &decision.refused {
+            return Err(Failure {
+                class: "refused".into(),
+                message: format!("refused by {}: {}", r.rule, r.message),
+                attempts: Vec::new(),
+            });
+        }
+        let mut attempts = Vec::new();
+        let mut last: Option<PluginError> = None;
+        'chain: for c in &decision.chain {
+            if c.is_builtin() {
+                continue;
+            }
+            let t0 = Instant::now();
+            let transport = match self.transport(c) {
+                Ok(t) => t,
+                Err(e) => {
+                    attempts.push(err_to_attempt(c, 1, &e, t0));
+                    let stop = e.is_permanent();
+                    last = Some(e);
+                    if stop {
+                        break 'chain;
+                    }
+                    continue;
+                }
+            };
+            let m = self.options_for(msg, user, c.account.as_deref());
+            for n in 1..=self.settings.policy.max_attempts {
+                if let Some(a) = &c.account {
+                    self.rate_limit(a);
+                }
+                let t0 = Instant::now();
+                match op(&transport, &m) {
+                    Ok(v) => {
+                        attempts.push(Attempt {
+                            candidate: c.label.clone(),
+                            plugin: c.plugin.clone(),
+                            number: n,
+                            outcome: "ok".into(),
+                            message: String::new(),
+                            elapsed_ms: t0.elapsed().as_millis() as u64,
+                        });
+                        return Ok((c.clone(), v, attempts));
+                    }
+                    Err(e) => {
+                        attempts.push(err_to_attempt(c, n, &e, t0));
+                        tracing::warn!(candidate = %c.label, attempt = n, class = e.class().name(), "attempt failed: {}", e.message());
+                        let class = e.class();
+                        if class == ErrorClass::PERMANENT {
+                            last = Some(e);
+                            break 'chain;
+                        }
+                        let retry =
+                            class == ErrorClass::TRANSIENT && n < self.settings.policy.max_attempts;
+                        let wait = self.backoff(n, &e);
+                        last = Some(e);
+                        if retry {
+                            std::thread::sleep(wait);
+                            continue;
+                        }
+                        continue 'chain;
+                    }
+                }
+            }
+        }
+        let e = last.unwrap_or_else(|| {
+            PluginError::unavailable("the policy chain holds no transport to try")
+        });
+        Err(Failure {
+            class: e.class().name().to_string(),
+            message: e.to_string(),
+            attempts,
+        })
+    }
+
+    /// Sends through the decision's chain.
+    pub fn send(
+        &self,
+        decision: &Decision,
+        user: Option<&str>,
+        msg: &OutgoingMessage,
+    ) -> Result<Delivery, Failure> {
+        let (c, r, attempts): (Candidate, Receipt, Vec<Attempt>) =
+            self.walk(decision, user, msg, |t, m| t.send(m).into_result())?;
+        Ok(Delivery {
+            candidate: c,
+            message_id: r.message_id.to_string(),
+            server_id: r.server_id.to_string(),
+            server_reply: r.server_reply.to_string(),
+            accepted: r.accepted.iter().map(|s| s.to_string()).collect(),
+            rejected: r
+                .rejected
+                .iter()
+                .map(|x| (x.address.to_string(), x.error.to_string()))
+                .collect(),
+            attempts,
+        })
+    }
+
+    /// Composes through the decision's chain; `builtin` first in the chain means the app's own editor.
+    pub fn compose(
+        &self,
+        decision: &Decision,
+        user: Option<&str>,
+        msg: &OutgoingMessage,
+    ) -> Result<Composed, Failure> {
+        if decision.refused.is_none() {
+            if let Some(first) = decision.chain.first() {
+                if first.is_builtin() {
+                    return Ok(Composed {
+                        candidate: first.clone(),
+                        kind: "builtin".into(),
+                        draft_id: String::new(),
+                        web_link: String::new(),
+                        message: "open the application's own editor; the message is then sent by the send mode".into(),
+                        attempts: Vec::new(),
+                    });
+                }
+            }
+        }
+        let (c, o, attempts): (Candidate, ComposeOutcome, Vec<Attempt>) =
+            self.walk(decision, user, msg, |t, m| t.compose(m).into_result())?;
+        Ok(Composed {
+            candidate: c,
+            kind: o.kind.name().to_string(),
+            draft_id: o.draft_id.to_string(),
+            web_link: o.web_link.to_string(),
+            message: o.message.to_string(),
+            attempts,
+        })
+    }
+
+    /// Runs an account's settings check.
+    pub fn check(&self, account: &str, options_json: &str) -> Result<CheckReport, PluginError> {
+        let acc = self.settings.accounts.get(account).ok_or_else(|| {
+            PluginError::config(format!(
+                "no account `{account}` in {}; configured: {}",
+                self.settings.source,
+                self.settings
+                    .accounts
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        let c = Candidate {
+            label: acc.name.clone(),
+            account: Some(acc.name.clone()),
+            plugin: Some(acc.plugin.clone()),
+            mode: acc.plugin.clone(),
+        };
+        let t = self.transport(&c)?;
+        t.check(options_json.into()).into_result()
+    }
+
+    /// Every account's state; opens each account to ask it.
+    pub fn status(&self) -> Vec<AccountStatus> {
+        let mut out = Vec::new();
+        for acc in self.settings.accounts.values() {
+            let c = Candidate {
+                label: acc.name.clone(),
+                account: Some(acc.name.clone()),
+                plugin: Some(acc.plugin.clone()),
+                mode: acc.plugin.clone(),
+            };
+            let st = match self.transport(&c) {
+                Ok(t) => t.status(),
+                Err(e) => ConnectionStatus::new(ConnState::UNABLE_TO_CONNECT, e.message()),
+            };
+            let sent = self
+                .lock()
+                .sent
+                .get(&acc.name)
+                .map(|q| {
+                    q.iter()
+                        .filter(|t| t.elapsed() < Duration::from_secs(60))
+                        .count()
+                })
+                .unwrap_or(0);
+            out.push(AccountStatus {
+                account: acc.name.clone(),
+                plugin: acc.plugin.clone(),
+                state: st.state.name().to_string(),
+                reason: st.reason.to_string(),
+                max_per_minute: acc.max_per_minute,
+                sent_last_minute: sent,
+            });
+        }
+        out
+    }
+
+    /// Closes every opened transport.
+    pub fn close(&self) {
+        let ts: Vec<Arc<TransportBox>> = std::mem::take(&mut self.lock().transports)
+            .into_values()
+            .collect();
+        for t in ts {
+            t.close();
+        }
+    }
+}
