@@ -1,0 +1,1044 @@
+//! An opened Graph account: send, compose (draft + webLink), check.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use mailhost_plugin_api::{
+    Attachment, CheckReport, ComposeKind, ComposeOutcome, ConnState, ConnectionStatus, Host,
+    Mailbox, OutgoingMessage, PluginError, Receipt, StepOutcome, TransportImpl,
+};
+use reqwest::header::{HeaderMap, CONTENT_RANGE, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::config::{GraphConfig, RequestOptions};
+use crate::error::{self, Op};
+use crate::jwt;
+use crate::runtime::RuntimeThread;
+use crate::tls;
+
+/// Largest request body Graph takes in one request (its ~4 MB limit; 413 beyond).
+pub const SINGLE_REQUEST_LIMIT: usize = 4 * 1024 * 1024;
+/// Attachments from this size on go through an upload session (Graph: 3–150 MB).
+pub const UPLOAD_THRESHOLD: usize = 3 * 1024 * 1024;
+/// The largest attachment Exchange Online takes through an upload session.
+pub const MAX_ATTACHMENT: usize = 150 * 1024 * 1024;
+/// Upload chunk: a multiple of 320 KiB and at most 4 MB (12 × 320 KiB = 3.75 MiB).
+pub const CHUNK: usize = 12 * 320 * 1024;
+/// Graph allows 4 concurrent requests per mailbox; more are queued here.
+pub const MAILBOX_CONCURRENCY: usize = 4;
+/// Failed chunk uploads tolerated per attachment before giving up.
+const MAX_CHUNK_FAILURES: u32 = 5;
+
+/// One permit pool per (Graph host, mailbox), shared by every account of this plugin.
+fn mailbox_gate(base: &Url, mailbox: &str) -> Arc<Semaphore> {
+    static GATES: OnceLock<Mutex<HashMap<String, Arc<Semaphore>>>> = OnceLock::new();
+    let key = format!(
+        "{}|{}",
+        base.host_str().unwrap_or_default(),
+        mailbox.to_ascii_lowercase()
+    );
+    let gates = GATES.get_or_init(Default::default);
+    let mut map = match gates.lock() {
+        Ok(m) => m,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    map.entry(key)
+        .or_insert_with(|| Arc::new(Semaphore::new(MAILBOX_CONCURRENCY)))
+        .clone()
+}
+
+/// An opened Graph account.
+pub struct GraphTransport {
+    inner: Arc<Inner>,
+    rt: RuntimeThread,
+}
+
+impl std::fmt::Debug for GraphTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphTransport")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: GraphConfig,
+    host: Host,
+    http: reqwest::Client,
+    base: Url,
+    status: Mutex<ConnectionStatus>,
+}
+
+/// A request body.
+enum Payload {
+    /// No body (GET).
+    None,
+    /// An empty body with `Content-Length: 0` (Graph answers 411 to a POST without one).
+    Empty,
+    Json(Vec<u8>),
+    /// Base64 MIME, sent as `text/plain` as Graph requires.
+    Mime(Vec<u8>),
+}
+
+/// A Graph response, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    /// `METHOD URL`, for messages.
+    what: String,
+}
+
+impl Answer {
+    fn request_id(&self) -> String {
+        self.headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// `{id, webLink}` of a created draft.
+#[derive(Debug, Deserialize)]
+struct Draft {
+    id: String,
+    #[serde(default, rename = "webLink")]
+    web_link: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadSession {
+    #[serde(rename = "uploadUrl")]
+    upload_url: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct UploadProgress {
+    #[serde(default, rename = "nextExpectedRanges")]
+    next_expected_ranges: Vec<String>,
+}
+
+impl UploadProgress {
+    /// The first byte the server still expects.
+    fn next_offset(&self) -> Option<usize> {
+        let first = self.next_expected_ranges.first()?;
+        first.split('-').next()?.trim().parse().ok()
+    }
+}
+
+/// Where a message went and how.
+struct Sent {
+    route: &'static str,
+    server_id: String,
+    reply: String,
+    saved_to_sent_items: bool,
+}
+
+impl GraphTransport {
+    pub fn new(config: GraphConfig, host: Host) -> Result<Self, PluginError> {
+        let mut base = Url::parse(&config.base_url).map_err(|e| {
+            PluginError::config(format!(
+                "graph: base_url {} is invalid: {e}",
+                config.base_url
+            ))
+        })?;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let tls = tls::client_config(config.ca_file.as_deref())
+            .map_err(|e| PluginError::config(format!("graph: {e}")))?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            // A redirect would carry the bearer token elsewhere; Graph does not redirect these calls.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.timeout())
+            .connect_timeout(config.timeout().min(Duration::from_secs(15)))
+            .user_agent(concat!("mailhost-graph/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                PluginError::config(format!("graph: cannot build the HTTP client: {e}"))
+            })?;
+        let rt = RuntimeThread::start("mailhost-graph", 2)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                host,
+                http,
+                base,
+                status: Mutex::new(ConnectionStatus::new(ConnState::NOT_CONNECTED, "")),
+            }),
+            rt,
+        })
+    }
+
+    /// Runs `fut` on the plugin's runtime and records the outcome in `status()`.
+    fn run<T: Send>(
+        &self,
+        fut: impl Future<Output = Result<T, PluginError>> + Send,
+    ) -> Result<T, PluginError> {
+        let result = self.rt.block(fut);
+        self.inner.record(&result);
+        result
+    }
+}
+
+impl Inner {
+    fn record<T>(&self, result: &Result<T, PluginError>) {
+        let status = match result {
+            Ok(_) => ConnectionStatus::new(ConnState::OPERATING, ""),
+            Err(e)
+                if e.is_transient()
+                    || e.class() == mailhost_plugin_api::ErrorClass::AUTH
+                    || e.class() == mailhost_plugin_api::ErrorClass::CONFIG =>
+            {
+                ConnectionStatus::new(ConnState::UNABLE_TO_CONNECT, e.message())
+            }
+            // A refused message says nothing about the account.
+            Err(_) => return,
+        };
+        if let Ok(mut s) = self.status.lock() {
+            *s = status;
+        }
+    }
+
+    fn options(&self, message: &OutgoingMessage) -> Result<(String, bool), PluginError> {
+        let opts = RequestOptions::from_json(&message.options_json)?;
+        let mailbox = opts
+            .mailbox
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| self.config.mailbox.clone());
+        let save = opts
+            .save_to_sent_items
+            .unwrap_or(self.config.save_to_sent_items);
+        Ok((mailbox, save))
+    }
+
+    /// `{base}users/{mailbox}/…`, each segment percent-encoded.
+    fn url(&self, segments: &[&str], query: Option<&str>) -> Result<Url, PluginError> {
+        let mut url = self.base.clone();
+        {
+            let mut path = url.path_segments_mut().map_err(|_| {
+                PluginError::config(format!("graph: base_url {} cannot take a path", self.base))
+            })?;
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        url.set_query(query);
+        Ok(url)
+    }
+
+    /// An access token from the host's broker (a blocking call, off the async workers).
+    async fn token(&self, force_refresh: bool) -> Result<String, PluginError> {
+        let host = self.host.clone();
+        let provider = self.config.oauth.clone();
+        let scope = self.config.scope.clone();
+        tokio::task::spawn_blocking(move || host.token(&provider, &scope, force_refresh))
+            .await
+            .map_err(|e| {
+                PluginError::transient(format!("graph: the token request did not finish: {e}"))
+            })?
+            .map_err(|mut e| {
+                e.message = format!(
+                    "graph: no access token for [oauth.{}]: {}",
+                    self.config.oauth, e.message
+                )
+                .into();
+                e
+            })
+    }
+
+    /// One Graph request with a bearer token, under the mailbox's concurrency
+    /// limit. A 401 is answered by fetching a fresh token once and trying again.
+    async fn request(
+        &self,
+        mailbox: &str,
+        method: Method,
+        segments: &[&str],
+        query: Option<&str>,
+        payload: &Payload,
+    ) -> Result<Answer, PluginError> {
+        let url = self.url(segments, query)?;
+        let what = format!("{method} {url}");
+        let gate = mailbox_gate(&self.base, mailbox);
+        let mut refreshed = false;
+        loop {
+            let token = self.token(refreshed).await?;
+            let answer = {
+                let _permit = gate
+                    .acquire()
+                    .await
+                    .map_err(|_| PluginError::transient("graph: the mailbox queue was closed"))?;
+                let mut rb = self
+                    .http
+                    .request(method.clone(), url.clone())
+                    .bearer_auth(&token);
+                rb = match payload {
+                    Payload::None => rb,
+                    Payload::Empty => rb.body(Vec::new()),
+                    Payload::Json(b) => rb.header(CONTENT_TYPE, "application/json").body(b.clone()),
+                    Payload::Mime(b) => rb.header(CONTENT_TYPE, "text/plain").body(b.clone()),
+                };
+                let resp = rb.send().await.map_err(|e| error::network(&e, &what))?;
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let body = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| error::network(&e, &what))?
+                    .to_vec();
+                Answer {
+                    status,
+                    headers,
+                    body,
+                    what: what.clone(),
+                }
+            };
+            if answer.status == StatusCode::UNAUTHORIZED && !refreshed {
+                let (code, message) = error::parse_error(&answer.body);
+                tracing::info!(request = %what, code = %code, reason = %message, "Graph refused the access token; fetching a fresh one");
+                refreshed = true;
+                continue;
+            }
+            return Ok(answer);
+        }
+    }
+
+    /// The answer when it is a success, else its classified error.
+    fn expect(&self, answer: Answer, op: Op, mailbox: &str) -> Result<Answer, PluginError> {
+        if answer.status.is_success() {
+            Ok(answer)
+        } else {
+            Err(error::classify(
+                answer.status,
+                &answer.headers,
+                &answer.body,
+                op,
+                &answer.what,
+                mailbox,
+            ))
+        }
+    }
+
+    async fn send(&self, message: &OutgoingMessage) -> Result<Receipt, PluginError> {
+        let (mailbox, save) = self.options(message)?;
+        let p = &message.parts;
+        if message.envelope.to.is_empty() && p.to.is_empty() && p.cc.is_empty() && p.bcc.is_empty()
+        {
+            return Err(PluginError::permanent(
+                "graph: the message has no recipient",
+            ));
+        }
+        let sent = if save && !message.mime.is_empty() {
+            self.send_mime(message, &mailbox).await?
+        } else {
+            self.send_json(message, &mailbox).await?
+        };
+        let sent = match sent {
+            Some(s) => s,
+            None => self.send_large(message, &mailbox, save).await?,
+        };
+        tracing::info!(mailbox = %mailbox, route = sent.route, message_id = %message.message_id, "message sent through Graph");
+        let accepted = if message.envelope.to.is_empty() {
+            p.to.iter()
+                .chain(p.cc.iter())
+                .chain(p.bcc.iter())
+                .map(|m| m.email.clone())
+                .collect()
+        } else {
+            message.envelope.to.clone()
+        };
+        Ok(Receipt {
+            message_id: message.message_id.clone(),
+            server_id: sent.server_id.as_str().into(),
+            server_reply: sent.reply.as_str().into(),
+            accepted,
+            rejected: Default::default(),
+            details_json: json!({
+                "mailbox": mailbox,
+                "route": sent.route,
+                "saved_to_sent_items": sent.saved_to_sent_items,
+            })
+            .to_string()
+            .into(),
+        })
+    }
+
+    /// `sendMail` with the host's MIME, base64 as `text/plain`. `None` when too large.
+    async fn send_mime(
+        &self,
+        message: &OutgoingMessage,
+        mailbox: &str,
+    ) -> Result<Option<Sent>, PluginError> {
+        let b64 = STANDARD.encode(message.mime.as_slice()).into_bytes();
+        if b64.len() > SINGLE_REQUEST_LIMIT {
+            return Ok(None);
+        }
+        let answer = self
+            .request(
+                mailbox,
+                Method::POST,
+                &["users", mailbox, "sendMail"],
+                None,
+                &Payload::Mime(b64),
+            )
+            .await?;
+        if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Ok(None);
+        }
+        let answer = self.expect(answer, Op::SendMail, mailbox)?;
+        Ok(Some(Sent {
+            route: "sendMail-mime",
+            server_id: answer.request_id(),
+            reply: format!("{} sendMail (MIME)", answer.status),
+            saved_to_sent_items: true,
+        }))
+    }
+
+    /// `sendMail` with the JSON form and `saveToSentItems: false`. `None` when too large.
+    async fn send_json(
+        &self,
+        message: &OutgoingMessage,
+        mailbox: &str,
+    ) -> Result<Option<Sent>, PluginError> {
+        let atts: Vec<&Attachment> = message.parts.attachments.iter().collect();
+        if atts.iter().any(|a| a.data.len() >= UPLOAD_THRESHOLD) {
+            return Ok(None);
+        }
+        let body = json!({
+            "message": message_json(message, mailbox, &atts),
+            "saveToSentItems": false,
+        });
+        let bytes = serde_json::to_vec(&body).map_err(|e| {
+            PluginError::permanent(format!("graph: cannot encode the message as JSON: {e}"))
+        })?;
+        if bytes.len() > SINGLE_REQUEST_LIMIT {
+            return Ok(None);
+        }
+        let answer = self
+            .request(
+                mailbox,
+                Method::POST,
+                &["users", mailbox, "sendMail"],
+                None,
+                &Payload::Json(bytes),
+            )
+            .await?;
+        if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Ok(None);
+        }
+        let answer = self.expect(answer, Op::SendMail, mailbox)?;
+        Ok(Some(Sent {
+            route: "sendMail-json",
+            server_id: answer.request_id(),
+            reply: format!("{} sendMail (JSON, not saved to Sent Items)", answer.status),
+            saved_to_sent_items: false,
+        }))
+    }
+
+    /// The large-message route: a draft without the big attachments, an
+    /// upload session per big attachment, then `send`.
+    async fn send_large(
+        &self,
+        message: &OutgoingMessage,
+        mailbox: &str,
+        save: bool,
+    ) -> Result<Sent, PluginError> {
+        if !save {
+            tracing::warn!(
+                mailbox = %mailbox,
+                "message over 4 MB: Graph sends it from a draft, which always keeps a copy in Sent Items (save_to_sent_items = false cannot be honored)"
+            );
+        }
+        let draft = self.create_large_draft(message, mailbox).await?;
+        let sent = self
+            .request(
+                mailbox,
+                Method::POST,
+                &["users", mailbox, "messages", &draft.id, "send"],
+                None,
+                &Payload::Empty,
+            )
+            .await
+            .and_then(|a| self.expect(a, Op::SendDraft, mailbox));
+        match sent {
+            Ok(answer) => Ok(Sent {
+                route: "draft-upload-send",
+                server_id: draft.id,
+                reply: format!("{} send (draft with upload sessions)", answer.status),
+                saved_to_sent_items: true,
+            }),
+            Err(e) => {
+                self.delete_draft(mailbox, &draft.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates a draft from the structured parts: small attachments inline while
+    /// the request stays under Graph's limit, the rest one by one, big ones
+    /// through upload sessions. On failure the half-built draft is deleted.
+    async fn create_large_draft(
+        &self,
+        message: &OutgoingMessage,
+        mailbox: &str,
+    ) -> Result<Draft, PluginError> {
+        let atts = &message.parts.attachments;
+        if let Some(a) = atts.iter().find(|a| a.data.len() > MAX_ATTACHMENT) {
+            return Err(PluginError::permanent(format!(
+                "graph: attachment {:?} is {} bytes; Exchange Online takes at most 150 MB per attachment — send it as a link instead",
+                a.filename.as_str(),
+                a.data.len()
+            )));
+        }
+        // Plan: which small attachments fit into the draft request itself.
+        let base_len = serde_json::to_vec(&message_json(message, mailbox, &[]))
+            .map(|v| v.len())
+            .unwrap_or(0);
+        let mut budget = SINGLE_REQUEST_LIMIT.saturating_sub(base_len + 1024);
+        let mut in_draft = Vec::new();
+        let mut separate = Vec::new();
+        let mut upload = Vec::new();
+        for a in atts.iter() {
+            if a.data.len() >= UPLOAD_THRESHOLD {
+                upload.push(a);
+                continue;
+            }
+            let cost = a.data.len().div_ceil(3) * 4 + a.filename.len() + a.media_type.len() + 256;
+            if cost <= budget {
+                budget -= cost;
+                in_draft.push(a);
+            } else {
+                separate.push(a);
+            }
+        }
+        let body = serde_json::to_vec(&message_json(message, mailbox, &in_draft)).map_err(|e| {
+            PluginError::permanent(format!("graph: cannot encode the message as JSON: {e}"))
+        })?;
+        let answer = self
+            .request(
+                mailbox,
+                Method::POST,
+                &["users", mailbox, "messages"],
+                None,
+                &Payload::Json(body),
+            )
+            .await?;
+        if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(PluginError::permanent(format!(
+                "graph: {} → 413: the message's text alone is larger than Graph takes in one request (4 MB); shorten the body or move content into attachments",
+                answer.what
+            )));
+        }
+        let draft = parse_draft(self.expect(answer, Op::Draft, mailbox)?)?;
+        let built = async {
+            for a in separate {
+                let body = serde_json::to_vec(&attachment_json(a)).map_err(|e| {
+                    PluginError::permanent(format!("graph: cannot encode an attachment: {e}"))
+                })?;
+                let answer = self
+                    .request(
+                        mailbox,
+                        Method::POST,
+                        &["users", mailbox, "messages", &draft.id, "attachments"],
+                        None,
+                        &Payload::Json(body),
+                    )
+                    .await?;
+                self.expect(answer, Op::Draft, mailbox)?;
+            }
+            for a in upload {
+                self.upload_attachment(mailbox, &draft.id, a).await?;
+            }
+            Ok::<_, PluginError>(())
+        }
+        .await;
+        if let Err(e) = built {
+            self.delete_draft(mailbox, &draft.id).await;
+            return Err(e);
+        }
+        Ok(draft)
+    }
+
+    /// Best effort: removes a draft left behind by a failed large send.
+    async fn delete_draft(&self, mailbox: &str, id: &str) {
+        match self
+            .request(
+                mailbox,
+                Method::DELETE,
+                &["users", mailbox, "messages", id],
+                None,
+                &Payload::None,
+            )
+            .await
+        {
+            Ok(a) if a.status.is_success() => {
+                tracing::info!(draft = %id, "half-built draft deleted")
+            }
+            Ok(a) => {
+                tracing::warn!(draft = %id, status = %a.status, "could not delete the half-built draft; remove it from Drafts")
+            }
+            Err(e) => {
+                tracing::warn!(draft = %id, error = %e.message(), "could not delete the half-built draft; remove it from Drafts")
+            }
+        }
+    }
+
+    /// `createUploadSession` for one attachment, then its chunks (no
+    /// Authorization header on the upload URL), resuming from the server's
+    /// `nextExpectedRanges` after a failed chunk.
+    async fn upload_attachment(
+        &self,
+        mailbox: &str,
+        draft_id: &str,
+        a: &Attachment,
+    ) -> Result<(), PluginError> {
+        let size = a.data.len();
+        let mut item = json!({
+            "attachmentType": "file",
+            "name": a.filename.as_str(),
+            "size": size,
+            "contentType": content_type(a),
+            "isInline": a.inline,
+        });
+        if !a.content_id.is_empty() {
+            item["contentId"] = json!(a.content_id.as_str());
+        }
+        let body = serde_json::to_vec(&json!({ "AttachmentItem": item })).map_err(|e| {
+            PluginError::permanent(format!(
+                "graph: cannot encode the upload session request: {e}"
+            ))
+        })?;
+        let answer = self
+            .request(
+                mailbox,
+                Method::POST,
+                &[
+                    "users",
+                    mailbox,
+                    "messages",
+                    draft_id,
+                    "attachments",
+                    "createUploadSession",
+                ],
+                None,
+                &Payload::Json(body),
+            )
+            .await?;
+        let answer = self.expect(answer, Op::Draft, mailbox)?;
+        let session: UploadSession = serde_json::from_slice(&answer.body).map_err(|e| {
+            PluginError::transient(format!(
+                "graph: {}: the answer has no uploadUrl: {e}",
+                answer.what
+            ))
+        })?;
+        let upload_url = Url::parse(&session.upload_url).map_err(|e| {
+            PluginError::transient(format!(
+                "graph: the upload URL {:?} is invalid: {e}",
+                session.upload_url
+            ))
+        })?;
+        if upload_url.scheme() != "https" {
+            return Err(PluginError::permanent(format!(
+                "graph: refusing to upload {:?} to a non-https upload URL",
+                a.filename.as_str()
+            )));
+        }
+        let gate = mailbox_gate(&self.base, mailbox);
+        let mut offset = 0usize;
+        let mut failures = 0u32;
+        let mut chunks = 0u32;
+        while offset < size {
+            let end = (offset + CHUNK).min(size);
+            match self
+                .put_chunk(&gate, &upload_url, &a.data[offset..end], offset, size)
+                .await
+            {
+                Ok(ChunkResult::Done) => {
+                    chunks += 1;
+                    tracing::debug!(attachment = %a.filename.as_str(), size, chunks, "attachment uploaded");
+                    return Ok(());
+                }
+                Ok(ChunkResult::Next(next)) => {
+                    chunks += 1;
+                    offset = next.unwrap_or(end);
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures > MAX_CHUNK_FAILURES || !(e.is_transient() || e.code == 416) {
+                        return Err(e);
+                    }
+                    let wait = e
+                        .retry_after_ms()
+                        .unwrap_or(250 * u64::from(failures))
+                        .min(30_000);
+                    tracing::info!(
+                        attachment = %a.filename.as_str(),
+                        offset,
+                        error = %e.message(),
+                        "chunk upload failed; asking the upload session where to resume"
+                    );
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    if let Some(next) = self.upload_status(&gate, &upload_url).await {
+                        offset = next;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One chunk `PUT` to the upload URL, without an Authorization header.
+    async fn put_chunk(
+        &self,
+        gate: &Semaphore,
+        url: &Url,
+        data: &[u8],
+        start: usize,
+        total: usize,
+    ) -> Result<ChunkResult, PluginError> {
+        let end = start + data.len() - 1;
+        let what = format!("PUT upload session (bytes {start}-{end}/{total})");
+        let _permit = gate
+            .acquire()
+            .await
+            .map_err(|_| PluginError::transient("graph: the mailbox queue was closed"))?;
+        let resp = self
+            .http
+            .put(url.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_RANGE, format!("bytes {start}-{end}/{total}"))
+            .body(data.to_vec())
+            .send()
+            .await
+            .map_err(|e| error::network(&e, &what))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(|e| error::network(&e, &what))?;
+        match status.as_u16() {
+            201 => Ok(ChunkResult::Done),
+            200 | 202 => {
+                let progress: UploadProgress = serde_json::from_slice(&body).unwrap_or_default();
+                if end + 1 >= total && progress.next_expected_ranges.is_empty() {
+                    Ok(ChunkResult::Done)
+                } else {
+                    Ok(ChunkResult::Next(progress.next_offset()))
+                }
+            }
+            _ => Err(error::classify(
+                status,
+                &headers,
+                &body,
+                Op::Draft,
+                &what,
+                "",
+            )),
+        }
+    }
+
+    /// Where the upload session wants the next byte (GET on the upload URL, no Authorization).
+    async fn upload_status(&self, gate: &Semaphore, url: &Url) -> Option<usize> {
+        let _permit = gate.acquire().await.ok()?;
+        let resp = self.http.get(url.clone()).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let progress: UploadProgress = serde_json::from_slice(&resp.bytes().await.ok()?).ok()?;
+        progress.next_offset()
+    }
+
+    async fn compose(&self, message: &OutgoingMessage) -> Result<ComposeOutcome, PluginError> {
+        let (mailbox, _) = self.options(message)?;
+        let mut route = "mime";
+        let mut draft = None;
+        if !message.mime.is_empty() {
+            let b64 = STANDARD.encode(message.mime.as_slice()).into_bytes();
+            if b64.len() <= SINGLE_REQUEST_LIMIT {
+                let answer = self
+                    .request(
+                        &mailbox,
+                        Method::POST,
+                        &["users", &mailbox, "messages"],
+                        None,
+                        &Payload::Mime(b64),
+                    )
+                    .await?;
+                if answer.status != StatusCode::PAYLOAD_TOO_LARGE {
+                    draft = Some(parse_draft(self.expect(answer, Op::Draft, &mailbox)?)?);
+                }
+            }
+        }
+        let draft = match draft {
+            Some(d) => d,
+            None => {
+                route = "json-upload";
+                self.create_large_draft(message, &mailbox).await?
+            }
+        };
+        tracing::info!(mailbox = %mailbox, draft = %draft.id, "draft created in Outlook on the web");
+        let mut outcome = ComposeOutcome::new(
+            ComposeKind::WEB_LINK,
+            &format!("the message is saved in the Drafts of {mailbox}; open the link to finish and send it"),
+        );
+        outcome.draft_id = draft.id.as_str().into();
+        outcome.web_link = draft.web_link.as_str().into();
+        outcome.details_json = json!({ "mailbox": mailbox, "route": route })
+            .to_string()
+            .into();
+        Ok(outcome)
+    }
+
+    async fn check(&self, options_json: &str) -> Result<CheckReport, PluginError> {
+        let mut report = CheckReport::new();
+        let opts = RequestOptions::from_json(options_json)?;
+        let mailbox = opts.mailbox.unwrap_or_else(|| self.config.mailbox.clone());
+
+        let started = Instant::now();
+        let token = match self.token(false).await {
+            Ok(t) => {
+                report.push(
+                    "token",
+                    StepOutcome::OK,
+                    &format!(
+                        "[oauth.{}] issued an access token for {}",
+                        self.config.oauth, self.config.scope
+                    ),
+                    "",
+                    ms(started),
+                );
+                t
+            }
+            Err(e) => {
+                report.push("token", StepOutcome::FAILED, e.message(), "", ms(started));
+                report.push("permissions", StepOutcome::SKIPPED, "no token", "", 0);
+                report.push("mailbox", StepOutcome::SKIPPED, "no token", "", 0);
+                return Ok(report);
+            }
+        };
+
+        let started = Instant::now();
+        match jwt::claims(&token) {
+            Ok(claims) => {
+                let roles = claims.roles.join(", ");
+                let server = format!(
+                    "roles: [{roles}]; aud: {}; appid: {}; tid: {}; exp: {}",
+                    claims.aud,
+                    claims.appid.as_deref().unwrap_or("-"),
+                    claims.tid.as_deref().unwrap_or("-"),
+                    claims
+                        .exp
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "-".into())
+                );
+                let has = |r: &str| claims.roles.iter().any(|x| x.eq_ignore_ascii_case(r));
+                if !has("Mail.Send") {
+                    report.push(
+                        "permissions",
+                        StepOutcome::FAILED,
+                        "the token has no Mail.Send role: the app lacks the Mail.Send application permission or admin consent was not granted — add it under API permissions (Microsoft Graph, Application) and grant admin consent",
+                        &server,
+                        ms(started),
+                    );
+                } else if !has("Mail.ReadWrite") {
+                    report.push(
+                        "permissions",
+                        StepOutcome::WARNING,
+                        "Mail.Send is granted but Mail.ReadWrite is not (or lacks admin consent): sending small messages works; drafts (m365-draft) and messages over 4 MB will fail — add Mail.ReadWrite and grant admin consent",
+                        &server,
+                        ms(started),
+                    );
+                } else {
+                    report.push(
+                        "permissions",
+                        StepOutcome::OK,
+                        "Mail.Send and Mail.ReadWrite are granted",
+                        &server,
+                        ms(started),
+                    );
+                }
+            }
+            Err(why) => report.push(
+                "permissions",
+                StepOutcome::WARNING,
+                &format!(
+                    "cannot read the token's roles ({why}); the mailbox call below still tests it"
+                ),
+                "",
+                ms(started),
+            ),
+        }
+
+        let started = Instant::now();
+        let answer = self
+            .request(
+                &mailbox,
+                Method::GET,
+                &["users", &mailbox],
+                Some("$select=id,displayName,mail,userPrincipalName"),
+                &Payload::None,
+            )
+            .await;
+        match answer {
+            Ok(a) if a.status.is_success() => {
+                let user: Value = serde_json::from_slice(&a.body).unwrap_or_default();
+                let name = user["displayName"].as_str().unwrap_or_default();
+                let mail = user["mail"]
+                    .as_str()
+                    .or(user["userPrincipalName"].as_str())
+                    .unwrap_or(&mailbox);
+                report.push(
+                    "mailbox",
+                    StepOutcome::OK,
+                    &format!("mailbox {mail} ({name}) found"),
+                    &String::from_utf8_lossy(&a.body),
+                    ms(started),
+                );
+            }
+            Ok(a) if a.status == StatusCode::FORBIDDEN => {
+                let (code, message) = error::parse_error(&a.body);
+                report.push(
+                    "mailbox",
+                    StepOutcome::WARNING,
+                    &format!("the app may not read user objects (needs User.Read.All), so whether {mailbox} exists is not confirmed; sending does not need it"),
+                    &format!("{} {code}: {message}", a.status.as_u16()),
+                    ms(started),
+                );
+            }
+            Ok(a) => {
+                let e = error::classify(
+                    a.status,
+                    &a.headers,
+                    &a.body,
+                    Op::ReadMailbox,
+                    &a.what,
+                    &mailbox,
+                );
+                let (code, message) = error::parse_error(&a.body);
+                report.push(
+                    "mailbox",
+                    StepOutcome::FAILED,
+                    e.message(),
+                    &format!("{} {code}: {message}", a.status.as_u16()),
+                    ms(started),
+                );
+            }
+            Err(e) => report.push("mailbox", StepOutcome::FAILED, e.message(), "", ms(started)),
+        }
+        Ok(report)
+    }
+}
+
+enum ChunkResult {
+    Done,
+    /// More to send; the server's next expected offset when it said.
+    Next(Option<usize>),
+}
+
+fn ms(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
+}
+
+fn parse_draft(answer: Answer) -> Result<Draft, PluginError> {
+    serde_json::from_slice(&answer.body).map_err(|e| {
+        PluginError::transient(format!(
+            "graph: {}: the answer is not a message with an id: {e}",
+            answer.what
+        ))
+    })
+}
+
+fn content_type(a: &Attachment) -> &str {
+    if a.media_type.is_empty() {
+        "application/octet-stream"
+    } else {
+        a.media_type.as_str()
+    }
+}
+
+fn recipient(m: &Mailbox) -> Value {
+    match m.name() {
+        Some(name) => json!({ "emailAddress": { "name": name, "address": m.email.as_str() } }),
+        None => json!({ "emailAddress": { "address": m.email.as_str() } }),
+    }
+}
+
+fn attachment_json(a: &Attachment) -> Value {
+    let mut v = json!({
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": a.filename.as_str(),
+        "contentType": content_type(a),
+        "contentBytes": STANDARD.encode(a.data.as_slice()),
+        "isInline": a.inline,
+    });
+    if !a.content_id.is_empty() {
+        v["contentId"] = json!(a.content_id.as_str());
+    }
+    v
+}
+
+/// Graph's JSON message from the structured parts (with the given attachments).
+fn message_json(message: &OutgoingMessage, mailbox: &str, attachments: &[&Attachment]) -> Value {
+    let p = &message.parts;
+    let body = match (p.html.as_ref().into_option(), p.text.as_ref().into_option()) {
+        (Some(html), _) => json!({ "contentType": "HTML", "content": html.as_str() }),
+        (None, Some(text)) => json!({ "contentType": "Text", "content": text.as_str() }),
+        (None, None) => json!({ "contentType": "Text", "content": "" }),
+    };
+    let list = |l: &[Mailbox]| l.iter().map(recipient).collect::<Vec<_>>();
+    let mut v = json!({
+        "subject": p.subject.as_str(),
+        "body": body,
+        "toRecipients": list(&p.to),
+        "ccRecipients": list(&p.cc),
+        "bccRecipients": list(&p.bcc),
+        "replyTo": list(&p.reply_to),
+    });
+    // Sending as another address than the mailbox needs Send As / Send on Behalf rights.
+    if !p.from.email.is_empty() && !p.from.email.eq_ignore_ascii_case(mailbox) {
+        v["from"] = recipient(&p.from);
+    }
+    if !message.message_id.is_empty() {
+        v["internetMessageId"] =
+            json!(format!("<{}>", message.message_id.trim_matches(['<', '>'])));
+    }
+    if !attachments.is_empty() {
+        v["attachments"] = attachments.iter().map(|a| attachment_json(a)).collect();
+    }
+    v
+}
+
+impl TransportImpl for GraphTransport {
+    fn send(&self, message: &OutgoingMessage) -> Result<Receipt, PluginError> {
+        self.run(self.inner.send(message))
+    }
+
+    fn compose(&self, message: &OutgoingMessage) -> Result<ComposeOutcome, PluginError> {
+        self.run(self.inner.compose(message))
+    }
+
+    fn check(&self, options_json: &str) -> Result<CheckReport, PluginError> {
+        self.rt.block(self.inner.check(options_json))
+    }
+
+    fn status(&self) -> ConnectionStatus {
+        self.inner
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|_| ConnectionStatus::new(ConnState::NOT_CONNECTED, ""))
+    }
+
+    fn close(&self) {
+        if let Ok(mut s) = self.inner.status.lock() {
+            *s = ConnectionStatus::new(ConnState::STOPPED, "");
+        }
+    }
+}
