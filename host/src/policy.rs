@@ -742,14 +742,8 @@ pub fn decide(s: &Settings, w: &World, action: Action, req: &Request) -> Decisio
         }
     } else {
         expand_mode(&mut ctx, &mode, &mut chain, false);
-        // An account-based send also falls back to the other system accounts (tenant → global).
-        if action == Action::Send
-            && chain.iter().any(|c| {
-                c.account
-                    .as_ref()
-                    .is_some_and(|a| system_accounts.contains(a))
-            })
-        {
+        // An account-based send falls back to the system accounts (tenant → global).
+        if action == Action::Send && chain.iter().any(|c| c.account.is_some()) {
             for a in &system_accounts {
                 if let Some(c) = ctx.account_candidate(a) {
                     push(c, &mut chain);
