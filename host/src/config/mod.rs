@@ -539,7 +539,7 @@ impl Validator<'_> {
         let settings = serde_json::Value::Object(settings);
         self.schema_check(
             &aname,
-            table,
+            name,
             manifest.settings_schema.as_str(),
             plugin_name,
             &settings,
@@ -560,7 +560,7 @@ impl Validator<'_> {
     fn schema_check(
         &mut self,
         aname: &str,
-        table: &S<RawAccount>,
+        at_name: &S<String>,
         schema_text: &str,
         plugin: &str,
         settings: &serde_json::Value,
@@ -585,7 +585,7 @@ impl Validator<'_> {
             }
         }
         for k in &unknown {
-            let at = spans.get(k).cloned().unwrap_or_else(|| span(table));
+            let at = spans.get(k).cloned().unwrap_or_else(|| span(at_name));
             let mut valid: Vec<String> = HOST_ACCOUNT_KEYS.iter().map(|s| s.to_string()).collect();
             valid.extend(props.iter().cloned());
             self.err(
@@ -613,7 +613,7 @@ impl Validator<'_> {
             {
                 continue;
             }
-            let at = spans.get(&first).cloned().unwrap_or_else(|| span(table));
+            let at = spans.get(&first).cloned().unwrap_or_else(|| span(at_name));
             let key = if path.is_empty() {
                 String::new()
             } else {
