@@ -270,10 +270,8 @@ fn dispatch(cli: &Cli) -> u8 {
                 Ok(s) => s,
                 Err(code) => return code,
             };
+            // Engine start-up warnings repeat config warnings already printed; `status` shows them.
             let engine = Engine::new(settings, plugins);
-            for w in &engine.startup_warnings {
-                eprintln!("mailhost: warning: {w}");
-            }
             let code = match &cli.command {
                 Command::Send(a) => cmd_message(cli, &engine, a, Action::Send),
                 Command::Compose(a) => cmd_message(cli, &engine, a, Action::Compose),

@@ -228,6 +228,15 @@ impl Engine {
                 p.name().to_string(),
                 p.manifest().modes.iter().map(|m| m.to_string()).collect(),
             );
+            let schema: serde_json::Value =
+                serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
+            if schema
+                .get("required")
+                .and_then(|r| r.as_array())
+                .is_some_and(|r| !r.is_empty())
+            {
+                w.needs_account.insert(p.name().to_string());
+            }
         }
         let names: Vec<String> = w.plugin_modes.keys().cloned().collect();
         for n in names {

@@ -72,6 +72,9 @@ pub struct World {
     pub plugin_modes: BTreeMap<String, Vec<String>>,
     /// Account name → reason, for accounts whose last status was "unable to connect".
     pub unreachable: BTreeMap<String, String>,
+    /// Plugins that cannot work without an account's settings (their schema
+    /// requires keys): they serve a mode only through a configured account.
+    pub needs_account: std::collections::BTreeSet<String>,
 }
 
 impl World {
@@ -691,6 +694,17 @@ pub fn decide(s: &Settings, w: &World, action: Action, req: &Request) -> Decisio
             return;
         }
         for pl in plugins {
+            if ctx.w.needs_account.contains(pl) {
+                ctx.step(
+                    &format!("mode {m}"),
+                    format!(
+                        "plugin `{pl}` serves {m} but needs an account, and none is configured"
+                    ),
+                    "skip",
+                    "accounts",
+                );
+                continue;
+            }
             match ctx.w.mode_available(pl, m) {
                 Ok(why) => {
                     ctx.step(
@@ -719,36 +733,62 @@ pub fn decide(s: &Settings, w: &World, action: Action, req: &Request) -> Decisio
         }
     };
 
-    if mode == "autodetect" {
-        let order = match action {
-            Action::Send => &p.send_autodetect,
-            Action::Compose => &p.compose_autodetect,
-        };
-        let order_key = match action {
-            Action::Send => "send_autodetect",
-            Action::Compose => "compose_autodetect",
-        };
-        ctx.step(
-            "autodetect",
-            format!("candidates in order: {}", order.join(", ")),
-            "probe each",
-            p.loc_of(order_key),
-        );
-        for m in order {
-            if action == Action::Compose && m == "m365-draft" && !p.allow_microsoft365_web {
-                continue;
-            }
-            expand_mode(&mut ctx, m, &mut chain, true);
-        }
-    } else {
-        expand_mode(&mut ctx, &mode, &mut chain, false);
-        // An account-based send falls back to the system accounts (tenant → global).
-        if action == Action::Send && chain.iter().any(|c| c.account.is_some()) {
-            for a in &system_accounts {
-                if let Some(c) = ctx.account_candidate(a) {
-                    push(c, &mut chain);
+    let expand = |ctx: &mut Ctx<'_>, m: &str, chain: &mut Vec<Candidate>| {
+        if m == "autodetect" {
+            let (order, order_key) = match action {
+                Action::Send => (&p.send_autodetect, "send_autodetect"),
+                Action::Compose => (&p.compose_autodetect, "compose_autodetect"),
+            };
+            ctx.step(
+                "autodetect",
+                format!("candidates in order: {}", order.join(", ")),
+                "probe each",
+                p.loc_of(order_key),
+            );
+            for m in order {
+                if action == Action::Compose && m == "m365-draft" && !p.allow_microsoft365_web {
+                    continue;
                 }
+                expand_mode(ctx, m, chain, true);
             }
+        } else if action == Action::Compose && m == "m365-draft" && !p.allow_microsoft365_web {
+            ctx.step(
+                "microsoft 365 web",
+                "allow_microsoft365_web = false",
+                "m365-draft is not offered",
+                p.loc_of("allow_microsoft365_web"),
+            );
+        } else {
+            expand_mode(ctx, m, chain, false);
+        }
+    };
+    expand(&mut ctx, &mode, &mut chain);
+    let user_picked = allow_user && user_mode.is_some();
+    if chain.is_empty() && user_picked && mode != *system_mode {
+        ctx.step(
+            "user mode unavailable",
+            format!("nothing can serve the user's mode `{mode}` here"),
+            format!("fall back to the system {key} `{system_mode}`"),
+            p.loc_of(key),
+        );
+        expand(&mut ctx, system_mode, &mut chain);
+    }
+    // A send falls back to the system accounts (tenant → global) last.
+    if action == Action::Send && mode != "autodetect" {
+        let before = chain.len();
+        for a in &system_accounts {
+            if let Some(c) = ctx.account_candidate(a) {
+                push(c, &mut chain);
+            }
+        }
+        if chain.len() > before {
+            let added: Vec<String> = chain[before..].iter().map(|c| c.label.clone()).collect();
+            ctx.step(
+                "fallback",
+                "the system accounts back up any send mode",
+                format!("then {}", added.join(", ")),
+                p.loc_of("account"),
+            );
         }
     }
 

@@ -33,6 +33,10 @@ use oauth2::{
     AsyncHttpClient, AuthType, ClientId, ClientSecret, HttpRequest, HttpResponse,
     RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// The public cloud's authority (Microsoft Entra ID).
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -386,7 +390,16 @@ struct Http(reqwest::Client);
 
 /// A failed HTTP exchange with the authority (network, TLS, timeout).
 #[derive(Debug)]
-struct HttpError(String);
+struct HttpError(String, ErrorKind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorKind {
+    Network,
+    /// The authority's certificate did not verify: a configuration problem.
+    Certificate,
+    /// Could not even form the request.
+    Invalid,
+}
 
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -402,28 +415,64 @@ impl<'c> AsyncHttpClient<'c> for Http {
 
     fn call(&'c self, request: HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request)
-                .map_err(|e| HttpError(format!("invalid token request: {e}")))?;
+            let request = reqwest::Request::try_from(request).map_err(|e| {
+                HttpError(format!("invalid token request: {e}"), ErrorKind::Invalid)
+            })?;
             let url = request.url().clone();
             let response = self
                 .0
                 .execute(request)
                 .await
-                .map_err(|e| HttpError(describe_reqwest_error(&e, url.as_str())))?;
+                .map_err(|e| http_error(&e, url.as_str()))?;
             let status = response.status();
             let headers = response.headers().clone();
             let body = response
                 .bytes()
                 .await
-                .map_err(|e| HttpError(describe_reqwest_error(&e, url.as_str())))?;
+                .map_err(|e| http_error(&e, url.as_str()))?;
             let mut out = oauth2::http::Response::builder().status(status);
             if let Some(h) = out.headers_mut() {
                 *h = headers;
             }
-            out.body(body.to_vec())
-                .map_err(|e| HttpError(format!("unreadable response from {url}: {e}")))
+            out.body(body.to_vec()).map_err(|e| {
+                HttpError(
+                    format!("unreadable response from {url}: {e}"),
+                    ErrorKind::Network,
+                )
+            })
         })
     }
+}
+
+fn http_error(e: &reqwest::Error, url: &str) -> HttpError {
+    let kind = if is_certificate_error(e) {
+        ErrorKind::Certificate
+    } else {
+        ErrorKind::Network
+    };
+    HttpError(describe_reqwest_error(e, url), kind)
+}
+
+/// True when the error chain holds a rejected server certificate.
+fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if is_certificate_error(inner) {
+                    return true;
+                }
+            }
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The error chain of a reqwest error in one line (reqwest's top-level text
@@ -448,11 +497,13 @@ fn describe_reqwest_error(e: &reqwest::Error, url: &str) -> String {
     text
 }
 
-/// A rustls client configuration on the `ring` provider that trusts the
-/// platform's roots and, when given, the CA certificates in `ca_file` (PEM).
+/// Trusts the platform's roots and, when given, the CA certificates in `ca_file` (PEM).
+///
+/// A certificate from `ca_file` that a server presents as its own (a
+/// self-signed certificate marked as a CA, which webpki refuses as
+/// `CaUsedAsEndEntity`) is accepted as pinned when it names the server, as
+/// OpenSSL-based clients do.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut extra = Vec::new();
     if let Some(path) = ca_file {
@@ -467,16 +518,82 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String
             ));
         }
     }
-    let verifier =
-        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+    let inner =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra.clone(), provider.clone())
             .map_err(|e| format!("cannot set up TLS verification: {e}"))?;
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let verifier = PinningVerifier {
+        inner,
+        pinned: extra,
+    };
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e}"))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(config)
+        .with_no_client_auth())
+}
+
+/// The platform verifier, plus `ca_file` certificates accepted as pinned end-entity certificates.
+#[derive(Debug)]
+struct PinningVerifier {
+    inner: rustls_platform_verifier::Verifier,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref())
+                {
+                    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                    rustls::client::verify_server_name(&parsed, server_name)?;
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// What an AADSTS code means and what to do about it.
@@ -591,9 +708,19 @@ fn classify(
                 }
             }
         }
-        RequestTokenError::Request(e) => PluginError::transient(format!(
-            "{who} failed: {e}; check that the authority is reachable (network, proxy, TLS CA)"
-        )),
+        RequestTokenError::Request(HttpError(text, ErrorKind::Certificate)) => {
+            PluginError::config(format!(
+                "{who}: the authority's TLS certificate is not trusted: {text}; check `authority`, or set `ca_file` to the CA that signed its certificate"
+            ))
+        }
+        RequestTokenError::Request(HttpError(text, ErrorKind::Invalid)) => {
+            PluginError::config(format!("{who}: {text}; check `authority` and `tenant`"))
+        }
+        RequestTokenError::Request(HttpError(text, ErrorKind::Network)) => {
+            PluginError::transient(format!(
+                "{who} failed: {text}; check that the authority is reachable (network, proxy)"
+            ))
+        }
         RequestTokenError::Parse(e, body) => {
             let snippet: String = String::from_utf8_lossy(&body).chars().take(200).collect();
             PluginError::transient(format!(

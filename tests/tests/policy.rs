@@ -174,6 +174,10 @@ fn world(outlook: Option<bool>, mapi: Option<&str>) -> World {
             .insert(p.into(), modes.into_iter().map(String::from).collect());
         w.probes.insert(p.into(), probe(true, ""));
     }
+    // These need an account's settings; outlook and mapi do not.
+    for p in ["smtp", "graph", "pickup", "imap"] {
+        w.needs_account.insert(p.into());
+    }
     if let Some(o) = outlook {
         w.plugin_modes
             .insert("outlook".into(), vec!["outlook".into()]);
@@ -297,20 +301,20 @@ fn cases() -> Vec<Case> {
             expect: Ok(vec!["m365", "office"]),
         },
         Case {
-            name: "send mode outlook available",
+            name: "send mode outlook available, system account as fallback",
             tweak: |s| s.policy.send_mode = "outlook".into(),
             world: full(),
             action: Send,
             req: req(None, None, None),
-            expect: Ok(vec!["mode:outlook"]),
+            expect: Ok(vec!["mode:outlook", "office"]),
         },
         Case {
-            name: "send mode outlook unavailable → refused with reason",
+            name: "send mode outlook unavailable → the system account",
             tweak: |s| s.policy.send_mode = "outlook".into(),
             world: world(Some(false), None),
             action: Send,
             req: req(None, None, None),
-            expect: Err("no way to send"),
+            expect: Ok(vec!["office"]),
         },
         Case {
             name: "send mode mapi-simple with a full client",
@@ -318,15 +322,15 @@ fn cases() -> Vec<Case> {
             world: full(),
             action: Send,
             req: req(None, None, None),
-            expect: Ok(vec!["mode:mapi-simple"]),
+            expect: Ok(vec!["mode:mapi-simple", "office"]),
         },
         Case {
-            name: "send mode mapi-full with a simple-only client → refused",
+            name: "send mode mapi-full with a simple-only client → the system account",
             tweak: |s| s.policy.send_mode = "mapi-full".into(),
             world: world(None, Some("simple")),
             action: Send,
             req: req(None, None, None),
-            expect: Err("no way to send"),
+            expect: Ok(vec!["office"]),
         },
         Case {
             name: "user selection allowed: alice's outlook",
@@ -334,7 +338,7 @@ fn cases() -> Vec<Case> {
             world: full(),
             action: Send,
             req: req(Some("alice"), None, None),
-            expect: Ok(vec!["mode:outlook"]),
+            expect: Ok(vec!["mode:outlook", "office"]),
         },
         Case {
             name: "user selection off: alice gets the system mode",
@@ -589,12 +593,12 @@ fn cases() -> Vec<Case> {
             expect: Ok(vec!["m365"]),
         },
         Case {
-            name: "compose m365-draft removed when web is off",
+            name: "compose m365-draft removed when web is off → system compose mode",
             tweak: |s| s.policy.allow_microsoft365_web = false,
             world: bare(),
             action: Compose,
             req: req(Some("alice"), None, None),
-            expect: Err("no way to compose"),
+            expect: Ok(vec!["builtin"]),
         },
         Case {
             name: "compose imap-draft for bob",
@@ -654,6 +658,37 @@ fn cases() -> Vec<Case> {
             action: Send,
             req: req(Some("dave"), None, None),
             expect: Ok(vec!["office", "acme-smtp"]),
+        },
+        Case {
+            name: "alice's outlook missing on Linux: system mode instead",
+            tweak: none,
+            world: bare(),
+            action: Send,
+            req: req(Some("alice"), None, None),
+            expect: Ok(vec!["office"]),
+        },
+        Case {
+            name: "explicit system mode with nothing behind it is refused",
+            tweak: |s| {
+                s.policy.send_mode = "outlook".into();
+                s.policy.account = None;
+                s.accounts.clear();
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, None, None),
+            expect: Err("no way to send"),
+        },
+        Case {
+            name: "compose mode imap-draft without an imap account is refused",
+            tweak: |s| {
+                s.policy.compose_mode = "imap-draft".into();
+                s.accounts.remove("imap");
+            },
+            world: bare(),
+            action: Compose,
+            req: req(None, None, None),
+            expect: Err("no way to compose"),
         },
     ]
 }

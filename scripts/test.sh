@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine too: installs what it needs (Rust
+# components, the real test servers from ../shared/peers), starts the servers,
+# then runs fmt, clippy, every test and a smoke run of the benchmarks.
+#
+#   scripts/test.sh            # from the repository root (or anywhere)
+#   MAILHOST_SHARED=/path/to/shared scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SHARED=${MAILHOST_SHARED:-$(cd "$ROOT/.." && pwd)/shared}
+if [ ! -x "$SHARED/peers/all.sh" ]; then
+  echo "test.sh: $SHARED/peers/all.sh not found; put the shared folder beside this repository or set MAILHOST_SHARED" >&2
+  exit 2
+fi
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "test peers (Postfix smtp-sink, Node smtp-server, Graph double, Dovecot)"
+export PEERS_DIR="$ROOT/target/peers"
+mkdir -p "$PEERS_DIR"
+started_here=0
+if ! "$SHARED/peers/all.sh" status 2>/dev/null | grep -q "running"; then started_here=1; fi
+"$SHARED/peers/all.sh" start
+if [ "$started_here" = 1 ] && [ "${MAILHOST_KEEP_PEERS:-0}" != 1 ]; then
+  trap '"$SHARED/peers/all.sh" stop >/dev/null 2>&1 || true' EXIT
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "build (plugins as cdylibs, the binary, fixtures)"
+cargo build --workspace --all-targets
+
+step "tests"
+cargo test --workspace --no-fail-fast
+
+step "benchmarks: compiled and smoke-run in the test profile (measure with: cargo bench)"
+MAILHOST_BENCH_SMOKE=1 cargo test --workspace --benches
