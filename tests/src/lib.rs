@@ -2,6 +2,8 @@
 //! binary are, and where the running test peers keep their state.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed helper is a failed test
 
+pub mod graph;
+
 use std::path::{Path, PathBuf};
 
 /// `target/<profile>` of the running test binary (it lives in `target/<profile>/deps`).

@@ -11,7 +11,7 @@ use mailhost_plugin_api::{
     Attachment, CheckReport, ComposeKind, ComposeOutcome, ConnState, ConnectionStatus, Host,
     Mailbox, OutgoingMessage, PluginError, Receipt, StepOutcome, TransportImpl,
 };
-use reqwest::header::{HeaderMap, CONTENT_RANGE, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -40,8 +40,9 @@ const MAX_CHUNK_FAILURES: u32 = 5;
 fn mailbox_gate(base: &Url, mailbox: &str) -> Arc<Semaphore> {
     static GATES: OnceLock<Mutex<HashMap<String, Arc<Semaphore>>>> = OnceLock::new();
     let key = format!(
-        "{}|{}",
+        "{}:{}|{}",
         base.host_str().unwrap_or_default(),
+        base.port_or_known_default().unwrap_or(443),
         mailbox.to_ascii_lowercase()
     );
     let gates = GATES.get_or_init(Default::default);
@@ -283,7 +284,7 @@ impl Inner {
                     .bearer_auth(&token);
                 rb = match payload {
                     Payload::None => rb,
-                    Payload::Empty => rb.body(Vec::new()),
+                    Payload::Empty => rb.header(CONTENT_LENGTH, "0").body(Vec::new()),
                     Payload::Json(b) => rb.header(CONTENT_TYPE, "application/json").body(b.clone()),
                     Payload::Mime(b) => rb.header(CONTENT_TYPE, "text/plain").body(b.clone()),
                 };

@@ -1,0 +1,506 @@
+//! The graph plugin, loaded as a cdylib, against the Graph double over real
+//! TLS: the shared one on 127.0.0.1:8443 and private instances of the strict
+//! copy in tests/peers/ (for counters, short-lived tokens, upload sessions,
+//! concurrency).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use mailhost::message::{AttachmentRequest, MessageRequest};
+use mailhost_plugin_api::{Capabilities, ComposeKind, ErrorClass, StepOutcome};
+use mailhost_tests::graph::{
+    broker, broker_with, build, bytes, oauth_client, open, plugin, request, sent_one, settings,
+    unique, StrictDouble, MAILBOX, SHARED,
+};
+use mailhost_tests::peers_dir;
+use serde_json::{json, Value};
+
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn attachment(name: &str, media_type: &str, data: Vec<u8>) -> AttachmentRequest {
+    AttachmentRequest {
+        filename: Some(name.into()),
+        media_type: Some(media_type.into()),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn manifest_declares_modes_and_capabilities() {
+    let m = plugin().manifest();
+    assert_eq!(m.name.as_str(), "graph");
+    let modes: Vec<&str> = m.modes.iter().map(|s| s.as_str()).collect();
+    assert_eq!(modes, ["graph", "m365-draft"]);
+    for c in [
+        Capabilities::SEND,
+        Capabilities::COMPOSE,
+        Capabilities::SAVE_COPY,
+        Capabilities::CHECK,
+    ] {
+        assert!(m.capabilities.contains(c), "{:?}", m.capabilities);
+    }
+    let schema: Value = serde_json::from_str(m.settings_schema.as_str()).unwrap();
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(schema["properties"]["ca_file"]["format"], "path");
+}
+
+#[test]
+fn small_send_stores_the_hosts_exact_mime() {
+    let t = open(&settings(SHARED), &broker(SHARED));
+    let subject = unique("small");
+    let mut req = request(&format!("{}@example.com", unique("rcpt")), &subject);
+    req.attachments = vec![attachment(
+        "note.txt",
+        "text/plain",
+        b"attached text\r\n".to_vec(),
+    )];
+    let msg = build(&req);
+    let receipt = t.send(&msg).into_result().unwrap();
+    assert_eq!(receipt.message_id, msg.message_id);
+    let details: Value = serde_json::from_str(receipt.details_json.as_str()).unwrap();
+    assert_eq!(details["route"], "sendMail-mime");
+    let stored = sent_one(&peers_dir(), &subject);
+    assert_eq!(stored.extension().unwrap(), "eml");
+    assert_eq!(
+        std::fs::read(&stored).unwrap(),
+        msg.mime.as_slice(),
+        "the double stored other bytes than the host built"
+    );
+}
+
+#[test]
+fn bcc_recipients_are_delivered() {
+    let t = open(&settings(SHARED), &broker(SHARED));
+    let subject = unique("bcc");
+    let bcc = format!("{}@example.com", unique("hidden"));
+    let mut req = request("visible@example.com", &subject);
+    req.bcc = vec![bcc.clone()];
+    let msg = build(&req);
+    let receipt = t.send(&msg).into_result().unwrap();
+    assert!(receipt.accepted.iter().any(|a| a.as_str() == bcc));
+    // MIME route: Graph reads the Bcc header of the MIME (the host keeps it for Graph).
+    let eml = std::fs::read_to_string(sent_one(&peers_dir(), &subject)).unwrap();
+    assert!(
+        eml.lines()
+            .any(|l| l.starts_with("Bcc:") && l.contains(&bcc)),
+        "{eml}"
+    );
+
+    // JSON route: bccRecipients.
+    let mut s = settings(SHARED);
+    s["save_to_sent_items"] = json!(false);
+    let t = open(&s, &broker(SHARED));
+    let subject = unique("bcc-json");
+    let mut req = request("visible@example.com", &subject);
+    req.bcc = vec![bcc.clone()];
+    t.send(&build(&req)).into_result().unwrap();
+    let stored = read_json(&sent_one(&peers_dir(), &subject));
+    assert_eq!(
+        stored["message"]["bccRecipients"][0]["emailAddress"]["address"],
+        bcc.as_str()
+    );
+}
+
+#[test]
+fn save_to_sent_items_false_sends_json() {
+    let mut s = settings(SHARED);
+    s["save_to_sent_items"] = json!(false);
+    let t = open(&s, &broker(SHARED));
+    let subject = unique("json");
+    let mut req = request("Someone <someone@example.com>", &subject);
+    req.cc = vec!["cc@example.com".into()];
+    req.reply_to = vec!["replies@example.com".into()];
+    req.html = Some("<p>Hello <b>there</b></p>".into());
+    let pdf = bytes(20_000, 7);
+    req.attachments = vec![attachment("invoice.pdf", "application/pdf", pdf.clone())];
+    let msg = build(&req);
+    let receipt = t.send(&msg).into_result().unwrap();
+    let details: Value = serde_json::from_str(receipt.details_json.as_str()).unwrap();
+    assert_eq!(details["route"], "sendMail-json");
+    assert_eq!(details["saved_to_sent_items"], false);
+
+    let stored = read_json(&sent_one(&peers_dir(), &subject));
+    assert_eq!(stored["saveToSentItems"], false);
+    let m = &stored["message"];
+    assert_eq!(m["subject"], subject.as_str());
+    assert_eq!(m["body"]["contentType"], "HTML");
+    assert_eq!(
+        m["toRecipients"][0]["emailAddress"]["address"],
+        "someone@example.com"
+    );
+    assert_eq!(m["toRecipients"][0]["emailAddress"]["name"], "Someone");
+    assert_eq!(
+        m["ccRecipients"][0]["emailAddress"]["address"],
+        "cc@example.com"
+    );
+    assert_eq!(
+        m["replyTo"][0]["emailAddress"]["address"],
+        "replies@example.com"
+    );
+    assert_eq!(
+        m["internetMessageId"],
+        format!("<{}>", msg.message_id.as_str())
+    );
+    let att = &m["attachments"][0];
+    assert_eq!(att["@odata.type"], "#microsoft.graph.fileAttachment");
+    assert_eq!(att["name"], "invoice.pdf");
+    assert_eq!(att["contentType"], "application/pdf");
+    assert_eq!(
+        STANDARD
+            .decode(att["contentBytes"].as_str().unwrap())
+            .unwrap(),
+        pdf
+    );
+
+    // The same through the per-request option on an account that saves by default.
+    let t = open(&settings(SHARED), &broker(SHARED));
+    let subject = unique("json-option");
+    let mut req = request("someone@example.com", &subject);
+    req.options
+        .insert("save_to_sent_items".into(), json!(false));
+    t.send(&build(&req)).into_result().unwrap();
+    assert_eq!(
+        read_json(&sent_one(&peers_dir(), &subject))["saveToSentItems"],
+        false
+    );
+}
+
+#[test]
+fn draft_with_web_link_in_the_users_mailbox() {
+    // The account's own mailbox does not exist; the request names the user's.
+    let mut s = settings(SHARED);
+    s["mailbox"] = json!("nobody-here@example.com");
+    let t = open(&s, &broker(SHARED));
+    let subject = unique("draft");
+    let mut req = request("someone@example.com", &subject);
+    req.options.insert("mailbox".into(), json!(MAILBOX));
+    let out = t.compose(&build(&req)).into_result().unwrap();
+    assert_eq!(out.kind, ComposeKind::WEB_LINK);
+    assert!(
+        out.web_link
+            .starts_with("https://outlook.office365.com/owa/?ItemID="),
+        "{}",
+        out.web_link
+    );
+    assert!(!out.draft_id.is_empty());
+    let draft = read_json(
+        &peers_dir()
+            .join("graph/drafts")
+            .join(format!("{}.json", out.draft_id)),
+    );
+    assert_eq!(draft["kind"], "mime");
+    assert!(draft["payload"].as_str().unwrap().contains(&subject));
+}
+
+#[test]
+fn send_only_app_gets_a_clear_error_for_drafts() {
+    let b = broker_with(oauth_client(SHARED, "test-client-sendonly", "test-secret"));
+    let t = open(&settings(SHARED), &b);
+    let req = request("someone@example.com", &unique("sendonly"));
+    let e = t.compose(&build(&req)).into_result().unwrap_err();
+    assert_eq!(e.class(), ErrorClass::AUTH, "{e}");
+    assert_eq!(e.code, 403);
+    assert!(
+        e.message().contains("Mail.ReadWrite") && e.message().contains("admin consent"),
+        "{e}"
+    );
+    // Sending small messages works with Mail.Send alone.
+    t.send(&build(&req)).into_result().unwrap();
+    // check() tells in advance.
+    let report = t.check("{}".into()).into_result().unwrap();
+    let perms = report
+        .steps
+        .iter()
+        .find(|s| s.name.as_str() == "permissions")
+        .unwrap();
+    assert_eq!(perms.outcome, StepOutcome::WARNING, "{perms:?}");
+    assert!(perms.detail.contains("Mail.ReadWrite"));
+}
+
+#[test]
+fn check_reports_token_roles_and_mailbox() {
+    let t = open(&settings(SHARED), &broker(SHARED));
+    let report = t.check("{}".into()).into_result().unwrap();
+    let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["token", "permissions", "mailbox"]);
+    assert!(report.ok(), "{report:?}");
+    assert!(
+        report.steps.iter().all(|s| s.outcome == StepOutcome::OK),
+        "{report:?}"
+    );
+    assert!(report.steps[1].server_text.contains("Mail.Send"));
+
+    // A mailbox that does not exist fails the last step.
+    let report = t
+        .check(r#"{"mailbox": "nobody@example.com"}"#.into())
+        .into_result()
+        .unwrap();
+    let mailbox = &report.steps[2];
+    assert_eq!(mailbox.outcome, StepOutcome::FAILED);
+    assert!(mailbox.detail.contains("mailbox not found"), "{mailbox:?}");
+}
+
+#[test]
+fn throttled_then_success_with_retry_after() {
+    let t = open(&settings(SHARED), &broker(SHARED));
+    let req = request("throttle@example.com", &unique("throttle"));
+    let msg = build(&req);
+    let e = t.send(&msg).into_result().unwrap_err();
+    assert_eq!(e.class(), ErrorClass::TRANSIENT, "{e}");
+    assert_eq!(e.code, 429);
+    assert_eq!(e.retry_after_ms(), Some(1000));
+    assert!(e.message().contains("ApplicationThrottled"), "{e}");
+    // The host's retry sends the same message again (after Retry-After).
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    t.send(&msg).into_result().unwrap();
+}
+
+#[test]
+fn service_unavailable_is_transient() {
+    let t = open(&settings(SHARED), &broker(SHARED));
+    let e = t
+        .send(&build(&request("graph-5xx@example.com", &unique("5xx"))))
+        .into_result()
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::TRANSIENT, "{e}");
+    assert_eq!(e.code, 503);
+    assert_eq!(e.retry_after_ms(), Some(1000));
+}
+
+#[test]
+fn wrong_secret_is_auth_naming_the_cause_without_the_secret() {
+    let secret = "not-the-secret-91b2";
+    let t = open(
+        &settings(SHARED),
+        &broker_with(oauth_client(SHARED, "test-client", secret)),
+    );
+    let e = t
+        .send(&build(&request(
+            "someone@example.com",
+            &unique("badsecret"),
+        )))
+        .into_result()
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::AUTH, "{e}");
+    assert!(e.message().contains("AADSTS7000215"), "{e}");
+    assert!(e.message().contains("invalid client secret"), "{e}");
+    assert!(!e.message().contains(secret), "{e}");
+    let report = t.check("{}".into()).into_result().unwrap();
+    assert_eq!(report.steps[0].outcome, StepOutcome::FAILED);
+    assert!(report.steps[0].detail.contains("AADSTS7000215"));
+    assert!(!format!("{report:?}").contains(secret));
+}
+
+#[test]
+fn bad_mailbox_is_permanent() {
+    let mut s = settings(SHARED);
+    s["mailbox"] = json!("nobody@example.com");
+    let t = open(&s, &broker(SHARED));
+    let e = t
+        .send(&build(&request("someone@example.com", &unique("badmbx"))))
+        .into_result()
+        .unwrap_err();
+    assert!(e.is_permanent(), "{e}");
+    assert_eq!(e.code, 404);
+    assert!(
+        e.message().contains("mailbox not found") && e.message().contains("nobody@example.com"),
+        "{e}"
+    );
+}
+
+#[test]
+fn token_is_reused_across_100_sends() {
+    let double = StrictDouble::start(None);
+    let b = broker(&double.url());
+    let t = open(&settings(&double.url()), &b);
+    for i in 0..100 {
+        let msg = build(&request("someone@example.com", &format!("reuse {i}")));
+        t.send(&msg).into_result().unwrap();
+    }
+    let stats = double.stats();
+    assert_eq!(stats["sendMail"], 100);
+    assert_eq!(stats["tokenRequests"], 1, "{stats}");
+    assert_eq!(b.stats().requests, 1);
+}
+
+#[test]
+fn expired_token_is_refreshed() {
+    let double = StrictDouble::start(Some(2));
+    let t = open(&settings(&double.url()), &broker(&double.url()));
+    t.send(&build(&request("someone@example.com", "before expiry")))
+        .into_result()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    t.send(&build(&request("someone@example.com", "after expiry")))
+        .into_result()
+        .unwrap();
+    let stats = double.stats();
+    assert_eq!(stats["tokenRequests"], 2, "{stats}");
+    assert_eq!(stats["sendMail"], 2);
+}
+
+#[test]
+fn revoked_token_is_refreshed_once_after_401() {
+    let double = StrictDouble::start(None);
+    let t = open(&settings(&double.url()), &broker(&double.url()));
+    t.send(&build(&request("someone@example.com", "first")))
+        .into_result()
+        .unwrap();
+    double.revoke_tokens();
+    // Graph answers 401 to the cached token; the plugin fetches a fresh one once.
+    t.send(&build(&request("someone@example.com", "after revoke")))
+        .into_result()
+        .unwrap();
+    let stats = double.stats();
+    assert_eq!(stats["tokenRequests"], 2, "{stats}");
+    assert_eq!(stats["sendMail"], 2);
+}
+
+#[test]
+fn token_from_another_authority_is_auth_after_one_refresh() {
+    // Tokens from the shared double are unknown to a private one: 401 twice.
+    let double = StrictDouble::start(None);
+    let b = broker(SHARED);
+    let t = open(&settings(&double.url()), &b);
+    let e = t
+        .send(&build(&request("someone@example.com", "foreign token")))
+        .into_result()
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::AUTH, "{e}");
+    assert_eq!(e.code, 401);
+    assert!(e.message().contains("InvalidAuthenticationToken"), "{e}");
+    assert_eq!(b.stats().requests, 2, "one token, then one forced refresh");
+}
+
+/// A message over 4 MB: a 9 MB attachment (three chunks), a 1 MB one and a small inline one.
+fn large_request(subject: &str, big_name: &str) -> (MessageRequest, Vec<u8>, Vec<u8>) {
+    let big = bytes(9 * 1024 * 1024 + 12_345, 1);
+    let medium = bytes(1024 * 1024, 2);
+    let mut req = request("someone@example.com", subject);
+    req.bcc = vec!["hidden-large@example.com".into()];
+    req.attachments = vec![
+        attachment(big_name, "application/octet-stream", big.clone()),
+        attachment("medium.bin", "application/octet-stream", medium.clone()),
+    ];
+    (req, big, medium)
+}
+
+fn uploaded(double: &StrictDouble, stored: &Value, name: &str) -> Vec<u8> {
+    let att = stored["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name)
+        .unwrap_or_else(|| panic!("no uploaded {name} in {stored}"));
+    std::fs::read(
+        double
+            .dir()
+            .join("graph/uploads")
+            .join(att["stored"].as_str().unwrap()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn large_message_goes_through_upload_sessions() {
+    let double = StrictDouble::start(None);
+    let t = open(&settings(&double.url()), &broker(&double.url()));
+    let subject = unique("large");
+    let (req, big, medium) = large_request(&subject, "big.bin");
+    let msg = build(&req);
+    assert!(msg.mime.len() > 4 * 1024 * 1024);
+    let receipt = t.send(&msg).into_result().unwrap();
+    let details: Value = serde_json::from_str(receipt.details_json.as_str()).unwrap();
+    assert_eq!(details["route"], "draft-upload-send");
+
+    let stats = double.stats();
+    assert_eq!(stats["uploads"], 1, "{stats}");
+    assert_eq!(stats["chunks"], 3, "{stats}");
+    assert!(
+        stats["maxChunk"].as_u64().unwrap() <= 4 * 1024 * 1024,
+        "{stats}"
+    );
+    assert_eq!(stats["uploadAuthHeaders"], 0);
+    assert_eq!(stats["sends"], 1);
+    assert_eq!(stats["sendMail"], 0);
+
+    let stored = read_json(&sent_one(double.dir(), &subject));
+    let draft = &stored["draft"]["payload"];
+    assert_eq!(draft["subject"], subject.as_str());
+    assert_eq!(
+        draft["internetMessageId"],
+        format!("<{}>", msg.message_id.as_str())
+    );
+    assert_eq!(
+        draft["bccRecipients"][0]["emailAddress"]["address"],
+        "hidden-large@example.com"
+    );
+    // The small attachment rode in the draft request; the big one was uploaded.
+    let small = &draft["attachments"][0];
+    assert_eq!(small["name"], "medium.bin");
+    assert_eq!(
+        STANDARD
+            .decode(small["contentBytes"].as_str().unwrap())
+            .unwrap(),
+        medium
+    );
+    assert_eq!(uploaded(&double, &stored, "big.bin"), big);
+}
+
+#[test]
+fn upload_resumes_from_next_expected_ranges() {
+    let double = StrictDouble::start(None);
+    let t = open(&settings(&double.url()), &broker(&double.url()));
+    let subject = unique("flaky");
+    // flaky-*: the double keeps only part of the second chunk and drops the connection.
+    let (req, big, _) = large_request(&subject, "flaky-big.bin");
+    t.send(&build(&req)).into_result().unwrap();
+    let stats = double.stats();
+    assert_eq!(stats["resumes"], 1, "{stats}");
+    assert!(stats["statusQueries"].as_u64().unwrap() >= 1, "{stats}");
+    let stored = read_json(&sent_one(double.dir(), &subject));
+    assert_eq!(uploaded(&double, &stored, "flaky-big.bin"), big);
+}
+
+#[test]
+fn large_draft_for_outlook_on_the_web() {
+    let double = StrictDouble::start(None);
+    let t = open(&settings(&double.url()), &broker(&double.url()));
+    let subject = unique("large-draft");
+    let (req, _, _) = large_request(&subject, "big.bin");
+    let out = t.compose(&build(&req)).into_result().unwrap();
+    assert_eq!(out.kind, ComposeKind::WEB_LINK);
+    assert!(out.web_link.contains("ItemID="));
+    let stats = double.stats();
+    assert_eq!(stats["drafts"], 1);
+    assert_eq!(stats["uploads"], 1);
+    assert_eq!(stats["sends"], 0, "a draft is not sent");
+}
+
+#[test]
+fn concurrent_sends_stay_within_four_requests_per_mailbox() {
+    let double = StrictDouble::start(None);
+    let b = broker(&double.url());
+    // Two accounts on the same mailbox share the limit.
+    let t1 = open(&settings(&double.url()), &b);
+    let t2 = open(&settings(&double.url()), &b);
+    let payload = bytes(1024 * 1024, 3);
+    std::thread::scope(|s| {
+        for i in 0..12 {
+            let t = if i % 2 == 0 { &t1 } else { &t2 };
+            let payload = payload.clone();
+            s.spawn(move || {
+                let mut req = request("someone@example.com", &format!("concurrent {i}"));
+                req.attachments = vec![attachment("part.bin", "application/octet-stream", payload)];
+                t.send(&build(&req)).into_result().unwrap();
+            });
+        }
+    });
+    let stats = double.stats();
+    assert_eq!(stats["sendMail"], 12, "{stats}");
+    assert_eq!(stats["concurrencyRejected"], 0, "{stats}");
+    assert!(stats["maxInflight"].as_u64().unwrap() <= 4, "{stats}");
+}
