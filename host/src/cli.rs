@@ -389,17 +389,20 @@ fn read_path_or_stdin(p: &PathBuf) -> std::io::Result<Vec<u8>> {
     }
 }
 
-fn build_message(a: &MessageArgs, default_from: Option<&str>) -> Result<OutgoingMessage, String> {
+/// Builds the message; `eml` holds the bytes of `--eml` (read once: it may be standard input).
+fn build_message(
+    a: &MessageArgs,
+    eml: Option<&[u8]>,
+    default_from: Option<&str>,
+) -> Result<OutgoingMessage, String> {
     let options: serde_json::Map<String, serde_json::Value> = match &a.options {
         Some(o) => {
             serde_json::from_str(o).map_err(|e| format!("--options is not a JSON object: {e}"))?
         }
         None => serde_json::Map::new(),
     };
-    if let Some(eml) = &a.eml {
-        let raw =
-            read_path_or_stdin(eml).map_err(|e| format!("cannot read {}: {e}", eml.display()))?;
-        return message::from_eml(&raw, a.envelope_from.as_deref(), &a.to, options)
+    if let Some(raw) = eml {
+        return message::from_eml(raw, a.envelope_from.as_deref(), &a.to, options)
             .map_err(|e| e.to_string());
     }
     let read = |p: &Option<PathBuf>| -> Result<Option<String>, String> {
@@ -455,14 +458,25 @@ fn class_code(f: &Failure) -> u8 {
 }
 
 fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u8 {
-    let mut recipients: Vec<String> = a.to.iter().chain(&a.cc).chain(&a.bcc).cloned().collect();
-    // For --eml the recipients come from the file; read them for purpose rules.
-    let preview = if a.eml.is_some() {
-        build_message(a, Some("placeholder@invalid.invalid")).ok()
-    } else {
-        None
+    let eml = match &a.eml {
+        Some(p) => match read_path_or_stdin(p) {
+            Ok(raw) => Some(raw),
+            Err(e) => {
+                eprintln!(
+                    "mailhost: the message was not sent: cannot read {}: {e}",
+                    p.display()
+                );
+                return exit::DATA;
+            }
+        },
+        None => None,
     };
-    if let Some(m) = &preview {
+    let mut recipients: Vec<String> = a.to.iter().chain(&a.cc).chain(&a.bcc).cloned().collect();
+    // For --eml the recipients come from the file; purpose rules need them.
+    if let Some(m) = eml
+        .as_deref()
+        .and_then(|raw| build_message(a, Some(raw), None).ok())
+    {
         recipients = m.envelope.to.iter().map(|s| s.to_string()).collect();
     }
     let req = Request {
@@ -495,7 +509,7 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
         .and_then(|acc| engine.settings().accounts.get(acc))
         .and_then(|acc| acc.from.clone());
     let default_from = decision.default_from.clone().or(account_from);
-    let msg = match build_message(a, default_from.as_deref()) {
+    let msg = match build_message(a, eml.as_deref(), default_from.as_deref()) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("mailhost: the message was not sent: {e}");

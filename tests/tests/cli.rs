@@ -1,0 +1,360 @@
+//! The `mailhost` binary, run as a user would.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use mailhost_tests::{copy_as, mailhost_bin, plugin_file_name, plugin_path, profile_dir};
+use predicates::prelude::*;
+
+fn mailhost(cwd: &Path) -> Command {
+    let mut c = Command::new(mailhost_bin());
+    c.current_dir(cwd)
+        .env_remove("MAILHOST_CONFIG")
+        .env_remove("MAILHOST_PLUGIN_PATH")
+        .env_remove("RUST_LOG");
+    c
+}
+
+fn emls(dir: &Path) -> Vec<std::path::PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(d) => {
+            let mut v: Vec<_> = d
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect();
+            v.sort();
+            v
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn send_on_the_embedded_default_writes_a_correct_eml() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mailhost(dir.path())
+        .args([
+            "send",
+            "--to",
+            "you@example.com",
+            "--cc",
+            "Boss <boss@example.com>",
+            "--bcc",
+            "hidden@example.com",
+            "--subject",
+            "Grüße from mailhost",
+            "--text",
+            "It works",
+        ])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::starts_with("sent ")
+                .and(predicate::str::contains(" via local: written to ")),
+        )
+        .get_output()
+        .stdout
+        .clone();
+    let files = emls(&dir.path().join("outbox"));
+    assert_eq!(files.len(), 1);
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    let id = String::from_utf8(out)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(eml.contains(&format!("Message-ID: <{id}>")), "{eml}");
+    assert!(
+        eml.contains("From: mailhost <mailhost@localhost.localdomain>"),
+        "{eml}"
+    );
+    assert!(eml.contains("To: you@example.com"));
+    assert!(eml.contains("Cc: Boss <boss@example.com>"));
+    assert!(
+        !eml.to_ascii_lowercase().contains("bcc:"),
+        "Bcc header must not be in a delivered copy:\n{eml}"
+    );
+    assert!(
+        eml.contains("Subject: =?utf-8?"),
+        "non-ASCII subject is encoded: {eml}"
+    );
+    assert!(eml.contains("Date: "));
+    assert!(eml.contains("\r\n\r\nIt works"), "{eml}");
+    // Nothing half-written is left behind.
+    assert!(std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+}
+
+#[test]
+fn header_injection_and_bad_addresses_are_refused_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    mailhost(dir.path())
+        .args([
+            "send",
+            "--to",
+            "you@example.com",
+            "--subject",
+            "hi\r\nBcc: victim@example.com",
+            "--text",
+            "x",
+        ])
+        .assert()
+        .code(65)
+        .stderr(predicate::str::contains(
+            "subject contains a line break (CR or LF)",
+        ));
+    mailhost(dir.path())
+        .args(["send", "--to", "not-an-address", "--text", "x"])
+        .assert()
+        .code(65)
+        .stderr(predicate::str::contains(
+            "to: `not-an-address` is not a valid address",
+        ));
+    mailhost(dir.path())
+        .args([
+            "send",
+            "--to",
+            "a@example.com",
+            "--header",
+            "X-Bad Name: v",
+            "--text",
+            "x",
+        ])
+        .assert()
+        .code(65)
+        .stderr(predicate::str::contains(
+            "header name `X-Bad Name` is invalid",
+        ));
+    assert!(emls(&dir.path().join("outbox")).is_empty());
+}
+
+#[test]
+fn eml_from_file_and_stdin_keeps_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = "From: Sales <sales@example.com>\nTo: client@example.com\nSubject: Offer 12\nMessage-ID: <offer-12@example.com>\nDate: Mon, 23 Nov 2026 09:00:00 +0000\n\nSee attached.\n";
+    std::fs::write(dir.path().join("offer.eml"), raw).unwrap();
+    mailhost(dir.path())
+        .args(["send", "--eml", "offer.eml"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "sent offer-12@example.com via local",
+        ));
+    mailhost(dir.path())
+        .args(["send", "--eml", "-"])
+        .write_stdin(raw.replace("offer-12", "offer-13"))
+        .assert()
+        .success();
+    let files = emls(&dir.path().join("outbox"));
+    assert_eq!(files.len(), 2);
+    let first = std::fs::read(&files[0]).unwrap();
+    assert_eq!(
+        first,
+        raw.replace('\n', "\r\n").into_bytes(),
+        "bytes kept, line ends made CRLF"
+    );
+}
+
+#[test]
+fn attachments_and_html_are_built_into_mime() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("invoice.pdf"), b"%PDF-1.4 fake").unwrap();
+    mailhost(dir.path())
+        .args([
+            "send",
+            "--to",
+            "a@example.com",
+            "--subject",
+            "Invoice",
+            "--text",
+            "plain",
+            "--html",
+            "<b>rich</b>",
+            "--attach",
+            "invoice.pdf",
+        ])
+        .assert()
+        .success();
+    let eml = std::fs::read_to_string(&emls(&dir.path().join("outbox"))[0]).unwrap();
+    assert!(eml.contains("multipart/mixed"));
+    assert!(eml.contains("multipart/alternative"));
+    assert!(eml.contains("Content-Type: application/pdf"));
+    assert!(eml.contains("filename=\"invoice.pdf\""));
+}
+
+#[test]
+fn kill_switch_refuses_and_queues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mailhost.toml"), "[policy]\nenabled = false\naccount = \"local\"\n\n[accounts.local]\nplugin = \"pickup\"\nfrom = \"a@example.com\"\ndir = \"outbox\"\n").unwrap();
+    mailhost(dir.path())
+        .args(["send", "--to", "a@example.com", "--text", "x"])
+        .assert()
+        .code(69)
+        .stderr(predicate::str::contains(
+            "refused by kill switch: sending is switched off for everyone (policy.enabled = false)",
+        ));
+    assert!(emls(&dir.path().join("outbox")).is_empty());
+    mailhost(dir.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "DISABLED by the kill switch (policy.enabled = false at mailhost.toml:2:11)",
+        ));
+}
+
+#[test]
+fn config_validate_reports_file_line_col() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "[policy]\naccount = \"office\"\n\n[accounts.local]\nplugin = \"pickup\"\ndir = \"x\"\nport = 25\n").unwrap();
+    mailhost(dir.path())
+        .args(["--config", "bad.toml", "config", "validate"])
+        .assert()
+        .code(78)
+        .stderr(predicate::str::contains(
+            "bad.toml:2:11: policy.account names account `office`, which does not exist",
+        ))
+        .stderr(predicate::str::contains(
+            "bad.toml:7:1: account `local`: unknown key `port` for plugin `pickup`",
+        ));
+    mailhost(dir.path())
+        .args(["config", "validate"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "<embedded default config/mailhost.toml>: valid",
+        ));
+}
+
+#[test]
+fn plugins_lists_loaded_and_explains_broken_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    mailhost(dir.path())
+        .arg("plugins")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pickup ").and(predicate::str::contains("example ")));
+    let pdir = dir.path().join("plugins");
+    std::fs::create_dir(&pdir).unwrap();
+    copy_as(&plugin_path("pickup"), &pdir, &plugin_file_name("pickup"));
+    std::fs::write(
+        pdir.join(plugin_file_name("bogus")),
+        "this is a text file\n",
+    )
+    .unwrap();
+    let out = mailhost(dir.path())
+        .args(["--plugins", "plugins", "plugins", "--json"])
+        .assert()
+        .code(78)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["loaded"][0]["name"], "pickup");
+    assert_eq!(v["failed"][0]["kind"], "not-a-library");
+    assert!(v["failed"][0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with(&plugin_file_name("bogus")));
+}
+
+#[test]
+fn policy_explain_prints_the_trace_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    mailhost(dir.path())
+        .args([
+            "policy", "explain", "--user", "alice", "--action", "compose",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("saw:").and(predicate::str::contains("chain: builtin")));
+    let out = mailhost(dir.path())
+        .args(["--json", "policy", "explain", "--action", "send"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["chain"][0]["label"], "local");
+    assert!(v["trace"].as_array().unwrap().len() >= 3);
+}
+
+#[test]
+fn check_and_status_on_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    mailhost(dir.path())
+        .args(["check", "local"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("[ok  ] write").and(predicate::str::contains("check passed")),
+        );
+    mailhost(dir.path())
+        .args(["check", "nope"])
+        .assert()
+        .code(78)
+        .stderr(predicate::str::contains("no account `nope`"));
+    mailhost(dir.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "local            pickup   operating",
+        ));
+}
+
+#[test]
+fn help_has_examples_and_usage_errors_exit_64() {
+    let dir = tempfile::tempdir().unwrap();
+    mailhost(dir.path())
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Examples:").and(predicate::str::contains("Exit codes:")));
+    mailhost(dir.path()).arg("sned").assert().code(64);
+}
+
+/// Exit codes follow the class of the last error.
+#[test]
+fn exit_codes_follow_the_error_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("plugins");
+    std::fs::create_dir(&pdir).unwrap();
+    let flaky = profile_dir().join(format!(
+        "{}fixture_flaky{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    copy_as(&flaky, &pdir, &plugin_file_name("flaky"));
+    for (class, code) in [
+        ("transient", 75),
+        ("permanent", 76),
+        ("auth", 77),
+        ("config", 78),
+        ("unavailable", 69),
+    ] {
+        let cfg = format!("[policy]\naccount = \"f\"\nmax_attempts = 1\n\n[accounts.f]\nplugin = \"flaky\"\nfrom = \"a@example.com\"\nfail_with = \"{class}\"\n");
+        std::fs::write(dir.path().join("f.toml"), cfg).unwrap();
+        mailhost(dir.path())
+            .args([
+                "--plugins",
+                "plugins",
+                "--config",
+                "f.toml",
+                "send",
+                "--to",
+                "b@example.com",
+                "--text",
+                "x",
+            ])
+            .assert()
+            .code(code)
+            .stderr(predicate::str::contains(format!(
+                "attempt 1 via f: {class}: flaky failure 1"
+            )));
+    }
+}
