@@ -1,0 +1,724 @@
+//! The opened SMTP account: its own tokio runtime, the pool, the status state
+//! machine, and `send`/`check`/`status`/`close` for the host.
+//!
+//! The host calls from blocking threads; each call runs as a task on the
+//! plugin's runtime (so socket readiness is handled where the task runs) and
+//! the calling thread waits for its result.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use lettre::transport::smtp::extension::ClientId;
+use lettre::Address;
+use mailhost_plugin_api::mime::strip_bcc;
+use mailhost_plugin_api::{
+    CheckReport, ConnState, ConnectionStatus, ErrorClass, Host, OutgoingMessage, PluginError,
+    Receipt, RejectedRecipient, TransportImpl,
+};
+use serde::Deserialize;
+use tokio::runtime::Runtime;
+use tokio_rustls::TlsConnector;
+
+use crate::auth::{self, Credentials, Secret};
+use crate::config::{AuthPolicy, Security, SmtpConfig, EXCHANGE_BASIC_AUTH_WARNING};
+use crate::pool::{Pool, PROBE_AFTER};
+use crate::session::{self, Dsn, Session, Tx, TxFailure, TxOutcome};
+use crate::stream::SmtpStream;
+use crate::{pop, tls};
+
+/// Per-request options this plugin reads from `options_json` (others are ignored).
+#[derive(Debug, Default, Deserialize)]
+struct Options {
+    credentials: Option<UserCredentials>,
+    dsn: Option<DsnOptions>,
+}
+
+#[derive(Deserialize)]
+struct UserCredentials {
+    username: String,
+    password: String,
+}
+
+impl std::fmt::Debug for UserCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCredentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct DsnOptions {
+    notify: Option<Vec<String>>,
+    ret: Option<String>,
+    envid: Option<String>,
+}
+
+/// Whose credentials a connection authenticates with.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// The account's own (or none).
+    Account,
+    /// Per-user credentials from `options_json.credentials` (password is a secret reference).
+    User {
+        username: String,
+        password_ref: String,
+    },
+}
+
+impl Who {
+    fn key(&self) -> String {
+        match self {
+            Who::Account => String::new(),
+            Who::User { username, .. } => format!("user:{username}"),
+        }
+    }
+}
+
+/// One message, prepared on the caller's thread.
+#[derive(Debug)]
+pub struct Job {
+    pub message_id: String,
+    pub from: Option<Address>,
+    pub to: Vec<Address>,
+    pub body: Vec<u8>,
+    pub needs_smtputf8: bool,
+    pub dsn: Option<Dsn>,
+    pub who: Who,
+}
+
+fn parse_address(what: &str, a: &str) -> Result<Address, PluginError> {
+    Address::from_str(a.trim()).map_err(|e| {
+        PluginError::permanent(format!("{what} {a:?} is not a valid e-mail address: {e}"))
+    })
+}
+
+fn parse_dsn(d: DsnOptions) -> Result<Dsn, PluginError> {
+    let mut notify = Vec::new();
+    for n in d.notify.unwrap_or_default() {
+        let up = n.to_ascii_uppercase();
+        if !matches!(up.as_str(), "SUCCESS" | "FAILURE" | "DELAY" | "NEVER") {
+            return Err(PluginError::permanent(format!(
+                "options_json.dsn.notify: {n:?} is not one of success, failure, delay, never"
+            )));
+        }
+        notify.push(up);
+    }
+    if notify.len() > 1 && notify.iter().any(|n| n == "NEVER") {
+        return Err(PluginError::permanent(
+            "options_json.dsn.notify: \"never\" cannot be combined with others",
+        ));
+    }
+    let ret = match d.ret.map(|r| r.to_ascii_uppercase()) {
+        None => None,
+        Some(r) if r == "FULL" || r == "HDRS" => Some(r),
+        Some(r) => {
+            return Err(PluginError::permanent(format!(
+                "options_json.dsn.ret: {r:?} is not full or hdrs"
+            )))
+        }
+    };
+    if let Some(e) = &d.envid {
+        if e.is_empty() || e.len() > 100 || !e.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+            return Err(PluginError::permanent(
+                "options_json.dsn.envid: give 1-100 printable ASCII characters without spaces",
+            ));
+        }
+    }
+    Ok(Dsn {
+        notify,
+        ret,
+        envid: d.envid,
+    })
+}
+
+fn header_section(mime: &[u8]) -> &[u8] {
+    let end = mime
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| mime.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(mime.len());
+    &mime[..end]
+}
+
+impl Job {
+    pub fn from_message(cfg: &SmtpConfig, msg: &OutgoingMessage) -> Result<Self, PluginError> {
+        let options: Options = if msg.options_json.trim().is_empty() {
+            Options::default()
+        } else {
+            serde_json::from_str(msg.options_json.as_str())
+                .map_err(|e| PluginError::permanent(format!("options_json is not valid: {e}")))?
+        };
+        let from = match cfg.envelope_from.as_deref() {
+            Some(f) => Some(parse_address("envelope_from", f)?),
+            None => match msg.envelope.from.as_ref().into_option() {
+                Some(f) if !f.trim().is_empty() => Some(parse_address("the envelope sender", f)?),
+                _ => None,
+            },
+        };
+        if msg.envelope.to.is_empty() {
+            return Err(PluginError::permanent("the message has no recipient"));
+        }
+        let to = msg
+            .envelope
+            .to
+            .iter()
+            .map(|a| parse_address("recipient", a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let body = strip_bcc(&msg.mime).into_owned();
+        let needs_smtputf8 = from
+            .iter()
+            .chain(to.iter())
+            .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
+            || !header_section(&body).is_ascii();
+        let dsn = options.dsn.map(parse_dsn).transpose()?;
+        let who = match options.credentials {
+            Some(c) if cfg.auth != AuthPolicy::None => Who::User {
+                username: c.username,
+                password_ref: c.password,
+            },
+            Some(_) => {
+                tracing::warn!(
+                    "smtp: per-user credentials ignored: the account has auth = \"none\""
+                );
+                Who::Account
+            }
+            None => Who::Account,
+        };
+        Ok(Self {
+            message_id: msg.message_id.to_string(),
+            from,
+            to,
+            body,
+            needs_smtputf8,
+            dsn,
+            who,
+        })
+    }
+}
+
+/// State shared by the runtime's tasks.
+pub struct Shared {
+    pub cfg: SmtpConfig,
+    pub host: Host,
+    pub connector: TlsConnector,
+    pub client_id: ClientId,
+    pub pool: Pool,
+    status: Mutex<ConnectionStatus>,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(cfg: SmtpConfig, host: Host) -> Result<Self, PluginError> {
+        let connector = tls::connector(&cfg)?;
+        let client_id = match &cfg.helo_name {
+            Some(n) => ClientId::Domain(n.clone()),
+            None => ClientId::default(),
+        };
+        if cfg.basic_auth_to_exchange_online() {
+            tracing::warn!(host = %cfg.host, "{EXCHANGE_BASIC_AUTH_WARNING}");
+        }
+        Ok(Self {
+            pool: Pool::new(cfg.pool),
+            status: Mutex::new(ConnectionStatus::new(ConnState::NOT_CONNECTED, "")),
+            closed: AtomicBool::new(false),
+            connector,
+            client_id,
+            host,
+            cfg,
+        })
+    }
+
+    pub fn addr(&self) -> String {
+        self.cfg.addr()
+    }
+
+    fn set_status(&self, state: ConnState, reason: &str) {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if s.state == ConnState::STOPPED {
+            return;
+        }
+        if s.state != state || s.reason.as_str() != reason {
+            *s = ConnectionStatus::new(state, reason);
+        }
+    }
+
+    pub fn status(&self) -> ConnectionStatus {
+        let s = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let quiet = s.state == ConnState::OPERATING || s.state == ConnState::NOT_CONNECTED;
+        if quiet && self.cfg.basic_auth_to_exchange_online() && s.reason.is_empty() {
+            return ConnectionStatus {
+                reason: EXCHANGE_BASIC_AUTH_WARNING.into(),
+                ..s
+            };
+        }
+        s
+    }
+
+    pub(crate) fn operating(&self) {
+        self.set_status(ConnState::OPERATING, "");
+    }
+
+    pub(crate) fn unable(&self, e: &PluginError) {
+        self.set_status(ConnState::UNABLE_TO_CONNECT, e.message());
+    }
+
+    /// Resolves a secret reference through the host (off the async workers).
+    pub async fn secret(&self, reference: &str) -> Result<String, PluginError> {
+        let host = self.host.clone();
+        let r = reference.to_string();
+        tokio::task::spawn_blocking(move || host.secret(&r))
+            .await
+            .map_err(|e| PluginError::permanent(format!("secret lookup failed: {e}")))?
+    }
+
+    /// An XOAUTH2 access token from the host's broker.
+    pub async fn token(&self, force_refresh: bool) -> Result<String, PluginError> {
+        let Some(provider) = self.cfg.oauth.clone() else {
+            return Err(PluginError::config(
+                "no `oauth` client is configured for XOAUTH2",
+            ));
+        };
+        let host = self.host.clone();
+        let scope = self.cfg.oauth_scope.clone();
+        tokio::task::spawn_blocking(move || host.token(&provider, &scope, force_refresh))
+            .await
+            .map_err(|e| PluginError::permanent(format!("token request failed: {e}")))?
+    }
+
+    /// The credentials for `who`, or `None` when this connection does not authenticate.
+    pub async fn credentials(&self, who: &Who) -> Result<Option<Credentials>, PluginError> {
+        if self.cfg.auth == AuthPolicy::None {
+            return Ok(None);
+        }
+        let creds = match who {
+            Who::User {
+                username,
+                password_ref,
+            } => Some(Credentials {
+                username: username.clone(),
+                secret: Secret::Password(self.secret(password_ref).await.map_err(|e| {
+                    PluginError::config(format!(
+                        "per-user password for {username}: {}",
+                        e.message()
+                    ))
+                })?),
+            }),
+            Who::Account => match (&self.cfg.username, &self.cfg.password_ref, &self.cfg.oauth) {
+                (Some(u), _, Some(_)) => Some(Credentials {
+                    username: u.clone(),
+                    secret: Secret::Token(self.token(false).await?),
+                }),
+                (Some(u), Some(p), None) => Some(Credentials {
+                    username: u.clone(),
+                    secret: Secret::Password(self.secret(p).await.map_err(|e| {
+                        PluginError::config(format!("smtp setting `password`: {}", e.message()))
+                    })?),
+                }),
+                _ => None,
+            },
+        };
+        if creds.is_none() && self.cfg.auth == AuthPolicy::Required {
+            return Err(PluginError::config(
+                "auth = \"required\" but no credentials: set `username` with `password` or `oauth`, or pass per-user credentials",
+            ));
+        }
+        Ok(creds)
+    }
+
+    /// POP-before-SMTP, when configured.
+    pub async fn pop_login(&self) -> Result<Option<String>, PluginError> {
+        let Some(p) = &self.cfg.pop else {
+            return Ok(None);
+        };
+        let password = self.secret(&p.password_ref).await.map_err(|e| {
+            PluginError::config(format!(
+                "smtp setting `pop_before_smtp.password`: {}",
+                e.message()
+            ))
+        })?;
+        pop::login(p, &password, &self.connector, self.cfg.timeout)
+            .await
+            .map(Some)
+    }
+
+    /// TCP (and implicit TLS) to the server, greeting and EHLO; no STARTTLS or AUTH yet.
+    pub async fn open_session(&self) -> Result<Session, PluginError> {
+        let addr = self.addr();
+        let addrs = session::resolve(&self.cfg.host, self.cfg.port, self.cfg.timeout).await?;
+        let (tcp, peer) = session::tcp_connect(&addrs, &addr, self.cfg.timeout).await?;
+        let stream = if self.cfg.security == Security::Tls {
+            let name = tls::server_name(&self.cfg.host)?;
+            let t =
+                session::tls_handshake(tcp, &self.connector, name, &addr, self.cfg.timeout).await?;
+            SmtpStream::tls(t, peer)
+        } else {
+            SmtpStream::plain(tcp, peer)
+        };
+        Session::start(stream, addr, self.client_id.clone(), self.cfg.timeout).await
+    }
+
+    /// STARTTLS when configured.
+    pub async fn secure(&self, s: &mut Session) -> Result<(), PluginError> {
+        if self.cfg.security == Security::Starttls {
+            let name = tls::server_name(&self.cfg.host)?;
+            s.starttls(&self.connector, name).await?;
+        }
+        Ok(())
+    }
+
+    /// AUTH with `creds` (refreshing an XOAUTH2 token once when it is refused).
+    pub async fn login(
+        &self,
+        s: &mut Session,
+        creds: Option<Credentials>,
+    ) -> Result<Option<String>, PluginError> {
+        let Some(mut creds) = creds else {
+            return Ok(None);
+        };
+        if s.caps.auth.is_empty() {
+            if self.cfg.auth == AuthPolicy::Required {
+                return Err(PluginError::config(format!(
+                    "{} offers no AUTH on this connection and auth = \"required\"{}",
+                    s.addr,
+                    if s.is_tls() {
+                        ""
+                    } else {
+                        " (many servers offer AUTH only after STARTTLS)"
+                    }
+                )));
+            }
+            tracing::warn!(server = %s.addr, "smtp: the server offers no AUTH; sending without authentication");
+            return Ok(None);
+        }
+        let m = auth::choose(
+            self.cfg.mechanism,
+            &creds,
+            &s.caps.auth,
+            s.is_tls(),
+            self.cfg.allow_plaintext_auth,
+            &s.addr,
+        )?;
+        match auth::authenticate(s, m, &creds).await {
+            Ok(r) => Ok(Some(format!("AUTH {}: {r}", m.name()))),
+            Err(refused) if refused.token_refused && matches!(creds.secret, Secret::Token(_)) => {
+                tracing::info!(server = %s.addr, "smtp: XOAUTH2 token refused; fetching a fresh one");
+                creds.secret = Secret::Token(self.token(true).await?);
+                if !s.usable() {
+                    return Err(refused.error);
+                }
+                auth::authenticate(s, m, &creds)
+                    .await
+                    .map(|r| Some(format!("AUTH {} (fresh token): {r}", m.name())))
+                    .map_err(|r| r.error)
+            }
+            Err(refused) => Err(refused.error),
+        }
+    }
+
+    /// A ready session: POP-before-SMTP, connect, STARTTLS, AUTH.
+    pub async fn connect(&self, who: &Who) -> Result<Session, PluginError> {
+        {
+            let s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+            let st = s.state;
+            drop(s);
+            if st != ConnState::OPERATING {
+                self.set_status(ConnState::CONNECTING, "");
+            }
+        }
+        let r = async {
+            self.pop_login().await?;
+            let mut s = self.open_session().await?;
+            self.secure(&mut s).await?;
+            let creds = self.credentials(who).await?;
+            self.login(&mut s, creds).await?;
+            Ok::<_, PluginError>(s)
+        }
+        .await;
+        match &r {
+            Ok(_) => self.operating(),
+            Err(e) => self.unable(e),
+        }
+        r
+    }
+
+    /// Closes sessions in the background.
+    fn close_all(sessions: Vec<Session>) {
+        for s in sessions {
+            tokio::spawn(s.quit());
+        }
+    }
+
+    fn release(&self, key: String, s: Session) {
+        if let Some(s) = self.pool.put(key, s) {
+            tokio::spawn(s.quit());
+        }
+    }
+
+    /// Delivers one message (in a task on the plugin's runtime).
+    pub async fn send(&self, job: Job) -> Result<Receipt, PluginError> {
+        let _permit = self.pool.acquire().await?;
+        let key = job.who.key();
+        let tx = Tx {
+            from: job.from.as_ref(),
+            to: &job.to,
+            body: &job.body,
+            needs_smtputf8: job.needs_smtputf8,
+            dsn: job.dsn.as_ref(),
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (taken, expired) = self.pool.take(&key);
+            Self::close_all(expired);
+            let mut reusable = None;
+            if let Some((mut s, idle)) = taken {
+                if idle < PROBE_AFTER || s.probe().await {
+                    reusable = Some(s);
+                } else {
+                    tracing::debug!(server = %s.addr, "smtp: idle connection failed its RSET probe; replacing it");
+                    tokio::spawn(s.quit());
+                }
+            }
+            let (mut s, reused) = match reusable {
+                Some(s) => (s, true),
+                None => {
+                    Self::close_all(self.pool.make_room());
+                    (self.connect(&job.who).await?, false)
+                }
+            };
+            match s.transaction(&tx).await {
+                Ok(out) => {
+                    let receipt = self.receipt(&job, &s, out, reused);
+                    self.release(key, s);
+                    return Ok(receipt);
+                }
+                Err(TxFailure::Stale(e)) if reused && attempt == 1 => {
+                    tracing::debug!(server = %s.addr, error = %e, "smtp: reused connection was dead; retrying on a new one");
+                    tokio::spawn(s.quit());
+                    continue;
+                }
+                Err(f) => {
+                    let e = f.into_error();
+                    if !s.usable() && e.class() == ErrorClass::TRANSIENT && e.code == 0 {
+                        // The connection broke: say so in the status too.
+                        self.unable(&e);
+                    }
+                    self.release(key, s);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn receipt(&self, job: &Job, s: &Session, out: TxOutcome, reused: bool) -> Receipt {
+        let reply_text = out.reply.to_string();
+        let server_id = queue_id(&out.reply.text());
+        let details = serde_json::json!({
+            "server": s.addr,
+            "tls": s.is_tls(),
+            "auth": s.authenticated,
+            "pipelining": out.pipelined,
+            "reused_connection": reused,
+            "smtputf8": job.needs_smtputf8,
+            "dsn": match out.dsn_sent {
+                None => serde_json::Value::Null,
+                Some(true) => "requested".into(),
+                Some(false) => "not offered by the server; sent without DSN".into(),
+            },
+        });
+        Receipt {
+            message_id: job.message_id.as_str().into(),
+            server_id: server_id.as_str().into(),
+            server_reply: reply_text.as_str().into(),
+            accepted: out.accepted.iter().map(|a| a.as_str().into()).collect(),
+            rejected: out
+                .rejected
+                .into_iter()
+                .map(|(a, e)| RejectedRecipient {
+                    address: a.as_str().into(),
+                    error: e,
+                })
+                .collect(),
+            details_json: details.to_string().as_str().into(),
+        }
+    }
+
+    /// Closes idle connections past `idle_timeout`.
+    pub async fn reap(&self) {
+        let expired = self.pool.expired();
+        if !expired.is_empty() {
+            for s in expired {
+                s.quit().await;
+            }
+            if self.pool.idle_count() == 0 && self.pool.in_use() == 0 {
+                let st = self.status.lock().unwrap_or_else(|p| p.into_inner()).state;
+                if st == ConnState::OPERATING {
+                    self.set_status(ConnState::NOT_CONNECTED, "");
+                }
+            }
+        }
+    }
+}
+
+/// The queue id in a final reply (`Ok: queued as 4F2A`, `id=...`), or empty.
+fn queue_id(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    for marker in ["queued as ", "id=", "queued "] {
+        if let Some(p) = lower.find(marker) {
+            return text[p + marker.len()..]
+                .split(|c: char| c.is_whitespace() || c == ')' || c == ']')
+                .next()
+                .unwrap_or("")
+                .trim_end_matches(['.', ','])
+                .to_string();
+        }
+    }
+    String::new()
+}
+
+/// An opened SMTP account.
+pub struct SmtpTransport {
+    shared: Arc<Shared>,
+    rt: Option<Runtime>,
+}
+
+impl std::fmt::Debug for SmtpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpTransport")
+            .field("server", &self.shared.addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpTransport {
+    pub fn new(cfg: SmtpConfig, host: Host) -> Result<Self, PluginError> {
+        let shared = Arc::new(Shared::new(cfg, host)?);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mailhost-smtp")
+            .enable_all()
+            .build()
+            .map_err(|e| PluginError::permanent(format!("smtp: cannot start its runtime: {e}")))?;
+        let idle = shared.cfg.pool.idle_timeout;
+        if !idle.is_zero() {
+            let weak: Weak<Shared> = Arc::downgrade(&shared);
+            let period = (idle / 2).clamp(Duration::from_millis(50), Duration::from_secs(5));
+            rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(period).await;
+                    let Some(shared) = weak.upgrade() else { break };
+                    if shared.closed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    shared.reap().await;
+                }
+            });
+        }
+        Ok(Self {
+            shared,
+            rt: Some(rt),
+        })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Runs `f` on the plugin's runtime and waits for it on this thread.
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, PluginError>> + Send + 'static,
+    ) -> Result<T, PluginError> {
+        let Some(rt) = &self.rt else {
+            return Err(PluginError::unavailable("the SMTP transport is closed"));
+        };
+        let handle = rt.spawn(f);
+        rt.block_on(handle)
+            .map_err(|e| PluginError::permanent(format!("smtp: the task failed: {e}")))?
+    }
+
+    /// Delivers a prepared job (the benchmark calls this directly).
+    pub fn send_job(&self, job: Job) -> Result<Receipt, PluginError> {
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return Err(PluginError::unavailable("the SMTP transport is closed"));
+        }
+        let shared = self.shared.clone();
+        self.run(async move { shared.send(job).await })
+    }
+}
+
+impl TransportImpl for SmtpTransport {
+    fn send(&self, message: &OutgoingMessage) -> Result<Receipt, PluginError> {
+        let job = Job::from_message(&self.shared.cfg, message)?;
+        self.send_job(job)
+    }
+
+    fn check(&self, options_json: &str) -> Result<CheckReport, PluginError> {
+        let shared = self.shared.clone();
+        let options = options_json.to_string();
+        self.run(async move { Ok(crate::check::run(&shared, &options).await) })
+    }
+
+    fn status(&self) -> ConnectionStatus {
+        self.shared.status()
+    }
+
+    fn close(&self) {
+        if self.shared.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let sessions = self.shared.pool.close();
+        let _ = self.run(async move {
+            for s in sessions {
+                s.quit().await;
+            }
+            Ok(())
+        });
+        let mut s = self.shared.status.lock().unwrap_or_else(|p| p.into_inner());
+        *s = ConnectionStatus::new(ConnState::STOPPED, "closed");
+    }
+}
+
+impl Drop for SmtpTransport {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_ids() {
+        assert_eq!(queue_id("2.0.0 Ok: queued as 000012"), "000012");
+        assert_eq!(queue_id("Ok"), "");
+    }
+
+    #[test]
+    fn dsn_options() {
+        let d = parse_dsn(DsnOptions {
+            notify: Some(vec!["success".into(), "failure".into()]),
+            ret: Some("hdrs".into()),
+            envid: Some("abc".into()),
+        })
+        .unwrap();
+        assert_eq!(d.notify, vec!["SUCCESS", "FAILURE"]);
+        assert_eq!(d.ret.as_deref(), Some("HDRS"));
+        assert!(parse_dsn(DsnOptions {
+            notify: Some(vec!["never".into(), "success".into()]),
+            ret: None,
+            envid: None
+        })
+        .is_err());
+    }
+}
