@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests: where the built plugins and the
 //! binary are, and where the running test peers keep their state.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed helper is a failed test
 
 pub mod graph;
+pub mod loader;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 

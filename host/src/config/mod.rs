@@ -435,11 +435,7 @@ impl Validator<'_> {
     ) -> Option<Account> {
         let aname = name.get_ref().clone();
         let t = table.get_ref();
-        let get = |k: &str| {
-            t.iter()
-                .find(|(key, _)| key.get_ref() == k)
-                .map(|(key, v)| (key, v))
-        };
+        let get = |k: &str| t.iter().find(|(key, _)| key.get_ref() == k);
         let Some((_, plugin_v)) = get("plugin") else {
             let names = self.plugins.names().join(", ");
             self.err(
