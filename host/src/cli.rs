@@ -84,7 +84,11 @@ pub enum Command {
     /// Every account's connection state, the kill switch and the plugins' probes.
     Status,
     /// The plugins found on the search path, and why any did not load.
-    Plugins,
+    Plugins {
+        /// Print the account settings a plugin takes (from its JSON Schema).
+        #[arg(long, value_name = "PLUGIN")]
+        settings: Option<String>,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -244,7 +248,10 @@ fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, u8> {
 fn dispatch(cli: &Cli) -> u8 {
     let plugins = load_plugins(cli);
     match &cli.command {
-        Command::Plugins => cmd_plugins(cli, &plugins),
+        Command::Plugins {
+            settings: Some(name),
+        } => cmd_plugin_settings(cli, &plugins, name),
+        Command::Plugins { settings: None } => cmd_plugins(cli, &plugins),
         Command::Config {
             command: ConfigCommand::Validate,
         } => match load_settings(cli, &plugins) {
@@ -308,10 +315,78 @@ fn dispatch(cli: &Cli) -> u8 {
                         exit::OK
                     }
                 }
-                Command::Plugins | Command::Config { .. } => exit::OK,
+                Command::Plugins { .. } | Command::Config { .. } => exit::OK,
             };
             engine.close();
             code
+        }
+    }
+}
+
+/// The settings a plugin takes, from its JSON Schema: key, type, default, meaning.
+fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
+    let Some(p) = plugins.get(name) else {
+        eprintln!(
+            "mailhost: no plugin named `{name}` is loaded (loaded: {}); run `mailhost plugins`",
+            plugins.names().join(", ")
+        );
+        return exit::CONFIG;
+    };
+    let schema: serde_json::Value =
+        serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
+    if cli.json {
+        print_json(&schema);
+        return exit::OK;
+    }
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    println!(
+        "[accounts.NAME] keys for plugin `{name}` (besides the host's: {}):",
+        config::HOST_ACCOUNT_KEYS.join(", ")
+    );
+    print_properties(&schema, &required, "");
+    exit::OK
+}
+
+fn print_properties(schema: &serde_json::Value, required: &[&str], prefix: &str) {
+    let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return;
+    };
+    for (k, v) in props {
+        let kind = match (v.get("enum"), v.get("type")) {
+            (Some(e), _) => e
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                })
+                .unwrap_or_default(),
+            (None, Some(t)) => t.as_str().unwrap_or("").to_string(),
+            _ => String::new(),
+        };
+        let default = v
+            .get("default")
+            .map(|d| format!(" (default {d})"))
+            .unwrap_or_default();
+        let req = if required.contains(&k.as_str()) {
+            " REQUIRED"
+        } else {
+            ""
+        };
+        let desc = v.get("description").and_then(|d| d.as_str()).unwrap_or("");
+        println!("  {prefix}{k}: {kind}{default}{req}\n      {desc}");
+        if v.get("properties").is_some() {
+            let r: Vec<&str> = v
+                .get("required")
+                .and_then(|r| r.as_array())
+                .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
+                .unwrap_or_default();
+            print_properties(v, &r, &format!("{prefix}{k}."));
         }
     }
 }
