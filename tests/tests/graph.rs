@@ -501,6 +501,61 @@ fn concurrent_sends_stay_within_four_requests_per_mailbox() {
     });
     let stats = double.stats();
     assert_eq!(stats["sendMail"], 12, "{stats}");
+    eprintln!("strict double after 12 concurrent sends: {stats}");
     assert_eq!(stats["concurrencyRejected"], 0, "{stats}");
     assert!(stats["maxInflight"].as_u64().unwrap() <= 4, "{stats}");
+}
+
+#[test]
+fn many_small_attachments_over_4mb_are_added_one_by_one() {
+    // Each under 3 MB (no upload session), together over Graph's 4 MB request limit.
+    let double = StrictDouble::start(None);
+    let t = open(&settings(&double.url()), &broker(&double.url()));
+    let subject = unique("many-small");
+    let parts: Vec<Vec<u8>> = (0..3).map(|i| bytes(2 * 1024 * 1024, 10 + i)).collect();
+    let mut req = request("someone@example.com", &subject);
+    req.attachments = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            attachment(
+                &format!("part{i}.bin"),
+                "application/octet-stream",
+                p.clone(),
+            )
+        })
+        .collect();
+    t.send(&build(&req)).into_result().unwrap();
+    let stats = double.stats();
+    assert_eq!(
+        (
+            stats["drafts"].as_u64(),
+            stats["uploads"].as_u64(),
+            stats["sends"].as_u64()
+        ),
+        (Some(1), Some(0), Some(1)),
+        "{stats}"
+    );
+    let stored = read_json(&sent_one(double.dir(), &subject));
+    // One rode in the draft request, the others were POSTed to /attachments.
+    let mut all: Vec<&Value> = stored["draft"]["payload"]["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    all.extend(stored["attachments"].as_array().unwrap().iter());
+    assert_eq!(all.len(), 3, "{all:?}");
+    for (i, p) in parts.iter().enumerate() {
+        let a = all
+            .iter()
+            .find(|a| a["name"] == format!("part{i}.bin"))
+            .unwrap();
+        assert_eq!(
+            STANDARD
+                .decode(a["contentBytes"].as_str().unwrap())
+                .unwrap(),
+            *p
+        );
+    }
+    assert_eq!(t.status().state, mailhost_plugin_api::ConnState::OPERATING);
 }

@@ -194,12 +194,15 @@ impl GraphTransport {
 
 impl Inner {
     fn record<T>(&self, result: &Result<T, PluginError>) {
+        use mailhost_plugin_api::ErrorClass;
         let status = match result {
             Ok(_) => ConnectionStatus::new(ConnState::OPERATING, ""),
+            // Throttling says Graph is there and busy, not that it cannot be reached.
+            Err(e) if e.is_transient() && e.code == 429 => return,
             Err(e)
                 if e.is_transient()
-                    || e.class() == mailhost_plugin_api::ErrorClass::AUTH
-                    || e.class() == mailhost_plugin_api::ErrorClass::CONFIG =>
+                    || e.class() == ErrorClass::AUTH
+                    || e.class() == ErrorClass::CONFIG =>
             {
                 ConnectionStatus::new(ConnState::UNABLE_TO_CONNECT, e.message())
             }
