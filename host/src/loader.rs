@@ -350,29 +350,73 @@ fn explain(e: &LibraryError) -> (FailureKind, String) {
     }
 }
 
-/// From abi_stable's long layout dump, only the `Error:` lines and the
-/// `Expected:`/`Found:` lines that belong to them.
+/// From abi_stable's long layout dump (hundreds of lines), only the `Error:`
+/// lines — each naming the type it is about — with their `Expected:` and
+/// `Found:` values on the same line:
+///
+/// ```text
+/// Error: incompatible type size (in type Manifest)
+/// Expected: 264
+/// Found: 296
+/// ```
 pub fn abi_error_lines(dump: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let mut take = 0usize;
-    for line in dump.lines() {
-        let t = line.trim();
-        if t.starts_with("Error:") {
-            out.push(t);
-            take = 6;
-        } else if take > 0 {
-            take -= 1;
-            if t.starts_with("Expected:")
-                || t.starts_with("Found:")
-                || t.starts_with("expected")
-                || t.starts_with("found")
-            {
-                out.push(t);
-            } else if t.is_empty() {
-                take = 0;
+    let mut out: Vec<String> = Vec::new();
+    // The innermost type of the current "N error(s)inside:" path.
+    let mut path_type: Option<&str> = None;
+    let mut in_path = false;
+    // "Expected"/"Found"/"Extra" waiting for its (indented) value lines.
+    let mut pending: Option<(&str, Vec<&str>)> = None;
+    let flush = |pending: &mut Option<(&str, Vec<&str>)>, out: &mut Vec<String>| {
+        if let Some((label, values)) = pending.take() {
+            let value = values.into_iter().take(3).collect::<Vec<_>>().join(" ");
+            if label == "Extra" {
+                out.push(format!("Error: {value}"));
+            } else {
+                out.push(format!("{label}: {value}"));
             }
         }
+    };
+    for line in dump.lines() {
+        let t = line.trim();
+        if t.ends_with("error(s)inside:") {
+            flush(&mut pending, &mut out);
+            in_path = true;
+            path_type = None;
+            continue;
+        }
+        if in_path {
+            if t.starts_with("Layout of") || t.starts_with("Error:") {
+                in_path = false;
+            } else {
+                if let Some(ty) = line.strip_prefix("    type:") {
+                    path_type = Some(ty.trim());
+                }
+                continue;
+            }
+        }
+        if pending.is_some() && line.starts_with("    ") && !t.is_empty() {
+            if let Some((_, values)) = pending.as_mut() {
+                values.push(t);
+            }
+            continue;
+        }
+        flush(&mut pending, &mut out);
+        if let Some(e) = t.strip_prefix("Error:") {
+            let e = e.trim();
+            if !e.is_empty() {
+                out.push(match path_type {
+                    Some(ty) => format!("Error: {e} (in type {ty})"),
+                    None => format!("Error: {e}"),
+                });
+            }
+        } else if let Some(label) = ["Expected", "Found", "Extra"]
+            .into_iter()
+            .find(|l| t.strip_prefix(l) == Some(":"))
+        {
+            pending = Some((label, Vec::new()));
+        }
     }
+    flush(&mut pending, &mut out);
     if out.is_empty() {
         dump.lines().take(12).collect::<Vec<_>>().join("\n")
     } else {

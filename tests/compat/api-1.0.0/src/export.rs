@@ -1,0 +1,207 @@
+//! The glue a plugin author does not write: panic guards and the root module.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RStr};
+
+use crate::{
+    CheckReport, ComposeOutcome, ConnState, ConnectionStatus, ExtensionBox, Host, HostHandle,
+    Manifest, OutgoingMessage, PluginError, PluginMod, PluginModRef, Probe, Receipt, Transport,
+    TransportBox, Transport_TO,
+};
+
+/// A transport plugin: what [`crate::export_plugin!`] exports.
+pub trait Plugin: 'static {
+    /// The opened account.
+    type Transport: TransportImpl;
+
+    /// What the plugin is: name, modes, capabilities, settings schema.
+    fn manifest() -> Manifest;
+
+    /// Whether the plugin can work on this machine now. Cheap, no side effects.
+    fn probe(_host: &Host) -> Probe {
+        Probe::available("")
+    }
+
+    /// Opens an account. `settings_json` is the account's plugin settings as a
+    /// JSON object, already validated against the manifest's schema.
+    fn open(settings_json: &str, host: Host) -> Result<Self::Transport, PluginError>;
+
+    /// A capability added after 1.0, by name.
+    fn extension(_name: &str) -> Option<ExtensionBox> {
+        None
+    }
+}
+
+/// An opened account, in plain Rust. The glue guards every call against panics.
+pub trait TransportImpl: Send + Sync + 'static {
+    fn send(&self, message: &OutgoingMessage) -> Result<Receipt, PluginError>;
+
+    fn compose(&self, _message: &OutgoingMessage) -> Result<ComposeOutcome, PluginError> {
+        Err(PluginError::unsupported(
+            "this transport cannot compose; choose a compose mode served by another plugin",
+        ))
+    }
+
+    fn check(&self, options_json: &str) -> Result<CheckReport, PluginError>;
+
+    fn status(&self) -> ConnectionStatus {
+        ConnectionStatus::new(ConnState::OPERATING, "")
+    }
+
+    fn close(&self) {}
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_string()
+    }
+}
+
+/// Runs `f`, turning a panic into a `Permanent` [`PluginError`] naming `what`.
+pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, PluginError>) -> Result<T, PluginError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => Err(PluginError::permanent(format!(
+            "plugin panicked in {what}: {}; the message was not sent by this plugin — report this to the plugin's author",
+            panic_text(payload.as_ref())
+        ))),
+    }
+}
+
+/// A [`TransportImpl`] behind the ABI, every call guarded.
+struct Guarded<T>(T);
+
+impl<T: TransportImpl> Transport for Guarded<T> {
+    fn send(&self, message: &OutgoingMessage) -> RResult<Receipt, PluginError> {
+        guard("send", || self.0.send(message)).into()
+    }
+
+    fn compose(&self, message: &OutgoingMessage) -> RResult<ComposeOutcome, PluginError> {
+        guard("compose", || self.0.compose(message)).into()
+    }
+
+    fn check(&self, options_json: RStr<'_>) -> RResult<CheckReport, PluginError> {
+        guard("check", || self.0.check(options_json.as_str())).into()
+    }
+
+    fn status(&self) -> ConnectionStatus {
+        guard("status", || Ok(self.0.status()))
+            .unwrap_or_else(|e| ConnectionStatus::new(ConnState::UNABLE_TO_CONNECT, e.message()))
+    }
+
+    fn close(&self) {
+        let _ = guard("close", || {
+            self.0.close();
+            Ok(())
+        });
+    }
+}
+
+extern "C" fn manifest_shim<P: Plugin>() -> RResult<Manifest, PluginError> {
+    guard("manifest", || Ok(P::manifest())).into()
+}
+
+extern "C" fn probe_shim<P: Plugin>(host: HostHandle) -> Probe {
+    crate::log::install(&host);
+    let host = Host(host);
+    guard("probe", || Ok(P::probe(&host))).unwrap_or_else(|e| Probe::unavailable(e.message()))
+}
+
+extern "C" fn open_shim<P: Plugin>(
+    settings_json: RStr<'_>,
+    host: HostHandle,
+) -> RResult<TransportBox, PluginError> {
+    crate::log::install(&host);
+    guard("open", || {
+        let t = P::open(settings_json.as_str(), Host(host))?;
+        Ok(Transport_TO::from_value(Guarded(t), TD_Opaque))
+    })
+    .into()
+}
+
+extern "C" fn extension_shim<P: Plugin>(name: RStr<'_>) -> ROption<ExtensionBox> {
+    guard("extension", || Ok(P::extension(name.as_str())))
+        .ok()
+        .flatten()
+        .into()
+}
+
+/// Builds the root module of plugin `P`. Called once by the exported symbol.
+pub fn root_module<P: Plugin>() -> PluginModRef {
+    use abi_stable::prefix_type::PrefixTypeTrait;
+    PluginMod {
+        manifest: manifest_shim::<P>,
+        probe: probe_shim::<P>,
+        open: open_shim::<P>,
+        extension: extension_shim::<P>,
+    }
+    .leak_into_prefix()
+}
+
+/// Opens `P` in-process as the host would, through the guarded ABI types.
+/// For a plugin's own tests (rlib), so they exercise the same glue as the cdylib.
+pub fn open_in_process<P: Plugin>(
+    settings_json: &str,
+    host: &Host,
+) -> Result<TransportBox, PluginError> {
+    open_shim::<P>(settings_json.into(), host.0.clone()).into_result()
+}
+
+/// The symbol abi_stable looks up in a library (`ROOT_MODULE_LOADER_NAME` of
+/// abi_stable 0.11), spelled out so that [`crate::export_plugin!`] needs no
+/// direct `abi_stable` dependency in the plugin crate. A test checks it.
+#[doc(hidden)]
+pub const ROOT_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+/// Exports plugin type `P` (which implements [`Plugin`]) as this library's root module.
+///
+/// Expands to what `#[abi_stable::export_root_module]` generates, with paths
+/// through this crate, so a plugin crate depends on `mailhost-plugin-api` only.
+/// Link at most one plugin crate into one program: each exports the same symbol.
+///
+/// ```ignore
+/// mailhost_plugin_api::export_plugin!(MyPlugin);
+/// ```
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        /// The root module the host looks up (generated by `export_plugin!`).
+        pub fn mailhost_plugin_root_module() -> $crate::PluginModRef {
+            $crate::root_module::<$plugin>()
+        }
+
+        #[doc(hidden)]
+        #[no_mangle]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::abi_stable::library::LibHeader = {
+            pub extern "C" fn _sabi_erased_module() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader(mailhost_plugin_root_module)
+            }
+            // SAFETY: what `#[export_root_module]` expands to: the header describes
+            // `PluginModRef`, whose layout abi_stable checks when the host loads it.
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModRef>(
+                    _sabi_erased_module,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_symbol_matches_abi_stable() {
+        assert_eq!(
+            super::ROOT_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
+    }
+}
