@@ -189,11 +189,15 @@ impl TokenBroker {
         }
         let asked_at = Instant::now();
         let slot = self.slot(provider, scope);
-        let mut cached = slot.lock().map_err(|_| {
-            PluginError::transient(format!(
-                "[oauth.{provider}]: the token cache is unusable after a crash in another request; try again"
-            ))
-        })?;
+        let mut cached = match slot.lock() {
+            Ok(c) => c,
+            // A caller panicked while fetching: the slot holds at worst a stale token; drop it.
+            Err(poisoned) => {
+                let mut c = poisoned.into_inner();
+                *c = None;
+                c
+            }
+        };
         if let Some(c) = cached.as_ref() {
             // A token fetched after this call began (by a caller we waited for) is
             // fresh even when we were asked to refresh: the 401 was for an older one.
@@ -303,7 +307,6 @@ impl TokenBroker {
         match result {
             Ok(response) => {
                 let lifetime = response.expires_in().unwrap_or(DEFAULT_LIFETIME);
-                let margin = MAX_REFRESH_MARGIN.min(lifetime / 5);
                 let token = response.access_token().secret().clone();
                 tracing::debug!(
                     provider = %client.name,
@@ -313,7 +316,7 @@ impl TokenBroker {
                 );
                 Ok(Cached {
                     token,
-                    refresh_at: started + lifetime.saturating_sub(margin),
+                    refresh_at: started + usable_for(lifetime),
                     fetched_at: Instant::now(),
                 })
             }
@@ -324,6 +327,12 @@ impl TokenBroker {
             }
         }
     }
+}
+
+/// How long a token with `lifetime` is handed out: until shortly before it
+/// expires (5 minutes, or a fifth of the lifetime for short-lived tokens).
+fn usable_for(lifetime: Duration) -> Duration {
+    lifetime.saturating_sub(MAX_REFRESH_MARGIN.min(lifetime / 5))
 }
 
 /// The broker's runtime: a tokio runtime owned by a thread of its own, so it
@@ -752,6 +761,19 @@ mod tests {
             authority: authority.to_string(),
             ..OAuthClientConfig::new("m365", "test-tenant", "test-client", "s3cr3t-value")
         }
+    }
+
+    #[test]
+    fn tokens_are_refreshed_shortly_before_expiry() {
+        assert_eq!(
+            usable_for(Duration::from_secs(3599)),
+            Duration::from_secs(3299)
+        );
+        assert_eq!(
+            usable_for(Duration::from_secs(2)),
+            Duration::from_millis(1600)
+        );
+        assert_eq!(usable_for(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
