@@ -10,6 +10,7 @@
 //     the 5th gets 429 ApplicationThrottled "MailboxConcurrency" with Retry-After;
 //   * token requests must be application/x-www-form-urlencoded;
 //   * JSON recipients must have emailAddress.address.
+// REQUEST_LIMIT=BYTES makes non-upload requests over BYTES get 413 (to test the 413 fallback).
 // Added for tests: GET on an upload URL gives the session's nextExpectedRanges (as Graph's
 // upload sessions do); DELETE /v1.0/users/{u}/messages/{id} removes a draft (204);
 // POST /_revoke forgets every issued token (a revoked/rotated key: Graph then answers 401);
@@ -51,6 +52,8 @@
 const fs = require('fs'), path = require('path'), https = require('https'), crypto = require('crypto');
 const dir = process.env.PEERS_DIR; let port = Number(process.env.GRAPH_PORT || 8443);
 const TTL = Number(process.env.TOKEN_TTL || 3599), MAILBOX = 'testuser@example.com', LIMIT = 4 * 1024 * 1024;
+// REQUEST_LIMIT (bytes) lowers the size at which non-upload requests get 413 (tests of the 413 fallback).
+const REQUEST_LIMIT = Number(process.env.REQUEST_LIMIT || LIMIT + 65536);
 for (const d of ['sent', 'drafts']) fs.mkdirSync(path.join(dir, 'graph', d), { recursive: true });
 const tokens = new Map(), drafts = new Map(), uploads = new Map(), throttled = new Set();
 const stats = { tokenRequests: 0, sendMail: 0, drafts: 0, uploads: 0, sends: 0, throttled: 0,
@@ -266,7 +269,8 @@ const server = https.createServer(tls, (req, res) => {
     let done = false; const release = () => { if (!done) { done = true; inflight.set(mbox, inflight.get(mbox) - 1); } };
     res.on('close', release); res.on('finish', release);
   }
-  req.on('data', c => { size += c.length; if (size > LIMIT + 65536) tooBig = true; else chunks.push(c); });
+  const limit = (req.url || '').startsWith('/upload/') ? LIMIT + 65536 : REQUEST_LIMIT;
+  req.on('data', c => { size += c.length; if (size > limit) tooBig = true; else chunks.push(c); });
   req.on('end', () => {
     if (tooBig) return graphError(res, 413, 'RequestEntityTooLarge', 'The request is larger than 4 MB. Use an upload session.');
     if (overLimit) { stats.concurrencyRejected++; return graphError(res, 429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'Retry-After': '1' }); }

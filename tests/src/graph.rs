@@ -33,6 +33,13 @@ pub struct StrictDouble {
 impl StrictDouble {
     /// Starts one; `token_ttl` sets `expires_in` of its tokens (default 3599 s).
     pub fn start(token_ttl: Option<u64>) -> Self {
+        let ttl = token_ttl.map(|t| t.to_string());
+        let env: Vec<(&str, &str)> = ttl.iter().map(|t| ("TOKEN_TTL", t.as_str())).collect();
+        Self::start_with(&env)
+    }
+
+    /// Starts one with extra environment (`TOKEN_TTL`, `REQUEST_LIMIT`).
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let tls = dir.path().join("tls");
         std::fs::create_dir_all(&tls).unwrap();
@@ -48,8 +55,8 @@ impl StrictDouble {
             .env("GRAPH_PORT", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if let Some(ttl) = token_ttl {
-            cmd.env("TOKEN_TTL", ttl.to_string());
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let mut child = cmd
             .spawn()

@@ -559,3 +559,70 @@ fn many_small_attachments_over_4mb_are_added_one_by_one() {
     }
     assert_eq!(t.status().state, mailhost_plugin_api::ConnState::OPERATING);
 }
+
+#[test]
+fn payload_too_large_takes_the_large_route() {
+    // A service whose request limit is lower than 4 MB answers 413 to the MIME
+    // sendMail; the plugin then builds a draft and uploads instead.
+    let double = StrictDouble::start_with(&[("REQUEST_LIMIT", "1000000")]);
+    let t = open(&settings(&double.url()), &broker(&double.url()));
+    let subject = unique("413");
+    let mut req = request("someone@example.com", &subject);
+    let data = bytes(900_000, 5);
+    req.attachments = vec![attachment(
+        "a.bin",
+        "application/octet-stream",
+        data.clone(),
+    )];
+    let receipt = t.send(&build(&req)).into_result().unwrap();
+    let details: Value = serde_json::from_str(receipt.details_json.as_str()).unwrap();
+    assert_eq!(details["route"], "draft-upload-send");
+    let stats = double.stats();
+    assert_eq!(
+        (stats["sendMail"].as_u64(), stats["sends"].as_u64()),
+        (Some(0), Some(1)),
+        "{stats}"
+    );
+    // The draft went without it (413 again), the attachment alone too (413), so
+    // it went through an upload session, which takes any size.
+    assert_eq!(stats["uploads"], 1, "{stats}");
+    let stored = read_json(&sent_one(double.dir(), &subject));
+    assert_eq!(uploaded(&double, &stored, "a.bin"), data);
+}
+
+#[test]
+fn invalid_request_is_permanent_with_graphs_message() {
+    let double = StrictDouble::start(None);
+    let mut s = settings(&double.url());
+    s["save_to_sent_items"] = json!(false);
+    let t = open(&s, &broker(&double.url()));
+    let mut msg = build(&request("someone@example.com", &unique("400")));
+    msg.parts.to[0].email = "".into(); // a recipient Graph cannot read
+    let e = t.send(&msg).into_result().unwrap_err();
+    assert!(e.is_permanent(), "{e}");
+    assert_eq!(e.code, 400);
+    assert!(e.message().contains("ErrorInvalidRecipients"), "{e}");
+}
+
+#[test]
+fn unreachable_graph_is_transient() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = open(
+        &settings(&format!("https://127.0.0.1:{port}")),
+        &broker(SHARED),
+    );
+    let e = t
+        .send(&build(&request("someone@example.com", "nowhere")))
+        .into_result()
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::TRANSIENT, "{e}");
+    assert!(e.message().contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert_eq!(
+        t.status().state,
+        mailhost_plugin_api::ConnState::UNABLE_TO_CONNECT
+    );
+}

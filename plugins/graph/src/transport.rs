@@ -524,40 +524,51 @@ impl Inner {
                 separate.push(a);
             }
         }
-        let body = serde_json::to_vec(&message_json(message, mailbox, &in_draft)).map_err(|e| {
-            PluginError::permanent(format!("graph: cannot encode the message as JSON: {e}"))
-        })?;
-        let answer = self
-            .request(
-                mailbox,
-                Method::POST,
-                &["users", mailbox, "messages"],
-                None,
-                &Payload::Json(body),
-            )
-            .await?;
-        if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Err(PluginError::permanent(format!(
-                "graph: {} → 413: the message's text alone is larger than Graph takes in one request (4 MB); shorten the body or move content into attachments",
-                answer.what
-            )));
+        // A service with a lower request limit than planned answers 413: then
+        // the draft goes without attachments, and each one is added on its own.
+        let mut attempts = vec![in_draft.clone()];
+        if !in_draft.is_empty() {
+            attempts.push(Vec::new());
         }
-        let draft = parse_draft(self.expect(answer, Op::Draft, mailbox)?)?;
+        let mut draft = None;
+        for attempt in attempts {
+            let body =
+                serde_json::to_vec(&message_json(message, mailbox, &attempt)).map_err(|e| {
+                    PluginError::permanent(format!("graph: cannot encode the message as JSON: {e}"))
+                })?;
+            let answer = self
+                .request(
+                    mailbox,
+                    Method::POST,
+                    &["users", mailbox, "messages"],
+                    None,
+                    &Payload::Json(body),
+                )
+                .await?;
+            if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+                if attempt.is_empty() {
+                    return Err(PluginError::permanent(format!(
+                        "graph: {} → 413: the message's text alone is larger than Graph takes in one request (4 MB); shorten the body or move content into attachments",
+                        answer.what
+                    ))
+                    .with_code(413));
+                }
+                tracing::info!("Graph refused the draft with its small attachments as too large (413); adding them one by one");
+                separate.splice(0..0, attempt.iter().copied());
+                continue;
+            }
+            draft = Some(parse_draft(self.expect(answer, Op::Draft, mailbox)?)?);
+            break;
+        }
+        let Some(draft) = draft else {
+            return Err(PluginError::transient("graph: the draft was not created"));
+        };
         let built = async {
             for a in separate {
-                let body = serde_json::to_vec(&attachment_json(a)).map_err(|e| {
-                    PluginError::permanent(format!("graph: cannot encode an attachment: {e}"))
-                })?;
-                let answer = self
-                    .request(
-                        mailbox,
-                        Method::POST,
-                        &["users", mailbox, "messages", &draft.id, "attachments"],
-                        None,
-                        &Payload::Json(body),
-                    )
-                    .await?;
-                self.expect(answer, Op::Draft, mailbox)?;
+                if !self.add_attachment(mailbox, &draft.id, a).await? {
+                    // Too large for one request here: an upload session takes any size.
+                    self.upload_attachment(mailbox, &draft.id, a).await?;
+                }
             }
             for a in upload {
                 self.upload_attachment(mailbox, &draft.id, a).await?;
@@ -570,6 +581,32 @@ impl Inner {
             return Err(e);
         }
         Ok(draft)
+    }
+
+    /// `POST …/messages/{id}/attachments` with one file; `false` when the service answered 413.
+    async fn add_attachment(
+        &self,
+        mailbox: &str,
+        draft_id: &str,
+        a: &Attachment,
+    ) -> Result<bool, PluginError> {
+        let body = serde_json::to_vec(&attachment_json(a)).map_err(|e| {
+            PluginError::permanent(format!("graph: cannot encode an attachment: {e}"))
+        })?;
+        let answer = self
+            .request(
+                mailbox,
+                Method::POST,
+                &["users", mailbox, "messages", draft_id, "attachments"],
+                None,
+                &Payload::Json(body),
+            )
+            .await?;
+        if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Ok(false);
+        }
+        self.expect(answer, Op::Draft, mailbox)?;
+        Ok(true)
     }
 
     /// Best effort: removes a draft left behind by a failed large send.
