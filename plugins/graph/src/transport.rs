@@ -643,6 +643,12 @@ impl Inner {
         a: &Attachment,
     ) -> Result<(), PluginError> {
         let size = a.data.len();
+        if size == 0 {
+            return Err(PluginError::permanent(format!(
+                "graph: attachment {:?} is empty and cannot go through an upload session",
+                a.filename.as_str()
+            )));
+        }
         let mut item = json!({
             "attachmentType": "file",
             "name": a.filename.as_str(),
@@ -696,8 +702,17 @@ impl Inner {
         let gate = mailbox_gate(&self.base, mailbox);
         let mut offset = 0usize;
         let mut failures = 0u32;
-        let mut chunks = 0u32;
+        let mut chunks = 0usize;
+        // Enough PUTs for every chunk twice over; a server that keeps asking for
+        // the same bytes must not keep us here forever.
+        let max_puts = 2 * size.div_ceil(CHUNK) + MAX_CHUNK_FAILURES as usize;
         while offset < size {
+            if chunks >= max_puts {
+                return Err(PluginError::transient(format!(
+                    "graph: the upload session for {:?} made no progress after {chunks} chunks (stuck at byte {offset} of {size})",
+                    a.filename.as_str()
+                )));
+            }
             let end = (offset + CHUNK).min(size);
             match self
                 .put_chunk(&gate, &upload_url, &a.data[offset..end], offset, size)
@@ -710,7 +725,7 @@ impl Inner {
                 }
                 Ok(ChunkResult::Next(next)) => {
                     chunks += 1;
-                    offset = next.unwrap_or(end);
+                    offset = next.unwrap_or(end).min(size);
                 }
                 Err(e) => {
                     failures += 1;
@@ -728,8 +743,9 @@ impl Inner {
                         "chunk upload failed; asking the upload session where to resume"
                     );
                     tokio::time::sleep(Duration::from_millis(wait)).await;
+                    chunks += 1;
                     if let Some(next) = self.upload_status(&gate, &upload_url).await {
-                        offset = next;
+                        offset = next.min(size);
                     }
                 }
             }
