@@ -2,7 +2,7 @@
 //! transient failures with backoff, fails over on the error class, records
 //! every attempt.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::config::Settings;
 use crate::loader::PluginSet;
 use crate::policy::{self, Action, Candidate, Decision, ProbeResult, Request, World};
+use crate::ratelimit::SlidingWindow;
 use crate::services::HostEnv;
 use crate::tokens::{OAuthClientConfig, TokenBroker};
 
@@ -98,7 +99,7 @@ pub struct AccountStatus {
 struct Cache {
     transports: BTreeMap<String, Arc<TransportBox>>,
     probes: BTreeMap<String, (Instant, ProbeResult)>,
-    sent: BTreeMap<String, VecDeque<Instant>>,
+    sent: BTreeMap<String, SlidingWindow>,
 }
 
 /// The host's engine over one validated config and one set of loaded plugins.
@@ -312,18 +313,14 @@ impl Engine {
         loop {
             let wait = {
                 let mut cache = self.lock();
-                let q = cache.sent.entry(account.to_string()).or_default();
-                let minute = Duration::from_secs(60);
-                while q.front().is_some_and(|t| t.elapsed() >= minute) {
-                    q.pop_front();
+                let w = cache
+                    .sent
+                    .entry(account.to_string())
+                    .or_insert_with(|| SlidingWindow::per_minute(limit));
+                match w.try_acquire(Instant::now()) {
+                    Ok(()) => return,
+                    Err(wait) => wait,
                 }
-                if q.len() < limit as usize {
-                    q.push_back(Instant::now());
-                    return;
-                }
-                q.front()
-                    .map(|t| minute.saturating_sub(t.elapsed()))
-                    .unwrap_or_default()
             };
             tracing::info!(
                 account,
@@ -560,12 +557,8 @@ impl Engine {
             let sent = self
                 .lock()
                 .sent
-                .get(&acc.name)
-                .map(|q| {
-                    q.iter()
-                        .filter(|t| t.elapsed() < Duration::from_secs(60))
-                        .count()
-                })
+                .get_mut(&acc.name)
+                .map(|w| w.count(Instant::now()))
                 .unwrap_or(0);
             out.push(AccountStatus {
                 account: acc.name.clone(),

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod loader;
 pub mod message;
 pub mod policy;
+pub mod ratelimit;
 pub mod secrets;
 pub mod services;
 pub mod tokens;
