@@ -9,7 +9,7 @@
 //   * at most 4 concurrent requests per mailbox (uploads count for their draft's mailbox);
 //     the 5th gets 429 ApplicationThrottled "MailboxConcurrency" with Retry-After;
 //   * token requests must be application/x-www-form-urlencoded;
-//   * JSON recipients must have emailAddress.address.
+//   * JSON recipients must have emailAddress.address; internetMessageHeaders must be named x-….
 // REQUEST_LIMIT=BYTES makes non-upload requests over BYTES get 413 (to test the 413 fallback).
 // Added for tests: GET on an upload URL gives the session's nextExpectedRanges (as Graph's
 // upload sessions do); DELETE /v1.0/users/{u}/messages/{id} removes a draft (204);
@@ -189,6 +189,8 @@ function graph(req, res, parts, body) {
       const msg = m.payload.message || m.payload;
       for (const k of ['toRecipients', 'ccRecipients', 'bccRecipients', 'replyTo'])
         for (const r of (msg[k] || [])) if (!(r && r.emailAddress && r.emailAddress.address)) return graphError(res, 400, 'ErrorInvalidRecipients', `A recipient in ${k} has no emailAddress.address.`);
+      for (const h of (msg.internetMessageHeaders || []))
+        if (!/^x-/i.test(h.name || '')) return graphError(res, 400, 'InvalidInternetMessageHeader', `The internet message header name '${h.name}' should start with 'x-' or 'X-'.`);
     }
     if (coll === 'sendMail' && recipients(m.kind, m.payload).length === 0) return graphError(res, 400, 'ErrorInvalidRecipients', 'At least one recipient is not valid., Recipient is missing.');
     if (faults(res, m, body)) return;

@@ -114,6 +114,7 @@ fn save_to_sent_items_false_sends_json() {
     req.cc = vec!["cc@example.com".into()];
     req.reply_to = vec!["replies@example.com".into()];
     req.html = Some("<p>Hello <b>there</b></p>".into());
+    req.headers = vec![("X-ERP-Document".into(), "INV-4711".into())];
     let pdf = bytes(20_000, 7);
     req.attachments = vec![attachment("invoice.pdf", "application/pdf", pdf.clone())];
     let msg = build(&req);
@@ -143,6 +144,11 @@ fn save_to_sent_items_false_sends_json() {
     assert_eq!(
         m["internetMessageId"],
         format!("<{}>", msg.message_id.as_str())
+    );
+    // Custom X- headers of the MIME ride along as internetMessageHeaders.
+    assert_eq!(
+        m["internetMessageHeaders"],
+        json!([{ "name": "X-ERP-Document", "value": "INV-4711" }])
     );
     let att = &m["attachments"][0];
     assert_eq!(att["@odata.type"], "#microsoft.graph.fileAttachment");
@@ -381,6 +387,7 @@ fn large_request(subject: &str, big_name: &str) -> (MessageRequest, Vec<u8>, Vec
     let medium = bytes(1024 * 1024, 2);
     let mut req = request("someone@example.com", subject);
     req.bcc = vec!["hidden-large@example.com".into()];
+    req.headers = vec![("X-ERP-Document".into(), "BIG-1".into())];
     req.attachments = vec![
         attachment(big_name, "application/octet-stream", big.clone()),
         attachment("medium.bin", "application/octet-stream", medium.clone()),
@@ -438,6 +445,7 @@ fn large_message_goes_through_upload_sessions() {
         draft["bccRecipients"][0]["emailAddress"]["address"],
         "hidden-large@example.com"
     );
+    assert_eq!(draft["internetMessageHeaders"][0]["value"], "BIG-1");
     // The small attachment rode in the draft request; the big one was uploaded.
     let small = &draft["attachments"][0];
     assert_eq!(small["name"], "medium.bin");

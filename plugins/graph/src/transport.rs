@@ -1066,10 +1066,56 @@ fn message_json(message: &OutgoingMessage, mailbox: &str, attachments: &[&Attach
         v["internetMessageId"] =
             json!(format!("<{}>", message.message_id.trim_matches(['<', '>'])));
     }
+    let headers = custom_headers(&message.mime);
+    if !headers.is_empty() {
+        v["internetMessageHeaders"] = headers
+            .iter()
+            .map(|(name, value)| json!({ "name": name, "value": value }))
+            .collect();
+    }
     if !attachments.is_empty() {
         v["attachments"] = attachments.iter().map(|a| attachment_json(a)).collect();
     }
     v
+}
+
+/// Total size of custom headers carried into Graph's JSON form (Exchange caps headers at 256 KB).
+const MAX_CUSTOM_HEADER_BYTES: usize = 64 * 1024;
+
+/// The `X-…` header fields of the host's MIME, unfolded: Graph's JSON form
+/// takes custom headers only when they are named `x-…`.
+fn custom_headers(mime: &[u8]) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in mime.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break; // end of the header section
+        }
+        let text = String::from_utf8_lossy(line);
+        if line.starts_with(b" ") || line.starts_with(b"\t") {
+            if let Some((_, value)) = fields.last_mut() {
+                value.push(' ');
+                value.push_str(text.trim());
+            }
+            continue;
+        }
+        let (name, value) = text.split_once(':').unwrap_or((&text, ""));
+        fields.push((name.trim().to_string(), value.trim().to_string()));
+    }
+    let mut total = 0;
+    fields
+        .into_iter()
+        .filter(|(name, _)| name.len() > 2 && name[..2].eq_ignore_ascii_case("x-"))
+        .filter(|(name, value)| {
+            total += name.len() + value.len();
+            if total > MAX_CUSTOM_HEADER_BYTES {
+                tracing::warn!(header = %name, "custom header dropped: the custom headers exceed 64 KB");
+                false
+            } else {
+                true
+            }
+        })
+        .collect()
 }
 
 impl TransportImpl for GraphTransport {
@@ -1097,5 +1143,36 @@ impl TransportImpl for GraphTransport {
         if let Ok(mut s) = self.inner.status.lock() {
             *s = ConnectionStatus::new(ConnState::STOPPED, "");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_headers_are_the_x_fields_unfolded() {
+        let mime = b"From: a@example.com\r\nX-ERP-Document: 4711\r\nx-long: one\r\n two\r\nSubject: hi\r\nX-: bad\r\n\r\nX-Body: not a header\r\n";
+        assert_eq!(
+            custom_headers(mime),
+            [
+                ("X-ERP-Document".to_string(), "4711".to_string()),
+                ("x-long".to_string(), "one two".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn upload_progress_reads_the_first_range() {
+        let p: UploadProgress =
+            serde_json::from_str(r#"{"nextExpectedRanges":["327680-","9000-9999"]}"#).unwrap();
+        assert_eq!(p.next_offset(), Some(327_680));
+        assert_eq!(UploadProgress::default().next_offset(), None);
+    }
+
+    #[test]
+    fn chunks_are_multiples_of_320_kib_and_at_most_4_mb() {
+        assert_eq!(CHUNK % (320 * 1024), 0);
+        assert!(CHUNK <= 4 * 1024 * 1024);
     }
 }
