@@ -31,6 +31,8 @@ pub const UPLOAD_THRESHOLD: usize = 3 * 1024 * 1024;
 pub const MAX_ATTACHMENT: usize = 150 * 1024 * 1024;
 /// Upload chunk: a multiple of 320 KiB and at most 4 MB (12 × 320 KiB = 3.75 MiB).
 pub const CHUNK: usize = 12 * 320 * 1024;
+// Graph: every chunk but the last a multiple of 320 KiB, each at most 4 MB.
+const _: () = assert!(CHUNK % (320 * 1024) == 0 && CHUNK <= 4 * 1024 * 1024);
 /// Graph allows 4 concurrent requests per mailbox; more are queued here.
 pub const MAILBOX_CONCURRENCY: usize = 4;
 /// Failed chunk uploads tolerated per attachment before giving up.
@@ -1168,11 +1170,5 @@ mod tests {
             serde_json::from_str(r#"{"nextExpectedRanges":["327680-","9000-9999"]}"#).unwrap();
         assert_eq!(p.next_offset(), Some(327_680));
         assert_eq!(UploadProgress::default().next_offset(), None);
-    }
-
-    #[test]
-    fn chunks_are_multiples_of_320_kib_and_at_most_4_mb() {
-        assert_eq!(CHUNK % (320 * 1024), 0);
-        assert!(CHUNK <= 4 * 1024 * 1024);
     }
 }
