@@ -128,7 +128,7 @@ pub enum PolicyCommand {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct MessageArgs {
     #[arg(long)]
     pub from: Option<String>,
@@ -470,6 +470,7 @@ fn build_message(
     a: &MessageArgs,
     eml: Option<&[u8]>,
     default_from: Option<&str>,
+    system_info: Option<String>,
 ) -> Result<OutgoingMessage, String> {
     let options: serde_json::Map<String, serde_json::Value> = match &a.options {
         Some(o) => {
@@ -511,6 +512,12 @@ fn build_message(
                 path: Some(p.clone()),
                 ..Default::default()
             })
+            .chain(system_info.map(|text| AttachmentRequest {
+                filename: Some("system-info.txt".into()),
+                media_type: Some("text/plain".into()),
+                data: Some(text.into_bytes()),
+                ..Default::default()
+            }))
             .collect(),
         headers,
         envelope_from: a.envelope_from.clone(),
@@ -551,7 +558,7 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
     // For --eml the recipients come from the file; purpose rules need them.
     if let Some(m) = eml
         .as_deref()
-        .and_then(|raw| build_message(a, Some(raw), None).ok())
+        .and_then(|raw| build_message(a, Some(raw), None, None).ok())
     {
         recipients = m.envelope.to.iter().map(|s| s.to_string()).collect();
     }
@@ -585,7 +592,12 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
         .and_then(|acc| engine.settings().accounts.get(acc))
         .and_then(|acc| acc.from.clone());
     let default_from = decision.default_from.clone().or(account_from);
-    let msg = match build_message(a, eml.as_deref(), default_from.as_deref()) {
+    let mut args = a.clone();
+    if eml.is_none() && args.to.is_empty() && args.cc.is_empty() && args.bcc.is_empty() {
+        args.to = decision.default_to.clone();
+    }
+    let system_info = (decision.attach_system_info && eml.is_none()).then(|| engine.system_info());
+    let msg = match build_message(&args, eml.as_deref(), default_from.as_deref(), system_info) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("mailhost: the message was not sent: {e}");

@@ -572,6 +572,64 @@ impl Engine {
         out
     }
 
+    /// A plain-text report for support requests: versions, OS, plugins and
+    /// accounts with their state. Never holds a secret or a setting value.
+    pub fn system_info(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("mailhost {}\n", env!("CARGO_PKG_VERSION")));
+        out.push_str(&format!(
+            "plugin-api {}\n",
+            mailhost_plugin_api::API_VERSION
+        ));
+        out.push_str(&format!(
+            "os {} {}\n",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        ));
+        out.push_str(&format!("config {}\n", self.settings.source));
+        out.push_str(&format!(
+            "sending {}\n",
+            if self.settings.policy.enabled {
+                "enabled"
+            } else {
+                "disabled (kill switch)"
+            }
+        ));
+        out.push_str("plugins:\n");
+        for p in &self.plugins.plugins {
+            let m = p.manifest();
+            out.push_str(&format!(
+                "  {} {} (api {}) {}\n",
+                m.name,
+                m.version,
+                m.api_version,
+                p.path().display()
+            ));
+        }
+        for f in &self.plugins.failures {
+            out.push_str(&format!(
+                "  FAILED {} ({})\n",
+                f.path.display(),
+                f.kind.name()
+            ));
+        }
+        out.push_str("accounts:\n");
+        for a in self.status() {
+            out.push_str(&format!(
+                "  {} {} {}{}\n",
+                a.account,
+                a.plugin,
+                a.state,
+                if a.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", a.reason)
+                }
+            ));
+        }
+        out
+    }
+
     /// Closes every opened transport.
     pub fn close(&self) {
         let ts: Vec<Arc<TransportBox>> = std::mem::take(&mut self.lock().transports)

@@ -160,6 +160,10 @@ pub struct Decision {
     pub refused: Option<Refusal>,
     /// The From to use when the request sets none (purpose, tenant, user default).
     pub default_from: Option<String>,
+    /// Recipients to use when the request names none (a support purpose's address).
+    pub default_to: Vec<String>,
+    /// Attach a system-information file (a support purpose).
+    pub attach_system_info: bool,
 }
 
 impl Decision {
@@ -244,6 +248,8 @@ fn refuse(mut ctx: Ctx<'_>, action: Action, rule: &str, message: String, source:
             message,
         }),
         default_from: None,
+        default_to: Vec::new(),
+        attach_system_info: false,
     }
 }
 
@@ -381,6 +387,8 @@ pub fn decide(s: &Settings, w: &World, action: Action, req: &Request) -> Decisio
         None => None,
     };
     let mut default_from = None;
+    let mut default_to: Vec<String> = Vec::new();
+    let mut attach_system_info = false;
     if let Some(pc) = purpose {
         let bad = forbidden_recipients(&pc.allowed_recipients, &req.recipients);
         if !bad.is_empty() {
@@ -876,18 +884,35 @@ pub fn decide(s: &Settings, w: &World, action: Action, req: &Request) -> Decisio
                 );
             }
         }
+        attach_system_info = pc.attach_system_info;
         if let Some(sa) = &pc.support_address {
+            let to_support = req.recipients.is_empty();
+            if to_support {
+                default_to.push(sa.clone());
+            }
             ctx.step(
                 "purpose support",
                 format!(
                     "support address {sa}{}",
                     if pc.attach_system_info {
-                        ", system info attached"
+                        "; attach_system_info = true"
                     } else {
                         ""
                     }
                 ),
-                "recipient added",
+                format!(
+                    "{}{}",
+                    if to_support {
+                        "send to the support address"
+                    } else {
+                        "recipients as requested"
+                    },
+                    if pc.attach_system_info {
+                        ", system information attached"
+                    } else {
+                        ""
+                    }
+                ),
                 pc.loc.to_string(),
             );
         }
@@ -902,5 +927,7 @@ pub fn decide(s: &Settings, w: &World, action: Action, req: &Request) -> Decisio
         trace: ctx.trace,
         refused: None,
         default_from,
+        default_to,
+        attach_system_info,
     }
 }

@@ -358,3 +358,52 @@ fn exit_codes_follow_the_error_class() {
             )));
     }
 }
+
+#[test]
+fn support_purpose_goes_to_its_address_with_system_information() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\naccount = \"local\"\n\n[oauth.m365]\ntenant = \"t\"\nclient_id = \"c\"\nclient_secret = \"hunter2\"\n\n[accounts.local]\nplugin = \"pickup\"\nfrom = \"erp@example.com\"\ndir = \"outbox\"\n\n[purposes.support]\nallow_sender = true\nallowed_recipients = [\"support@vendor.example\"]\nsupport_address = \"support@vendor.example\"\nattach_system_info = true\n",
+    )
+    .unwrap();
+    mailhost(dir.path())
+        .args([
+            "send",
+            "--purpose",
+            "support",
+            "--from",
+            "Clerk <clerk@example.com>",
+            "--subject",
+            "Printing fails",
+            "--text",
+            "Since today.",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("hunter2").not());
+    let eml = std::fs::read_to_string(&emls(&dir.path().join("outbox"))[0]).unwrap();
+    assert!(eml.contains("To: support@vendor.example"), "{eml}");
+    assert!(eml.contains("From: Clerk <clerk@example.com>"), "{eml}");
+    assert!(eml.contains("filename=\"system-info.txt\""), "{eml}");
+    assert!(!eml.contains("hunter2"));
+    // The attachment is plain text (7bit or quoted-printable) with the versions and accounts.
+    assert!(eml.contains("mailhost 0.1.0"), "{eml}");
+    assert!(eml.contains("local pickup operating"), "{eml}");
+    // Another recipient is refused by the purpose.
+    mailhost(dir.path())
+        .args([
+            "send",
+            "--purpose",
+            "support",
+            "--to",
+            "someone@else.example",
+            "--text",
+            "x",
+        ])
+        .assert()
+        .code(69)
+        .stderr(predicate::str::contains(
+            "may not send to someone@else.example",
+        ));
+}
