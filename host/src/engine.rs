@@ -362,18 +362,21 @@ impl Engine {
         m
     }
 
-    fn backoff(&self, attempt: u32, e: &PluginError) -> Duration {
+    /// How long to wait before retrying after a transient error: the server's
+    /// `retry_after` when it gave one, else exponential backoff with jitter.
+    /// `None` when the server asks for longer than `max_backoff_ms`: then the
+    /// next way out is tried instead of holding the message.
+    fn backoff(&self, attempt: u32, e: &PluginError) -> Option<Duration> {
         let p = &self.settings.policy;
+        if let Some(ms) = e.retry_after_ms() {
+            return (ms <= p.max_backoff_ms).then(|| Duration::from_millis(ms));
+        }
         let exp = p
             .initial_backoff_ms
             .saturating_mul(1u64 << attempt.saturating_sub(1).min(16));
         let base = exp.min(p.max_backoff_ms);
         let jitter = (uuid::Uuid::new_v4().as_u128() % (base as u128 / 4 + 1)) as u64;
-        let ms = e
-            .retry_after_ms()
-            .unwrap_or(base + jitter)
-            .min(p.max_backoff_ms.max(e.retry_after_ms().unwrap_or(0)));
-        Duration::from_millis(ms)
+        Some(Duration::from_millis((base + jitter).min(p.max_backoff_ms)))
     }
 
     /// Walks the chain with `op`, retrying transient errors and failing over by class.
@@ -438,9 +441,9 @@ impl Engine {
                         }
                         let retry =
                             class == ErrorClass::TRANSIENT && n < self.settings.policy.max_attempts;
-                        let wait = self.backoff(n, &e);
+                        let wait = if retry { self.backoff(n, &e) } else { None };
                         last = Some(e);
-                        if retry {
+                        if let Some(wait) = wait {
                             std::thread::sleep(wait);
                             continue;
                         }

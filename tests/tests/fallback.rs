@@ -208,3 +208,21 @@ fn all_failing_reports_every_attempt() {
     assert_eq!(o.len(), 5, "{o:?}");
     assert!(o[4].starts_with("archive#1:"), "{o:?}");
 }
+
+#[test]
+fn a_retry_after_longer_than_max_backoff_moves_on_instead_of_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    // max_backoff_ms is 50 in this config; the server asks for an hour.
+    let e = engine(
+        dir.path(),
+        "fail_with = \"transient\"\nretry_after_ms = 3600000",
+        "fail_with = \"none\"",
+    );
+    let d = send(&e).expect("delivered by second");
+    assert_eq!(outcomes(&d.attempts), ["first#1:transient", "second#1:ok"]);
+    assert!(
+        d.attempts[0].message.contains("retry after 3600000 ms"),
+        "{:?}",
+        d.attempts[0]
+    );
+}
