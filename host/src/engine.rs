@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use mailhost_plugin_api::abi_stable::std_types::RString;
 use mailhost_plugin_api::{
-    CheckReport, ComposeOutcome, ConnState, ConnectionStatus, ErrorClass, OutgoingMessage,
-    PluginError, Receipt, TransportBox,
+    CheckReport, ConnState, ConnectionStatus, ErrorClass, OutgoingMessage, PluginError, Receipt,
+    TransportBox,
 };
 use serde::Serialize;
 
@@ -493,30 +493,42 @@ impl Engine {
         user: Option<&str>,
         msg: &OutgoingMessage,
     ) -> Result<Composed, Failure> {
-        if decision.refused.is_none() {
-            if let Some(first) = decision.chain.first() {
-                if first.is_builtin() {
-                    return Ok(Composed {
-                        candidate: first.clone(),
-                        kind: "builtin".into(),
-                        draft_id: String::new(),
-                        web_link: String::new(),
-                        message: "open the application's own editor; the message is then sent by the send mode".into(),
-                        attempts: Vec::new(),
-                    });
-                }
+        // The app's own editor ends the chain: what comes after it is never tried,
+        // and it takes over when every way before it failed (but not after a
+        // permanent refusal, which stops everything).
+        let builtin_at = decision.chain.iter().position(Candidate::is_builtin);
+        let builtin = |c: &Candidate, attempts: Vec<Attempt>| Composed {
+            candidate: c.clone(),
+            kind: "builtin".into(),
+            draft_id: String::new(),
+            web_link: String::new(),
+            message: "open the application's own editor; the message is then sent by the send mode"
+                .into(),
+            attempts,
+        };
+        let mut head = decision.clone();
+        if let Some(i) = builtin_at {
+            head.chain.truncate(i);
+            if i == 0 && decision.refused.is_none() {
+                return Ok(builtin(&decision.chain[0], Vec::new()));
             }
         }
-        let (c, o, attempts): (Candidate, ComposeOutcome, Vec<Attempt>) =
-            self.walk(decision, user, msg, |t, m| t.compose(m).into_result())?;
-        Ok(Composed {
-            candidate: c,
-            kind: o.kind.name().to_string(),
-            draft_id: o.draft_id.to_string(),
-            web_link: o.web_link.to_string(),
-            message: o.message.to_string(),
-            attempts,
-        })
+        match self.walk(&head, user, msg, |t, m| t.compose(m).into_result()) {
+            Ok((c, o, attempts)) => Ok(Composed {
+                candidate: c,
+                kind: o.kind.name().to_string(),
+                draft_id: o.draft_id.to_string(),
+                web_link: o.web_link.to_string(),
+                message: o.message.to_string(),
+                attempts,
+            }),
+            Err(f) => match builtin_at {
+                Some(i) if f.class != "permanent" && f.class != "refused" => {
+                    Ok(builtin(&decision.chain[i], f.attempts))
+                }
+                _ => Err(f),
+            },
+        }
     }
 
     /// Runs an account's settings check.

@@ -226,3 +226,38 @@ fn a_retry_after_longer_than_max_backoff_moves_on_instead_of_waiting() {
         d.attempts[0]
     );
 }
+
+#[test]
+fn compose_falls_back_to_the_builtin_editor() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = plugins(dir.path());
+    let text = "[policy]\ncompose_autodetect = [\"flaky\", \"builtin\"]\n\n[accounts.first]\nplugin = \"flaky\"\nfail_with = \"none\"\n";
+    let settings = validate(&Source::from_text("c.toml", dir.path(), text), &set)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = Engine::new(settings, set);
+    let d = e.decide(Action::Compose, &Request::default());
+    assert_eq!(
+        d.chain.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(),
+        ["first", "builtin"],
+        "{}",
+        d.render()
+    );
+    let msg = build(
+        &MessageRequest {
+            to: vec!["to@example.com".into()],
+            text: Some("x".into()),
+            ..Default::default()
+        },
+        Some("erp@example.com"),
+    )
+    .unwrap();
+    // flaky cannot compose (Unsupported): the app's own editor takes over, and the attempt is reported.
+    let c = e.compose(&d, None, &msg).expect("builtin");
+    assert_eq!(c.kind, "builtin");
+    assert_eq!(outcomes(&c.attempts), ["first#1:unsupported"]);
+    assert!(
+        c.attempts[0].message.contains("cannot compose"),
+        "{:?}",
+        c.attempts
+    );
+}
