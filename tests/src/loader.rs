@@ -19,6 +19,12 @@ use crate::profile_dir;
 #[path = "../../plugins/example/tests/common/receiver.rs"]
 pub mod receiver;
 
+/// The Rust blocks of the plugin authors' guide, compiled (and run, unless
+/// marked `no_run`) as doctests of this crate: the guide's code stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/plugin-authors.md")]
+pub struct PluginAuthorsGuide;
+
 /// The workspace root (`/work/main`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

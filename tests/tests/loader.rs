@@ -358,3 +358,45 @@ fn measure_plugin_load_time() {
         );
     }
 }
+
+/// `mailhost plugins` (the built binary) lists the good plugins and explains
+/// every broken one; the guide shows this output for the two compat variants.
+#[test]
+fn mailhost_plugins_lists_the_good_and_explains_the_broken() {
+    let dir = temp();
+    install(&plugin_path("pickup"), dir.path(), "pickup");
+    install(&plugin_path("example"), dir.path(), "example");
+    install(
+        &build_compat("compat-changed"),
+        dir.path(),
+        "compat_changed",
+    );
+    install(&build_compat("compat-v2"), dir.path(), "compat_v2");
+    let out = std::process::Command::new(mailhost_tests::mailhost_bin())
+        .arg("--plugins")
+        .arg(dir.path())
+        .arg("plugins")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout)
+        .replace(&dir.path().display().to_string(), "/opt/mailhost/plugins");
+    assert_eq!(out.status.code(), Some(78), "{stdout}");
+    assert!(
+        stdout.contains("\npickup ") && stdout.contains("\nexample "),
+        "{stdout}"
+    );
+    let guide = std::fs::read_to_string(
+        mailhost_tests::loader::workspace_root().join("docs/plugin-authors.md"),
+    )
+    .unwrap();
+    let shown = guide
+        .split("```text\nFAILED ")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .map(|b| format!("FAILED {b}"))
+        .expect("the guide's `mailhost plugins` block");
+    assert!(
+        stdout.contains(&shown),
+        "the guide's block is not what `mailhost plugins` prints.\nguide:\n{shown}\nactual:\n{stdout}"
+    );
+}

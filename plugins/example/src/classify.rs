@@ -136,6 +136,15 @@ fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
                 rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
             );
         }
+        // `io::Error::source()` skips the error it wraps: look inside.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if is_certificate_error(inner) {
+                return true;
+            }
+        }
         cur = err.source();
     }
     false

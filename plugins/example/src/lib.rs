@@ -13,7 +13,8 @@
 //! 3. [`payload`] — what goes over the wire;
 //! 4. [`classify`] — turning HTTP results into the host's error classes;
 //! 5. [`transport`] — the [`TransportImpl`](mailhost_plugin_api::TransportImpl):
-//!    `send`, `check`, `status`, `close`.
+//!    `send`, `check`, `status`, `close`;
+//! 6. [`tls`] — what the HTTP client trusts (`ca_file`, `accept_invalid_certs`).
 //!
 //! # What the glue does for you
 //!
@@ -29,6 +30,7 @@
 pub mod classify;
 pub mod config;
 pub mod payload;
+pub mod tls;
 pub mod transport;
 
 pub use config::WebhookConfig;

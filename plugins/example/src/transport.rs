@@ -41,7 +41,7 @@ use mailhost_plugin_api::{
 use reqwest::blocking::Client;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use reqwest::redirect::Policy;
-use reqwest::{Certificate, Method, StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 
 use crate::classify::{classify_error, classify_status, error_chain, server_text};
 use crate::payload::{redacted_url, WebhookPayload};
@@ -135,49 +135,25 @@ impl WebhookTransport {
             );
         }
 
-        // TLS: reqwest's `rustls-no-provider` feature leaves the choice of crypto
-        // provider to us. `install_default` sets `ring` for *this library's* copy
-        // of rustls (a cdylib shares it with nobody); `Err` only means a provider
-        // was already installed, which is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // TLS: our own rustls configuration (see tls.rs) — verification on,
+        // the platform's roots plus `ca_file`, unless the admin turned it off.
+        if config.accept_invalid_certs {
+            tracing::warn!(
+                url = %shown,
+                "example: accept_invalid_certs = true: the webhook's TLS certificate is NOT verified; use ca_file instead outside tests"
+            );
+        }
+        let tls =
+            crate::tls::client_config(config.ca_file.as_deref(), config.accept_invalid_certs)?;
         let timeout = Duration::from_millis(config.timeout_ms);
-        let mut builder = Client::builder()
+        let builder = Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             // A POST must not silently turn into a GET on a 302: report redirects.
             .redirect(Policy::none())
             .user_agent(concat!("mailhost-example/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers);
-        if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                PluginError::config(format!(
-                    "example: cannot read `ca_file` {}: {e}; give the path of a PEM file the host may read",
-                    path.display()
-                ))
-            })?;
-            let certs = Certificate::from_pem_bundle(&pem).map_err(|e| {
-                PluginError::config(format!(
-                    "example: `ca_file` {} is not PEM ({e})",
-                    path.display()
-                ))
-            })?;
-            if certs.is_empty() {
-                return Err(PluginError::config(format!(
-                    "example: `ca_file` {} holds no certificate; give a PEM file with the CA certificate",
-                    path.display()
-                )));
-            }
-            // Trusted in addition to the platform's roots.
-            builder = builder.tls_certs_merge(certs);
-        }
-        if config.accept_invalid_certs {
-            // TLS verification stays on unless the admin says otherwise — and then we warn.
-            tracing::warn!(
-                url = %shown,
-                "example: accept_invalid_certs = true: the webhook's TLS certificate is NOT verified; use ca_file instead outside tests"
-            );
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
+            .default_headers(headers)
+            .tls_backend_preconfigured(tls);
         let client = builder.build().map_err(|e| {
             PluginError::config(format!(
                 "example: cannot set up the HTTP client: {}",
