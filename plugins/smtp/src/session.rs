@@ -465,11 +465,12 @@ impl Session {
     }
 
     /// QUIT and close (best effort, bounded by the timeout).
+    /// (Not lettre's `abort()`, which would send a second QUIT.) Dropping the
+    /// session closes the socket.
     pub async fn quit(mut self) {
         if self.usable() {
             let _ = tokio::time::timeout(self.timeout, self.conn.command(Quit)).await;
         }
-        let _ = tokio::time::timeout(self.timeout, self.conn.abort()).await;
     }
 
     /// Delivers one message.
