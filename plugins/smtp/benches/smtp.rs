@@ -34,7 +34,11 @@ const PORT: u16 = 2650;
 
 /// CPU time (user + system) of this process, or of its waited-for children, in µs.
 fn cpu_us(children: bool) -> u64 {
-    let who = if children { libc::RUSAGE_CHILDREN } else { libc::RUSAGE_SELF };
+    let who = if children {
+        libc::RUSAGE_CHILDREN
+    } else {
+        libc::RUSAGE_SELF
+    };
     // SAFETY: getrusage writes one `rusage` into the zeroed struct we own.
     let ru = unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();
@@ -215,8 +219,16 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let smoke = std::env::var("MAILHOST_BENCH_SMOKE").is_ok_and(|v| v != "0") || !bench_mode;
-    let messages = if smoke { 200 } else { env_usize("MAILHOST_BENCH_MESSAGES", 20_000) };
-    let rounds = if smoke { 1 } else { env_usize("MAILHOST_BENCH_ROUNDS", 3) };
+    let messages = if smoke {
+        200
+    } else {
+        env_usize("MAILHOST_BENCH_MESSAGES", 20_000)
+    };
+    let rounds = if smoke {
+        1
+    } else {
+        env_usize("MAILHOST_BENCH_ROUNDS", 3)
+    };
     if !Path::new("/usr/sbin/smtp-source").exists() || !peers_src().join("smtp-sink.sh").exists() {
         println!("smtp bench skipped: Postfix smtp-source/smtp-sink or the peers scripts are not installed");
         return;
@@ -235,32 +247,51 @@ fn main() {
     let plugin = load_file(&lib).unwrap_or_else(|e| panic!("load {}: {e:?}", lib.display()));
     let env = host_env();
     let mut rows = [Row::default(), Row::default()]; // [reuse, per-message connection]
-    // ABI overhead per round: client CPU per message, cdylib vs rlib (pooled).
+                                                     // ABI overhead per round: client CPU per message, cdylib vs rlib (pooled).
     let mut abi_cpu = Vec::new();
     let mut abi_rate = Vec::new();
     for round in 0..rounds {
         for (i, reuse) in [true, false].into_iter().enumerate() {
             let source = measure(messages, true, || smtp_source(messages, reuse));
 
-            let t = plugin.open(&settings(reuse), env.handle()).expect("open cdylib");
-            let cdylib = measure(messages, false, || {
-                drive(messages, |m| {
-                    t.send(m).into_result().expect("send via cdylib");
-                })
-            });
-            t.close();
-
-            let cfg = SmtpConfig::from_json(&settings(reuse)).unwrap();
-            let direct = SmtpTransport::new(cfg, Host(env.handle())).unwrap();
-            let rlib = measure(messages, false, || {
-                drive(messages, |m| {
-                    direct.send(m).expect("send via rlib");
-                })
-            });
-            direct.close();
+            // The same code twice, through the ABI and directly; the order
+            // alternates between rounds so that neither always runs first.
+            let via_abi = || {
+                let t = plugin
+                    .open(&settings(reuse), env.handle())
+                    .expect("open cdylib");
+                let m = measure(messages, false, || {
+                    drive(messages, |m| {
+                        t.send(m).into_result().expect("send via cdylib");
+                    })
+                });
+                t.close();
+                m
+            };
+            let direct = || {
+                let cfg = SmtpConfig::from_json(&settings(reuse)).unwrap();
+                let d = SmtpTransport::new(cfg, Host(env.handle())).unwrap();
+                let m = measure(messages, false, || {
+                    drive(messages, |m| {
+                        d.send(m).expect("send via rlib");
+                    })
+                });
+                d.close();
+                m
+            };
+            let (cdylib, rlib) = if round % 2 == 0 {
+                let c = via_abi();
+                (c, direct())
+            } else {
+                let r = direct();
+                (via_abi(), r)
+            };
 
             if reuse {
-                abi_cpu.push((cdylib.client_us_per_msg - rlib.client_us_per_msg) / rlib.client_us_per_msg * 100.0);
+                abi_cpu.push(
+                    (cdylib.client_us_per_msg - rlib.client_us_per_msg) / rlib.client_us_per_msg
+                        * 100.0,
+                );
                 abi_rate.push((rlib.msgs_per_s - cdylib.msgs_per_s) / rlib.msgs_per_s * 100.0);
             }
             let r = &mut rows[i];
@@ -289,7 +320,10 @@ fn main() {
     );
     println!("| connections | smtp-source msgs/s | mailhost via ABI (cdylib) msgs/s | same code direct (rlib) msgs/s | mailhost / smtp-source | client CPU µs/msg: smtp-source / mailhost | smtp-sink CPU busy (source / mailhost) |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for (i, name) in ["reused (`-d` / pool)", "new per message"].iter().enumerate() {
+    for (i, name) in ["reused (`-d` / pool)", "new per message"]
+        .iter()
+        .enumerate()
+    {
         let r = rows[i];
         println!(
             "| {name} | {:.0} | {:.0} | {:.0} | {:.2}× | {:.1} / {:.1} | {:.0} % / {:.0} % |",

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is a failed test
+
 //! The plugin opened in-process through the same guarded glue as the cdylib
 //! (`open_in_process`), against the running peers (smtp-sink 2525, Node
 //! smtp-server 2526). The full suite runs through the cdylib in
@@ -81,10 +83,13 @@ fn check_in_process_with_cram_md5_in_clear() {
 
 #[test]
 fn bad_settings_are_config_errors() {
-    let e =
-        open_in_process::<Smtp>(r#"{"host":"127.0.0.1","min_tls":"1.0"}"#, &host()).unwrap_err();
+    let e = open_in_process::<Smtp>(r#"{"host":"127.0.0.1","min_tls":"1.0"}"#, &host())
+        .err()
+        .unwrap();
     assert_eq!(e.class(), ErrorClass::CONFIG);
     assert!(e.message().contains("RFC 8996"));
-    let e = open_in_process::<Smtp>(r#"{"host":"127.0.0.1","unknown":true}"#, &host()).unwrap_err();
+    let e = open_in_process::<Smtp>(r#"{"host":"127.0.0.1","unknown":true}"#, &host())
+        .err()
+        .unwrap();
     assert_eq!(e.class(), ErrorClass::CONFIG);
 }
