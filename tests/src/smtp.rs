@@ -242,6 +242,7 @@ impl Drop for Sink {
 pub fn peers_script(name: &str) -> PathBuf {
     let root = std::env::var_os("MAILHOST_PEERS_SRC")
         .map(PathBuf::from)
+        .or_else(|| std::env::var_os("MAILHOST_SHARED").map(|s| PathBuf::from(s).join("peers")))
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers"));
     root.join(name)
 }

@@ -465,7 +465,7 @@ fn full_pool_waits_then_fails_transient() {
     let t = std::sync::Arc::new(open(&acct, &host()).unwrap());
     let t2 = t.clone();
     let slow = std::thread::spawn(move || send(&t2, &[&rcpt("slow-holder")], &[], json!({})));
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let e = send(&t, &[&rcpt("waiter")], &[], json!({})).unwrap_err();
     assert_eq!(e.class(), ErrorClass::TRANSIENT, "{e}");
     assert!(e.message().contains("pool.max_size"), "{e}");

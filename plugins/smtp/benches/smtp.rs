@@ -91,6 +91,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn peers_src() -> PathBuf {
     std::env::var_os("MAILHOST_PEERS_SRC")
         .map(PathBuf::from)
+        .or_else(|| std::env::var_os("MAILHOST_SHARED").map(|s| PathBuf::from(s).join("peers")))
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers"))
 }
 
