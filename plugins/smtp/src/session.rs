@@ -369,13 +369,23 @@ impl Session {
     /// Reads one reply: `Ok(Ok)` positive, `Ok(Err)` negative; `Err` when the
     /// connection failed (it is then broken).
     async fn read_reply(&mut self, stage: Stage) -> Result<Result<Reply, Reply>, PluginError> {
-        match tokio::time::timeout(self.timeout, self.conn.read_response()).await {
+        self.read_reply_within(stage, self.timeout).await
+    }
+
+    /// [`Session::read_reply`] with its own limit (the end of data also covers
+    /// sending the message, which is written as the reply is awaited).
+    async fn read_reply_within(
+        &mut self,
+        stage: Stage,
+        limit: Duration,
+    ) -> Result<Result<Reply, Reply>, PluginError> {
+        match tokio::time::timeout(limit, self.conn.read_response()).await {
             Err(_) => {
                 self.broken = true;
                 Err(timeout_error(
                     &self.addr,
                     &format!("the reply to {}", stage.name()),
-                    self.timeout,
+                    limit,
                 ))
             }
             Ok(Ok(r)) => Ok(Ok(Reply::from_response(&r))),
@@ -668,8 +678,10 @@ impl Session {
         self.stream.write_raw(&data);
         data.clear();
         self.data = data;
+        // Sending the data counts against the limit too: allow at least 1 MB/s on top.
+        let limit = self.timeout + Duration::from_micros(tx.body.len() as u64);
         let end = self
-            .read_reply(Stage::EndOfData)
+            .read_reply_within(Stage::EndOfData, limit)
             .await
             .map_err(TxFailure::Failed)?;
         self.dirty = false;
