@@ -247,6 +247,9 @@ fn main() {
 
     let plugin = load_file(&lib).unwrap_or_else(|e| panic!("load {}: {e:?}", lib.display()));
     let env = host_env();
+    // Both sides log the same way: opening through the ABI installs the plugin's
+    // tracing layer that forwards to the host; do the same for the direct calls.
+    mailhost_plugin_api::log::install(&env.handle());
     let mut rows = [Row::default(), Row::default()]; // [reuse, per-message connection]
                                                      // ABI overhead per round: client CPU per message, cdylib vs rlib (pooled).
     let mut abi_cpu = Vec::new();
