@@ -444,17 +444,24 @@ fn no_reuse_with_idle_timeout_zero() {
 #[test]
 fn stale_pooled_connection_is_replaced() {
     let sink = Sink::start(2607, &[]);
-    let t = open(&sink_account(2607), &host()).unwrap();
-    send(&t, &[&rcpt("stale")], &[], json!({})).unwrap();
-    // The server goes away and comes back: the pooled connection is dead.
+    let t = std::sync::Arc::new(open(&sink_account(2607), &host()).unwrap());
+    // Three connections in the pool (three sends at once).
+    std::thread::scope(|sc| {
+        for _ in 0..3 {
+            let t = t.clone();
+            sc.spawn(move || send(&t, &[&rcpt("stale")], &[], json!({})).unwrap());
+        }
+    });
+    // The server goes away and comes back: the pooled connections are dead.
     sink.stop();
     let _sink = Sink::start(2607, &[]);
     let r = send(&t, &[&rcpt("stale")], &[], json!({})).unwrap();
     assert_eq!(
         details(&r)["reused_connection"],
         false,
-        "a new connection replaced the dead one"
+        "a new connection replaced the dead ones"
     );
+    send(&t, &[&rcpt("stale")], &[], json!({})).unwrap();
 }
 
 #[test]

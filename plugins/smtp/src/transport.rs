@@ -502,6 +502,11 @@ impl Shared {
                 Err(TxFailure::Stale(e)) if reused && attempt == 1 => {
                     tracing::debug!(server = %s.addr, error = %e, "smtp: reused connection was dead; retrying on a new one");
                     tokio::spawn(s.quit());
+                    // The server probably restarted: the other idle connections are
+                    // dead too, so the retry goes to a new connection.
+                    for idle in self.pool.drain() {
+                        drop(idle);
+                    }
                     continue;
                 }
                 Err(f) => {
