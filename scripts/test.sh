@@ -38,8 +38,17 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "build (plugins as cdylibs, the binary, fixtures)"
 cargo build --workspace --all-targets
 
-step "tests"
-cargo test --workspace --no-fail-fast
-
 step "benchmarks: compiled and smoke-run in the test profile (measure with: cargo bench)"
 MAILHOST_BENCH_SMOKE=1 cargo test --workspace --benches
+
+step "tests"
+log="$ROOT/target/test-output.log"
+set +e
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary and doc-test run.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
+
