@@ -33,10 +33,6 @@ use oauth2::{
     AsyncHttpClient, AuthType, ClientId, ClientSecret, HttpRequest, HttpResponse,
     RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// The public cloud's authority (Microsoft Entra ID).
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -506,103 +502,10 @@ fn describe_reqwest_error(e: &reqwest::Error, url: &str) -> String {
     text
 }
 
-/// Trusts the platform's roots and, when given, the CA certificates in `ca_file` (PEM).
-///
-/// A certificate from `ca_file` that a server presents as its own (a
-/// self-signed certificate marked as a CA, which webpki refuses as
-/// `CaUsedAsEndEntity`) is accepted as pinned when it names the server, as
-/// OpenSSL-based clients do.
+/// Trusts the platform's roots and, when given, the CA certificates in
+/// `ca_file` (PEM); see [`mailhost_tls::client_config`].
 pub fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut extra = Vec::new();
-    if let Some(path) = ca_file {
-        let certs: Result<Vec<CertificateDer<'static>>, _> = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?
-            .collect();
-        extra = certs.map_err(|e| format!("ca_file {} is not valid PEM: {e}", path.display()))?;
-        if extra.is_empty() {
-            return Err(format!(
-                "ca_file {} holds no certificate; give a PEM file with the CA certificate",
-                path.display()
-            ));
-        }
-    }
-    let inner =
-        rustls_platform_verifier::Verifier::new_with_extra_roots(extra.clone(), provider.clone())
-            .map_err(|e| format!("cannot set up TLS verification: {e}"))?;
-    let verifier = PinningVerifier {
-        inner,
-        pinned: extra,
-    };
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth())
-}
-
-/// The platform verifier, plus `ca_file` certificates accepted as pinned end-entity certificates.
-#[derive(Debug)]
-struct PinningVerifier {
-    inner: rustls_platform_verifier::Verifier,
-    pinned: Vec<CertificateDer<'static>>,
-}
-
-impl ServerCertVerifier for PinningVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if self
-                    .pinned
-                    .iter()
-                    .any(|p| p.as_ref() == end_entity.as_ref())
-                {
-                    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
-                    rustls::client::verify_server_name(&parsed, server_name)?;
-                    Ok(ServerCertVerified::assertion())
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    mailhost_tls::client_config(ca_file)
 }
 
 /// What an AADSTS code means and what to do about it.

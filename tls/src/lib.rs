@@ -1,0 +1,168 @@
+//! The rustls client set-up shared by the host's token broker and the plugins
+//! that speak HTTPS: rustls on the `ring` provider, built per client so that no
+//! process-wide provider is needed. Linked statically into each user; it is not
+//! part of the plugin ABI.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// Trusts the platform's roots and, when given, the CA certificates in `ca_file` (PEM).
+///
+/// A certificate from `ca_file` that a server presents as its own (a
+/// self-signed certificate marked as a CA, which webpki refuses as
+/// `CaUsedAsEndEntity`) is accepted as pinned when it names the server, as
+/// OpenSSL-based clients do.
+pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut extra = Vec::new();
+    if let Some(path) = ca_file {
+        let certs: Result<Vec<CertificateDer<'static>>, _> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?
+            .collect();
+        extra = certs.map_err(|e| format!("ca_file {} is not valid PEM: {e}", path.display()))?;
+        if extra.is_empty() {
+            return Err(format!(
+                "ca_file {} holds no certificate; give a PEM file with the CA certificate",
+                path.display()
+            ));
+        }
+    }
+    let inner =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra.clone(), provider.clone())
+            .map_err(|e| format!("cannot set up TLS verification: {e}"))?;
+    let verifier = PinningVerifier::new(Arc::new(inner), extra);
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth())
+}
+
+/// A verifier (the platform's, or WebPKI over chosen roots), plus `ca_file`
+/// certificates accepted as pinned end-entity certificates when the server
+/// presents one of them and it names the server.
+#[derive(Debug)]
+pub struct PinningVerifier {
+    inner: Arc<dyn ServerCertVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl PinningVerifier {
+    pub fn new(inner: Arc<dyn ServerCertVerifier>, pinned: Vec<CertificateDer<'static>>) -> Self {
+        Self { inner, pinned }
+    }
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref())
+                {
+                    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                    rustls::client::verify_server_name(&parsed, server_name)?;
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `accept_invalid_certs = true`: any certificate is accepted, but the
+/// handshake's signatures are still checked (the peer must hold the key).
+/// Callers warn whenever they use it.
+#[derive(Debug)]
+pub struct AcceptAnyCert(pub Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
