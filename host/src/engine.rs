@@ -102,11 +102,36 @@ struct Cache {
     sent: BTreeMap<String, SlidingWindow>,
 }
 
+/// The part of the [`World`] the manifests fix: modes per plugin, and which
+/// plugins need an account's settings (their schema requires keys).
+fn manifest_world(plugins: &PluginSet) -> World {
+    let mut w = World::default();
+    for p in &plugins.plugins {
+        w.plugin_modes.insert(
+            p.name().to_string(),
+            p.manifest().modes.iter().map(|m| m.to_string()).collect(),
+        );
+        let schema: serde_json::Value =
+            serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
+        if schema
+            .get("required")
+            .and_then(|r| r.as_array())
+            .is_some_and(|r| !r.is_empty())
+        {
+            w.needs_account.insert(p.name().to_string());
+        }
+    }
+    w
+}
+
 /// The host's engine over one validated config and one set of loaded plugins.
 pub struct Engine {
     settings: Settings,
     plugins: PluginSet,
     env: HostEnv,
+    /// What the loaded plugins' manifests say (modes, whether they need an
+    /// account); fixed for the engine's life, so read once.
+    plugin_world: World,
     cache: Mutex<Cache>,
     /// Problems found while starting (an OAuth secret that does not resolve).
     pub startup_warnings: Vec<String>,
@@ -155,12 +180,14 @@ impl Engine {
         }
         let broker = Arc::new(TokenBroker::new(clients));
         let env = HostEnv::new(broker).with_base(Some(settings.base_dir.clone()));
+        let plugin_world = manifest_world(&plugins);
         Self {
             settings,
             plugins,
             env,
             cache: Mutex::new(Cache::default()),
             startup_warnings: warnings,
+            plugin_world,
         }
     }
 
@@ -223,22 +250,7 @@ impl Engine {
 
     /// What the policy sees now.
     pub fn world(&self) -> World {
-        let mut w = World::default();
-        for p in &self.plugins.plugins {
-            w.plugin_modes.insert(
-                p.name().to_string(),
-                p.manifest().modes.iter().map(|m| m.to_string()).collect(),
-            );
-            let schema: serde_json::Value =
-                serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
-            if schema
-                .get("required")
-                .and_then(|r| r.as_array())
-                .is_some_and(|r| !r.is_empty())
-            {
-                w.needs_account.insert(p.name().to_string());
-            }
-        }
+        let mut w = self.plugin_world.clone();
         let names: Vec<String> = w.plugin_modes.keys().cloned().collect();
         for n in names {
             let r = self.probe(&n);
@@ -545,12 +557,7 @@ impl Engine {
                     .join(", ")
             ))
         })?;
-        let c = Candidate {
-            label: acc.name.clone(),
-            account: Some(acc.name.clone()),
-            plugin: Some(acc.plugin.clone()),
-            mode: acc.plugin.clone(),
-        };
+        let c = Candidate::for_account(acc);
         let t = self.transport(&c)?;
         t.check(options_json.into()).into_result()
     }
@@ -559,12 +566,7 @@ impl Engine {
     pub fn status(&self) -> Vec<AccountStatus> {
         let mut out = Vec::new();
         for acc in self.settings.accounts.values() {
-            let c = Candidate {
-                label: acc.name.clone(),
-                account: Some(acc.name.clone()),
-                plugin: Some(acc.plugin.clone()),
-                mode: acc.plugin.clone(),
-            };
+            let c = Candidate::for_account(acc);
             let st = match self.transport(&c) {
                 Ok(t) => t.status(),
                 Err(e) => ConnectionStatus::new(ConnState::UNABLE_TO_CONNECT, e.message()),

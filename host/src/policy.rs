@@ -130,6 +130,16 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// The candidate for a configured account, in the first mode its plugin serves.
+    pub fn for_account(a: &crate::config::Account) -> Self {
+        Self {
+            label: a.name.clone(),
+            account: Some(a.name.clone()),
+            plugin: Some(a.plugin.clone()),
+            mode: a.modes.first().cloned().unwrap_or_else(|| a.plugin.clone()),
+        }
+    }
+
     pub fn is_builtin(&self) -> bool {
         self.mode == "builtin"
     }
@@ -219,12 +229,7 @@ impl Ctx<'_> {
     }
 
     fn account_candidate(&self, name: &str) -> Option<Candidate> {
-        self.s.accounts.get(name).map(|a| Candidate {
-            label: a.name.clone(),
-            account: Some(a.name.clone()),
-            plugin: Some(a.plugin.clone()),
-            mode: a.modes.first().cloned().unwrap_or_else(|| a.plugin.clone()),
-        })
+        self.s.accounts.get(name).map(Candidate::for_account)
     }
 
     fn accounts_serving(&self, mode: &str) -> Vec<String> {
