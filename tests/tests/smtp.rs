@@ -126,6 +126,51 @@ fn implicit_tls_with_auto_mechanism() {
     assert_eq!(meta["tls"], true);
 }
 
+/// A message far larger than the socket and TLS buffers: the writes wait for
+/// the socket many times, and the TLS records still buffered when the body is
+/// handed over must go out before the client waits for the reply.
+#[test]
+fn large_messages_over_starttls_and_implicit_tls_arrive_byte_for_byte() {
+    let implicit = json!({"host": "127.0.0.1", "port": 2465, "security": "tls", "ca_file": ca(),
+                          "username": "testuser", "password": PASS});
+    // Not quite random, not compressible to nothing: 6 MB of attachment.
+    let data: Vec<u8> = (0u32..6 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for acct in [starttls_account(), implicit] {
+        let t = open(&acct, &host()).unwrap();
+        let to = rcpt("large");
+        let m = mailhost::message::build(
+            &mailhost::message::MessageRequest {
+                from: Some("Sender <sender@example.com>".into()),
+                to: vec![to.clone()],
+                subject: unique("large"),
+                text: Some("The scan is attached.".into()),
+                attachments: vec![mailhost::message::AttachmentRequest {
+                    filename: Some("scan.bin".into()),
+                    media_type: Some("application/octet-stream".into()),
+                    data: Some(data.clone()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert!(m.mime.len() > 8 * 1024 * 1024, "{}", m.mime.len());
+        for _ in 0..2 {
+            // The second goes over the pooled connection.
+            t.send(&m).into_result().unwrap();
+        }
+        let (eml, meta) = saved_for(&to).unwrap();
+        assert_eq!(meta["tls"], true, "{meta}");
+        assert!(
+            eml == strip_bcc(&m.mime).into_owned(),
+            "saved bytes differ from the sent MIME"
+        );
+    }
+}
+
 #[test]
 fn auto_uses_cram_md5_without_tls_and_plain_only_when_allowed() {
     let base = json!({"host": "127.0.0.1", "port": 2526, "security": "none", "username": "testuser", "password": PASS});
@@ -427,6 +472,42 @@ fn pool_reuses_connections() {
     for _ in 0..3 {
         let r = send(&t, &[&rcpt("pool")], &[], json!({})).unwrap();
         assert_eq!(details(&r)["reused_connection"], true);
+    }
+}
+
+/// Sends run on the calling thread's own runtime; a pooled connection made on
+/// one thread is moved to another that needs it, TLS state and all — also when
+/// the thread that made it has ended.
+#[test]
+fn pooled_connections_move_between_threads() {
+    for acct in [starttls_account(), sink_account(2525)] {
+        let t = std::sync::Arc::new(open(&acct, &host()).unwrap());
+        // Made on a thread that then stays alive (its runtime too) ...
+        let (made, done) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let t1 = t.clone();
+        let keeper = std::thread::spawn(move || {
+            let r = send(&t1, &[&rcpt("move")], &[], json!({})).unwrap();
+            made.0
+                .send(details(&r)["reused_connection"].clone())
+                .unwrap();
+            done.1.recv().unwrap();
+        });
+        assert_eq!(made.1.recv().unwrap(), false);
+        let r = send(&t, &[&rcpt("move")], &[], json!({})).unwrap();
+        assert_eq!(details(&r)["reused_connection"], true, "{acct}");
+        done.0.send(()).unwrap();
+        keeper.join().unwrap();
+        // ... and made on a thread that has ended.
+        let t2 = t.clone();
+        std::thread::spawn(move || {
+            // The pooled connection is at home here now: take it, give it back.
+            send(&t2, &[&rcpt("move")], &[], json!({})).unwrap();
+        })
+        .join()
+        .unwrap();
+        let r = send(&t, &[&rcpt("move")], &[], json!({})).unwrap();
+        assert_eq!(details(&r)["reused_connection"], true, "{acct}");
+        t.close();
     }
 }
 

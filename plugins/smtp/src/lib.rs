@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod pool;
 pub mod pop;
+pub mod rt;
 pub mod session;
 pub mod stream;
 pub mod tls;

@@ -72,12 +72,17 @@ impl Pool {
         self.drain()
     }
 
-    /// The most recently used idle session for `key` and how long it idled;
-    /// with the sessions found expired on the way (to be closed by the caller).
-    pub fn take(&self, key: &str) -> (Option<(Session, Duration)>, Vec<Session>) {
+    /// The most recently used idle session for `key` and how long it idled —
+    /// one registered with runtime `home` if there is one (no move between
+    /// threads, see [`crate::rt`]) —, with the sessions found expired on the way
+    /// (to be closed by the caller).
+    pub fn take(&self, key: &str, home: u64) -> (Option<(Session, Duration)>, Vec<Session>) {
         let mut idle = self.lock();
         let expired = Self::expire(&mut idle, self.cfg.idle_timeout);
-        let pos = idle.iter().rposition(|i| i.key == key);
+        let pos = idle
+            .iter()
+            .rposition(|i| i.key == key && i.session.home() == home)
+            .or_else(|| idle.iter().rposition(|i| i.key == key));
         let found = pos
             .and_then(|p| idle.remove(p))
             .map(|i| (i.session, i.since.elapsed()));

@@ -474,11 +474,26 @@ impl Session {
         self.cmd(Stage::Rset, Noop).await
     }
 
-    /// QUIT and close (best effort, bounded by the timeout).
-    /// (Not lettre's `abort()`, which would send a second QUIT.) Dropping the
-    /// session closes the socket.
+    /// Moves the connection to the runtime of the calling task (see
+    /// [`crate::rt`]); `false` (and the session is broken) when it cannot be.
+    pub fn adopt(&mut self) -> bool {
+        if let Err(e) = self.stream.adopt() {
+            tracing::debug!(server = %self.addr, error = %e, "smtp: cannot move the connection to this thread; replacing it");
+            self.broken = true;
+        }
+        !self.broken
+    }
+
+    /// The runtime the connection is registered with.
+    pub fn home(&self) -> u64 {
+        self.stream.home()
+    }
+
+    /// QUIT and close (best effort, bounded by the timeout), from any of the
+    /// plugin's runtimes. (Not lettre's `abort()`, which would send a second
+    /// QUIT.) Dropping the session closes the socket.
     pub async fn quit(mut self) {
-        if self.usable() {
+        if self.usable() && self.adopt() {
             let _ = tokio::time::timeout(self.timeout, self.conn.command(Quit)).await;
         }
     }

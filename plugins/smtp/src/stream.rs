@@ -46,8 +46,13 @@ struct Inner {
     wbuf: Vec<u8>,
     /// How much of `wbuf` has been sent.
     wpos: usize,
+    /// Written to the I/O object but not yet flushed (TLS records may wait in
+    /// rustls for a writable socket).
+    unflushed: bool,
     /// Bytes read while tapping.
     tap: Option<Vec<u8>>,
+    /// The runtime the socket is registered with ([`crate::rt::home`]).
+    home: u64,
 }
 
 impl Inner {
@@ -65,6 +70,7 @@ impl Inner {
     /// Sends the pending bytes; `Ready(Ok)` once all are written and flushed.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.wpos < self.wbuf.len() {
+            self.unflushed = true;
             while self.wpos < self.wbuf.len() {
                 let (pos, len) = (self.wpos, self.wbuf.len());
                 let n = {
@@ -86,11 +92,40 @@ impl Inner {
             }
             self.wbuf.clear();
             self.wpos = 0;
-            // TLS keeps records in its own buffer until flushed; TCP flush is a no-op.
+        }
+        if self.unflushed {
+            // TLS keeps records in its own buffer until flushed (TCP flush is a
+            // no-op). A flush that waits for the socket is resumed by the next
+            // call, even though `wbuf` is empty by then.
             ready!(self.io_pin()?.poll_flush(cx))?;
+            self.unflushed = false;
         }
         Poll::Ready(Ok(()))
     }
+}
+
+/// Replaces `tcp` with a duplicate of its socket registered with the current
+/// runtime (dropping the original deregisters it from its old one).
+#[cfg(unix)]
+fn rebind(tcp: &mut TcpStream) -> io::Result<()> {
+    use std::os::fd::AsFd;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(io::Error::other("not on a runtime"));
+    }
+    let dup = std::net::TcpStream::from(tcp.as_fd().try_clone_to_owned()?);
+    dup.set_nonblocking(true)?;
+    *tcp = TcpStream::from_std(dup)?;
+    Ok(())
+}
+
+/// On Windows a socket stays with its first completion port: a connection
+/// from another runtime is not moved but replaced by a new one.
+#[cfg(not(unix))]
+fn rebind(_tcp: &mut TcpStream) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "moving a connection between runtimes",
+    ))
 }
 
 trait AsyncRw: AsyncRead + AsyncWrite {}
@@ -136,7 +171,9 @@ impl SmtpStream {
                 io,
                 wbuf: Vec::with_capacity(4096),
                 wpos: 0,
+                unflushed: false,
                 tap: None,
+                home: crate::rt::home(),
             })),
             peer,
         }
@@ -159,6 +196,36 @@ impl SmtpStream {
 
     pub fn is_tls(&self) -> bool {
         matches!(self.lock().io, Io::Tls(_))
+    }
+
+    /// Registers the socket with the runtime of the calling thread, if it is
+    /// registered elsewhere (a pooled connection used from another thread; see
+    /// [`crate::rt`]). The descriptor is duplicated, the copy registered here and
+    /// the old registration dropped; buffered bytes (ours, TLS's, lettre's) stay.
+    /// Call it only from a future running on one of the plugin's runtimes.
+    pub fn adopt(&self) -> io::Result<()> {
+        let here = crate::rt::home();
+        let mut inner = self.lock();
+        if inner.home == here {
+            return Ok(());
+        }
+        match &mut inner.io {
+            Io::Tcp(tcp) => rebind(tcp)?,
+            Io::Tls(tls) => rebind(tls.get_mut().0)?,
+            Io::Gone => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the connection was lost during a TLS handshake",
+                ))
+            }
+        }
+        inner.home = here;
+        Ok(())
+    }
+
+    /// The runtime the socket is registered with.
+    pub fn home(&self) -> u64 {
+        self.lock().home
     }
 
     /// Queues bytes to send with the next read (one write per dialogue turn).

@@ -1,9 +1,9 @@
-//! The opened SMTP account: its own tokio runtime, the pool, the status state
-//! machine, and `send`/`check`/`status`/`close` for the host.
+//! The opened SMTP account: the pool, the status state machine, and
+//! `send`/`check`/`status`/`close` for the host.
 //!
-//! The host calls from blocking threads; each call runs as a task on the
-//! plugin's runtime (so socket readiness is handled where the task runs) and
-//! the calling thread waits for its result.
+//! The host calls from blocking threads. A `send` runs on the calling thread's
+//! own runtime; `check`, `close` and the idle reaper run on the account's
+//! background runtime (see [`crate::rt`]).
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -208,10 +208,16 @@ pub struct Shared {
     pub pool: Pool,
     status: Mutex<ConnectionStatus>,
     closed: AtomicBool,
+    /// The background runtime: QUITs nobody waits for, the idle reaper.
+    bg: tokio::runtime::Handle,
 }
 
 impl Shared {
-    pub fn new(cfg: SmtpConfig, host: Host) -> Result<Self, PluginError> {
+    pub fn new(
+        cfg: SmtpConfig,
+        host: Host,
+        bg: tokio::runtime::Handle,
+    ) -> Result<Self, PluginError> {
         let connector = tls::connector(&cfg)?;
         let client_id = match &cfg.helo_name {
             Some(n) => ClientId::Domain(n.clone()),
@@ -224,6 +230,7 @@ impl Shared {
             pool: Pool::new(cfg.pool),
             status: Mutex::new(ConnectionStatus::new(ConnState::NOT_CONNECTED, "")),
             closed: AtomicBool::new(false),
+            bg,
             connector,
             client_id,
             host,
@@ -448,16 +455,17 @@ impl Shared {
         r
     }
 
-    /// Closes sessions in the background.
-    fn close_all(sessions: Vec<Session>) {
+    /// Closes sessions on the background runtime (nobody waits for it).
+    fn close_all(&self, sessions: Vec<Session>) {
         for s in sessions {
-            tokio::spawn(s.quit());
+            self.bg.spawn(s.quit());
         }
     }
 
+    /// Returns a session to the pool, or closes it in the background.
     fn release(&self, key: String, s: Session) {
         if let Some(s) = self.pool.put(key, s) {
-            tokio::spawn(s.quit());
+            self.bg.spawn(s.quit());
         }
     }
 
@@ -475,33 +483,39 @@ impl Shared {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (taken, expired) = self.pool.take(&key);
-            Self::close_all(expired);
+            let (taken, expired) = self.pool.take(&key, crate::rt::home());
+            self.close_all(expired);
             let mut reusable = None;
             if let Some((mut s, idle)) = taken {
-                if idle < PROBE_AFTER || s.probe().await {
+                if !s.adopt() {
+                    // Could not move it to this thread (dropping it closes it).
+                } else if idle < PROBE_AFTER || s.probe().await {
                     reusable = Some(s);
                 } else {
                     tracing::debug!(server = %s.addr, "smtp: idle connection failed its RSET probe; replacing it");
-                    tokio::spawn(s.quit());
+                    self.bg.spawn(s.quit());
                 }
             }
             let (mut s, reused) = match reusable {
                 Some(s) => (s, true),
                 None => {
-                    Self::close_all(self.pool.make_room());
+                    self.close_all(self.pool.make_room());
                     (self.connect(&job.who).await?, false)
                 }
             };
             match s.transaction(&tx).await {
                 Ok(out) => {
                     let receipt = self.receipt(&job, &s, out, reused);
-                    self.release(key, s);
+                    if let Some(s) = self.pool.put(key, s) {
+                        // Not kept (no reuse, or no room): the server just
+                        // answered, so QUIT here, on the connection's own thread.
+                        s.quit().await;
+                    }
                     return Ok(receipt);
                 }
                 Err(TxFailure::Stale(e)) if reused && attempt == 1 => {
                     tracing::debug!(server = %s.addr, error = %e, "smtp: reused connection was dead; retrying on a new one");
-                    tokio::spawn(s.quit());
+                    self.bg.spawn(s.quit());
                     // The server probably restarted: the other idle connections are
                     // dead too, so the retry goes to a new connection.
                     for idle in self.pool.drain() {
@@ -604,13 +618,9 @@ impl std::fmt::Debug for SmtpTransport {
 
 impl SmtpTransport {
     pub fn new(cfg: SmtpConfig, host: Host) -> Result<Self, PluginError> {
-        let shared = Arc::new(Shared::new(cfg, host)?);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("mailhost-smtp")
-            .enable_all()
-            .build()
+        let rt = crate::rt::background()
             .map_err(|e| PluginError::permanent(format!("smtp: cannot start its runtime: {e}")))?;
+        let shared = Arc::new(Shared::new(cfg, host, rt.handle().clone())?);
         let idle = shared.cfg.pool.idle_timeout;
         if !idle.is_zero() {
             let weak: Weak<Shared> = Arc::downgrade(&shared);
@@ -636,7 +646,7 @@ impl SmtpTransport {
         &self.shared
     }
 
-    /// Runs `f` on the plugin's runtime and waits for it on this thread.
+    /// Runs `f` on the background runtime and waits for it on this thread.
     fn run<T: Send + 'static>(
         &self,
         f: impl std::future::Future<Output = Result<T, PluginError>> + Send + 'static,
@@ -649,13 +659,19 @@ impl SmtpTransport {
             .map_err(|e| PluginError::permanent(format!("smtp: the task failed: {e}")))?
     }
 
-    /// Delivers a prepared job (the benchmark calls this directly).
+    /// Delivers a prepared job. With pooled connections it runs on the calling
+    /// thread; with a new connection per message on the background runtime,
+    /// whose workers serve all dialogues at once (see [`crate::rt`]).
     pub fn send_job(&self, job: Job) -> Result<Receipt, PluginError> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(PluginError::unavailable("the SMTP transport is closed"));
         }
-        let shared = self.shared.clone();
-        self.run(async move { shared.send(job).await })
+        if self.shared.pool.reuse() {
+            crate::rt::on_caller(self.shared.send(job))
+        } else {
+            let shared = self.shared.clone();
+            self.run(async move { shared.send(job).await })
+        }
     }
 }
 

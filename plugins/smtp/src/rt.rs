@@ -1,0 +1,82 @@
+//! Where the plugin's futures run.
+//!
+//! With pooled connections a **send runs on the calling thread**: each host
+//! thread that calls `send` gets its own current-thread tokio runtime (created
+//! on first use, dropped when the thread ends) and drives the SMTP dialogue
+//! itself. There is no hand-off to a worker thread and back, which on a busy
+//! host costs two thread wake-ups per message — as much as the whole dialogue
+//! on a reused connection (see docs/performance.md).
+//!
+//! Each transport also keeps a small **background runtime** for what has no
+//! caller waiting — closing idle connections, `close()`, `check()`, polite
+//! `QUIT`s after a failed or expired connection — and for sends with a new
+//! connection per message (`pool.idle_timeout_ms = 0`): their six round trips
+//! are cheaper on two workers that serve every open dialogue at once than on
+//! as many threads each waiting for its own socket.
+//!
+//! A socket is registered with the runtime that created it. Pooled connections
+//! are shared by all threads, so a connection taken on another runtime is first
+//! **adopted** ([`crate::stream::SmtpStream::adopt`]): its descriptor is
+//! duplicated and registered here, the old registration dropped. The pool
+//! prefers connections already at home, so this is rare.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use mailhost_plugin_api::PluginError;
+use tokio::runtime::{Builder, Runtime};
+
+/// Runtime ids; 0 is "not on one of this plugin's runtimes".
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The id of the runtime driving this thread (caller or background worker).
+    static HOME: Cell<u64> = const { Cell::new(0) };
+    /// This thread's own runtime for sends, with its id.
+    static CALLER: Option<(Runtime, u64)> = caller_runtime();
+}
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+fn caller_runtime() -> Option<(Runtime, u64)> {
+    let rt = Builder::new_current_thread().enable_all().build().ok()?;
+    let id = next_id();
+    HOME.with(|h| h.set(id));
+    Some((rt, id))
+}
+
+/// The runtime this thread runs futures on now (0 = none of ours).
+pub fn home() -> u64 {
+    HOME.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Runs `f` to completion on the calling thread's own runtime.
+pub fn on_caller<T>(f: impl Future<Output = Result<T, PluginError>>) -> Result<T, PluginError> {
+    let unavailable =
+        || PluginError::unavailable("smtp: cannot start a runtime on the calling thread");
+    CALLER
+        .try_with(|c| match c {
+            Some((rt, id)) => {
+                // A caller thread may also have been a background worker of a
+                // transport since closed; its home is its own runtime now.
+                HOME.with(|h| h.set(*id));
+                rt.block_on(f)
+            }
+            None => Err(unavailable()),
+        })
+        .unwrap_or_else(|_| Err(unavailable()))
+}
+
+/// A background runtime (two workers) whose threads know their home id.
+pub fn background() -> std::io::Result<Runtime> {
+    let id = next_id();
+    Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mailhost-smtp")
+        .on_thread_start(move || HOME.with(|h| h.set(id)))
+        .enable_all()
+        .build()
+}
