@@ -511,14 +511,29 @@ fn pooled_connections_move_between_threads() {
     }
 }
 
+/// A connection per message; QUIT is pipelined with the data (RFC 2920) and
+/// the message still arrives whole.
 #[test]
 fn no_reuse_with_idle_timeout_zero() {
-    let mut acct = sink_account(2525);
-    acct["pool"] = json!({"idle_timeout_ms": 0});
-    let t = open(&acct, &host()).unwrap();
-    for _ in 0..3 {
-        let r = send(&t, &[&rcpt("noreuse")], &[], json!({})).unwrap();
-        assert_eq!(details(&r)["reused_connection"], false);
+    for mut acct in [sink_account(2525), starttls_account()] {
+        acct["pool"] = json!({"idle_timeout_ms": 0});
+        let t = open(&acct, &host()).unwrap();
+        for _ in 0..3 {
+            let to = rcpt("noreuse");
+            let r = send(&t, &[&to], &[], json!({})).unwrap();
+            assert_eq!(details(&r)["reused_connection"], false);
+            assert!(
+                r.server_reply.as_str().starts_with("250"),
+                "{}",
+                r.server_reply
+            );
+            if acct["port"] == 2587 {
+                let (eml, meta) = saved_for(&to).unwrap();
+                assert_eq!(meta["tls"], true, "{meta}");
+                assert!(String::from_utf8_lossy(&eml).contains(".a line starting with a dot"));
+            }
+        }
+        assert_eq!(t.status().state, ConnState::OPERATING, "{acct}");
     }
 }
 

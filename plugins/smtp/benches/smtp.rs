@@ -4,7 +4,11 @@
 //!   (`-d`) and with a new connection per message — the speed reference;
 //! * mailhost's SMTP plugin loaded as a cdylib through the host's loader (the
 //!   ABI path the host uses), 10 concurrent senders, pooled and not;
-//! * the same plugin code linked as an rlib and called directly (no ABI).
+//! * the same plugin code linked as an rlib and called directly (no ABI);
+//! * that rlib code opened in-process through the ABI glue
+//!   (`open_in_process`: the sabi trait object, panic guards, `RResult`) —
+//!   the same machine code as the direct call plus exactly the ABI crossing,
+//!   which separates the cost of the ABI from that of living in a `.so`.
 //!
 //! Prints msgs/s and the ratios (goals: mailhost ≥ 1.0× smtp-source with and
 //! without reuse; ABI overhead ≤ 2 %).
@@ -26,8 +30,8 @@ use mailhost::loader::load_file;
 use mailhost::message::{build, MessageRequest};
 use mailhost::services::HostEnv;
 use mailhost::tokens::TokenBroker;
-use mailhost_plugin_api::{Host, OutgoingMessage, TransportImpl};
-use mailhost_smtp::{SmtpConfig, SmtpTransport};
+use mailhost_plugin_api::{open_in_process, Host, OutgoingMessage, TransportImpl};
+use mailhost_smtp::{Smtp, SmtpConfig, SmtpTransport};
 
 const SENDERS: usize = 10;
 const PORT: u16 = 2650;
@@ -202,6 +206,7 @@ struct Row {
     source: Measure,
     cdylib: Measure,
     rlib: Measure,
+    inproc: Measure,
 }
 
 fn best(a: Measure, b: Measure) -> Measure {
@@ -254,6 +259,9 @@ fn main() {
                                                      // ABI overhead per round: client CPU per message, cdylib vs rlib (pooled).
     let mut abi_cpu = Vec::new();
     let mut abi_rate = Vec::new();
+    // The ABI crossing alone: in-process through the ABI vs direct (pooled).
+    let mut cross_cpu = Vec::new();
+    let mut cross_rate = Vec::new();
     for round in 0..rounds {
         for (i, reuse) in [true, false].into_iter().enumerate() {
             let source = measure(messages, true, || smtp_source(messages, reuse));
@@ -283,27 +291,45 @@ fn main() {
                 d.close();
                 m
             };
-            let (cdylib, rlib) = if round % 2 == 0 {
-                let c = via_abi();
-                (c, direct())
-            } else {
-                let r = direct();
-                (via_abi(), r)
+            let in_process = || {
+                let t = open_in_process::<Smtp>(&settings(reuse), &Host(env.handle()))
+                    .expect("open in process");
+                let m = measure(messages, false, || {
+                    drive(messages, |m| {
+                        t.send(m)
+                            .into_result()
+                            .expect("send in process via the ABI");
+                    })
+                });
+                t.close();
+                m
             };
+            // Rotate the order so that no variant always runs first or last.
+            let mut out = [Measure::default(); 3];
+            for k in 0..3 {
+                let which = (round + k) % 3;
+                out[which] = match which {
+                    0 => via_abi(),
+                    1 => direct(),
+                    _ => in_process(),
+                };
+            }
+            let [cdylib, rlib, inproc] = out;
 
             if reuse {
-                abi_cpu.push(
-                    (cdylib.client_us_per_msg - rlib.client_us_per_msg) / rlib.client_us_per_msg
-                        * 100.0,
-                );
-                abi_rate.push((rlib.msgs_per_s - cdylib.msgs_per_s) / rlib.msgs_per_s * 100.0);
+                let pct = |a: f64, b: f64| (a - b) / b * 100.0;
+                abi_cpu.push(pct(cdylib.client_us_per_msg, rlib.client_us_per_msg));
+                abi_rate.push(-pct(cdylib.msgs_per_s, rlib.msgs_per_s));
+                cross_cpu.push(pct(inproc.client_us_per_msg, rlib.client_us_per_msg));
+                cross_rate.push(-pct(inproc.msgs_per_s, rlib.msgs_per_s));
             }
             let r = &mut rows[i];
             r.source = best(r.source, source);
             r.cdylib = best(r.cdylib, cdylib);
             r.rlib = best(r.rlib, rlib);
+            r.inproc = best(r.inproc, inproc);
             eprintln!(
-                "round {} {:>22}: smtp-source {:>6.0}/s {:>5.1} µs/msg sink {:>3.0} % | cdylib {:>6.0}/s {:>5.1} µs/msg sink {:>3.0} % | rlib {:>6.0}/s {:>5.1} µs/msg",
+                "round {} {:>22}: smtp-source {:>6.0}/s {:>5.1} µs/msg sink {:>3.0} % | cdylib {:>6.0}/s {:>5.1} µs/msg sink {:>3.0} % | rlib {:>6.0}/s {:>5.1} µs/msg | rlib via ABI {:>6.0}/s {:>5.1} µs/msg",
                 round + 1,
                 if reuse { "reused connections" } else { "connection per message" },
                 source.msgs_per_s,
@@ -314,6 +340,8 @@ fn main() {
                 cdylib.sink_busy * 100.0,
                 rlib.msgs_per_s,
                 rlib.client_us_per_msg,
+                inproc.msgs_per_s,
+                inproc.client_us_per_msg,
             );
         }
     }
@@ -322,18 +350,19 @@ fn main() {
     println!(
         "\nSMTP throughput: {messages} messages of 2 KB per run, {SENDERS} concurrent senders/sessions, best of {rounds} round(s), one smtp-sink (127.0.0.1:{PORT})\n"
     );
-    println!("| connections | smtp-source msgs/s | mailhost via ABI (cdylib) msgs/s | same code direct (rlib) msgs/s | mailhost / smtp-source | client CPU µs/msg: smtp-source / mailhost | smtp-sink CPU busy (source / mailhost) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| connections | smtp-source msgs/s | mailhost via ABI (cdylib) msgs/s | same code direct (rlib) msgs/s | rlib in-process via the ABI msgs/s | mailhost / smtp-source | client CPU µs/msg: smtp-source / mailhost | smtp-sink CPU busy (source / mailhost) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (i, name) in ["reused (`-d` / pool)", "new per message"]
         .iter()
         .enumerate()
     {
         let r = rows[i];
         println!(
-            "| {name} | {:.0} | {:.0} | {:.0} | {:.2}× | {:.1} / {:.1} | {:.0} % / {:.0} % |",
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}× | {:.1} / {:.1} | {:.0} % / {:.0} % |",
             r.source.msgs_per_s,
             r.cdylib.msgs_per_s,
             r.rlib.msgs_per_s,
+            r.inproc.msgs_per_s,
             r.cdylib.msgs_per_s / r.source.msgs_per_s,
             r.source.client_us_per_msg,
             r.cdylib.client_us_per_msg,
@@ -342,7 +371,13 @@ fn main() {
         );
     }
     println!(
-        "\nABI overhead (cdylib vs rlib, pooled, median of {} rounds): {:+.1} % client CPU per message, {:+.1} % throughput",
+        "\nABI crossing (rlib in-process via the ABI vs direct, pooled, median of {} rounds): {:+.1} % client CPU per message, {:+.1} % throughput",
+        cross_cpu.len(),
+        median(cross_cpu),
+        median(cross_rate)
+    );
+    println!(
+        "Plugin as a loaded cdylib vs direct (ABI + code in a shared object, pooled, median of {} rounds): {:+.1} % client CPU per message, {:+.1} % throughput",
         abi_cpu.len(),
         median(abi_cpu),
         median(abi_rate)

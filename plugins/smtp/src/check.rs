@@ -284,6 +284,7 @@ pub async fn run(shared: &Shared, options_json: &str) -> CheckReport {
             needs_smtputf8: !AsRef::<str>::as_ref(&from).is_ascii()
                 || !AsRef::<str>::as_ref(&to_list[0]).is_ascii(),
             dsn: None,
+            last: false,
         };
         match s.transaction(&tx).await {
             Ok(out) => steps.push(

@@ -124,6 +124,7 @@ pub enum Stage {
     Data,
     EndOfData,
     Rset,
+    Quit,
 }
 
 impl Stage {
@@ -138,6 +139,7 @@ impl Stage {
             Stage::Data => "DATA",
             Stage::EndOfData => "end of data",
             Stage::Rset => "RSET",
+            Stage::Quit => "QUIT",
         }
     }
 }

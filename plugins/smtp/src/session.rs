@@ -141,6 +141,10 @@ pub struct Tx<'a> {
     /// An address or header needs SMTPUTF8.
     pub needs_smtputf8: bool,
     pub dsn: Option<&'a Dsn>,
+    /// The connection ends after this message (it is not pooled): with
+    /// PIPELINING, QUIT goes out with the data (RFC 2920 allows it as the last
+    /// command of a group), which saves a round trip per connection.
+    pub last: bool,
 }
 
 /// A delivered message.
@@ -690,6 +694,10 @@ impl Session {
         // The data: dot-stuffed, terminated, one write.
         let mut data = std::mem::take(&mut self.data);
         dot_stuff(tx.body, &mut data);
+        let quit = tx.last && self.caps.pipelining;
+        if quit {
+            data.extend_from_slice(b"QUIT\r\n");
+        }
         self.stream.write_raw(&data);
         data.clear();
         self.data = data;
@@ -701,6 +709,12 @@ impl Session {
             .map_err(TxFailure::Failed)?;
         self.dirty = false;
         self.sent += 1;
+        if quit {
+            // The 221 (usually in the same segment as the data's reply); then
+            // the session is over and dropping it closes the socket.
+            let _ = self.read_reply(Stage::Quit).await;
+            self.broken = true;
+        }
         match end {
             Ok(reply) => Ok(TxOutcome {
                 reply,

@@ -479,6 +479,7 @@ impl Shared {
             body: &job.body,
             needs_smtputf8: job.needs_smtputf8,
             dsn: job.dsn.as_ref(),
+            last: !self.pool.reuse(),
         };
         let mut attempt = 0;
         loop {
