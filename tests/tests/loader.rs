@@ -90,6 +90,41 @@ fn a_panicking_manifest_is_reported_not_fatal() {
 }
 
 #[test]
+fn a_plugin_for_another_os_is_reported_and_not_opened() {
+    let dir = temp();
+    let path = install(&fixture_path("fixture_wrongos"), dir.path(), "wrongos");
+    let f = load_file(&path).unwrap_err();
+    assert_eq!(f.kind, FailureKind::WrongOs, "{f}");
+    let other = if cfg!(target_os = "windows") {
+        "macos"
+    } else {
+        "windows"
+    };
+    assert_eq!(
+        f.reason,
+        format!(
+            "plugin `wrongos` runs on {other} only, not on {}; remove it from this machine's plugin directory",
+            std::env::consts::OS
+        )
+    );
+    assert_eq!(f.path, std::path::absolute(&path).unwrap());
+}
+
+#[test]
+fn an_invalid_settings_schema_is_an_invalid_manifest() {
+    let dir = temp();
+    let path = install(&fixture_path("fixture_badschema"), dir.path(), "badschema");
+    let f = load_file(&path).unwrap_err();
+    assert_eq!(f.kind, FailureKind::InvalidManifest, "{f}");
+    assert!(
+        f.reason
+            .starts_with("plugin `badschema` has an invalid settings JSON Schema: "),
+        "{}",
+        f.reason
+    );
+}
+
+#[test]
 fn a_panic_in_send_fails_the_message_and_the_host_keeps_running() {
     let dir = temp();
     let path = install(
