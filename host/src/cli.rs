@@ -554,14 +554,23 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
         },
         None => None,
     };
-    let mut recipients: Vec<String> = a.to.iter().chain(&a.cc).chain(&a.bcc).cloned().collect();
-    // For --eml the recipients come from the file; purpose rules need them.
-    if let Some(m) = eml
+    // An --eml message is complete as read (no defaults apply): parse it once,
+    // before the policy, whose purpose rules need its recipients.
+    let from_file = match eml
         .as_deref()
-        .and_then(|raw| build_message(a, Some(raw), None, None).ok())
+        .map(|raw| build_message(a, Some(raw), None, None))
     {
-        recipients = m.envelope.to.iter().map(|s| s.to_string()).collect();
-    }
+        Some(Err(e)) => {
+            eprintln!("mailhost: the message was not sent: {e}");
+            return exit::DATA;
+        }
+        Some(Ok(m)) => Some(m),
+        None => None,
+    };
+    let recipients: Vec<String> = match &from_file {
+        Some(m) => m.envelope.to.iter().map(|s| s.to_string()).collect(),
+        None => a.to.iter().chain(&a.cc).chain(&a.bcc).cloned().collect(),
+    };
     let req = Request {
         user: a.user.clone(),
         tenant: a.tenant.clone(),
@@ -596,12 +605,17 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
     if eml.is_none() && args.to.is_empty() && args.cc.is_empty() && args.bcc.is_empty() {
         args.to = decision.default_to.clone();
     }
-    let system_info = (decision.attach_system_info && eml.is_none()).then(|| engine.system_info());
-    let msg = match build_message(&args, eml.as_deref(), default_from.as_deref(), system_info) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("mailhost: the message was not sent: {e}");
-            return exit::DATA;
+    let msg = match from_file {
+        Some(m) => m,
+        None => {
+            let system_info = decision.attach_system_info.then(|| engine.system_info());
+            match build_message(&args, None, default_from.as_deref(), system_info) {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("mailhost: the message was not sent: {e}");
+                    return exit::DATA;
+                }
+            }
         }
     };
     match action {

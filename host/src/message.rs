@@ -84,6 +84,10 @@ pub enum MessageError {
     NoRecipient,
     #[error("the message has no From address: give one, or set `from` on the account")]
     NoFrom,
+    #[error(
+        "the .eml file has no From header: an .eml is sent as it is, so add a From line to it"
+    )]
+    EmlNoFrom,
     #[error("header name `{0}` is invalid: use letters, digits and `-` only")]
     BadHeaderName(String),
     #[error("attachment {path}: {reason}")]
@@ -364,7 +368,7 @@ pub fn from_eml(
     let from = list(parsed.from())
         .into_iter()
         .next()
-        .ok_or(MessageError::NoFrom)?;
+        .ok_or(MessageError::EmlNoFrom)?;
     let to = list(parsed.to());
     let cc = list(parsed.cc());
     let bcc = list(parsed.bcc());

@@ -148,6 +148,24 @@ fn eml_from_file_and_stdin_keeps_the_message() {
         .write_stdin(raw.replace("offer-12", "offer-13"))
         .assert()
         .success();
+    // A file that is not a sendable message: a clear error, exit 65, nothing sent.
+    for (bad, says) in [
+        (
+            "From: a@example.com\nSubject: none\n\nbody\n",
+            "the message has no recipient",
+        ),
+        (
+            "To: b@example.com\nSubject: none\n\nbody\n",
+            "the .eml file has no From header",
+        ),
+    ] {
+        mailhost(dir.path())
+            .args(["send", "--eml", "-"])
+            .write_stdin(bad)
+            .assert()
+            .code(65)
+            .stderr(predicate::str::contains(says));
+    }
     let files = emls(&dir.path().join("outbox"));
     assert_eq!(files.len(), 2);
     let first = std::fs::read(&files[0]).unwrap();
