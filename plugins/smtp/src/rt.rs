@@ -1,18 +1,15 @@
 //! Where the plugin's futures run.
 //!
-//! With pooled connections a **send runs on the calling thread**: each host
-//! thread that calls `send` gets its own current-thread tokio runtime (created
-//! on first use, dropped when the thread ends) and drives the SMTP dialogue
-//! itself. There is no hand-off to a worker thread and back, which on a busy
-//! host costs two thread wake-ups per message — as much as the whole dialogue
-//! on a reused connection (see docs/performance.md).
+//! A **send runs on the calling thread**: each host thread that calls `send`
+//! gets its own current-thread tokio runtime (created on first use, dropped
+//! when the thread ends) and drives the SMTP dialogue itself. There is no
+//! hand-off to a worker thread and back, which on a busy host costs two thread
+//! wake-ups per message — as much as the whole dialogue on a reused connection
+//! (see docs/performance.md).
 //!
 //! Each transport also keeps a small **background runtime** for what has no
-//! caller waiting — closing idle connections, `close()`, `check()`, polite
-//! `QUIT`s after a failed or expired connection — and for sends with a new
-//! connection per message (`pool.idle_timeout_ms = 0`): their six round trips
-//! are cheaper on two workers that serve every open dialogue at once than on
-//! as many threads each waiting for its own socket.
+//! caller waiting: closing idle connections, `close()`, `check()`, and polite
+//! `QUIT`s after a failed or expired connection.
 //!
 //! A socket is registered with the runtime that created it. Pooled connections
 //! are shared by all threads, so a connection taken on another runtime is first
@@ -70,11 +67,11 @@ pub fn on_caller<T>(f: impl Future<Output = Result<T, PluginError>>) -> Result<T
         .unwrap_or_else(|_| Err(unavailable()))
 }
 
-/// A background runtime (two workers) whose threads know their home id.
+/// A background runtime (one worker) whose threads know their home id.
 pub fn background() -> std::io::Result<Runtime> {
     let id = next_id();
     Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("mailhost-smtp")
         .on_thread_start(move || HOME.with(|h| h.set(id)))
         .enable_all()

@@ -660,19 +660,12 @@ impl SmtpTransport {
             .map_err(|e| PluginError::permanent(format!("smtp: the task failed: {e}")))?
     }
 
-    /// Delivers a prepared job. With pooled connections it runs on the calling
-    /// thread; with a new connection per message on the background runtime,
-    /// whose workers serve all dialogues at once (see [`crate::rt`]).
+    /// Delivers a prepared job, on the calling thread (see [`crate::rt`]).
     pub fn send_job(&self, job: Job) -> Result<Receipt, PluginError> {
         if self.shared.closed.load(Ordering::Relaxed) {
             return Err(PluginError::unavailable("the SMTP transport is closed"));
         }
-        if self.shared.pool.reuse() {
-            crate::rt::on_caller(self.shared.send(job))
-        } else {
-            let shared = self.shared.clone();
-            self.run(async move { shared.send(job).await })
-        }
+        crate::rt::on_caller(self.shared.send(job))
     }
 }
 
