@@ -540,6 +540,12 @@ fn class_code(f: &Failure) -> u8 {
     }
 }
 
+/// A message that could not be built: say why, exit 65.
+fn not_sent(e: &str) -> u8 {
+    eprintln!("mailhost: the message was not sent: {e}");
+    exit::DATA
+}
+
 fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u8 {
     let eml = match &a.eml {
         Some(p) => match read_path_or_stdin(p) {
@@ -559,13 +565,10 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
     let from_file = match eml
         .as_deref()
         .map(|raw| build_message(a, Some(raw), None, None))
+        .transpose()
     {
-        Some(Err(e)) => {
-            eprintln!("mailhost: the message was not sent: {e}");
-            return exit::DATA;
-        }
-        Some(Ok(m)) => Some(m),
-        None => None,
+        Ok(m) => m,
+        Err(e) => return not_sent(&e),
     };
     let recipients: Vec<String> = match &from_file {
         Some(m) => m.envelope.to.iter().map(|s| s.to_string()).collect(),
@@ -611,10 +614,7 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
             let system_info = decision.attach_system_info.then(|| engine.system_info());
             match build_message(&args, None, default_from.as_deref(), system_info) {
                 Ok(m) => m,
-                Err(e) => {
-                    eprintln!("mailhost: the message was not sent: {e}");
-                    return exit::DATA;
-                }
+                Err(e) => return not_sent(&e),
             }
         }
     };

@@ -30,7 +30,7 @@ use mailhost::loader::load_file;
 use mailhost::message::{build, MessageRequest};
 use mailhost::services::HostEnv;
 use mailhost::tokens::TokenBroker;
-use mailhost_plugin_api::{open_in_process, Host, OutgoingMessage, TransportImpl};
+use mailhost_plugin_api::{open_in_process, Host, OutgoingMessage, TransportBox, TransportImpl};
 use mailhost_smtp::{Smtp, SmtpConfig, SmtpTransport};
 
 const SENDERS: usize = 10;
@@ -268,17 +268,22 @@ fn main() {
 
             // The same code twice, through the ABI and directly; the order
             // alternates between rounds so that neither always runs first.
-            let via_abi = || {
-                let t = plugin
-                    .open(&settings(reuse), env.handle())
-                    .expect("open cdylib");
+            // The loaded cdylib and the rlib opened in process: both a TransportBox.
+            let through_abi = |t: TransportBox| {
                 let m = measure(messages, false, || {
                     drive(messages, |m| {
-                        t.send(m).into_result().expect("send via cdylib");
+                        t.send(m).into_result().expect("send through the ABI");
                     })
                 });
                 t.close();
                 m
+            };
+            let via_abi = || {
+                through_abi(
+                    plugin
+                        .open(&settings(reuse), env.handle())
+                        .expect("open cdylib"),
+                )
             };
             let direct = || {
                 let cfg = SmtpConfig::from_json(&settings(reuse)).unwrap();
@@ -292,17 +297,10 @@ fn main() {
                 m
             };
             let in_process = || {
-                let t = open_in_process::<Smtp>(&settings(reuse), &Host(env.handle()))
-                    .expect("open in process");
-                let m = measure(messages, false, || {
-                    drive(messages, |m| {
-                        t.send(m)
-                            .into_result()
-                            .expect("send in process via the ABI");
-                    })
-                });
-                t.close();
-                m
+                through_abi(
+                    open_in_process::<Smtp>(&settings(reuse), &Host(env.handle()))
+                        .expect("open in process"),
+                )
             };
             // Rotate the order so that no variant always runs first or last.
             let mut out = [Measure::default(); 3];

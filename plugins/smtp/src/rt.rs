@@ -30,19 +30,18 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// The id of the runtime driving this thread (caller or background worker).
     static HOME: Cell<u64> = const { Cell::new(0) };
-    /// This thread's own runtime for sends, with its id.
-    static CALLER: Option<(Runtime, u64)> = caller_runtime();
+    /// This thread's own runtime for sends (its id is in HOME).
+    static CALLER: Option<Runtime> = caller_runtime();
 }
 
 fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
-fn caller_runtime() -> Option<(Runtime, u64)> {
+fn caller_runtime() -> Option<Runtime> {
     let rt = Builder::new_current_thread().enable_all().build().ok()?;
-    let id = next_id();
-    HOME.with(|h| h.set(id));
-    Some((rt, id))
+    HOME.with(|h| h.set(next_id()));
+    Some(rt)
 }
 
 /// The runtime this thread runs futures on now (0 = none of ours).
@@ -56,12 +55,7 @@ pub fn on_caller<T>(f: impl Future<Output = Result<T, PluginError>>) -> Result<T
         || PluginError::unavailable("smtp: cannot start a runtime on the calling thread");
     CALLER
         .try_with(|c| match c {
-            Some((rt, id)) => {
-                // A caller thread may also have been a background worker of a
-                // transport since closed; its home is its own runtime now.
-                HOME.with(|h| h.set(*id));
-                rt.block_on(f)
-            }
+            Some(rt) => rt.block_on(f),
             None => Err(unavailable()),
         })
         .unwrap_or_else(|_| Err(unavailable()))

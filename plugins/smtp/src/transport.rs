@@ -488,12 +488,10 @@ impl Shared {
             self.close_all(expired);
             let mut reusable = None;
             if let Some((mut s, idle)) = taken {
-                if !s.adopt() {
-                    // Could not move it to this thread (dropping it closes it).
-                } else if idle < PROBE_AFTER || s.probe().await {
+                if s.adopt() && (idle < PROBE_AFTER || s.probe().await) {
                     reusable = Some(s);
                 } else {
-                    tracing::debug!(server = %s.addr, "smtp: idle connection failed its RSET probe; replacing it");
+                    tracing::debug!(server = %s.addr, "smtp: idle connection could not move to this thread or failed its RSET probe; replacing it");
                     self.bg.spawn(s.quit());
                 }
             }
