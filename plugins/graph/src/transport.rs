@@ -378,6 +378,27 @@ impl Inner {
         })
     }
 
+    /// `POST /users/{mailbox}/sendMail`; `None` when Graph answers 413 (too large).
+    async fn send_mail(
+        &self,
+        mailbox: &str,
+        payload: &Payload,
+    ) -> Result<Option<Answer>, PluginError> {
+        let answer = self
+            .request(
+                mailbox,
+                Method::POST,
+                &["users", mailbox, "sendMail"],
+                None,
+                payload,
+            )
+            .await?;
+        if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Ok(None);
+        }
+        self.expect(answer, Op::SendMail, mailbox).map(Some)
+    }
+
     /// `sendMail` with the host's MIME, base64 as `text/plain`. `None` when too large.
     async fn send_mime(
         &self,
@@ -388,19 +409,9 @@ impl Inner {
         if b64.len() > SINGLE_REQUEST_LIMIT {
             return Ok(None);
         }
-        let answer = self
-            .request(
-                mailbox,
-                Method::POST,
-                &["users", mailbox, "sendMail"],
-                None,
-                &Payload::Mime(b64),
-            )
-            .await?;
-        if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+        let Some(answer) = self.send_mail(mailbox, &Payload::Mime(b64)).await? else {
             return Ok(None);
-        }
-        let answer = self.expect(answer, Op::SendMail, mailbox)?;
+        };
         Ok(Some(Sent {
             route: "sendMail-mime",
             server_id: answer.request_id(),
@@ -429,19 +440,9 @@ impl Inner {
         if bytes.len() > SINGLE_REQUEST_LIMIT {
             return Ok(None);
         }
-        let answer = self
-            .request(
-                mailbox,
-                Method::POST,
-                &["users", mailbox, "sendMail"],
-                None,
-                &Payload::Json(bytes),
-            )
-            .await?;
-        if answer.status == StatusCode::PAYLOAD_TOO_LARGE {
+        let Some(answer) = self.send_mail(mailbox, &Payload::Json(bytes)).await? else {
             return Ok(None);
-        }
-        let answer = self.expect(answer, Op::SendMail, mailbox)?;
+        };
         Ok(Some(Sent {
             route: "sendMail-json",
             server_id: answer.request_id(),
