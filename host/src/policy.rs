@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{Settings, ACCOUNT_CANDIDATE};
+use crate::config::{names, Settings, ACCOUNT_CANDIDATE};
 
 /// Send or compose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -333,18 +333,13 @@ pub fn decide(s: &Settings, w: &World, action: Action, req: &Request) -> Decisio
         Some(t) => match s.tenants.get(t) {
             Some(tc) => Some(tc),
             None => {
-                let known: Vec<&str> = s.tenants.keys().map(|k| k.as_str()).collect();
                 return refuse(
                     ctx,
                     action,
                     "tenant",
                     format!(
                         "tenant `{t}` is not configured (configured: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
+                        names(s.tenants.keys(), "none")
                     ),
                     "request",
                 );
@@ -372,18 +367,13 @@ pub fn decide(s: &Settings, w: &World, action: Action, req: &Request) -> Decisio
         Some(pn) => match s.purposes.get(pn) {
             Some(pc) => Some(pc),
             None => {
-                let known: Vec<&str> = s.purposes.keys().map(|k| k.as_str()).collect();
                 return refuse(
                     ctx,
                     action,
                     "purpose",
                     format!(
                         "purpose `{pn}` is not configured (configured: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
+                        names(s.purposes.keys(), "none")
                     ),
                     "request",
                 );

@@ -518,8 +518,7 @@ impl Validator<'_> {
                     if k == "oauth" {
                         if let Some(o) = value.get_ref().as_str() {
                             if !oauth.contains_key(o) {
-                                let known: Vec<&str> = oauth.keys().map(|s| s.as_str()).collect();
-                                self.err(&span(value), format!("account `{aname}`: no OAuth client `[oauth.{o}]` is configured"), format!("add an [oauth.{o}] section or use one of: {}", if known.is_empty() { "(none configured)".to_string() } else { known.join(", ") }));
+                                self.err(&span(value), format!("account `{aname}`: no OAuth client `[oauth.{o}]` is configured"), format!("add an [oauth.{o}] section or use one of: {}", names(oauth.keys(), "(none configured)")));
                             }
                         }
                     }
@@ -629,21 +628,13 @@ impl Validator<'_> {
         if accounts.contains_key(v.get_ref()) {
             Some(v.get_ref().clone())
         } else {
-            let known: Vec<&str> = accounts.keys().map(|s| s.as_str()).collect();
             self.err(
                 &span(v),
                 format!(
                     "{what} names account `{}`, which does not exist",
                     v.get_ref()
                 ),
-                format!(
-                    "configured accounts: {}",
-                    if known.is_empty() {
-                        "(none)".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
+                format!("configured accounts: {}", names(accounts.keys(), "(none)")),
             );
             None
         }
@@ -929,21 +920,13 @@ impl Validator<'_> {
             });
             let tenant = match &u.tenant {
                 Some(t) if !tenants.contains_key(t.get_ref()) => {
-                    let known: Vec<&str> = tenants.keys().map(|s| s.as_str()).collect();
                     self.err(
                         &span(t),
                         format!(
                             "user `{un}` names tenant `{}`, which does not exist",
                             t.get_ref()
                         ),
-                        format!(
-                            "configured tenants: {}",
-                            if known.is_empty() {
-                                "(none)".to_string()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
+                        format!("configured tenants: {}", names(tenants.keys(), "(none)")),
                     );
                     None
                 }
@@ -1082,5 +1065,16 @@ pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
                 .map(|(k, v)| (k.clone(), toml_to_json(v)))
                 .collect(),
         ),
+    }
+}
+
+/// The configured names, comma-separated, or `empty` when there are none (for
+/// "configured: ..." hints in errors).
+pub(crate) fn names<'a>(keys: impl Iterator<Item = &'a String>, empty: &str) -> String {
+    let list: Vec<&str> = keys.map(String::as_str).collect();
+    if list.is_empty() {
+        empty.to_string()
+    } else {
+        list.join(", ")
     }
 }
