@@ -450,34 +450,12 @@ impl<'c> AsyncHttpClient<'c> for Http {
 }
 
 fn http_error(e: &reqwest::Error, url: &str) -> HttpError {
-    let kind = if is_certificate_error(e) {
+    let kind = if mailhost_tls::is_certificate_error(e) {
         ErrorKind::Certificate
     } else {
         ErrorKind::Network
     };
     HttpError(describe_reqwest_error(e, url), kind)
-}
-
-/// True when the error chain holds a rejected server certificate.
-fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return matches!(
-                tls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            );
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if is_certificate_error(inner) {
-                    return true;
-                }
-            }
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// The error chain of a reqwest error in one line (reqwest's top-level text

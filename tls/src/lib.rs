@@ -12,6 +12,30 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+/// True when the error chain holds a rejected server certificate (rustls's
+/// error, possibly wrapped in `std::io::Error` by an HTTP or TLS stream), which
+/// callers report as a configuration problem rather than a network one.
+pub fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            );
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if is_certificate_error(inner) {
+                    return true;
+                }
+            }
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Trusts the platform's roots and, when given, the CA certificates in `ca_file` (PEM).
 ///
 /// A certificate from `ca_file` that a server presents as its own (a

@@ -169,32 +169,10 @@ pub fn classify(
     err
 }
 
-/// True when the error chain holds a rejected server certificate.
-pub fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(e);
-    while let Some(s) = source {
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return matches!(
-                tls,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            );
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if is_certificate_error(inner) {
-                    return true;
-                }
-            }
-        }
-        source = s.source();
-    }
-    false
-}
-
 /// A network failure (connect, timeout, reset) on a Graph request: transient.
 /// A server certificate that does not verify is a configuration problem.
 pub fn network(e: &reqwest::Error, what: &str) -> PluginError {
-    if is_certificate_error(e) {
+    if mailhost_tls::is_certificate_error(e) {
         let mut text = format!("graph: {what}: the server's TLS certificate is not trusted");
         let mut source = std::error::Error::source(e);
         while let Some(s) = source {
