@@ -761,15 +761,10 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
                 .map(|m| format!(", {}/{m} per minute", a.sent_last_minute))
                 .unwrap_or_default();
             println!(
-                "  {:<16} {:<8} {}{}{}",
+                "  {:<16} {:<8} {}{}",
                 a.account,
                 a.plugin,
-                a.state,
-                if a.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", a.reason)
-                },
+                a.state_text(),
                 limit
             );
         }

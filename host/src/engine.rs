@@ -95,6 +95,17 @@ pub struct AccountStatus {
     pub sent_last_minute: usize,
 }
 
+impl AccountStatus {
+    /// `state`, or `state: reason` when there is a reason.
+    pub fn state_text(&self) -> String {
+        if self.reason.is_empty() {
+            self.state.clone()
+        } else {
+            format!("{}: {}", self.state, self.reason)
+        }
+    }
+}
+
 #[derive(Default)]
 struct Cache {
     transports: BTreeMap<String, Arc<TransportBox>>,
@@ -633,15 +644,10 @@ impl Engine {
         out.push_str("accounts:\n");
         for a in self.status() {
             out.push_str(&format!(
-                "  {} {} {}{}\n",
+                "  {} {} {}\n",
                 a.account,
                 a.plugin,
-                a.state,
-                if a.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", a.reason)
-                }
+                a.state_text()
             ));
         }
         out
