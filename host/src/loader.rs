@@ -192,20 +192,9 @@ pub fn load_dirs(dirs: &[PathBuf]) -> PluginSet {
     };
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+        let Ok(files) = plugin_files(dir) else {
             continue;
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(is_plugin_file_name)
-            })
-            .collect();
-        files.sort();
         for file in files {
             match load_file(&file) {
                 Ok(p) => {
@@ -229,6 +218,22 @@ pub fn load_dirs(dirs: &[PathBuf]) -> PluginSet {
         }
     }
     set
+}
+
+/// The plugin files (`libmailhost_<name>.so` and the like) in `dir`, sorted.
+pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(is_plugin_file_name)
+        })
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Loads one plugin file.

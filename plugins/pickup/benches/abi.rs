@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mailhost::loader::{is_plugin_file_name, load_file};
+use mailhost::loader::{load_file, plugin_files};
 use mailhost::services::HostEnv;
 use mailhost::tokens::TokenBroker;
 use mailhost_pickup::{PickupConfig, PickupTransport};
@@ -58,17 +58,7 @@ fn main() {
 
     println!("plugin load time (first load in this process, by absolute path):");
     let copies = tempfile::tempdir().unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(is_plugin_file_name)
-        })
-        .collect();
-    files.sort();
+    let files = plugin_files(&dir).unwrap();
     for f in &files {
         // A fresh copy, so the dynamic loader really opens and relocates it.
         let copy = copies.path().join(f.file_name().unwrap());
