@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod limits;
 pub mod loader;
 pub mod message;
 pub mod policy;

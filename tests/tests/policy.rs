@@ -145,6 +145,7 @@ fn settings() -> Settings {
         tenants,
         users,
         purposes,
+        limits: Default::default(),
         warnings: vec![],
     }
 }

@@ -201,6 +201,8 @@ pub struct Settings {
     pub tenants: BTreeMap<String, Tenant>,
     pub users: BTreeMap<String, User>,
     pub purposes: BTreeMap<String, Purpose>,
+    /// `[limits]`: the size of every input (crate::limits).
+    pub limits: crate::limits::Limits,
     /// Things that work but should be fixed (plain-text secrets, unset env vars).
     pub warnings: Vec<ConfigError>,
 }
@@ -347,6 +349,11 @@ impl Validator<'_> {
             tenants,
             users,
             purposes,
+            limits: raw
+                .limits
+                .as_ref()
+                .map(|l| l.get_ref().clone())
+                .unwrap_or_default(),
             warnings: self.warnings,
         })
     }

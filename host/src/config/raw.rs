@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub users: BTreeMap<S<String>, S<RawUser>>,
     #[serde(default)]
     pub purposes: BTreeMap<S<String>, S<RawPurpose>>,
+    #[serde(default)]
+    pub limits: Option<S<crate::limits::Limits>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -1,0 +1,116 @@
+//! Size limits on every input: one place, documented in the README's
+//! `[limits]` section, shared by the CLI, the config loader and the service.
+//!
+//! Every read of caller-supplied data goes through [`read_bounded`] (or takes
+//! the same limit from an HTTP body), so a `/dev/zero` or a 2 GB file is
+//! refused after `limit + 1` bytes instead of filling memory.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The config file itself (not settable from the config it limits).
+pub const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
+/// A `file:` secret.
+pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// `[limits]` in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The largest message: each file read for one (`--eml`, `--text-file`,
+    /// `--html-file`, `--attach`), the built MIME, and the HTTP API's body
+    /// (which may be a third larger for base64).
+    pub max_message_bytes: u64,
+    /// Recipients (To + Cc + Bcc) of one message.
+    pub max_recipients: usize,
+    /// Rows of one batch (`send-batch`, `POST /v1/batches`).
+    pub max_batch_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024 * 1024,
+            max_recipients: 10_000,
+            max_batch_rows: 1_000_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The HTTP API's body limit: a message of `max_message_bytes` sent as
+    /// base64 in JSON, plus room for the other fields.
+    pub fn max_request_bytes(&self) -> u64 {
+        self.max_message_bytes
+            .saturating_mul(4)
+            .saturating_div(3)
+            .saturating_add(1024 * 1024)
+    }
+}
+
+/// Why a bounded read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} is larger than {limit} bytes ({key}); use a smaller input or raise the limit")]
+    TooLarge {
+        what: String,
+        limit: u64,
+        key: &'static str,
+    },
+}
+
+/// Reads at most `limit` bytes from `r`; more is an error, not a truncation.
+pub fn read_limited(
+    r: impl Read,
+    limit: u64,
+    what: &str,
+    key: &'static str,
+) -> Result<Vec<u8>, ReadError> {
+    let mut buf = Vec::new();
+    r.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|source| ReadError::Io {
+            what: what.to_string(),
+            source,
+        })?;
+    if buf.len() as u64 > limit {
+        return Err(ReadError::TooLarge {
+            what: what.to_string(),
+            limit,
+            key,
+        });
+    }
+    Ok(buf)
+}
+
+/// Reads a file of at most `limit` bytes (a device like `/dev/zero` included).
+pub fn read_bounded(path: &Path, limit: u64, key: &'static str) -> Result<Vec<u8>, ReadError> {
+    let what = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|source| ReadError::Io {
+        what: what.clone(),
+        source,
+    })?;
+    read_limited(f, limit, &what, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_past_the_limit_without_reading_it_all() {
+        let e = read_bounded(Path::new("/dev/zero"), 1000, "limits.max_message_bytes").unwrap_err();
+        assert!(matches!(e, ReadError::TooLarge { limit: 1000, .. }), "{e}");
+        assert!(e.to_string().contains("limits.max_message_bytes"));
+        let ok = read_limited(&b"abc"[..], 3, "x", "k").unwrap();
+        assert_eq!(ok, b"abc");
+    }
+}
