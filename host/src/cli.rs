@@ -77,7 +77,7 @@ Exit codes: 0 ok, 64 usage, 65 bad message, 69 refused/unavailable, 75 transient
 76 permanent, 77 auth, 78 config.";
 
 #[derive(Debug, Parser)]
-#[command(name = "mailhost", version, about = "Send mail through transport plugins: SMTP, Microsoft 365, Outlook, MAPI, pickup...", after_help = AFTER_HELP)]
+#[command(name = "mailhost", version, about = "Send mail through transport plugins loaded at run time (SMTP, Microsoft 365, pickup, or your own)", after_help = AFTER_HELP)]
 pub struct Cli {
     /// Config file (TOML).
     #[arg(long, global = true, env = "MAILHOST_CONFIG")]
