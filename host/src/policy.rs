@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use mailhost_plugin_api::Capabilities;
 use serde::Serialize;
 
 use crate::config::{names, PolicySettings, Purpose, Settings, Tenant, User, ACCOUNT_CANDIDATE};
@@ -63,17 +64,27 @@ pub struct ProbeResult {
     pub reason: String,
 }
 
-/// What the policy can see of the machine: probes per plugin, last status per account.
+/// What the policy can see of the machine: what each loaded plugin's manifest
+/// says (modes, capabilities, whether it needs an account), its probe, and the
+/// accounts' last status. The policy decides from these, never from a plugin's
+/// name, so a third-party plugin with the same modes and capabilities is
+/// treated like a built-in one.
 #[derive(Debug, Clone, Default)]
 pub struct World {
     /// Plugin name → probe result. A plugin not listed is not loaded.
     pub probes: BTreeMap<String, ProbeResult>,
-    /// Plugin name → the modes it serves (from manifests).
+    /// Plugin name → the modes it serves, in its manifest's order (a family of
+    /// modes from the most to the least capable: `mapi-full`, `mapi-simple`).
     pub plugin_modes: BTreeMap<String, Vec<String>>,
+    /// Plugin name → its manifest's capabilities: only `SEND` plugins are in a
+    /// send chain, only `COMPOSE` plugins in a compose chain. A plugin not
+    /// listed can do neither.
+    pub capabilities: BTreeMap<String, Capabilities>,
     /// Account name → reason, for accounts whose last status was "unable to connect".
     pub unreachable: BTreeMap<String, String>,
     /// Plugins that cannot work without an account's settings (their schema
     /// requires keys): they serve a mode only through a configured account.
+    /// The others (desktop clients) can serve their modes with no account.
     pub needs_account: std::collections::BTreeSet<String>,
 }
 
@@ -87,7 +98,37 @@ impl World {
             .collect()
     }
 
+    /// The capability `action` needs from a plugin.
+    fn needed(action: Action) -> Capabilities {
+        match action {
+            Action::Send => Capabilities::SEND,
+            Action::Compose => Capabilities::COMPOSE,
+        }
+    }
+
+    /// Whether `plugin`'s manifest says it can do `action`; `Err(reason)` if not.
+    fn can(&self, plugin: &str, action: Action) -> Result<(), String> {
+        match self.capabilities.get(plugin) {
+            None => Err(format!("plugin `{plugin}` is not loaded")),
+            Some(c) if c.contains(Self::needed(action)) => Ok(()),
+            Some(c) => Err(format!(
+                "plugin `{plugin}` cannot {} (its capabilities: {})",
+                action.name(),
+                match c.names() {
+                    n if n.is_empty() => "none".to_string(),
+                    n => n.join(", "),
+                }
+            )),
+        }
+    }
+
     /// Whether `plugin` can serve `mode` now, per its probe; `Err(reason)` if not.
+    ///
+    /// A probe's level is a comma-separated list; an entry offers `mode` when
+    /// it is the mode itself, or when it names the suffix of one of the
+    /// plugin's modes (`full` → `mapi-full`): then it offers that mode and the
+    /// modes listed after it in the manifest with the same prefix (`full`
+    /// offers `mapi-full` and `mapi-simple`; `simple` only `mapi-simple`).
     fn mode_available(&self, plugin: &str, mode: &str) -> Result<String, String> {
         match self.probes.get(plugin) {
             None => Err(format!("plugin `{plugin}` is not loaded")),
@@ -100,12 +141,12 @@ impl World {
                 if p.level.is_empty() {
                     return Ok("available".to_string());
                 }
-                let ok = p.level.split(',').map(str::trim).any(|l| {
-                    l == mode
-                        || mode.ends_with(&format!("-{l}"))
-                        || (l == "full" && mode.ends_with("-simple"))
-                });
-                if ok {
+                let modes = self
+                    .plugin_modes
+                    .get(plugin)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                if level_offers(&p.level, mode, modes) {
                     Ok(format!("available (level {})", p.level))
                 } else {
                     Err(format!(
@@ -116,6 +157,28 @@ impl World {
             }
         }
     }
+}
+
+/// Whether a probe's `level` offers `mode` among a plugin's `modes` (see
+/// [`World::mode_available`]).
+fn level_offers(level: &str, mode: &str, modes: &[String]) -> bool {
+    level
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .any(|l| {
+            if l == mode {
+                return true;
+            }
+            let suffix = format!("-{l}");
+            let Some(i) = modes.iter().position(|m| m.ends_with(&suffix)) else {
+                return false;
+            };
+            let prefix = &modes[i][..modes[i].len() - l.len()];
+            modes[i..]
+                .iter()
+                .any(|m| m == mode && m.starts_with(prefix))
+        })
 }
 
 /// One way out: an account (a configured plugin + settings), a desktop mode
@@ -361,8 +424,30 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The candidate for a configured account: in the mode being decided when
+    /// the account serves it, else in its plugin's first mode.
     fn account_candidate(&self, name: &str) -> Option<Candidate> {
-        self.s.accounts.get(name).map(Candidate::for_account)
+        let a = self.s.accounts.get(name)?;
+        let mut c = Candidate::for_account(a);
+        if a.modes.contains(&self.mode) {
+            c.mode = self.mode.clone();
+        }
+        Some(c)
+    }
+
+    /// Whether the candidate's plugin can do this action (its manifest's
+    /// capabilities); if not, the trace says so under `rule`.
+    fn capable(&mut self, c: &Candidate, rule: &str) -> bool {
+        let Some(p) = &c.plugin else {
+            return true;
+        };
+        match self.w.can(p, self.action) {
+            Ok(()) => true,
+            Err(why) => {
+                self.step(rule, format!("`{}`: {why}", c.label), "skip", "manifest");
+                false
+            }
+        }
     }
 
     fn accounts_serving(&self, mode: &str) -> Vec<String> {
@@ -372,6 +457,18 @@ impl<'a> Ctx<'a> {
             .filter(|a| a.modes.iter().any(|m| m == mode))
             .map(|a| a.name.clone())
             .collect()
+    }
+
+    /// The accounts serving `mode` whose plugin can send.
+    fn senders_serving(&self, mode: &str) -> Vec<String> {
+        let mut list = self.accounts_serving(mode);
+        list.retain(|a| {
+            self.s
+                .accounts
+                .get(a)
+                .is_some_and(|acc| self.w.can(&acc.plugin, Action::Send).is_ok())
+        });
+        list
     }
 
     fn push(&mut self, c: Candidate) {
@@ -627,8 +724,8 @@ impl<'a> Ctx<'a> {
     /// graph and smtp accounts, else the only account.
     fn pick_global_account(&mut self) -> Option<String> {
         let p = self.policy();
-        let graph = self.accounts_serving("graph");
-        let smtp = self.accounts_serving("smtp");
+        let graph = self.senders_serving("graph");
+        let smtp = self.senders_serving("smtp");
         match (graph.first(), smtp.first()) {
             (Some(g), Some(sm)) => {
                 let chosen = if p.preferred_sender == "smtp" { sm } else { g };
@@ -696,9 +793,6 @@ impl<'a> Ctx<'a> {
         }
         if self.action == Action::Send && mode != "autodetect" {
             self.system_fallback();
-        }
-        if self.action == Action::Compose {
-            self.compose_modes();
         }
         self.microsoft365_web();
     }
@@ -774,7 +868,10 @@ impl<'a> Ctx<'a> {
                 );
                 continue;
             }
-            if let Some(c) = self.account_candidate(&a) {
+            if let Some(c) = self
+                .account_candidate(&a)
+                .filter(|c| self.capable(c, "autodetect: account"))
+            {
                 self.step(
                     "autodetect: account",
                     format!("account `{a}` ({})", c.plugin.as_deref().unwrap_or("")),
@@ -800,6 +897,9 @@ impl<'a> Ctx<'a> {
             return;
         };
         let c = Candidate::for_account(a);
+        if !self.capable(&c, "mode is an account") {
+            return;
+        }
         self.step(
             "mode is an account",
             format!("`{name}` is an account ({})", a.plugin),
@@ -832,7 +932,8 @@ impl<'a> Ctx<'a> {
                     continue;
                 }
             }
-            if let Some(c) = self.account_candidate(a) {
+            if let Some(mut c) = self.account_candidate(a).filter(|c| self.capable(c, &rule)) {
+                c.mode = m.to_string();
                 self.step(
                     &rule,
                     format!("account `{a}` serves {m}"),
@@ -859,6 +960,10 @@ impl<'a> Ctx<'a> {
             return;
         }
         for pl in plugins {
+            if let Err(why) = self.w.can(pl, self.action) {
+                self.step(&rule, why, "skip", "manifest");
+                continue;
+            }
             if self.w.needs_account.contains(pl) {
                 self.step(
                     &rule,
@@ -894,7 +999,10 @@ impl<'a> Ctx<'a> {
     fn system_fallback(&mut self) {
         let before = self.chain.len();
         for a in self.system_accounts.clone() {
-            if let Some(c) = self.account_candidate(&a) {
+            if let Some(c) = self
+                .account_candidate(&a)
+                .filter(|c| self.capable(c, "fallback"))
+            {
                 self.push(c);
             }
         }
@@ -909,31 +1017,6 @@ impl<'a> Ctx<'a> {
                 format!("then {}", added.join(", ")),
                 self.policy().loc_of("account"),
             );
-        }
-    }
-
-    /// A compose through an account uses the account's compose mode.
-    fn compose_modes(&mut self) {
-        let compose_modes = [
-            "builtin",
-            "outlook",
-            "mapi-full",
-            "mapi-simple",
-            "m365-draft",
-            "imap-draft",
-        ];
-        let mode = self.mode.clone();
-        for c in &mut self.chain {
-            let Some(acc) = c.account.as_ref().and_then(|a| self.s.accounts.get(a)) else {
-                continue;
-            };
-            if let Some(m) = acc
-                .modes
-                .iter()
-                .find(|m| compose_modes.contains(&m.as_str()) || **m == mode)
-            {
-                c.mode = m.clone();
-            }
         }
     }
 
@@ -972,7 +1055,10 @@ impl<'a> Ctx<'a> {
         });
         if self.chain.is_empty() {
             for a in &pc.accounts {
-                if let Some(c) = self.account_candidate(a) {
+                if let Some(c) = self
+                    .account_candidate(a)
+                    .filter(|c| self.capable(c, "purpose accounts"))
+                {
                     self.push(c);
                 }
             }
@@ -1057,5 +1143,35 @@ impl<'a> Ctx<'a> {
         );
         let source = self.policy().loc_of(key);
         Err(self.refuse("chain", message, source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::level_offers;
+
+    fn modes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|m| m.to_string()).collect()
+    }
+
+    #[test]
+    fn a_level_offers_its_mode_and_the_lesser_modes_of_its_family() {
+        let desktop = modes(&["outlook", "mapi-full", "mapi-simple"]);
+        let offered = |level: &str| -> Vec<&str> {
+            desktop
+                .iter()
+                .filter(|m| level_offers(level, m, &desktop))
+                .map(String::as_str)
+                .collect()
+        };
+        assert_eq!(offered("full"), ["mapi-full", "mapi-simple"]);
+        assert_eq!(offered("simple"), ["mapi-simple"]);
+        assert_eq!(offered("outlook, mapi-simple"), ["outlook", "mapi-simple"]);
+        assert!(offered("none").is_empty());
+        assert!(offered(",").is_empty());
+        // Not tied to MAPI's names: any family listed from the most capable down.
+        let fax = modes(&["fax-high", "fax-low"]);
+        assert!(level_offers("high", "fax-low", &fax));
+        assert!(!level_offers("low", "fax-high", &fax));
     }
 }

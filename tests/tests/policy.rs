@@ -7,6 +7,7 @@ use mailhost::config::{
     Account, Loc, PolicySettings, Purpose, Settings, Tenant, User, UserAccount,
 };
 use mailhost::policy::{decide, Action, ProbeResult, Request, World};
+use mailhost_plugin_api::Capabilities;
 
 fn account(name: &str, plugin: &str, modes: &[&str]) -> (String, Account) {
     (
@@ -165,12 +166,19 @@ fn probe(available: bool, level: &str) -> ProbeResult {
 /// A Windows desktop: Outlook Classic and a MAPI client, as given.
 fn world(outlook: Option<bool>, mapi: Option<&str>) -> World {
     let mut w = World::default();
-    for (p, modes) in [
-        ("smtp", vec!["smtp"]),
-        ("graph", vec!["graph", "m365-draft"]),
-        ("pickup", vec!["pickup"]),
-        ("imap", vec!["imap-draft"]),
+    let both = Capabilities::SEND | Capabilities::COMPOSE;
+    for (p, modes, caps) in [
+        ("smtp", vec!["smtp"], Capabilities::SEND),
+        ("graph", vec!["graph", "m365-draft"], both),
+        ("pickup", vec!["pickup"], Capabilities::SEND),
+        ("imap", vec!["imap-draft"], both),
+        ("outlook", vec![], both),
+        ("mapi", vec![], both),
     ] {
+        w.capabilities.insert(p.into(), caps);
+        if modes.is_empty() {
+            continue;
+        }
         w.plugin_modes
             .insert(p.into(), modes.into_iter().map(String::from).collect());
         w.probes.insert(p.into(), probe(true, ""));
