@@ -13,6 +13,11 @@ use serde::Serialize;
 
 use crate::config::{names, PolicySettings, Purpose, Settings, Tenant, User, ACCOUNT_CANDIDATE};
 
+/// The modes that go through Microsoft 365 on the web — sending with Graph,
+/// drafts in Outlook on the web — whichever plugin serves them: what
+/// `policy.allow_microsoft365_web` governs.
+pub const MICROSOFT365_MODES: &[&str] = &["graph", "m365-draft"];
+
 /// Send or compose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -324,6 +329,9 @@ struct Ctx<'a> {
     user_picked: bool,
     /// The tenant's account, then the global one (stage accounts).
     system_accounts: Vec<String>,
+    /// The global account: `policy.account`, else the one `preferred_sender`
+    /// picks among the accounts no tenant uses (stage accounts).
+    global: Option<String>,
     /// The ways out so far (stage chain).
     chain: Vec<Candidate>,
     default_from: Option<String>,
@@ -345,6 +353,7 @@ impl<'a> Ctx<'a> {
             mode: String::new(),
             user_picked: false,
             system_accounts: Vec::new(),
+            global: None,
             chain: Vec::new(),
             default_from: None,
             default_to: Vec::new(),
@@ -360,6 +369,8 @@ impl<'a> Ctx<'a> {
         self.accounts();
         self.chain();
         self.purpose_accounts();
+        self.microsoft365_web();
+        self.no_global_account()?;
         self.purpose_support();
         self.require_chain()
     }
@@ -457,6 +468,33 @@ impl<'a> Ctx<'a> {
             .filter(|a| a.modes.iter().any(|m| m == mode))
             .map(|a| a.name.clone())
             .collect()
+    }
+
+    /// Whether an account's plugin serves a Microsoft 365 mode.
+    fn is_microsoft365_account(&self, name: &str) -> bool {
+        self.s.accounts.get(name).is_some_and(|a| {
+            a.modes
+                .iter()
+                .any(|m| MICROSOFT365_MODES.contains(&m.as_str()))
+        })
+    }
+
+    /// Whether a mode (or an account named as a mode) goes through Microsoft 365.
+    fn is_microsoft365_way(&self, mode: &str) -> bool {
+        MICROSOFT365_MODES.contains(&mode) || self.is_microsoft365_account(mode)
+    }
+
+    /// The accounts that tenants have as their own.
+    fn tenant_accounts(&self) -> Vec<&'a str> {
+        let mut list: Vec<&str> = self
+            .s
+            .tenants
+            .values()
+            .filter_map(|t| t.account.as_deref())
+            .collect();
+        list.sort_unstable();
+        list.dedup();
+        list
     }
 
     /// The accounts serving `mode` whose plugin can send.
@@ -631,7 +669,17 @@ impl<'a> Ctx<'a> {
                     .map(|m| (m, u.loc.to_string()))
                 })
             });
+        let m365_off = !p.allow_microsoft365_web;
         self.mode = match user_mode {
+            Some((m, _)) if allow_user && m365_off && self.is_microsoft365_way(&m) => {
+                self.step(
+                    "microsoft 365 web",
+                    format!("user chose `{m}` (Microsoft 365), but allow_microsoft365_web = false"),
+                    format!("ignored; system {key} `{system_mode}`"),
+                    p.loc_of("allow_microsoft365_web"),
+                );
+                system_mode.to_string()
+            }
             Some((m, src)) if allow_user => {
                 self.step(
                     "user selection",
@@ -674,6 +722,7 @@ impl<'a> Ctx<'a> {
                 if !self.system_accounts.contains(&a) {
                     self.system_accounts.push(a.clone());
                 }
+                self.global = Some(a.clone());
                 self.step(
                     "global account",
                     format!("policy.account = `{a}`"),
@@ -682,7 +731,8 @@ impl<'a> Ctx<'a> {
                 );
             }
             None => {
-                if let Some(a) = self.pick_global_account() {
+                self.global = self.pick_global_account();
+                if let Some(a) = self.global.clone() {
                     if !self.system_accounts.contains(&a) {
                         self.system_accounts.push(a);
                     }
@@ -721,57 +771,80 @@ impl<'a> Ctx<'a> {
     }
 
     /// `policy.account` unset: the account `preferred_sender` picks among the
-    /// graph and smtp accounts, else the only account.
+    /// graph and smtp accounts, else the only account — never a tenant's own
+    /// account (it serves that tenant, not everyone).
     fn pick_global_account(&mut self) -> Option<String> {
         let p = self.policy();
-        let graph = self.senders_serving("graph");
-        let smtp = self.senders_serving("smtp");
+        let tenants = self.tenant_accounts();
+        let not_tenants = |mut list: Vec<String>| {
+            list.retain(|a| !tenants.contains(&a.as_str()));
+            list
+        };
+        let graph = not_tenants(self.senders_serving("graph"));
+        let smtp = not_tenants(self.senders_serving("smtp"));
+        let excluded = if tenants.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; tenant accounts ({}) are never the global one",
+                tenants.join(", ")
+            )
+        };
         match (graph.first(), smtp.first()) {
             (Some(g), Some(sm)) => {
                 let chosen = if p.preferred_sender == "smtp" { sm } else { g };
                 self.step(
                     "preferred sender",
                     format!(
-                        "policy.account unset; graph account `{g}` and smtp account `{sm}` exist; preferred_sender = `{}`",
+                        "policy.account unset; graph account `{g}` and smtp account `{sm}` exist; preferred_sender = `{}`{excluded}",
                         p.preferred_sender
                     ),
                     format!("`{chosen}`"),
                     p.loc_of("preferred_sender"),
                 );
-                Some(chosen.clone())
+                return Some(chosen.clone());
             }
             (Some(only), None) | (None, Some(only)) => {
                 self.step(
                     "preferred sender",
-                    format!("policy.account unset; only `{only}` is a graph or smtp account"),
+                    format!(
+                        "policy.account unset; only `{only}` is a graph or smtp account{excluded}"
+                    ),
                     format!("`{only}`"),
                     "accounts",
                 );
-                Some(only.clone())
+                return Some(only.clone());
             }
-            (None, None) => {
-                if self.s.accounts.len() == 1 {
-                    let only = self.s.accounts.keys().next().cloned();
-                    if let Some(o) = &only {
-                        self.step(
-                            "global account",
-                            format!("policy.account unset; `{o}` is the only account"),
-                            format!("`{o}`"),
-                            "accounts",
-                        );
-                    }
-                    only
-                } else {
-                    self.step(
-                        "global account",
-                        "policy.account unset and no single graph/smtp account",
-                        "none",
-                        p.loc_of("account"),
-                    );
-                    None
-                }
-            }
+            (None, None) => {}
         }
+        let others = not_tenants(self.s.accounts.keys().cloned().collect());
+        if let [only] = others.as_slice() {
+            self.step(
+                "global account",
+                format!("policy.account unset; `{only}` is the only account{excluded}"),
+                format!("`{only}`"),
+                "accounts",
+            );
+            return Some(only.clone());
+        }
+        if self.s.tenants.is_empty() {
+            self.step(
+                "global account",
+                "policy.account unset and no single graph/smtp account",
+                "none",
+                p.loc_of("account"),
+            );
+        } else {
+            self.step(
+                "global account",
+                format!(
+                    "policy.account unset and no graph or smtp account that is not a tenant's{excluded}"
+                ),
+                "none: with tenants configured, no send goes through an account (desktop modes still do)",
+                p.loc_of("account"),
+            );
+        }
+        None
     }
 
     // ---- stage: chain ------------------------------------------------------
@@ -794,13 +867,11 @@ impl<'a> Ctx<'a> {
         if self.action == Action::Send && mode != "autodetect" {
             self.system_fallback();
         }
-        self.microsoft365_web();
     }
 
     /// `autodetect` expands to its configured order; any other mode to itself.
     fn expand(&mut self, m: &str) {
         let p = self.policy();
-        let m365_off = self.action == Action::Compose && !p.allow_microsoft365_web;
         if m == "autodetect" {
             let (order, order_key) = match self.action {
                 Action::Send => (&p.send_autodetect, "send_autodetect"),
@@ -813,18 +884,8 @@ impl<'a> Ctx<'a> {
                 p.loc_of(order_key),
             );
             for m in order {
-                if m365_off && m == "m365-draft" {
-                    continue;
-                }
                 self.expand_mode(m, true);
             }
-        } else if m365_off && m == "m365-draft" {
-            self.step(
-                "microsoft 365 web",
-                "allow_microsoft365_web = false",
-                "m365-draft is not offered",
-                p.loc_of("allow_microsoft365_web"),
-            );
         } else {
             self.expand_mode(m, false);
         }
@@ -1020,24 +1081,6 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// `allow_microsoft365_web = false`: no Microsoft 365 web drafts.
-    fn microsoft365_web(&mut self) {
-        let p = self.policy();
-        if p.allow_microsoft365_web {
-            return;
-        }
-        let before = self.chain.len();
-        self.chain.retain(|c| c.mode != "m365-draft");
-        if self.chain.len() != before || self.mode == "m365-draft" {
-            self.step(
-                "microsoft 365 web",
-                "allow_microsoft365_web = false",
-                "m365-draft removed",
-                p.loc_of("allow_microsoft365_web"),
-            );
-        }
-    }
-
     // ---- stage: purpose accounts -------------------------------------------
 
     /// A purpose with `accounts` keeps only those (and `builtin`); when the
@@ -1086,6 +1129,113 @@ impl<'a> Ctx<'a> {
                 pc.loc.to_string(),
             );
         }
+    }
+
+    // ---- stage: Microsoft 365 ---------------------------------------------
+
+    /// `allow_microsoft365_web = false`: Microsoft 365 is not an option. No
+    /// compose goes through it, and no send except through a system account
+    /// (the tenant's or the global one): that is the administrator's mail
+    /// server, not a choice. A user's choice of it was already ignored (stage mode).
+    fn microsoft365_web(&mut self) {
+        let p = self.policy();
+        if p.allow_microsoft365_web {
+            return;
+        }
+        let mut removed = Vec::new();
+        let mut kept = Vec::new();
+        for c in std::mem::take(&mut self.chain) {
+            let m365 = MICROSOFT365_MODES.contains(&c.mode.as_str())
+                || c.account
+                    .as_deref()
+                    .is_some_and(|a| self.is_microsoft365_account(a));
+            let system = c
+                .account
+                .as_ref()
+                .is_some_and(|a| self.system_accounts.contains(a));
+            if !m365 {
+                self.chain.push(c);
+            } else if system && self.action == Action::Send {
+                kept.push(format!("`{}`", c.label));
+                self.chain.push(c);
+            } else {
+                removed.push(format!("`{}`", c.label));
+            }
+        }
+        let mut chose = Vec::new();
+        if !removed.is_empty() {
+            chose.push(format!("removed {}", removed.join(", ")));
+        }
+        if !kept.is_empty() {
+            chose.push(format!("kept the system account {}", kept.join(", ")));
+        }
+        if chose.is_empty() {
+            chose.push("nothing to remove".to_string());
+        }
+        self.step(
+            "microsoft 365 web",
+            format!(
+                "allow_microsoft365_web = false: no {} through Microsoft 365 ({}){}",
+                self.action.name(),
+                MICROSOFT365_MODES.join(", "),
+                if self.action == Action::Send {
+                    " except by a system (tenant or global) account"
+                } else {
+                    ""
+                }
+            ),
+            chose.join("; "),
+            p.loc_of("allow_microsoft365_web"),
+        );
+    }
+
+    // ---- stage: no global account ------------------------------------------
+
+    /// Tenants configured and no global account: no send goes through an
+    /// account, tenant accounts included; desktop ways (no account) remain.
+    fn no_global_account(&mut self) -> Result<(), Refusal> {
+        if self.action != Action::Send || self.global.is_some() || self.s.tenants.is_empty() {
+            return Ok(());
+        }
+        let removed: Vec<String> = self
+            .chain
+            .iter()
+            .filter(|c| c.account.is_some())
+            .map(|c| format!("`{}`", c.label))
+            .collect();
+        // Nothing to remove and nothing left: say why, unless there is no
+        // account at all (then "configure an account" is the clearer answer).
+        let nothing_left = self.chain.is_empty() && !self.s.accounts.is_empty();
+        if removed.is_empty() && !nothing_left {
+            return Ok(());
+        }
+        self.chain.retain(|c| c.account.is_none());
+        let source = self.policy().loc_of("account");
+        if self.chain.is_empty() {
+            return Err(self.refuse(
+                "no global account",
+                format!(
+                    "sending through accounts is disabled: tenants are configured and there is no \
+                     global account (policy.account is unset, and preferred_sender finds no graph or \
+                     smtp account that is not a tenant's), so no account may send{}, tenant accounts \
+                     included; set policy.account to the account that sends for everyone \
+                     (desktop modes such as Outlook and MAPI are not affected)",
+                    if removed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", removed.join(", "))
+                    }
+                ),
+                source,
+            ));
+        }
+        self.step(
+            "no global account",
+            "tenants are configured and there is no global account: no send through an account",
+            format!("removed {}; the desktop ways remain", removed.join(", ")),
+            source,
+        );
+        Ok(())
     }
 
     /// A purpose's support address (the recipient when the request names

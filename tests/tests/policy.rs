@@ -230,6 +230,13 @@ fn req(user: Option<&str>, tenant: Option<&str>, purpose: Option<&str>) -> Reque
 
 fn none(_: &mut Settings) {}
 
+/// Tenants stay; no policy.account, and the only graph/smtp account left is a tenant's.
+fn no_global_account(s: &mut Settings) {
+    s.policy.account = None;
+    s.accounts.remove("office");
+    s.accounts.remove("m365");
+}
+
 fn cases() -> Vec<Case> {
     use Action::{Compose, Send};
     let full = || world(Some(true), Some("full"));
@@ -481,6 +488,7 @@ fn cases() -> Vec<Case> {
             expect: Ok(vec!["m365"]),
         },
         Case {
+            // `acme-smtp` is tenant acme's own account: never the global one.
             name: "preferred sender smtp when account unset",
             tweak: |s| {
                 s.policy.account = None;
@@ -489,7 +497,7 @@ fn cases() -> Vec<Case> {
             world: bare(),
             action: Send,
             req: req(None, None, None),
-            expect: Ok(vec!["acme-smtp"]),
+            expect: Ok(vec!["office"]),
         },
         Case {
             name: "only smtp accounts: smtp regardless of preference",
@@ -500,7 +508,7 @@ fn cases() -> Vec<Case> {
             world: bare(),
             action: Send,
             req: req(None, None, None),
-            expect: Ok(vec!["acme-smtp"]),
+            expect: Ok(vec!["office"]),
         },
         Case {
             name: "purpose with allowed recipients and accounts",
@@ -686,6 +694,148 @@ fn cases() -> Vec<Case> {
             world: bare(),
             action: Send,
             req: req(None, None, None),
+            expect: Err("no way to send"),
+        },
+        // No global account, no sending: with tenants configured and neither
+        // policy.account nor an account for preferred_sender to pick (tenant
+        // accounts never are), no send goes through an account.
+        Case {
+            name: "no global account: a send is refused",
+            tweak: no_global_account,
+            world: bare(),
+            action: Send,
+            req: req(None, None, None),
+            expect: Err("sending through accounts is disabled"),
+        },
+        Case {
+            name: "no global account: the tenant's own account is refused too",
+            tweak: no_global_account,
+            world: bare(),
+            action: Send,
+            req: req(None, Some("acme"), None),
+            expect: Err("so no account may send (`acme-smtp`), tenant accounts included"),
+        },
+        Case {
+            name: "no global account: an account chosen by name is refused",
+            tweak: no_global_account,
+            world: bare(),
+            action: Send,
+            req: Request {
+                mode: Some("archive".into()),
+                ..req(None, None, None)
+            },
+            expect: Err("sending through accounts is disabled"),
+        },
+        Case {
+            name: "no global account: desktop modes still send",
+            tweak: no_global_account,
+            world: full(),
+            action: Send,
+            req: req(None, Some("acme"), None),
+            expect: Ok(vec!["mode:outlook", "mode:mapi-full", "mode:mapi-simple"]),
+        },
+        Case {
+            name: "no global account: compose is not a send",
+            tweak: no_global_account,
+            world: bare(),
+            action: Compose,
+            req: req(Some("bob"), None, None),
+            expect: Ok(vec!["imap"]),
+        },
+        Case {
+            name: "no tenants: the global account may be any smtp account",
+            tweak: |s| {
+                no_global_account(s);
+                s.tenants.clear();
+                s.policy.send_mode = "archive".into();
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, None, None),
+            expect: Ok(vec!["archive", "acme-smtp"]),
+        },
+        // allow_microsoft365_web = false: Microsoft 365 is no option for users
+        // or modes; a Graph system account still sends.
+        Case {
+            name: "web off: a user's graph send mode is ignored",
+            tweak: |s| s.policy.allow_microsoft365_web = false,
+            world: bare(),
+            action: Send,
+            req: Request {
+                mode: Some("graph".into()),
+                ..req(None, None, None)
+            },
+            expect: Ok(vec!["office"]),
+        },
+        Case {
+            name: "web off: a user's Graph account is ignored",
+            tweak: |s| s.policy.allow_microsoft365_web = false,
+            world: bare(),
+            action: Send,
+            req: Request {
+                mode: Some("m365".into()),
+                ..req(None, None, None)
+            },
+            expect: Ok(vec!["office"]),
+        },
+        Case {
+            name: "web off: system send mode graph keeps only the system accounts",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                s.policy.send_mode = "graph".into();
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, None, None),
+            expect: Ok(vec!["office"]),
+        },
+        Case {
+            name: "web off: the Graph global account still sends",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                s.policy.account = Some("m365".into());
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, None, None),
+            expect: Ok(vec!["m365"]),
+        },
+        Case {
+            name: "web off: a tenant's Graph account still sends",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                if let Some(t) = s.tenants.get_mut("acme") {
+                    t.account = Some("m365".into());
+                }
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, Some("acme"), None),
+            expect: Ok(vec!["m365", "office"]),
+        },
+        Case {
+            name: "web off: no compose through the Graph global account",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                s.policy.account = Some("m365".into());
+                s.policy.compose_mode = "m365-draft".into();
+            },
+            world: bare(),
+            action: Compose,
+            req: req(None, None, None),
+            expect: Err("no way to compose"),
+        },
+        Case {
+            name: "web off: a purpose's Graph account is not used",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                if let Some(p) = s.purposes.get_mut("scan-to-email") {
+                    p.accounts = vec!["m365".into()];
+                }
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, None, Some("scan-to-email")),
             expect: Err("no way to send"),
         },
         Case {
