@@ -274,6 +274,15 @@ impl Decision {
     }
 }
 
+/// The address part of `Name <user@example.com>`, lower-case (as purposes list them).
+fn bare_address(mailbox: &str) -> String {
+    mailbox
+        .parse::<lettre::message::Mailbox>()
+        .map(|m| m.email.to_string())
+        .unwrap_or_else(|_| mailbox.to_string())
+        .to_ascii_lowercase()
+}
+
 /// Recipients a purpose does not permit.
 pub fn forbidden_recipients(allowed: &[String], recipients: &[String]) -> Vec<String> {
     if allowed.is_empty() {
@@ -595,7 +604,14 @@ impl<'a> Ctx<'a> {
                 "request",
             ));
         };
-        let bad = forbidden_recipients(&pc.allowed_recipients, &self.req.recipients);
+        let mut allowed = pc.allowed_recipients.clone();
+        if !allowed.is_empty() {
+            // The client's own support address is a permitted recipient where it applies.
+            if let Some((sa, _)) = self.support_address(pc) {
+                allowed.push(bare_address(sa));
+            }
+        }
+        let bad = forbidden_recipients(&allowed, &self.req.recipients);
         if !bad.is_empty() {
             return Err(self.refuse(
                 "purpose recipients",
@@ -603,7 +619,7 @@ impl<'a> Ctx<'a> {
                     "purpose `{}` may not send to {} (allowed: {})",
                     pc.name,
                     bad.join(", "),
-                    pc.allowed_recipients.join(", ")
+                    allowed.join(", ")
                 ),
                 pc.loc.to_string(),
             ));
@@ -1245,18 +1261,22 @@ impl<'a> Ctx<'a> {
             return;
         };
         self.attach_system_info = pc.attach_system_info;
-        let Some(sa) = &pc.support_address else {
+        let Some((sa, whose)) = self.support_address(pc) else {
             return;
         };
         let to_support = self.req.recipients.is_empty();
         if to_support {
-            self.default_to.push(sa.clone());
+            self.default_to.push(sa.to_string());
         }
         let info = pc.attach_system_info;
+        let source = match self.tenant {
+            Some(t) if whose.starts_with("tenant") => t.loc.to_string(),
+            _ => pc.loc.to_string(),
+        };
         self.step(
             "purpose support",
             format!(
-                "support address {sa}{}",
+                "{whose} support address {sa}{}",
                 if info {
                     "; attach_system_info = true"
                 } else {
@@ -1276,8 +1296,31 @@ impl<'a> Ctx<'a> {
                     ""
                 }
             ),
-            pc.loc.to_string(),
+            source,
         );
+    }
+
+    /// The support address for a purpose, and whose it is: the tenant's own
+    /// when the purpose allows a client-specific one and the tenant has one,
+    /// else the purpose's.
+    fn support_address(&self, pc: &'a Purpose) -> Option<(&'a str, String)> {
+        if pc.allow_client_support_address {
+            if let Some((t, sa)) = self
+                .tenant
+                .and_then(|t| t.support_address.as_deref().map(|sa| (t, sa)))
+            {
+                return Some((
+                    sa,
+                    format!(
+                        "tenant `{}`'s own (allow_client_support_address = true)",
+                        t.name
+                    ),
+                ));
+            }
+        }
+        pc.support_address
+            .as_deref()
+            .map(|sa| (sa, format!("purpose `{}`'s", pc.name)))
     }
 
     /// Nothing left to try is a refusal that points at the steps above.

@@ -60,6 +60,7 @@ fn settings() -> Settings {
                 account: a.map(String::from),
                 from: None,
                 enabled: e,
+                support_address: None,
                 loc: loc.clone(),
             },
         )
@@ -105,6 +106,7 @@ fn settings() -> Settings {
             default_from: Some("noreply@example.com".into()),
             support_address: None,
             attach_system_info: false,
+            allow_client_support_address: false,
             loc: loc.clone(),
         },
     );
@@ -118,6 +120,7 @@ fn settings() -> Settings {
             default_from: None,
             support_address: Some("support@vendor.example".into()),
             attach_system_info: true,
+            allow_client_support_address: false,
             loc: loc.clone(),
         },
     );
@@ -131,6 +134,7 @@ fn settings() -> Settings {
             default_from: None,
             support_address: None,
             attach_system_info: false,
+            allow_client_support_address: false,
             loc,
         },
     );
@@ -916,4 +920,111 @@ fn refusal_is_explained_in_json() {
     let j = serde_json::to_value(&d).unwrap();
     assert_eq!(j["refused"]["rule"], "kill switch");
     assert!(j["chain"].as_array().unwrap().is_empty());
+}
+
+/// Tenant acme has its own support address; the support purpose may allow it.
+fn client_support(allow: bool) -> Settings {
+    let mut s = settings();
+    if let Some(t) = s.tenants.get_mut("acme") {
+        t.support_address = Some("Acme Helpdesk <help@acme.example>".into());
+    }
+    if let Some(p) = s.purposes.get_mut("support") {
+        p.allow_client_support_address = allow;
+    }
+    s
+}
+
+#[test]
+fn a_tenant_support_address_replaces_the_purpose_one_where_allowed() {
+    let support = req(None, Some("acme"), Some("support"));
+    let d = decide(
+        &client_support(true),
+        &world(None, None),
+        Action::Send,
+        &support,
+    );
+    assert!(d.refused.is_none(), "{}", d.render());
+    assert_eq!(d.default_to, ["Acme Helpdesk <help@acme.example>"]);
+    let text = d.render();
+    assert!(
+        text.contains("tenant `acme`'s own (allow_client_support_address = true) support address Acme Helpdesk <help@acme.example>"),
+        "{text}"
+    );
+
+    // The client's address is a permitted recipient of the purpose, too.
+    let named = Request {
+        recipients: vec!["help@acme.example".into()],
+        ..support.clone()
+    };
+    let d = decide(
+        &client_support(true),
+        &world(None, None),
+        Action::Send,
+        &named,
+    );
+    assert!(d.refused.is_none(), "{}", d.render());
+    assert!(d.default_to.is_empty());
+
+    // Another tenant (none of its own) and no tenant: the purpose's address.
+    for tenant in [Some("globex"), None] {
+        let d = decide(
+            &client_support(true),
+            &world(None, None),
+            Action::Send,
+            &req(None, tenant, Some("support")),
+        );
+        assert_eq!(d.default_to, ["support@vendor.example"], "{}", d.render());
+        assert!(d.render().contains("purpose `support`'s support address"));
+    }
+}
+
+#[test]
+fn without_the_purpose_allowing_it_the_tenant_support_address_is_not_used() {
+    let support = req(None, Some("acme"), Some("support"));
+    let d = decide(
+        &client_support(false),
+        &world(None, None),
+        Action::Send,
+        &support,
+    );
+    assert_eq!(d.default_to, ["support@vendor.example"], "{}", d.render());
+    let named = Request {
+        recipients: vec!["help@acme.example".into()],
+        ..support
+    };
+    let d = decide(
+        &client_support(false),
+        &world(None, None),
+        Action::Send,
+        &named,
+    );
+    let refusal = d.refused.as_ref().map(|r| r.message.as_str()).unwrap_or("");
+    assert!(
+        refusal.contains("may not send to help@acme.example"),
+        "{}",
+        d.render()
+    );
+}
+
+#[test]
+fn explain_shows_the_microsoft365_switch_and_the_kept_system_account() {
+    let mut s = settings();
+    s.policy.allow_microsoft365_web = false;
+    s.policy.account = Some("m365".into());
+    let d = decide(
+        &s,
+        &world(None, None),
+        Action::Send,
+        &Request {
+            mode: Some("graph".into()),
+            ..req(None, None, None)
+        },
+    );
+    let text = d.render();
+    assert!(
+        text.contains("user chose `graph` (Microsoft 365), but allow_microsoft365_web = false"),
+        "{text}"
+    );
+    assert!(text.contains("kept the system account `m365`"), "{text}");
+    assert!(text.contains("chain: m365 (graph, graph)"), "{text}");
 }
