@@ -1,10 +1,14 @@
 //! The policy layer: for one request, which ways out, in which order, and why.
 //!
 //! `decide` is pure: it reads the validated [`Settings`] and a [`World`] (what
-//! the plugins' probes and the accounts' last status say) and returns a
-//! [`Decision`] — an ordered chain of candidates and a trace of every rule, what
-//! it saw and what it chose. The engine walks the chain; the error class of a
-//! failed attempt decides whether it retries, moves on or stops (DESIGN §2).
+//! the plugins' manifests and probes and the accounts' last status say) and
+//! returns a [`Decision`] — an ordered chain of candidates and a trace of every
+//! rule, what it saw and what it chose. It looks at plugins only through their
+//! modes and capabilities, never their names. The engine walks the chain; the
+//! error class of a failed attempt decides what comes next: transient → retry
+//! with backoff, then the next candidate; auth, config, unavailable,
+//! unsupported → the next candidate at once; permanent → stop (the table is in
+//! `docs/admin-guide.md`, "Failures").
 
 use std::collections::BTreeMap;
 
