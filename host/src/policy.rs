@@ -315,8 +315,9 @@ pub fn forbidden_recipients(allowed: &[String], recipients: &[String]) -> Vec<St
 ///
 /// The stages run in this order, each reading what the earlier ones found in
 /// the one [`Ctx`]: kill switch → tenant → purpose → mode → accounts → chain →
-/// purpose accounts. A stage that refuses ends the decision; its reason is the
-/// last step of the trace.
+/// purpose accounts → Microsoft 365 (`allow_microsoft365_web`) → no global
+/// account → purpose support address → something left. A stage that refuses
+/// ends the decision; its reason is the last step of the trace.
 pub fn decide(s: &Settings, w: &World, action: Action, req: &Request) -> Decision {
     let mut ctx = Ctx::new(s, w, action, req);
     let outcome = ctx.run();
