@@ -122,8 +122,7 @@ fn manifest_world(plugins: &PluginSet) -> World {
             p.name().to_string(),
             p.manifest().modes.iter().map(|m| m.to_string()).collect(),
         );
-        let schema: serde_json::Value =
-            serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
+        let schema = p.schema();
         if schema
             .get("required")
             .and_then(|r| r.as_array())
