@@ -159,10 +159,7 @@ impl LoadedPlugin {
         {
             Ok(text) => text,
             Err(e) => {
-                return Some(vec![SettingsProblem {
-                    key: None,
-                    message: e.message().to_string(),
-                }])
+                return Some(vec![SettingsProblem::general(e.message().to_string())]);
             }
         };
         Some(parse_problems(out.as_str()))
@@ -179,42 +176,17 @@ impl LoadedPlugin {
     }
 }
 
-/// The extension a plugin offers to check settings without connecting.
-pub const VALIDATE_SETTINGS: &str = "validate_settings";
+pub use mailhost_plugin_api::settings::{SettingsProblem, VALIDATE_SETTINGS};
 
-/// One problem a plugin's `validate_settings` found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingsProblem {
-    /// The top-level settings key it is about, when the plugin says.
-    pub key: Option<String>,
-    pub message: String,
-}
-
-/// `{"problems": [{"key": "...", "message": "..."}]}` → problems; anything
-/// else is itself a problem (the plugin broke the contract).
+/// The `validate_settings` answer (`{"problems": [...]}`) → problems;
+/// anything else is itself a problem (the plugin broke the contract).
 pub fn parse_problems(text: &str) -> Vec<SettingsProblem> {
-    let bad = || {
-        vec![SettingsProblem {
-            key: None,
-            message: "the plugin's validate_settings answered something other than {\"problems\": [...]}; report this to the plugin's author".to_string(),
-        }]
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
-        return bad();
-    };
-    let Some(list) = v.get("problems").and_then(|p| p.as_array()) else {
-        return bad();
-    };
-    list.iter()
-        .map(|p| SettingsProblem {
-            key: p.get("key").and_then(|k| k.as_str()).map(str::to_string),
-            message: p
-                .get("message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("the plugin refused these settings without saying why")
-                .to_string(),
-        })
-        .collect()
+    match serde_json::from_str::<mailhost_plugin_api::settings::Problems>(text) {
+        Ok(p) => p.problems,
+        Err(e) => vec![SettingsProblem::general(format!(
+            "its validate_settings answered something other than {{\"problems\": [...]}} ({e}); report this to the plugin's author"
+        ))],
+    }
 }
 
 /// Compiles a settings schema the way the host validates with it: with

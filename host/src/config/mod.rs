@@ -6,8 +6,10 @@
 //! - `raw`: the TOML as written, with spans;
 //! - `settings`: the validated types the rest of the host reads;
 //! - `validate`: the checks that turn one into the other;
+//! - `checks`: rules for every value (wire-safe strings, secrets never echoed);
 //! - `source`: file text, locations and errors.
 
+mod checks;
 mod raw;
 mod settings;
 mod source;
@@ -16,6 +18,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use crate::loader::PluginSet;
+pub use checks::MAX_VALUE_BYTES;
 pub use settings::*;
 pub use source::{ConfigError, ConfigErrors, Loc, Source};
 pub(crate) use validate::names;

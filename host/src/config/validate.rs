@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use super::checks::{
+    is_secret_key, key_at, scrub_toml_message, secret_schema_error, string_problem, wire_problems,
+};
 use super::raw::{RawAccount, RawConfig, S};
 use super::settings::*;
 use super::{ConfigError, ConfigErrors, Loc, Source};
-use crate::loader::PluginSet;
+use crate::loader::{LoadedPlugin, PluginSet};
 
 /// Plugin keys whose literal values are secrets and should be references.
 const SECRET_KEYS: &[&str] = &["password", "client_secret", "secret", "api_key", "token"];
@@ -18,6 +21,8 @@ pub fn validate(source: &Source, plugins: &PluginSet) -> Result<Settings, Config
     let raw: RawConfig = toml::from_str(&source.text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let (message, hint) = explain_toml_error(e.message());
+        // A value of the wrong type is quoted by serde: not when it is a secret.
+        let message = scrub_toml_message(&message, key_at(&source.text, span.start).as_deref());
         ConfigErrors(vec![source.error(&span, message, hint)])
     })?;
     Validator {
@@ -79,6 +84,9 @@ impl Validator<'_> {
     }
 
     fn address(&mut self, what: &str, v: &S<String>) -> Option<String> {
+        if !self.wire(what, v) {
+            return None;
+        }
         let text = v.get_ref();
         match text.parse::<lettre::message::Mailbox>() {
             Ok(_) => Some(text.clone()),
@@ -110,7 +118,56 @@ impl Validator<'_> {
                     );
                 }
             }
-            crate::secrets::SecretKind::File => {}
+            crate::secrets::SecretKind::File => {
+                let path = self.path(&v.get_ref()["file:".len()..]);
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_dir() => self.warn(
+                        &span(v),
+                        format!("{what}: {} is a directory, not a secret file", path.display()),
+                        "point `file:` at the file holding the secret, or sending through this account fails",
+                    ),
+                    Ok(_) => {}
+                    Err(e) => self.warn(
+                        &span(v),
+                        format!("{what}: cannot read {} ({e})", path.display()),
+                        "create the file (readable by the host), or sending through this account fails",
+                    ),
+                }
+            }
+        }
+    }
+
+    /// A file the config names (`ca_file`, any `"format": "path"` setting)
+    /// that is missing: a warning, as it may appear before the first send.
+    fn file_exists(&mut self, what: &str, at: &Range<usize>, path: &Path) {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => self.warn(
+                at,
+                format!("{what}: {} is a directory, not a file", path.display()),
+                "name the file itself",
+            ),
+            Ok(_) => {}
+            Err(e) => self.warn(
+                at,
+                format!("{what}: {} cannot be read ({e})", path.display()),
+                "create it or correct the path, or using this account fails",
+            ),
+        }
+    }
+
+    /// A host string that may reach a wire: no CR, LF or NUL, a sane length.
+    /// Returns whether it is fine. The value is never shown (it may be a secret).
+    fn wire(&mut self, what: &str, v: &S<String>) -> bool {
+        match string_problem(v.get_ref()) {
+            Some(p) => {
+                self.err(
+                    &span(v),
+                    format!("{what} {p}"),
+                    "write it on one line, without control characters",
+                );
+                false
+            }
+            None => true,
         }
     }
 
@@ -121,6 +178,7 @@ impl Validator<'_> {
         let purposes = self.purposes(&raw, &accounts);
         let policy = self.policy(&raw, &accounts);
         let users = self.users(&raw, &accounts, &tenants, &policy);
+        let limits = self.limits(&raw);
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -133,19 +191,62 @@ impl Validator<'_> {
             tenants,
             users,
             purposes,
-            limits: raw
-                .limits
-                .as_ref()
-                .map(|l| l.get_ref().clone())
-                .unwrap_or_default(),
+            limits,
             warnings: self.warnings,
         })
+    }
+
+    /// `[limits]`: a 0 would refuse every input; said with the section's place.
+    fn limits(&mut self, raw: &RawConfig) -> crate::limits::Limits {
+        let Some(l) = &raw.limits else {
+            return crate::limits::Limits::default();
+        };
+        let v = l.get_ref();
+        for (key, value) in [
+            ("max_message_bytes", v.max_message_bytes),
+            ("max_recipients", v.max_recipients as u64),
+            ("max_batch_rows", v.max_batch_rows as u64),
+        ] {
+            if value == 0 {
+                self.err(
+                    &span(l),
+                    format!("[limits] {key} is 0, which would refuse every input"),
+                    format!(
+                        "give a positive number, or remove the key for the default ({})",
+                        match key {
+                            "max_message_bytes" =>
+                                crate::limits::Limits::default().max_message_bytes,
+                            "max_recipients" =>
+                                crate::limits::Limits::default().max_recipients as u64,
+                            _ => crate::limits::Limits::default().max_batch_rows as u64,
+                        }
+                    ),
+                );
+            }
+        }
+        v.clone()
     }
 
     fn oauth(&mut self, raw: &RawConfig) -> BTreeMap<String, OAuthSettings> {
         let mut out = BTreeMap::new();
         for (name, o) in &raw.oauth {
             let o = o.get_ref();
+            let on = name.get_ref();
+            for (key, v) in [
+                ("tenant", Some(&o.tenant)),
+                ("client_id", Some(&o.client_id)),
+                ("client_secret", Some(&o.client_secret)),
+                ("authority", o.authority.as_ref()),
+                ("ca_file", o.ca_file.as_ref()),
+            ] {
+                if let Some(v) = v {
+                    self.wire(&format!("[oauth.{on}] {key}"), v);
+                }
+            }
+            if let Some(c) = &o.ca_file {
+                let p = self.path(c.get_ref());
+                self.file_exists(&format!("[oauth.{on}] ca_file"), &span(c), &p);
+            }
             self.secret_ref(
                 &format!("[oauth.{}] client_secret", name.get_ref()),
                 &o.client_secret,
@@ -265,6 +366,20 @@ impl Validator<'_> {
             return None;
         };
         let manifest = plugin.manifest();
+        let schema = plugin.schema();
+        // Every string in the table, nested ones included, whatever the
+        // plugin: no CR/LF/NUL (a protocol line of its own), a sane length.
+        for (key, value) in t {
+            let mut problems = Vec::new();
+            wire_problems(value.get_ref(), key.get_ref(), &mut problems);
+            for (path, p) in problems {
+                self.err(
+                    &span(value),
+                    format!("account `{aname}` `{path}` {p}"),
+                    "write it on one line, without control characters",
+                );
+            }
+        }
         let mut from = None;
         let mut max_per_minute = None;
         let mut description = String::new();
@@ -298,7 +413,14 @@ impl Validator<'_> {
                     description = value.get_ref().as_str().unwrap_or_default().to_string()
                 }
                 _ => {
-                    if SECRET_KEYS.contains(&k) {
+                    let declared_secret = schema
+                        .get("properties")
+                        .and_then(|p| p.get(k))
+                        .is_some_and(|p| {
+                            p.get("writeOnly") == Some(&serde_json::Value::Bool(true))
+                                || p.get("format").and_then(|f| f.as_str()) == Some("secret")
+                        });
+                    if SECRET_KEYS.contains(&k) || declared_secret {
                         if let Some(s) = value.get_ref().as_str() {
                             self.secret_ref(
                                 &format!("[accounts.{aname}] {k}"),
@@ -317,20 +439,31 @@ impl Validator<'_> {
                 }
             }
         }
-        resolve_paths(
-            &mut settings,
-            manifest.settings_schema.as_str(),
-            &self.src.base_dir,
-        );
+        for (key, path) in resolve_paths(&mut settings, schema, &self.src.base_dir) {
+            let at = spans.get(&key).cloned().unwrap_or_else(|| span(name));
+            let what = format!("account `{aname}` `{key}`");
+            if is_directory_property(schema, &key) {
+                // A directory the plugin writes to may be created on first use: its parent must exist.
+                if let Some(parent) = path.parent().filter(|p| !p.exists()) {
+                    self.warn(
+                        &at,
+                        format!(
+                            "{what}: neither {} nor its parent directory exists",
+                            path.display()
+                        ),
+                        format!("create {} or correct the path", parent.display()),
+                    );
+                }
+            } else {
+                self.file_exists(&what, &at, &path);
+            }
+        }
         let settings = serde_json::Value::Object(settings);
-        self.schema_check(
-            &aname,
-            name,
-            manifest.settings_schema.as_str(),
-            plugin_name,
-            &settings,
-            &spans,
-        );
+        let before = self.errors.len();
+        self.schema_check(&aname, name, plugin, &settings, &spans);
+        if self.errors.len() == before {
+            self.plugin_check(&aname, name, plugin, &settings, &spans);
+        }
         Some(Account {
             name: aname,
             plugin: plugin_name.to_string(),
@@ -343,18 +476,52 @@ impl Validator<'_> {
         })
     }
 
+    /// Asks the plugin itself (its `validate_settings` extension, when it
+    /// has one) whether it would refuse these settings at `open`.
+    fn plugin_check(
+        &mut self,
+        aname: &str,
+        at_name: &S<String>,
+        plugin: &LoadedPlugin,
+        settings: &serde_json::Value,
+        spans: &BTreeMap<String, Range<usize>>,
+    ) {
+        let Some(problems) = plugin.validate_settings(&settings.to_string()) else {
+            return;
+        };
+        for p in problems {
+            let at = p
+                .key
+                .as_ref()
+                .and_then(|k| spans.get(k))
+                .cloned()
+                .unwrap_or_else(|| span(at_name));
+            let key = p.key.map(|k| format!(" `{k}`")).unwrap_or_default();
+            self.err(
+                &at,
+                format!(
+                    "account `{aname}`{key}: plugin `{}` refuses this: {}",
+                    plugin.name(),
+                    crate::loader::escape_text(&p.message)
+                ),
+                format!(
+                    "run `mailhost plugins --settings {}` for the valid settings",
+                    plugin.name()
+                ),
+            );
+        }
+    }
+
     fn schema_check(
         &mut self,
         aname: &str,
         at_name: &S<String>,
-        schema_text: &str,
-        plugin: &str,
+        plugin_ref: &LoadedPlugin,
         settings: &serde_json::Value,
         spans: &BTreeMap<String, Range<usize>>,
     ) {
-        let Ok(schema) = serde_json::from_str::<serde_json::Value>(schema_text) else {
-            return; // the loader refuses plugins with a broken schema
-        };
+        let schema = plugin_ref.schema();
+        let plugin = plugin_ref.name();
         // Unknown keys first, with the list of valid ones (clearer than the schema's words).
         let props: Vec<String> = schema
             .get("properties")
@@ -380,10 +547,7 @@ impl Validator<'_> {
                 format!("valid keys: {}", valid.join(", ")),
             );
         }
-        let Ok(validator) = jsonschema::validator_for(&schema) else {
-            return;
-        };
-        for e in validator.iter_errors(settings) {
+        for e in plugin_ref.validator().iter_errors(settings) {
             let path = e.instance_path.to_string();
             let first = path
                 .trim_start_matches('/')
@@ -405,8 +569,14 @@ impl Validator<'_> {
             } else {
                 format!(" `{}`", path.trim_start_matches('/').replace('/', "."))
             };
-            let hint = describe_property(&schema, &first);
-            self.err(&at, format!("account `{aname}`{key}: {e}"), hint);
+            let hint = describe_property(schema, &first);
+            if is_secret_key(&first, Some(schema)) {
+                let property = schema.get("properties").and_then(|p| p.get(&first));
+                let msg = secret_schema_error(&e, property);
+                self.err(&at, format!("account `{aname}`{key} {msg}"), hint);
+            } else {
+                self.err(&at, format!("account `{aname}`{key}: {e}"), hint);
+            }
         }
     }
 
@@ -733,6 +903,18 @@ impl Validator<'_> {
                     continue;
                 }
                 let ua = ua.get_ref();
+                for (key, v) in [
+                    ("username", &ua.username),
+                    ("password", &ua.password),
+                    ("mailbox", &ua.mailbox),
+                ] {
+                    if let Some(v) = v {
+                        self.wire(
+                            &format!("[users.{un}.accounts.{}] {key}", aname.get_ref()),
+                            v,
+                        );
+                    }
+                }
                 if let Some(pw) = &ua.password {
                     self.secret_ref(
                         &format!("user `{un}` password for `{}`", aname.get_ref()),
@@ -814,18 +996,29 @@ fn describe_property(schema: &serde_json::Value, key: &str) -> String {
     }
 }
 
+/// A `"format": "path"` property that names a directory (key `dir` or
+/// `*_dir`, or "directory" in its description) rather than a file to read.
+fn is_directory_property(schema: &serde_json::Value, key: &str) -> bool {
+    let described = schema
+        .get("properties")
+        .and_then(|p| p.get(key))
+        .and_then(|p| p.get("description"))
+        .and_then(|d| d.as_str())
+        .is_some_and(|d| d.starts_with("directory"));
+    key == "dir" || key.ends_with("_dir") || described
+}
+
 /// Plugin settings whose schema says `"format": "path"` are made absolute
 /// against the config file's directory (a plugin does not know where the config is).
+/// Returns each (key, resolved path), for the check that the file exists.
 fn resolve_paths(
     settings: &mut serde_json::Map<String, serde_json::Value>,
-    schema_text: &str,
+    schema: &serde_json::Value,
     base: &Path,
-) {
-    let Ok(schema) = serde_json::from_str::<serde_json::Value>(schema_text) else {
-        return;
-    };
+) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
     let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
-        return;
+        return out;
     };
     for (k, p) in props {
         if p.get("format").and_then(|f| f.as_str()) != Some("path") {
@@ -836,8 +1029,12 @@ fn resolve_paths(
             if path.is_relative() && !v.is_empty() {
                 *v = base.join(path).to_string_lossy().into_owned();
             }
+            if !v.is_empty() {
+                out.push((k.clone(), PathBuf::from(v.as_str())));
+            }
         }
     }
+    out
 }
 
 /// TOML → JSON for the plugin (datetimes become strings).
