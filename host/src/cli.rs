@@ -347,7 +347,7 @@ fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
         "[accounts.NAME] keys for plugin `{name}` (besides the host's: {}):",
         config::HOST_ACCOUNT_KEYS.join(", ")
     );
-    print_properties(&schema, &required, "");
+    print_properties(schema, &required, "");
     exit::OK
 }
 

@@ -236,8 +236,8 @@ mod tests {
 
     #[test]
     fn the_bad_utf8_byte_is_located() {
-        let bytes = b"a = 1\nb = \"x\xff\"\n";
-        let e = std::str::from_utf8(bytes).unwrap_err();
-        assert_eq!(utf8_error_at(bytes, &e), (2, 7, 12));
+        let bytes = b"a = 1\nb = \"x\xff\"\n".to_vec();
+        let e = std::str::from_utf8(&bytes).unwrap_err();
+        assert_eq!(utf8_error_at(&bytes, &e), (2, 7, 12));
     }
 }
