@@ -311,6 +311,11 @@ fn cr_lf_and_nul_in_any_wire_value_are_refused_at_their_place() {
             "[oauth.m] tenant contains a carriage return (CR)",
         ),
         (
+            "[accounts.\"a\\nb\"]\nplugin = \"pickup\"\ndir = \"out\"\n",
+            "test.toml:1:11",
+            "[accounts] name contains a line feed (LF)",
+        ),
+        (
             "[tenants.acme]\nfrom = \"a@example.com\\r\\nX: y\"\n",
             "test.toml:2:8",
             "from contains a carriage return (CR)",
@@ -433,6 +438,20 @@ fn secrets_given_with_the_wrong_type_are_never_echoed() {
         (
             format!("[users.alice.accounts.a]\nusername = \"alice\"\npassword = {{ v = \"{SECRET}\" }}\n"),
             "test.toml:3:12: `password` has the wrong type: expected a string",
+        ),
+        (
+            format!("[users.alice.accounts]\na = {{ username = \"alice\", password = {SECRET} }}\n"),
+            "test.toml:2:38: `password` has the wrong type: expected a string",
+        ),
+        // nested in a plugin's settings: by the key on the path...
+        (
+            format!("[accounts.v]\nplugin = \"validating\"\nurl = \"https://x.example/\"\nextra = {{ token = {SECRET} }}\n"),
+            "test.toml:4:1: account `v` `extra.token` must be of type string, but an integer was given",
+        ),
+        // ...or because the value an error would quote holds one
+        (
+            format!("[accounts.v]\nplugin = \"validating\"\nurl = \"https://x.example/\"\nextra = {{ list = [{{ password = \"{SECRET}\" }}] }}\n"),
+            "test.toml:4:1: account `v` `extra.list.0` must be of type string, but a table was given",
         ),
     ];
     for (text, want) in cases {

@@ -145,16 +145,20 @@ pub fn scrub_toml_message(msg: &str, key: Option<&str>) -> String {
     format!("`{key}` {what}{expected} (the value is not shown: it is a secret)")
 }
 
-/// The key of the `key = value` line that the byte `offset` of `text` is on
-/// (the line where a TOML value error points), if the line has one.
+/// The key whose value the byte `offset` of `text` is in (where a TOML value
+/// error points): the last `key =` before it on its line, so that in
+/// `b = { password = 1 }` it is `password`.
 pub fn key_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
-    let start = text.get(..offset)?.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line = text.get(start..)?.lines().next()?;
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches(['"', '\'']);
-    let last = key.rsplit('.').next()?.trim().trim_matches(['"', '\'']);
-    (!last.is_empty()).then(|| last.to_string())
+    let before = text.get(..offset)?;
+    let line = &before[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..];
+    let (head, _) = line.rsplit_once('=')?;
+    let key = head
+        .trim_end()
+        .rsplit(|c: char| c.is_whitespace() || matches!(c, '{' | ',' | '.'))
+        .next()?
+        .trim_matches(['"', '\'']);
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 /// Line and column (1-based, column in bytes) of the first byte that is not
@@ -231,6 +235,11 @@ mod tests {
         assert_eq!(
             key_at(text, text.find("918").unwrap()).as_deref(),
             Some("client_secret")
+        );
+        let text = "[users.a.accounts]\nb = { username = \"u\", password = 918 }\n";
+        assert_eq!(
+            key_at(text, text.find("918").unwrap()).as_deref(),
+            Some("password")
         );
     }
 

@@ -172,6 +172,7 @@ impl Validator<'_> {
     }
 
     fn run(mut self, raw: RawConfig) -> Result<Settings, ConfigErrors> {
+        self.section_names(&raw);
         let oauth = self.oauth(&raw);
         let accounts = self.accounts(&raw, &oauth);
         let tenants = self.tenants(&raw, &accounts);
@@ -194,6 +195,40 @@ impl Validator<'_> {
             limits,
             warnings: self.warnings,
         })
+    }
+
+    /// Names of accounts, users, tenants... reach logs, listings and (a
+    /// user's name) plugins' options: the same rules as wire values.
+    fn section_names(&mut self, raw: &RawConfig) {
+        let mut names: Vec<(&str, &S<String>)> = Vec::new();
+        names.extend(raw.oauth.keys().map(|n| ("[oauth] name", n)));
+        names.extend(raw.accounts.keys().map(|n| ("[accounts] name", n)));
+        names.extend(raw.tenants.keys().map(|n| ("[tenants] name", n)));
+        names.extend(raw.users.keys().map(|n| ("[users] name", n)));
+        names.extend(raw.purposes.keys().map(|n| ("[purposes] name", n)));
+        for u in raw.users.values() {
+            names.extend(
+                u.get_ref()
+                    .accounts
+                    .keys()
+                    .map(|n| ("[users.*.accounts] name", n)),
+            );
+        }
+        for (what, n) in names {
+            if let Some(p) = string_problem(n.get_ref()) {
+                self.err(
+                    &span(n),
+                    format!("{what} {p}"),
+                    "use a short name without control characters",
+                );
+            } else if n.get_ref().chars().any(char::is_control) {
+                self.err(
+                    &span(n),
+                    format!("{what} contains a control character"),
+                    "use a short name without control characters",
+                );
+            }
+        }
     }
 
     /// `[limits]`: a 0 would refuse every input; said with the section's place.
@@ -570,8 +605,22 @@ impl Validator<'_> {
                 format!(" `{}`", path.trim_start_matches('/').replace('/', "."))
             };
             let hint = describe_property(schema, &first);
-            if is_secret_key(&first, Some(schema)) {
-                let property = schema.get("properties").and_then(|p| p.get(&first));
+            let segments: Vec<&str> = path
+                .trim_start_matches('/')
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .collect();
+            let property = property_at(schema, &segments);
+            // A secret by its key (anywhere on the path), by its schema, or
+            // inside the value the error would quote (a table holding a password).
+            let secret = segments.iter().any(|s| is_secret_key(s, None))
+                || is_secret_key(&first, Some(schema))
+                || property.is_some_and(|p| {
+                    p.get("writeOnly") == Some(&serde_json::Value::Bool(true))
+                        || p.get("format").and_then(|f| f.as_str()) == Some("secret")
+                })
+                || holds_secret(&e.instance);
+            if secret {
                 let msg = secret_schema_error(&e, property);
                 self.err(&at, format!("account `{aname}`{key} {msg}"), hint);
             } else {
@@ -993,6 +1042,35 @@ fn describe_property(schema: &serde_json::Value, key: &str) -> String {
         String::new()
     } else {
         format!("`{key}`: {}", parts.join("; "))
+    }
+}
+
+/// The schema of the value at `segments` (object keys through `properties`,
+/// array indices through `items`), when the schema says.
+fn property_at<'s>(
+    schema: &'s serde_json::Value,
+    segments: &[&str],
+) -> Option<&'s serde_json::Value> {
+    let mut at = schema;
+    for seg in segments {
+        at = if seg.parse::<usize>().is_ok() && at.get("items").is_some() {
+            at.get("items")?
+        } else {
+            at.get("properties")?.get(*seg)?
+        };
+    }
+    Some(at)
+}
+
+/// Whether a value holds a secret-named key anywhere (so an error quoting
+/// the whole value would show it).
+fn holds_secret(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(o) => o
+            .iter()
+            .any(|(k, x)| is_secret_key(k, None) || holds_secret(x)),
+        serde_json::Value::Array(a) => a.iter().any(holds_secret),
+        _ => false,
     }
 }
 
