@@ -5,7 +5,8 @@
 //!
 //! - `raw`: the TOML as written, with spans;
 //! - `settings`: the validated types the rest of the host reads;
-//! - `validate`: the checks that turn one into the other;
+//! - `validate`: the checks that turn one into the other (`validate/accounts.rs`:
+//!   accounts and their plugin settings);
 //! - `checks`: rules for every value (wire-safe strings, secrets never echoed);
 //! - `source`: file text, locations and errors.
 
