@@ -15,4 +15,5 @@ pub mod policy;
 pub mod ratelimit;
 pub mod secrets;
 pub mod services;
+pub mod submit;
 pub mod tokens;

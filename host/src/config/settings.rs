@@ -137,6 +137,9 @@ pub struct Tenant {
     pub account: Option<String>,
     pub from: Option<String>,
     pub enabled: bool,
+    /// This client's own support address, used by purposes with
+    /// `allow_client_support_address = true` instead of theirs.
+    pub support_address: Option<String>,
     pub loc: Loc,
 }
 
@@ -173,6 +176,8 @@ pub struct Purpose {
     pub default_from: Option<String>,
     pub support_address: Option<String>,
     pub attach_system_info: bool,
+    /// Whether a tenant's own `support_address` replaces this purpose's.
+    pub allow_client_support_address: bool,
     pub loc: Loc,
 }
 

@@ -347,12 +347,32 @@ impl Validator<'_> {
                 self.check_account_ref(&format!("tenant `{}`", name.get_ref()), a, accounts)
             });
             let from = t.from.as_ref().and_then(|f| self.address("from", f));
+            let support_address = t.support_address.as_ref().and_then(|a| {
+                let allowed = raw.purposes.values().any(|p| {
+                    p.get_ref()
+                        .allow_client_support_address
+                        .as_ref()
+                        .is_some_and(|b| *b.get_ref())
+                });
+                if !allowed {
+                    self.err(
+                        &span(a),
+                        format!(
+                            "tenant `{}` sets its own support_address, but no purpose allows a client-specific one",
+                            name.get_ref()
+                        ),
+                        "set `allow_client_support_address = true` in [purposes.support], or remove this key",
+                    );
+                }
+                self.address("support_address", a)
+            });
             out.insert(
                 name.get_ref().clone(),
                 Tenant {
                     name: name.get_ref().clone(),
                     account,
                     from,
+                    support_address,
                     enabled: t.enabled.as_ref().map(|e| *e.get_ref()).unwrap_or(true),
                     loc: self.loc(&span(name)),
                 },
@@ -433,11 +453,28 @@ impl Validator<'_> {
                         .as_ref()
                         .map(|b| *b.get_ref())
                         .unwrap_or(false),
+                    allow_client_support_address: p
+                        .allow_client_support_address
+                        .as_ref()
+                        .is_some_and(|b| *b.get_ref()),
                     loc: self.loc(&span(name)),
                 },
             );
         }
         out
+    }
+
+    /// Whether an account's plugin setting `auth` is `optional`, as written or
+    /// as its plugin's schema defaults it.
+    fn auth_is_optional(&self, account: Option<&Account>) -> bool {
+        let Some(a) = account else {
+            return false;
+        };
+        let auth = a.settings.get("auth").cloned().or_else(|| {
+            let p = self.plugins.get(&a.plugin)?;
+            p.schema().pointer("/properties/auth/default").cloned()
+        });
+        auth.as_ref().and_then(|v| v.as_str()) == Some("optional")
     }
 
     /// A send mode is a built-in mode, a plugin's mode, or an account name.
@@ -655,7 +692,19 @@ impl Validator<'_> {
                         pw,
                     );
                 }
-                if ua.password.is_some() && ua.username.is_none() {
+                if ua.username.is_none() && self.auth_is_optional(accounts.get(aname.get_ref())) {
+                    self.err(
+                        &span(aname),
+                        format!(
+                            "user `{un}` has no username for account `{}`, which has auth = \"optional\" (username required, password optional)",
+                            aname.get_ref()
+                        ),
+                        format!(
+                            "add `username = \"...\"` to [users.{un}.accounts.{}]; without a password the user's mail goes unauthenticated",
+                            aname.get_ref()
+                        ),
+                    );
+                } else if ua.password.is_some() && ua.username.is_none() {
                     self.err(
                         &span(aname),
                         format!(
