@@ -557,6 +557,7 @@ fn a_plugin_for_another_architecture_is_named_so() {
     assert!(f.to_string().ends_with("(wrong-architecture)"));
 }
 
+#[cfg(unix)]
 #[test]
 fn every_file_in_a_plugin_folder_is_accounted_for_and_names_are_escaped() {
     let dir = temp();

@@ -78,6 +78,9 @@ pub fn plugin_file(path: &Path) -> Result<(), Failure> {
     match kind {
         FileKind::Elf64 => elf_bounds::<elf::FileHeader64<Endianness>>(data, len)?,
         FileKind::Elf32 => elf_bounds::<elf::FileHeader32<Endianness>>(data, len)?,
+        // A universal (fat) Mach-O holds several libraries: the dynamic
+        // loader picks this machine's; its own checks apply.
+        FileKind::MachOFat32 | FileKind::MachOFat64 => return Ok(()),
         _ => {}
     }
     let obj = object::File::parse(data).map_err(|e| {
