@@ -689,3 +689,31 @@ mod generated {
         }
     }
 }
+
+#[test]
+fn nested_secrets_are_warned_about_like_top_level_ones() {
+    let s = check(
+        "[accounts.v]\nplugin = \"validating\"\nurl = \"https://x.example/\"\nextra = { token = \"hunter2\", list = [] }\n",
+    )
+    .expect("valid, with a warning");
+    let w: Vec<String> = s.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with(
+            "test.toml:4:9: [accounts.v] extra.token is written in plain text in the config"
+        ),
+        "{w:?}"
+    );
+    assert!(!w[0].contains("hunter2"), "{w:?}");
+    let s = check(
+        "[accounts.v]\nplugin = \"validating\"\nurl = \"https://x.example/\"\nextra = { token = \"file:/nonexistent/token\" }\n",
+    )
+    .expect("valid, with a warning");
+    assert!(
+        s.warnings[0].to_string().starts_with(
+            "test.toml:4:9: [accounts.v] extra.token: cannot read /nonexistent/token ("
+        ),
+        "{:?}",
+        s.warnings
+    );
+}

@@ -162,6 +162,15 @@ impl Validator<'_> {
                             );
                         }
                     }
+                    // Secrets in nested tables (`pop_before_smtp = { password = ... }`).
+                    let mut nested = Vec::new();
+                    nested_secrets(value.get_ref(), k, &mut nested);
+                    for (path, s) in nested {
+                        self.secret_ref(
+                            &format!("[accounts.{aname}] {path}"),
+                            &S::new(span(value), s.to_string()),
+                        );
+                    }
                     if k == "oauth" {
                         if let Some(o) = value.get_ref().as_str() {
                             if !oauth.contains_key(o) {
@@ -357,6 +366,30 @@ fn describe_property(schema: &serde_json::Value, key: &str) -> String {
         String::new()
     } else {
         format!("`{key}`: {}", parts.join("; "))
+    }
+}
+
+/// String values under secret-named keys inside the tables of `v` (not `v`
+/// itself), with their `a.b` paths.
+fn nested_secrets<'v>(v: &'v toml::Value, path: &str, out: &mut Vec<(String, &'v str)>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, x) in t {
+                let here = format!("{path}.{k}");
+                match x {
+                    toml::Value::String(s) if SECRET_KEYS.contains(&k.as_str()) => {
+                        out.push((here, s.as_str()))
+                    }
+                    _ => nested_secrets(x, &here, out),
+                }
+            }
+        }
+        toml::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                nested_secrets(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
     }
 }
 
