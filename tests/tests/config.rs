@@ -717,3 +717,27 @@ fn nested_secrets_are_warned_about_like_top_level_ones() {
         s.warnings
     );
 }
+
+/// The issue's own case: CR/LF in the SMTP plugin's `helo_name` and
+/// `envelope_from` would reach the server as commands of their own.
+#[test]
+fn smtp_helo_name_and_envelope_from_with_cr_lf_are_refused() {
+    let set = PluginSet {
+        plugins: vec![load_file(&plugin_path("smtp")).unwrap_or_else(|f| panic!("{f}"))],
+        ..PluginSet::default()
+    };
+    let text = "[accounts.office]\nplugin = \"smtp\"\nhost = \"127.0.0.1\"\nport = 2525\nsecurity = \"none\"\nauth = \"none\"\nhelo_name = \"x.example\\r\\nX-INJECTED-CMD\"\nenvelope_from = \"a@example.com\\nRCPT TO:<victim@example.com>\"\n";
+    let src = Source::from_text("test.toml", Path::new("/tmp"), text);
+    let e = validate(&src, &set).unwrap_err().to_string();
+    assert!(
+        e.contains("test.toml:7:13: account `office` `helo_name` contains a carriage return (CR)")
+            && e.contains(
+                "test.toml:8:17: account `office` `envelope_from` contains a line feed (LF)"
+            ),
+        "{e}"
+    );
+    assert!(
+        !e.contains("X-INJECTED-CMD") && !e.contains("victim"),
+        "{e}"
+    );
+}
