@@ -524,12 +524,12 @@ fn dev_zero_as_config_fails_fast_with_the_limit() {
 }
 
 #[test]
-fn zero_limits_are_refused_at_the_section() {
-    let e = errors("[limits]\nmax_message_bytes = 0\nmax_batch_rows = 0\n");
+fn zero_limits_are_refused_at_their_key() {
+    let e = errors("[limits]\nmax_message_bytes = 0\n  max_batch_rows   = 0\n");
     assert!(
-        e.contains(": [limits] max_message_bytes is 0, which would refuse every input")
-            && e.contains("[limits] max_batch_rows is 0")
-            && e.starts_with("test.toml:"),
+        e.contains(
+            "test.toml:2:1: [limits] max_message_bytes is 0, which would refuse every input"
+        ) && e.contains("test.toml:3:3: [limits] max_batch_rows is 0"),
         "{e}"
     );
     let e = errors("[limits]\nmax_recipents = 5\n");

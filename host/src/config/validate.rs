@@ -228,7 +228,28 @@ impl Validator<'_> {
         }
     }
 
-    /// `[limits]`: a 0 would refuse every input; said with the section's place.
+    /// The span of `key = ...` in the section starting at `section` (for a
+    /// typed section whose fields carry no spans of their own): its lines up
+    /// to the next `[header]`. Else the section's span.
+    fn key_in(&self, section: &Range<usize>, key: &str) -> Range<usize> {
+        let text = self.src.text.get(section.start..).unwrap_or("");
+        let mut offset = section.start;
+        for (i, line) in text.split_inclusive('\n').enumerate() {
+            let t = line.trim_start();
+            if i > 0 && t.starts_with('[') {
+                break;
+            }
+            let rest = t.strip_prefix(key).map(str::trim_start);
+            if rest.is_some_and(|r| r.starts_with('=')) {
+                let start = offset + (line.len() - t.len());
+                return start..start + key.len();
+            }
+            offset += line.len();
+        }
+        section.clone()
+    }
+
+    /// `[limits]`: a 0 would refuse every input; said at the key.
     fn limits(&mut self, raw: &RawConfig) -> crate::limits::Limits {
         let Some(l) = &raw.limits else {
             return crate::limits::Limits::default();
@@ -240,8 +261,9 @@ impl Validator<'_> {
             ("max_batch_rows", v.max_batch_rows as u64),
         ] {
             if value == 0 {
+                let at = self.key_in(&span(l), key);
                 self.err(
-                    &span(l),
+                    &at,
                     format!("[limits] {key} is 0, which would refuse every input"),
                     format!(
                         "give a positive number, or remove the key for the default ({})",
