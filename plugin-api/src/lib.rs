@@ -32,6 +32,7 @@ mod transport;
 pub mod log;
 pub mod mime;
 pub mod options;
+pub mod wire;
 
 pub use error::{ErrorClass, PluginError};
 pub use export::{guard, open_in_process, root_module, Plugin, TransportImpl, ROOT_SYMBOL};

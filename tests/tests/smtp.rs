@@ -772,3 +772,95 @@ fn exchange_online_basic_auth_is_warned_about() {
     let st = t.status();
     assert!(st.reason.contains("5.7.30"), "{st:?}");
 }
+
+/// CR/LF that would smuggle a whole transaction to `marker` (visible in the
+/// smtp-server peer's capture if it ever arrived).
+fn injected_transaction(marker: &str) -> String {
+    format!(
+        "x.example\r\nMAIL FROM:<inj@example.com>\r\nRCPT TO:<{marker}>\r\nDATA\r\nSubject: injected\r\n\r\nx\r\n.\r\nX-INJECTED-CMD"
+    )
+}
+
+#[test]
+fn line_breaks_in_settings_are_refused_at_open_and_never_reach_the_server() {
+    for key in ["helo_name", "envelope_from", "username"] {
+        let marker = rcpt(&format!("injected-{}", key.replace('_', "-")));
+        let mut account =
+            json!({"host": "127.0.0.1", "port": 2526, "security": "none", "auth": "none"});
+        account[key] = json!(injected_transaction(&marker));
+        if key == "username" {
+            account["auth"] = json!("optional");
+            account["password"] = json!(PASS);
+        }
+        let e = open(&account, &host()).map(|_| ()).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::CONFIG, "{key}: {e}");
+        assert!(
+            e.message().contains(&format!("`{key}`")),
+            "names the key: {e}"
+        );
+        assert!(
+            e.message().contains(r"x.example\r\nMAIL FROM"),
+            "escaped: {e}"
+        );
+        assert!(!e.message().contains(['\r', '\n']), "never raw: {e}");
+        assert!(
+            saved_for(&marker).is_none(),
+            "{key}: the injected mail arrived"
+        );
+    }
+    // The same account without the line break delivers: the peer is there.
+    let to = rcpt("helo-ok");
+    let t = open(
+        &json!({"host": "127.0.0.1", "port": 2526, "security": "none", "auth": "none", "helo_name": "client.example"}),
+        &host(),
+    )
+    .unwrap();
+    send(&t, &[&to], &[], json!({})).unwrap();
+    assert!(saved_for(&to).is_some());
+}
+
+#[test]
+fn line_breaks_in_the_request_are_refused_at_send_and_never_reach_the_server() {
+    let t = open(
+        &json!({"host": "127.0.0.1", "port": 2526, "security": "none", "auth": "optional", "allow_plaintext_auth": true}),
+        &host(),
+    )
+    .unwrap();
+    let marker = rcpt("injected-rcpt");
+    let good = rcpt("injected-good");
+    // An envelope recipient.
+    let mut m = message("s@example.com", &[&good], &[], &unique("inj"), json!({}));
+    m.envelope.to = vec![format!("{good}>\r\nRCPT TO:<{marker}").as_str().into()].into();
+    let e = t.send(&m).into_result().unwrap_err();
+    assert_eq!(e.class(), ErrorClass::PERMANENT, "{e}");
+    assert!(e.message().contains("recipient"), "{e}");
+    assert!(!e.message().contains(['\r', '\n']), "{e}");
+    // The envelope sender.
+    let mut m = message("s@example.com", &[&good], &[], &unique("inj"), json!({}));
+    m.envelope.from = Some(
+        format!("s@example.com>\r\nRCPT TO:<{marker}")
+            .as_str()
+            .into(),
+    )
+    .into();
+    let e = t.send(&m).into_result().unwrap_err();
+    assert!(e.message().contains("envelope sender"), "{e}");
+    // Per-user credentials (from the host's options) and a DSN envid.
+    for (field, opts) in [
+        (
+            "username",
+            json!({"credentials": {"username": injected_transaction(&marker), "password": PASS}}),
+        ),
+        ("dsn.envid", json!({"dsn": {"envid": "id\r\nRSET"}})),
+    ] {
+        let e = send(&t, &[&good], &[], opts).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::PERMANENT, "{field}: {e}");
+        assert!(e.message().contains(field), "{field}: {e}");
+        assert!(!e.message().contains(['\r', '\n']), "{e}");
+    }
+    assert!(
+        saved_for(&marker).is_none(),
+        "the injected recipient got mail"
+    );
+    assert!(saved_for(&good).is_none(), "a refused request was sent");
+}

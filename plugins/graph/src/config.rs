@@ -1,7 +1,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailhost_plugin_api::PluginError;
+use mailhost_plugin_api::options::HostOptions;
+use mailhost_plugin_api::{wire, PluginError};
 use serde::Deserialize;
 
 /// Microsoft Graph's public-cloud endpoint.
@@ -68,6 +69,11 @@ impl GraphConfig {
     }
 
     fn validate(&self) -> Result<(), PluginError> {
+        // Each goes into a URL or a token request: one line, no CR/LF/NUL.
+        wire::setting("graph", "oauth", &self.oauth)?;
+        wire::setting("graph", "mailbox", &self.mailbox)?;
+        wire::setting("graph", "base_url", &self.base_url)?;
+        wire::setting("graph", "scope", &self.scope)?;
         if self.oauth.trim().is_empty() {
             return Err(PluginError::config(
                 "graph: `oauth` is empty; name an [oauth.NAME] client",
@@ -115,12 +121,16 @@ impl GraphConfig {
     }
 }
 
-/// Per-request options the Graph plugin reads from `options_json`.
+/// What the Graph plugin reads from `options_json`: the host's keys (the
+/// per-user `mailbox`, through plugin-api's one definition) and its own
+/// request key `save_to_sent_items`; other keys are ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RequestOptions {
-    /// Send as / create the draft in this mailbox instead of the account's.
-    #[serde(default)]
-    pub mailbox: Option<String>,
+    /// The host's keys; `host.mailbox` sends as / creates the draft in that
+    /// mailbox instead of the account's (set only by the host, from
+    /// `[users.NAME.accounts.ACCOUNT] mailbox`).
+    #[serde(flatten)]
+    pub host: HostOptions,
     #[serde(default)]
     pub save_to_sent_items: Option<bool>,
 }
@@ -130,17 +140,47 @@ impl RequestOptions {
         if json.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_json::from_str(json).map_err(|e| {
+        let o: Self = serde_json::from_str(json).map_err(|e| {
             PluginError::permanent(format!(
                 "graph: the request's options_json is not a valid options object: {e}"
             ))
-        })
+        })?;
+        if let Some(m) = &o.host.mailbox {
+            // The mailbox becomes a URL path segment; a URL parser drops CR/LF
+            // silently, which would send as another mailbox than the one named.
+            wire::request("graph", "mailbox option", m)?;
+        }
+        Ok(o)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refuses_line_breaks_in_settings_naming_the_key() {
+        for (key, json) in [
+            ("mailbox", r#"{"oauth":"m","mailbox":"a@example.com\r\nx"}"#),
+            ("oauth", r#"{"oauth":"m\u0000","mailbox":"a@example.com"}"#),
+            (
+                "base_url",
+                r#"{"oauth":"m","mailbox":"a","base_url":"https://g.example/v1.0\n"}"#,
+            ),
+            (
+                "scope",
+                r#"{"oauth":"m","mailbox":"a","scope":"s\r/.default"}"#,
+            ),
+        ] {
+            let e = GraphConfig::from_json(json).unwrap_err();
+            assert_eq!(e.class(), mailhost_plugin_api::ErrorClass::CONFIG, "{e}");
+            assert!(e.message().contains(&format!("`{key}`")), "{key}: {e}");
+            assert!(
+                !e.message().contains('\n') && !e.message().contains('\r'),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn defaults() {
@@ -173,7 +213,15 @@ mod tests {
         let o =
             RequestOptions::from_json(r#"{"mailbox":"b@example.com","dsn":{"notify":["never"]}}"#)
                 .unwrap();
-        assert_eq!(o.mailbox.as_deref(), Some("b@example.com"));
-        assert!(RequestOptions::from_json("").unwrap().mailbox.is_none());
+        assert_eq!(o.host.mailbox.as_deref(), Some("b@example.com"));
+        assert!(RequestOptions::from_json("")
+            .unwrap()
+            .host
+            .mailbox
+            .is_none());
+        let e = RequestOptions::from_json(r#"{"mailbox":"b@example.com\r\nx"}"#).unwrap_err();
+        assert_eq!(e.class(), mailhost_plugin_api::ErrorClass::PERMANENT);
+        assert!(e.message().contains("mailbox option"), "{e}");
+        assert!(!e.message().contains('\n'), "{e}");
     }
 }

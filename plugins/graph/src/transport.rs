@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+use mailhost_plugin_api::wire;
+
 use crate::config::{GraphConfig, RequestOptions};
 use crate::error::{self, Op};
 use crate::jwt;
@@ -219,6 +221,7 @@ impl Inner {
     fn options(&self, message: &OutgoingMessage) -> Result<(String, bool), PluginError> {
         let opts = RequestOptions::from_json(&message.options_json)?;
         let mailbox = opts
+            .host
             .mailbox
             .filter(|m| !m.trim().is_empty())
             .unwrap_or_else(|| self.config.mailbox.clone());
@@ -336,6 +339,7 @@ impl Inner {
 
     async fn send(&self, message: &OutgoingMessage) -> Result<Receipt, PluginError> {
         let (mailbox, save) = self.options(message)?;
+        check_recipients(message)?;
         let p = &message.parts;
         if message.envelope.to.is_empty() && p.to.is_empty() && p.cc.is_empty() && p.bcc.is_empty()
         {
@@ -817,6 +821,7 @@ impl Inner {
 
     async fn compose(&self, message: &OutgoingMessage) -> Result<ComposeOutcome, PluginError> {
         let (mailbox, _) = self.options(message)?;
+        check_recipients(message)?;
         let mut route = "mime";
         let mut draft = None;
         if !message.mime.is_empty() {
@@ -859,7 +864,10 @@ impl Inner {
     async fn check(&self, options_json: &str) -> Result<CheckReport, PluginError> {
         let mut report = CheckReport::new();
         let opts = RequestOptions::from_json(options_json)?;
-        let mailbox = opts.mailbox.unwrap_or_else(|| self.config.mailbox.clone());
+        let mailbox = opts
+            .host
+            .mailbox
+            .unwrap_or_else(|| self.config.mailbox.clone());
 
         let started = Instant::now();
         let token = match self.token(false).await {
@@ -1021,6 +1029,42 @@ fn content_type(a: &Attachment) -> &str {
     } else {
         a.media_type.as_str()
     }
+}
+
+/// Microsoft 365's limit of recipients (To + Cc + Bcc) of one message.
+pub const MAX_RECIPIENTS: usize = 500;
+
+/// Before any request: every address is one line (they go into the JSON form
+/// and Graph's MIME parser), and the message has at most [`MAX_RECIPIENTS`].
+fn check_recipients(message: &OutgoingMessage) -> Result<(), PluginError> {
+    let p = &message.parts;
+    if let Some(from) = message.envelope.from.as_ref().into_option() {
+        wire::request("graph", "envelope sender", from)?;
+    }
+    for a in message.envelope.to.iter() {
+        wire::request("graph", "recipient", a)?;
+    }
+    for m in std::iter::once(&p.from)
+        .chain(p.to.iter())
+        .chain(p.cc.iter())
+        .chain(p.bcc.iter())
+        .chain(p.reply_to.iter())
+    {
+        wire::request("graph", "address", &m.email)?;
+    }
+    let count = message
+        .envelope
+        .to
+        .len()
+        .max(p.to.len() + p.cc.len() + p.bcc.len());
+    if count > MAX_RECIPIENTS {
+        return Err(PluginError::permanent(format!(
+            "graph: the message has {count} recipients; Microsoft 365 accepts at most \
+             {MAX_RECIPIENTS} recipients per message; split the message or use an SMTP account"
+        ))
+        .with_enhanced("5.5.3"));
+    }
+    Ok(())
 }
 
 fn recipient(m: &Mailbox) -> Value {

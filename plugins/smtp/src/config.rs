@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailhost_plugin_api::PluginError;
+use mailhost_plugin_api::{wire, PluginError};
 use serde::Deserialize;
 
 /// JSON Schema (draft 2020-12) of an SMTP account's settings.
@@ -152,6 +152,28 @@ struct RawConfig {
     helo_name: Option<String>,
 }
 
+impl RawConfig {
+    /// Every setting that goes into a command line (EHLO, MAIL FROM, AUTH,
+    /// POP3 USER/APOP) or a token request is one line: no CR, LF or NUL.
+    fn check_one_line(&self) -> Result<(), PluginError> {
+        let one = |key: &str, v: &Option<String>| match v {
+            Some(v) => wire::setting("smtp", key, v),
+            None => Ok(()),
+        };
+        wire::setting("smtp", "host", &self.host)?;
+        one("helo_name", &self.helo_name)?;
+        one("envelope_from", &self.envelope_from)?;
+        one("username", &self.username)?;
+        one("oauth", &self.oauth)?;
+        one("oauth_scope", &self.oauth_scope)?;
+        if let Some(p) = &self.pop_before_smtp {
+            wire::setting("smtp", "pop_before_smtp.host", &p.host)?;
+            wire::setting("smtp", "pop_before_smtp.username", &p.username)?;
+        }
+        Ok(())
+    }
+}
+
 /// POP-before-SMTP settings.
 #[derive(Clone)]
 pub struct PopConfig {
@@ -277,6 +299,7 @@ impl SmtpConfig {
     pub fn from_json(json: &str) -> Result<Self, PluginError> {
         let raw: RawConfig = serde_json::from_str(json)
             .map_err(|e| PluginError::config(format!("smtp settings are invalid: {e}")))?;
+        raw.check_one_line()?;
         let host = raw.host.trim().to_string();
         check_host("host", &host)?;
         let security = raw.security.unwrap_or(Security::Starttls);
@@ -516,6 +539,37 @@ mod tests {
             SmtpConfig::from_json(r#"{"host":"smtp.office365.com","username":"u","oauth":"m365"}"#)
                 .unwrap();
         assert!(!c.basic_auth_to_exchange_online());
+    }
+
+    #[test]
+    fn refuses_line_breaks_in_every_wire_setting_naming_the_key() {
+        for (key, json) in [
+            (
+                "helo_name",
+                r#"{"host":"h.example","helo_name":"x.example\r\nX-INJECTED-CMD"}"#,
+            ),
+            (
+                "envelope_from",
+                r#"{"host":"h.example","envelope_from":"a@b.example\nRSET"}"#,
+            ),
+            ("host", r#"{"host":"h.example\r\nRSET"}"#),
+            (
+                "username",
+                r#"{"host":"h.example","username":"u\u0000x","password":"env:P"}"#,
+            ),
+            (
+                "pop_before_smtp.username",
+                r#"{"host":"h.example","pop_before_smtp":{"host":"p.example","username":"u\r\nDELE 1","password":"env:P"}}"#,
+            ),
+        ] {
+            let e = SmtpConfig::from_json(json).unwrap_err();
+            assert_eq!(e.class(), mailhost_plugin_api::ErrorClass::CONFIG, "{e}");
+            assert!(e.message().contains(&format!("`{key}`")), "{key}: {e}");
+            assert!(
+                !e.message().contains('\n') && !e.message().contains('\r'),
+                "raw value in {e}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ use std::time::Duration;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Address;
 use mailhost_plugin_api::mime::strip_bcc;
+use mailhost_plugin_api::options::HostOptions;
+use mailhost_plugin_api::wire;
 use mailhost_plugin_api::{
     CheckReport, ConnState, ConnectionStatus, ErrorClass, Host, OutgoingMessage, PluginError,
     Receipt, RejectedRecipient, TransportImpl,
@@ -28,25 +30,14 @@ use crate::session::{self, Dsn, Session, Tx, TxFailure, TxOutcome};
 use crate::stream::SmtpStream;
 use crate::{pop, tls};
 
-/// Per-request options this plugin reads from `options_json` (others are ignored).
+/// What this plugin reads from `options_json`: the host's keys (per-user
+/// credentials, through plugin-api's one definition) and its own request key
+/// `dsn`; other keys are ignored.
 #[derive(Debug, Default, Deserialize)]
 struct Options {
-    credentials: Option<UserCredentials>,
+    #[serde(flatten)]
+    host: HostOptions,
     dsn: Option<DsnOptions>,
-}
-
-#[derive(Deserialize)]
-struct UserCredentials {
-    username: String,
-    password: String,
-}
-
-impl std::fmt::Debug for UserCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserCredentials")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +81,7 @@ pub struct Job {
 }
 
 fn parse_address(what: &str, a: &str) -> Result<Address, PluginError> {
+    wire::request("smtp", what, a)?;
     Address::from_str(a.trim()).map_err(|e| {
         PluginError::permanent(format!("{what} {a:?} is not a valid e-mail address: {e}"))
     })
@@ -121,6 +113,7 @@ fn parse_dsn(d: DsnOptions) -> Result<Dsn, PluginError> {
         }
     };
     if let Some(e) = &d.envid {
+        wire::request("smtp", "options_json.dsn.envid", e)?;
         if e.is_empty() || e.len() > 100 || !e.bytes().all(|b| (0x21..0x7f).contains(&b)) {
             return Err(PluginError::permanent(
                 "options_json.dsn.envid: give 1-100 printable ASCII characters without spaces",
@@ -154,7 +147,7 @@ impl Job {
         let from = match cfg.envelope_from.as_deref() {
             Some(f) => Some(parse_address("envelope_from", f)?),
             None => match msg.envelope.from.as_ref().into_option() {
-                Some(f) if !f.trim().is_empty() => Some(parse_address("the envelope sender", f)?),
+                Some(f) if !f.trim().is_empty() => Some(parse_address("envelope sender", f)?),
                 _ => None,
             },
         };
@@ -174,11 +167,14 @@ impl Job {
             .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
             || !header_section(&body).is_ascii();
         let dsn = options.dsn.map(parse_dsn).transpose()?;
-        let who = match options.credentials {
-            Some(c) if cfg.auth != AuthPolicy::None => Who::User {
-                username: c.username,
-                password_ref: c.password,
-            },
+        let who = match options.host.credentials {
+            Some(c) if cfg.auth != AuthPolicy::None => {
+                wire::request("smtp", "per-user credentials username", &c.username)?;
+                Who::User {
+                    username: c.username,
+                    password_ref: c.password,
+                }
+            }
             Some(_) => {
                 tracing::warn!(
                     "smtp: per-user credentials ignored: the account has auth = \"none\""
@@ -310,12 +306,16 @@ impl Shared {
                 password_ref,
             } => Some(Credentials {
                 username: username.clone(),
-                secret: Secret::Password(self.secret(password_ref).await.map_err(|e| {
-                    PluginError::config(format!(
-                        "per-user password for {username}: {}",
-                        e.message()
-                    ))
-                })?),
+                secret: Secret::Password({
+                    let pw = self.secret(password_ref).await.map_err(|e| {
+                        PluginError::config(format!(
+                            "per-user password for {username}: {}",
+                            e.message()
+                        ))
+                    })?;
+                    wire::secret("smtp", &format!("the per-user password of {username}"), &pw)?;
+                    pw
+                }),
             }),
             Who::Account => match (&self.cfg.username, &self.cfg.password_ref, &self.cfg.oauth) {
                 (Some(u), _, Some(_)) => Some(Credentials {
@@ -324,9 +324,13 @@ impl Shared {
                 }),
                 (Some(u), Some(p), None) => Some(Credentials {
                     username: u.clone(),
-                    secret: Secret::Password(self.secret(p).await.map_err(|e| {
-                        PluginError::config(format!("smtp setting `password`: {}", e.message()))
-                    })?),
+                    secret: Secret::Password({
+                        let pw = self.secret(p).await.map_err(|e| {
+                            PluginError::config(format!("smtp setting `password`: {}", e.message()))
+                        })?;
+                        wire::secret("smtp", "setting `password`", &pw)?;
+                        pw
+                    }),
                 }),
                 _ => None,
             },
@@ -350,6 +354,7 @@ impl Shared {
                 e.message()
             ))
         })?;
+        wire::secret("smtp", "setting `pop_before_smtp.password`", &password)?;
         pop::login(p, &password, &self.connector, self.cfg.timeout)
             .await
             .map(Some)
