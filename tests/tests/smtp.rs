@@ -7,7 +7,8 @@ use mailhost_plugin_api::mime::strip_bcc;
 use mailhost_plugin_api::{ConnState, ErrorClass, PluginError, Receipt, StepOutcome, TransportBox};
 use mailhost_tests::peer_ca;
 use mailhost_tests::smtp::{
-    graph_double_broker, message, open, plugin, saved_for, unique, Sink, TestHost, Tokens,
+    graph_double_broker, message, open, plugin, saved_for, unique, CappedServer, Sink, TestHost,
+    Tokens,
 };
 use serde_json::{json, Value};
 
@@ -863,4 +864,119 @@ fn line_breaks_in_the_request_are_refused_at_send_and_never_reach_the_server() {
         "the injected recipient got mail"
     );
     assert!(saved_for(&good).is_none(), "a refused request was sent");
+}
+
+fn capped_account(port: u16, idle_timeout_ms: u64) -> Value {
+    json!({"host": "127.0.0.1", "port": port, "security": "none", "auth": "none",
+           "pool": {"idle_timeout_ms": idle_timeout_ms}})
+}
+
+/// A message to the first of `to`, with all of `to` in the envelope (the
+/// host's builder is not what these tests measure: lettre re-parses the To
+/// header for every added address).
+fn send_to_envelope(t: &TransportBox, to: &[&str]) -> Result<Receipt, PluginError> {
+    let mut m = message("s@example.com", &to[..1], &[], &unique("many"), json!({}));
+    m.envelope.to = to.iter().map(|a| (*a).into()).collect::<Vec<_>>().into();
+    t.send(&m).into_result()
+}
+
+fn addresses(tag: &str, n: usize) -> Vec<String> {
+    let u = unique(tag);
+    (0..n).map(|i| format!("{u}-{i}@example.com")).collect()
+}
+
+#[test]
+fn too_many_recipients_continue_in_new_transactions_on_the_same_connection() {
+    let server = CappedServer::start(3);
+    let t = open(&capped_account(server.port, 60_000), &host()).unwrap();
+    let mut to = addresses("capped", 8);
+    to.insert(4, "rcpt-5xx@example.com".into());
+    let refs: Vec<&str> = to.iter().map(String::as_str).collect();
+    let r = send_to_envelope(&t, &refs).unwrap();
+    let good: Vec<&String> = to.iter().filter(|a| !a.starts_with("rcpt-5xx")).collect();
+    let mut accepted: Vec<String> = r.accepted.iter().map(|a| a.to_string()).collect();
+    accepted.sort();
+    let mut want: Vec<String> = good.iter().map(|a| a.to_string()).collect();
+    want.sort();
+    assert_eq!(
+        accepted, want,
+        "every recipient but the refused one is accepted"
+    );
+    assert_eq!(r.rejected.len(), 1);
+    assert_eq!(r.rejected[0].address.as_str(), "rcpt-5xx@example.com");
+    assert_eq!(r.rejected[0].error.class(), ErrorClass::PERMANENT);
+    assert_eq!(details(&r)["transactions"], 3, "{}", r.details_json);
+    let got = server.messages();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let mut delivered: Vec<String> = got
+        .iter()
+        .flat_map(|m| m["rcptTo"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    delivered.sort();
+    assert_eq!(delivered, want, "each recipient exactly once");
+    assert!(got
+        .iter()
+        .all(|m| m["rcptTo"].as_array().unwrap().len() <= 3));
+    assert!(
+        got.iter().all(|m| m["connection"] == got[0]["connection"]),
+        "one connection: {got:?}"
+    );
+    assert_eq!(
+        got.iter()
+            .map(|m| m["transaction"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+}
+
+#[test]
+fn too_many_recipients_without_reuse_continue_on_a_new_connection() {
+    // idle_timeout_ms = 0: QUIT goes out with the data, so the rest needs a new connection.
+    let server = CappedServer::start(2);
+    let t = open(&capped_account(server.port, 0), &host()).unwrap();
+    let to = addresses("capped-new", 5);
+    let refs: Vec<&str> = to.iter().map(String::as_str).collect();
+    let r = send_to_envelope(&t, &refs).unwrap();
+    assert_eq!(r.accepted.len(), 5, "{r:?}");
+    assert!(r.rejected.is_empty(), "{r:?}");
+    let got = server.messages();
+    assert_eq!(
+        got.iter()
+            .map(|m| m["rcptTo"].as_array().unwrap().len())
+            .collect::<Vec<_>>(),
+        [2, 2, 1]
+    );
+}
+
+#[test]
+fn postfix_sized_limit_with_thousands_of_recipients() {
+    // Postfix's default limit (1,000) with 2,500 recipients: three transactions.
+    let server = CappedServer::start(1000);
+    let t = open(&capped_account(server.port, 60_000), &host()).unwrap();
+    let to = addresses("capped-big", 2500);
+    let refs: Vec<&str> = to.iter().map(String::as_str).collect();
+    let r = send_to_envelope(&t, &refs).unwrap();
+    assert_eq!(r.accepted.len(), 2500);
+    assert_eq!(details(&r)["transactions"], 3);
+    let sizes: Vec<usize> = server
+        .messages()
+        .iter()
+        .map(|m| m["rcptTo"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [1000, 1000, 500]);
+}
+
+#[test]
+fn ten_thousand_recipients_in_one_pipelined_transaction() {
+    // smtp-sink has no limit: one group of 10,000 RCPTs in one write, the
+    // replies read while the rest is still being sent (no deadlock).
+    let t = open(&sink_account(2525), &host()).unwrap();
+    let to = addresses("many", 10_000);
+    let refs: Vec<&str> = to.iter().map(String::as_str).collect();
+    let r = send_to_envelope(&t, &refs).unwrap();
+    assert_eq!(r.accepted.len(), 10_000);
+    assert!(r.rejected.is_empty());
+    assert_eq!(details(&r)["pipelining"], true);
+    assert_eq!(details(&r)["transactions"], 1);
 }

@@ -296,8 +296,15 @@ impl AsyncRead for SmtpStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let mut inner = self.lock();
-        // The client waits for a reply: send what it wrote first.
-        ready!(inner.poll_drain(cx))?;
+        // The client waits for a reply: send what it wrote first. When the
+        // socket takes no more (a long pipelined group, e.g. thousands of
+        // RCPTs), read the replies that are already there instead of waiting:
+        // a server that answers as it reads stops reading once its replies
+        // are not read, and both sides would wait for each other. The rest
+        // is sent on the next read.
+        if let Poll::Ready(r) = inner.poll_drain(cx) {
+            r?;
+        }
         let before = buf.filled().len();
         ready!(inner.io_pin()?.poll_read(cx, buf))?;
         if let Some(tap) = inner.tap.as_mut() {

@@ -508,8 +508,13 @@ impl Shared {
                 }
             };
             match s.transaction(&tx).await {
-                Ok(out) => {
-                    let receipt = self.receipt(&job, &s, out, reused);
+                Ok(mut out) => {
+                    let mut transactions = 1;
+                    while !out.deferred.is_empty() {
+                        s = self.continue_deferred(&job, &tx, s, &mut out).await;
+                        transactions += 1;
+                    }
+                    let receipt = self.receipt(&job, &s, out, reused, transactions);
                     if let Some(s) = self.pool.put(key, s) {
                         // Not kept (no reuse, or no room): the server just
                         // answered, so QUIT here, on the connection's own thread.
@@ -540,7 +545,58 @@ impl Shared {
         }
     }
 
-    fn receipt(&self, job: &Job, s: &Session, out: TxOutcome, reused: bool) -> Receipt {
+    /// After a `452 too many recipients`: the message went to the recipients
+    /// accepted so far; send it to the deferred ones in a new transaction, on
+    /// the same connection when it is still open, else on a new one. Their
+    /// results are merged into `out` (the first transaction's reply stays);
+    /// recipients the server defers again go to the next round, and a
+    /// transaction that delivers to none ends the rounds with them refused.
+    async fn continue_deferred(
+        &self,
+        job: &Job,
+        first: &Tx<'_>,
+        mut s: Session,
+        out: &mut TxOutcome,
+    ) -> Session {
+        let to: Vec<Address> = std::mem::take(&mut out.deferred)
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        tracing::debug!(server = %s.addr, deferred = to.len(), accepted = out.accepted.len(), "smtp: the server limits recipients per transaction (452); sending to the rest in a new transaction");
+        if !s.usable() {
+            match self.connect(&job.who).await {
+                Ok(fresh) => {
+                    self.bg.spawn(s.quit());
+                    s = fresh;
+                }
+                Err(e) => {
+                    refuse_all(out, &to, &e);
+                    return s;
+                }
+            }
+        }
+        let tx = Tx { to: &to, ..*first };
+        match s.transaction(&tx).await {
+            Ok(next) => {
+                out.accepted.extend(next.accepted);
+                out.rejected.extend(next.rejected);
+                out.deferred = next.deferred;
+            }
+            // Every recipient refused: each keeps its own reply.
+            Err(TxFailure::AllRefused(_, each)) => out.rejected.extend(each),
+            Err(f) => refuse_all(out, &to, &f.into_error()),
+        }
+        s
+    }
+
+    fn receipt(
+        &self,
+        job: &Job,
+        s: &Session,
+        out: TxOutcome,
+        reused: bool,
+        transactions: usize,
+    ) -> Receipt {
         let reply_text = out.reply.to_string();
         let server_id = queue_id(&out.reply.text());
         let details = serde_json::json!({
@@ -549,6 +605,7 @@ impl Shared {
             "auth": s.authenticated,
             "pipelining": out.pipelined,
             "reused_connection": reused,
+            "transactions": transactions,
             "smtputf8": job.needs_smtputf8,
             "dsn": match out.dsn_sent {
                 None => serde_json::Value::Null,
@@ -588,6 +645,15 @@ impl Shared {
             }
         }
     }
+}
+
+/// Each of `to` refused with `e` (a later transaction that failed as a whole).
+fn refuse_all(out: &mut TxOutcome, to: &[Address], e: &PluginError) {
+    out.rejected.extend(to.iter().map(|a| {
+        let mut e = e.clone();
+        e.message = format!("recipient <{a}>: {}", e.message()).into();
+        (a.to_string(), e)
+    }));
 }
 
 /// The queue id in a final reply (`Ok: queued as 4F2A`, `id=...`), or empty.
