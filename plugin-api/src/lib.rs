@@ -32,6 +32,7 @@ mod transport;
 pub mod log;
 pub mod mime;
 pub mod options;
+pub mod settings;
 pub mod wire;
 
 pub use error::{ErrorClass, PluginError};

@@ -2,7 +2,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mailhost_plugin_api::options::HostOptions;
-use mailhost_plugin_api::{wire, PluginError};
+use mailhost_plugin_api::{settings, wire, PluginError};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Microsoft Graph's public-cloud endpoint.
@@ -11,39 +12,49 @@ pub const DEFAULT_BASE_URL: &str = "https://graph.microsoft.com/v1.0";
 pub const DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 
-/// JSON Schema of the account settings; the host validates accounts with it.
-pub const SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "Microsoft 365 (Graph) account",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["oauth", "mailbox"],
-  "properties": {
-    "oauth": {"type": "string", "minLength": 1, "description": "the [oauth.NAME] client whose tokens this account uses (an app registration with the Mail.Send application permission; Mail.ReadWrite for drafts and messages over 4 MB)"},
-    "mailbox": {"type": "string", "minLength": 1, "description": "the mailbox to send as: its user id or user principal name (erp@contoso.com); a request may name another with the `mailbox` option"},
-    "save_to_sent_items": {"type": "boolean", "default": true, "description": "keep a copy in the mailbox's Sent Items; false sends through Graph's JSON form, since MIME sends are always saved"},
-    "base_url": {"type": "string", "minLength": 1, "default": "https://graph.microsoft.com/v1.0", "description": "Graph endpoint, for national clouds (https://graph.microsoft.us/v1.0) and tests"},
-    "scope": {"type": "string", "minLength": 1, "default": "https://graph.microsoft.com/.default", "description": "the OAuth2 scope asked of the token broker; must match base_url's cloud"},
-    "ca_file": {"type": "string", "minLength": 1, "format": "path", "description": "extra CA certificate (PEM) to trust for base_url, for tests and private proxies"},
-    "timeout_ms": {"type": "integer", "minimum": 1000, "maximum": 3600000, "default": 60000, "description": "time limit of one HTTP request to Graph, in milliseconds"}
-  }
-}"#;
+/// JSON Schema (draft 2020-12) of the account settings, derived from
+/// [`GraphConfig`]: the one definition of the keys; the host validates
+/// accounts with it.
+pub fn schema() -> String {
+    settings::schema_for::<GraphConfig>()
+}
 
-/// Settings of one Graph account.
-#[derive(Debug, Clone, Deserialize)]
+/// An `https://` URL on one line.
+const HTTPS_URL: &str = r"^https://[^\s\x00]+$";
+/// A client-credentials scope: one line ending in `/.default`.
+const DEFAULT_SCOPE_PATTERN: &str = r"^[^\s\x00]+/\.default$";
+
+// The serde struct is the one definition of the settings: the doc comments
+// are the descriptions users read in `mailhost plugins --settings graph`.
+/// The settings of a Microsoft 365 (Graph) account.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "Microsoft 365 (Graph) account")]
 pub struct GraphConfig {
+    /// the [oauth.NAME] client whose tokens this account uses (an app registration with the Mail.Send application permission; Mail.ReadWrite for drafts and messages over 4 MB)
+    #[schemars(length(min = 1, max = 128), regex(pattern = settings::ONE_LINE))]
     pub oauth: String,
+    /// the mailbox to send as: its user id or user principal name (erp@contoso.com); a user may have another in [users.NAME.accounts.ACCOUNT] mailbox
+    #[schemars(length(min = 1, max = 320), regex(pattern = settings::ONE_LINE))]
     pub mailbox: String,
+    /// keep a copy in the mailbox's Sent Items; false sends through Graph's JSON form, since MIME sends are always saved
     #[serde(default = "yes")]
     pub save_to_sent_items: bool,
+    /// Graph endpoint, for national clouds (https://graph.microsoft.us/v1.0) and tests: an https URL without query
     #[serde(default = "default_base_url")]
+    #[schemars(length(min = 9, max = 2048), regex(pattern = HTTPS_URL), extend("format" = "uri"))]
     pub base_url: String,
+    /// the OAuth2 scope asked of the token broker, ending in /.default; must match base_url's cloud
     #[serde(default = "default_scope")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = DEFAULT_SCOPE_PATTERN))]
     pub scope: String,
+    /// extra CA certificate (PEM) to trust for base_url, for tests and private proxies
     #[serde(default)]
+    #[schemars(length(min = 1, max = 4096), extend("format" = "path"))]
     pub ca_file: Option<PathBuf>,
+    /// time limit of one HTTP request to Graph, in milliseconds
     #[serde(default = "default_timeout_ms")]
+    #[schemars(range(min = 1000, max = 3_600_000u64))]
     pub timeout_ms: u64,
 }
 
@@ -108,10 +119,11 @@ impl GraphConfig {
                 self.scope
             )));
         }
-        if self.timeout_ms < 1000 {
-            return Err(PluginError::config(
-                "graph: timeout_ms must be at least 1000",
-            ));
+        if !(1000..=3_600_000).contains(&self.timeout_ms) {
+            return Err(PluginError::config(format!(
+                "graph setting `timeout_ms`: {} is out of range; use 1000 to 3600000 (one hour)",
+                self.timeout_ms
+            )));
         }
         Ok(())
     }
@@ -203,9 +215,39 @@ mod tests {
     }
 
     #[test]
-    fn schema_is_json() {
-        let v: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+    fn derived_schema_keeps_what_the_host_relies_on() {
+        let v: serde_json::Value = serde_json::from_str(&schema()).unwrap();
         assert_eq!(v["additionalProperties"], false);
+        assert_eq!(v["required"], serde_json::json!(["oauth", "mailbox"]));
+        assert_eq!(v["properties"]["ca_file"]["format"], "path");
+        assert_eq!(v["properties"]["base_url"]["default"], DEFAULT_BASE_URL);
+        assert_eq!(v["properties"]["save_to_sent_items"]["default"], true);
+        assert_eq!(v["properties"]["timeout_ms"]["default"], DEFAULT_TIMEOUT_MS);
+        assert!(!schema().contains("$ref") && !schema().contains("null"));
+    }
+
+    #[test]
+    fn schema_refuses_what_open_refuses() {
+        let v: serde_json::Value = serde_json::from_str(&schema()).unwrap();
+        let validator = jsonschema::validator_for(&v).unwrap();
+        for bad in [
+            r#"{"oauth":"m","mailbox":"a","base_url":"not a url"}"#,
+            r#"{"oauth":"m","mailbox":"a","base_url":"http://graph.example/v1.0"}"#,
+            r#"{"oauth":"m","mailbox":"a","scope":"Mail.Send"}"#,
+            r#"{"oauth":"m","mailbox":"a@example.com\r\nx"}"#,
+            r#"{"oauth":"m\u0000","mailbox":"a"}"#,
+            r#"{"oauth":"m","mailbox":"a","timeout_ms":999}"#,
+            r#"{"oauth":"m","mailbox":"a","timeout_ms":3600001}"#,
+            r#"{"oauth":"m","mailbox":""}"#,
+            r#"{"oauth":"m"}"#,
+        ] {
+            let settings: serde_json::Value = serde_json::from_str(bad).unwrap();
+            assert!(!validator.is_valid(&settings), "schema accepts {bad}");
+            assert!(GraphConfig::from_json(bad).is_err(), "open accepts {bad}");
+        }
+        let good = r#"{"oauth":"m365","mailbox":"erp@contoso.com","base_url":"https://127.0.0.1:8443/v1.0","scope":"https://graph.microsoft.us/.default","timeout_ms":1000}"#;
+        assert!(validator.is_valid(&serde_json::from_str(good).unwrap()));
+        assert!(GraphConfig::from_json(good).is_ok());
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Plugin for Smtp {
             .description("sends mail over SMTP (STARTTLS/TLS, AUTH incl. XOAUTH2 and CRAM-MD5, POP-before-SMTP, PIPELINING, DSN, SMTPUTF8, pooled connections)")
             .capabilities(Capabilities::SEND | Capabilities::CHECK)
             .modes(&["smtp"])
-            .settings_schema(config::SCHEMA)
+            .settings_schema(&config::schema())
     }
 
     fn open(settings_json: &str, host: Host) -> Result<SmtpTransport, PluginError> {
