@@ -19,7 +19,6 @@
 mod config;
 mod error;
 mod jwt;
-mod runtime;
 mod tls;
 mod transport;
 

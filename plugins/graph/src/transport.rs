@@ -18,11 +18,11 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use mailhost_plugin_api::wire;
+use mailhost_rt::RuntimeThread;
 
 use crate::config::{GraphConfig, RequestOptions};
 use crate::error::{self, Op};
 use crate::jwt;
-use crate::runtime::RuntimeThread;
 use crate::tls;
 
 /// Largest request body Graph takes in one request (its ~4 MB limit; 413 beyond).
@@ -172,7 +172,9 @@ impl GraphTransport {
             .map_err(|e| {
                 PluginError::config(format!("graph: cannot build the HTTP client: {e}"))
             })?;
-        let rt = RuntimeThread::start("mailhost-graph", 2)?;
+        let rt = RuntimeThread::start("mailhost-graph", 2).map_err(|e| {
+            PluginError::unavailable(format!("graph: cannot start its tokio runtime: {e}"))
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

@@ -10,10 +10,11 @@ use mailhost_plugin_api::{CheckReport, PluginError, StepOutcome};
 use serde::Deserialize;
 
 use crate::config::{Security, EXCHANGE_BASIC_AUTH_WARNING};
+use crate::job::Who;
 use crate::session::{self, Session, Tx};
+use crate::shared::Shared;
 use crate::stream::{SmtpStream, TlsInfo};
 use crate::tls;
-use crate::transport::{Shared, Who};
 
 #[derive(Debug, Default, Deserialize)]
 struct CheckOptions {

@@ -17,16 +17,19 @@ pub mod auth;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod job;
 pub mod pool;
 pub mod pop;
 pub mod rt;
 pub mod session;
+pub mod shared;
 pub mod stream;
 pub mod tls;
 pub mod transport;
 
 pub use config::SmtpConfig;
-pub use transport::{Job, SmtpTransport};
+pub use job::Job;
+pub use transport::SmtpTransport;
 
 use mailhost_plugin_api::{Capabilities, Host, Manifest, Plugin, PluginError};
 
