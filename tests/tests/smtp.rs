@@ -210,14 +210,17 @@ fn wrong_password_is_auth_and_never_shows_the_secret() {
 
 #[test]
 fn per_user_credentials_from_options() {
-    std::env::set_var("SMTP_TEST_ALICE_PASSWORD", PASS);
+    // A `file:` secret, resolved by the host's own resolver (no process-wide
+    // environment change in a multi-threaded test binary).
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), format!("{PASS}\n")).unwrap();
     let t = open(
         &json!({"host": "127.0.0.1", "port": 2587, "ca_file": ca(), "auth": "optional"}),
         &host(),
     )
     .unwrap();
     let to = rcpt("peruser");
-    let opts = json!({"credentials": {"username": "testuser", "password": "env:SMTP_TEST_ALICE_PASSWORD"}});
+    let opts = json!({"credentials": {"username": "testuser", "password": format!("file:{}", secret.path().display())}});
     send(&t, &[&to], &[], opts).unwrap();
     assert_eq!(saved_for(&to).unwrap().1["user"], "testuser");
     // Without credentials 2587 refuses unauthenticated mail (530): an Auth error.

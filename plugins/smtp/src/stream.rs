@@ -1,8 +1,11 @@
 //! The socket under lettre's `AsyncSmtpConnection`.
 //!
 //! lettre 0.11.23 connects without `TCP_NODELAY` and writes the message body and
-//! the final `\r\n.\r\n` as two writes, so the server's delayed ACK stalls every
-//! message by 40 ms (FACTS.md). We connect the socket ourselves (no-delay) and
+//! the final `\r\n.\r\n` as two writes: with Nagle's algorithm on, the second
+//! write waits for the ACK of the first, which the server delays by up to 40 ms,
+//! so every message stalled 40 ms (measured: about 230 msg/s with 10 pooled
+//! connections against tens of thousands without the stall; see
+//! `docs/performance.md`). We connect the socket ourselves (no-delay) and
 //! hand lettre a [`SmtpStream`] through `connect_with_transport`. The stream:
 //!
 //! * **coalesces writes**: bytes written are kept until the client next waits for
