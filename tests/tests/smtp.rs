@@ -983,3 +983,54 @@ fn ten_thousand_recipients_in_one_pipelined_transaction() {
     assert_eq!(details(&r)["pipelining"], true);
     assert_eq!(details(&r)["transactions"], 1);
 }
+
+/// `mailhost config validate` refuses through the plugin's derived schema what
+/// `open` would refuse, at the value's line in the file.
+#[test]
+fn config_validate_refuses_what_open_refuses_at_its_line() {
+    use mailhost_tests::{copy_as, mailhost_bin, plugin_file_name, plugin_path};
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    copy_as(&plugin_path("smtp"), &plugins, &plugin_file_name("smtp"));
+    for (key, value) in [
+        ("min_tls", r#""1.0""#),
+        ("helo_name", r#""x.example\r\nX-INJECTED-CMD""#),
+        ("envelope_from", r#""a@b.example\nRSET""#),
+        ("port", "70000"),
+        ("mechanism", r#""ntlm""#),
+    ] {
+        let config = format!(
+            "[policy]\naccount = \"office\"\n\n[accounts.office]\nplugin = \"smtp\"\nhost = \"127.0.0.1\"\n{key} = {value}\n"
+        );
+        std::fs::write(dir.path().join("mailhost.toml"), &config).unwrap();
+        let out = std::process::Command::new(mailhost_bin())
+            .current_dir(dir.path())
+            .env_remove("MAILHOST_CONFIG")
+            .env_remove("MAILHOST_PLUGIN_PATH")
+            .args([
+                "--config",
+                "mailhost.toml",
+                "--plugins",
+                "plugins",
+                "config",
+                "validate",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{key} = {value} passed config validate: {err}"
+        );
+        assert!(
+            err.contains("mailhost.toml:7:"),
+            "{key}: not at its line: {err}"
+        );
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(
+            !err.contains("X-INJECTED-CMD\n"),
+            "raw line break in: {err}"
+        );
+    }
+}
