@@ -1034,3 +1034,27 @@ fn config_validate_refuses_what_open_refuses_at_its_line() {
         );
     }
 }
+
+#[test]
+fn check_refuses_a_test_recipient_with_a_line_break_and_sends_nothing() {
+    let t = open(&starttls_account(), &host()).unwrap();
+    let marker = rcpt("check-injected");
+    let report = t
+        .check(
+            json!({"test_recipient": format!("ok@example.com>\r\nRCPT TO:<{marker}")})
+                .to_string()
+                .as_str()
+                .into(),
+        )
+        .into_result()
+        .unwrap();
+    let step = report
+        .steps
+        .iter()
+        .find(|s| s.name.as_str() == "test-mail")
+        .expect("a test-mail step");
+    assert_eq!(step.outcome, StepOutcome::FAILED, "{report:?}");
+    assert!(step.detail.contains("test_recipient"), "{report:?}");
+    assert!(!step.detail.contains(['\r', '\n']), "never raw: {report:?}");
+    assert!(saved_for(&marker).is_none());
+}
