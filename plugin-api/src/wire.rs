@@ -77,7 +77,8 @@ pub fn escape(value: &str) -> String {
     out
 }
 
-const ONE_LINE: &str = "a value that goes to the server must be one line without CR, LF or NUL";
+const ONE_LINE: &str =
+    "a value that goes into a protocol line or a header must be one line without CR, LF or NUL";
 
 /// Checks an account setting at `open`: a CONFIG error naming `plugin` and
 /// `key`, with the value escaped.
