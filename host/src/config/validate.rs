@@ -62,6 +62,15 @@ impl Validator<'_> {
         self.errors.push(e);
     }
 
+    /// Whether an error was already reported on the line of `at` (so a
+    /// second check of the same value does not repeat it).
+    fn reported_at(&self, at: &Range<usize>) -> bool {
+        let l = self.loc(at);
+        self.errors
+            .iter()
+            .any(|e| e.loc.line == l.line && e.loc.file == l.file)
+    }
+
     fn warn(&mut self, at: &Range<usize>, message: impl Into<String>, hint: impl Into<String>) {
         let e = self.src.error(at, message, hint);
         self.warnings.push(e);

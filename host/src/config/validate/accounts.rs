@@ -332,7 +332,25 @@ impl Validator<'_> {
                 let msg = secret_schema_error(&e, property);
                 self.err(&at, format!("account `{aname}`{key} {msg}"), hint);
             } else {
-                self.err(&at, format!("account `{aname}`{key}: {e}"), hint);
+                let text = e.to_string();
+                // A value with a line break or a huge one is not quoted: it is
+                // reported by the one-line and length checks at the same place.
+                let unquotable = |v: &serde_json::Value| {
+                    v.as_str().is_some_and(|t| {
+                        t.len() > 512 || t.chars().any(|c| c.is_control() && c != '\t')
+                    })
+                };
+                if text.len() > 1024 || unquotable(&e.instance) {
+                    if !self.reported_at(&at) {
+                        let msg = secret_schema_error(&e, property).replace(
+                            "(the value is not shown: it is a secret)",
+                            "(the value is not shown: it is too long or holds control characters)",
+                        );
+                        self.err(&at, format!("account `{aname}`{key} {msg}"), hint);
+                    }
+                } else {
+                    self.err(&at, format!("account `{aname}`{key}: {text}"), hint);
+                }
             }
         }
     }
