@@ -11,6 +11,7 @@ pub mod engine;
 pub mod limits;
 pub mod loader;
 pub mod message;
+pub mod outbox;
 pub mod policy;
 pub mod ratelimit;
 pub mod secrets;

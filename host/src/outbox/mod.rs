@@ -1,0 +1,376 @@
+//! The durable outbox: every accepted message is committed to a database
+//! before the caller is answered and before any attempt, and stays there
+//! until it is sent, has failed for good or is cancelled.
+//!
+//! States (`State`):
+//!
+//! ```text
+//! queued ──claim──▶ sending ──▶ sent
+//!   ▲  │              │  ├────▶ failed ──retry──▶ queued
+//!   │  │              │  └────▶ deferred ──claim──▶ sending
+//!   │  └──cancel──▶ cancelled ──retry──▶ queued
+//!   └── lease expired (the worker died) / released on shutdown
+//! ```
+//!
+//! Storage: SQLite (the embedded default, one file, WAL, `synchronous=FULL`)
+//! or PostgreSQL (several hosts on one queue, claims with
+//! `FOR UPDATE SKIP LOCKED`). Both behind [`store::Store`]; [`Outbox`] adds
+//! group commit (concurrent enqueues share one transaction).
+
+pub mod migrations;
+pub mod postgres;
+pub mod sqlite;
+pub mod store;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+pub use store::{AnyStore, Store};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Queued,
+    Sending,
+    Sent,
+    Deferred,
+    Failed,
+    Cancelled,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Queued,
+        State::Sending,
+        State::Sent,
+        State::Deferred,
+        State::Failed,
+        State::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Deferred => "deferred",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// No worker will touch the message again (until someone retries it).
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Sent | State::Failed | State::Cancelled)
+    }
+
+    /// The state machine: which moves are allowed.
+    pub fn can_become(self, to: State) -> bool {
+        use State::*;
+        matches!(
+            (self, to),
+            (Queued | Deferred, Sending)
+                | (Queued | Deferred, Cancelled)
+                | (Sending, Sent | Deferred | Failed | Queued)
+                | (Failed | Cancelled | Deferred, Queued)
+        )
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Single messages (a PIN, a login mail) go before batch rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Single = 0,
+    Batch = 1,
+}
+
+impl Priority {
+    pub fn from_i64(v: i64) -> Priority {
+        if v == 0 {
+            Priority::Single
+        } else {
+            Priority::Batch
+        }
+    }
+}
+
+/// What `enqueue` stores: the built message and everything needed to send it later.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// `send` or `compose`.
+    pub action: String,
+    pub user: Option<String>,
+    pub tenant: Option<String>,
+    pub purpose: Option<String>,
+    /// Unique per tenant: a second enqueue with the same key returns the first id.
+    pub idempotency_key: Option<String>,
+    pub message_id: String,
+    pub mime: Vec<u8>,
+    pub envelope_from: String,
+    pub envelope_to: Vec<String>,
+    pub options_json: String,
+    /// The policy decision (its chain of ways out), as JSON.
+    pub decision_json: String,
+    pub priority: Priority,
+}
+
+/// The answer to an enqueue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    pub id: String,
+    /// True when the idempotency key was seen before: nothing was stored.
+    pub duplicate: bool,
+}
+
+/// A stored message (without its MIME unless loaded for sending or `show`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRecord {
+    pub id: String,
+    pub state: State,
+    pub action: String,
+    pub user: Option<String>,
+    pub tenant: Option<String>,
+    pub purpose: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub message_id: String,
+    #[serde(skip)]
+    pub mime: Option<Vec<u8>>,
+    pub envelope_from: String,
+    pub envelope_to: Vec<String>,
+    pub options_json: String,
+    #[serde(skip)]
+    pub decision_json: String,
+    /// Index of the way out (in the decision's chain) to try next.
+    pub chain_pos: u32,
+    /// When the current way out was first tried (for the maximum age of retries).
+    pub position_since: Option<i64>,
+    pub priority: Priority,
+    pub attempts_count: u32,
+    pub next_attempt_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One try through one way out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub at: i64,
+    pub chain_pos: u32,
+    /// The way out: account name or candidate label.
+    pub candidate: String,
+    pub plugin: Option<String>,
+    /// `ok` or the error class (`transient`, `permanent`, `auth`, ...), or `refused` (policy).
+    pub class: String,
+    /// The server's code when there is one (e.g. `450`, `429`).
+    pub code: Option<String>,
+    /// The server's reply or the error text.
+    pub text: String,
+}
+
+/// How a claimed message leaves the worker (written with its attempts in one transaction).
+#[derive(Debug, Clone)]
+pub struct Settle {
+    pub state: State,
+    pub next_attempt_at: i64,
+    pub chain_pos: u32,
+    pub position_since: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// `list` filter and page.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub state: Option<State>,
+    pub tenant: Option<String>,
+    pub user: Option<String>,
+    /// Newest first; continue after this `(created_at, id)`.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// Result of `retry` / `cancel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Done(State),
+    /// The message is in a state that does not allow the move.
+    NotAllowed(State),
+    NotFound,
+}
+
+/// What can go wrong with the outbox database.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox database {location}: cannot open: {detail}; check the path/URL and that the database is reachable")]
+    Open { location: String, detail: String },
+    #[error("outbox database {location}: migration failed: {detail}")]
+    Migrate { location: String, detail: String },
+    #[error("outbox database {location}: {what} failed: {detail}")]
+    Query {
+        location: String,
+        what: &'static str,
+        detail: String,
+    },
+    #[error("outbox: a stored record is damaged ({what}): {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("outbox is shutting down: the message was not queued; try again")]
+    Closed,
+}
+
+/// How many enqueues one group commit takes at most.
+const GROUP_MAX: usize = 512;
+
+type Pending = (NewMessage, oneshot::Sender<Result<Enqueued, OutboxError>>);
+
+/// The outbox: a store plus group commit for enqueues.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Arc<AnyStore>,
+    tx: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("store", &self.store.location())
+            .finish()
+    }
+}
+
+impl Outbox {
+    /// Opens (and migrates) the store and starts the group-commit task on the
+    /// current tokio runtime. `location` is a `postgres://` URL or a SQLite file path.
+    pub async fn open(location: &str) -> Result<Outbox, OutboxError> {
+        let store = AnyStore::open(location).await?;
+        Ok(Outbox::with_store(store))
+    }
+
+    pub fn with_store(store: AnyStore) -> Outbox {
+        let store = Arc::new(store);
+        let (tx, rx) = mpsc::channel::<Pending>(GROUP_MAX * 4);
+        tokio::spawn(group_commit(store.clone(), rx));
+        Outbox { store, tx }
+    }
+
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    /// Stores `msg` durably (committed before this returns). Concurrent calls share commits.
+    pub async fn enqueue(&self, msg: NewMessage) -> Result<Enqueued, OutboxError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((msg, reply))
+            .await
+            .map_err(|_| OutboxError::Closed)?;
+        rx.await.map_err(|_| OutboxError::Closed)?
+    }
+}
+
+/// Takes whatever enqueues are waiting (up to GROUP_MAX), writes them in one
+/// transaction, answers each caller after the commit.
+async fn group_commit(store: Arc<AnyStore>, mut rx: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(GROUP_MAX);
+    while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        let (msgs, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
+        match store.enqueue_batch(msgs).await {
+            Ok(ids) => {
+                for (reply, id) in replies.into_iter().zip(ids) {
+                    let _ = reply.send(Ok(id));
+                }
+            }
+            Err(e) => {
+                tracing::error!("outbox: group commit failed: {e}");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with full jitter between `base` and `cap`, never shorter than `retry_after`.
+pub fn backoff(
+    attempt: u32,
+    base: Duration,
+    cap: Duration,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(20).saturating_sub(1));
+    let top = exp.min(cap).max(base);
+    let half = top / 2;
+    let jitter = rand::random_range(0..=half.as_millis() as u64);
+    let d = half + Duration::from_millis(jitter);
+    match retry_after {
+        Some(ra) if ra > d => ra,
+        _ => d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in State::ALL {
+            assert_eq!(State::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(State::parse("nope"), None);
+    }
+
+    #[test]
+    fn state_machine_allows_only_the_documented_moves() {
+        use State::*;
+        assert!(Queued.can_become(Sending));
+        assert!(Deferred.can_become(Sending));
+        assert!(Sending.can_become(Sent));
+        assert!(Sending.can_become(Deferred));
+        assert!(Sending.can_become(Failed));
+        assert!(Failed.can_become(Queued));
+        assert!(Queued.can_become(Cancelled));
+        assert!(!Sent.can_become(Queued));
+        assert!(!Sent.can_become(Cancelled));
+        assert!(!Sending.can_become(Cancelled));
+        assert!(!Cancelled.can_become(Sending));
+        assert!(!Queued.can_become(Sent));
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let base = Duration::from_millis(1000);
+        let cap = Duration::from_millis(8000);
+        for n in 1..10 {
+            let d = backoff(n, base, cap, None);
+            assert!(d >= base / 2 && d <= cap, "attempt {n}: {d:?}");
+        }
+        let d = backoff(1, base, cap, Some(Duration::from_secs(30)));
+        assert_eq!(d, Duration::from_secs(30));
+    }
+}
