@@ -17,6 +17,7 @@
 //! `FOR UPDATE SKIP LOCKED`). Both behind [`store::Store`]; [`Outbox`] adds
 //! group commit (concurrent enqueues share one transaction).
 
+pub mod deliver;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
@@ -243,6 +244,82 @@ pub enum OutboxError {
     Closed,
 }
 
+/// `[outbox]` in the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// A SQLite file (relative to the config's directory) or a `postgres://`
+    /// URL; `env:NAME` / `file:PATH` references work (a URL may hold a
+    /// password). Default: `outbox.db` beside the config.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Plugin calls in flight at once per process (default 8).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Plugin calls in flight at once per account and process (default 4).
+    #[serde(default)]
+    pub per_account: Option<usize>,
+    /// How long a claim holds a message before another process may take it (default 120).
+    #[serde(default)]
+    pub lease_secs: Option<u64>,
+    /// How long one way out is retried after temporary failures before the
+    /// next way out is tried (default 86400).
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+    /// How long a stopping service waits for sends in flight (default 30).
+    #[serde(default)]
+    pub drain_secs: Option<u64>,
+}
+
+impl OutboxSettings {
+    /// The database to open: a `postgres://` URL or a SQLite path.
+    pub fn location(&self, base_dir: &std::path::Path) -> Result<String, String> {
+        let Some(db) = &self.database else {
+            return Ok(base_dir.join("outbox.db").display().to_string());
+        };
+        let db = crate::secrets::resolve(db, Some(base_dir))
+            .map_err(|e| format!("[outbox] database: {}", e.message()))?;
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Ok(db);
+        }
+        let p = std::path::Path::new(&db);
+        Ok(if p.is_relative() {
+            base_dir.join(p).display().to_string()
+        } else {
+            db
+        })
+    }
+
+    /// The worker's settings; backoff from `[policy]`.
+    pub fn worker(
+        &self,
+        owner: String,
+        policy: &crate::config::PolicySettings,
+    ) -> worker::WorkerConfig {
+        let mut w = worker::WorkerConfig::new(owner);
+        if let Some(n) = self.concurrency {
+            w.concurrency = n.max(1);
+        }
+        if let Some(n) = self.per_account {
+            w.per_account = n.max(1);
+        }
+        if let Some(s) = self.lease_secs {
+            w.lease = Duration::from_secs(s.max(3));
+        }
+        if let Some(s) = self.max_age_secs {
+            w.max_age = Duration::from_secs(s);
+        }
+        w.initial_backoff = Duration::from_millis(policy.initial_backoff_ms.max(1));
+        w.max_backoff =
+            Duration::from_millis(policy.max_backoff_ms.max(policy.initial_backoff_ms).max(1));
+        w
+    }
+
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_secs.unwrap_or(30))
+    }
+}
+
 /// How many enqueues one group commit takes at most.
 const GROUP_MAX: usize = 512;
 
@@ -253,6 +330,7 @@ type Pending = (NewMessage, oneshot::Sender<Result<Enqueued, OutboxError>>);
 pub struct Outbox {
     store: Arc<AnyStore>,
     tx: mpsc::Sender<Pending>,
+    enqueued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -274,12 +352,22 @@ impl Outbox {
     pub fn with_store(store: AnyStore) -> Outbox {
         let store = Arc::new(store);
         let (tx, rx) = mpsc::channel::<Pending>(GROUP_MAX * 4);
-        tokio::spawn(group_commit(store.clone(), rx));
-        Outbox { store, tx }
+        let enqueued = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(group_commit(store.clone(), rx, enqueued.clone()));
+        Outbox {
+            store,
+            tx,
+            enqueued,
+        }
     }
 
     pub fn store(&self) -> &AnyStore {
         &self.store
+    }
+
+    /// Returns when this process committed an enqueue (wakes an idle worker).
+    pub async fn wait_enqueued(&self) {
+        self.enqueued.notified().await
     }
 
     /// Stores `msg` durably (committed before this returns). Concurrent calls share commits.
@@ -295,7 +383,11 @@ impl Outbox {
 
 /// Takes whatever enqueues are waiting (up to GROUP_MAX), writes them in one
 /// transaction, answers each caller after the commit.
-async fn group_commit(store: Arc<AnyStore>, mut rx: mpsc::Receiver<Pending>) {
+async fn group_commit(
+    store: Arc<AnyStore>,
+    mut rx: mpsc::Receiver<Pending>,
+    enqueued: Arc<tokio::sync::Notify>,
+) {
     let mut batch: Vec<Pending> = Vec::with_capacity(GROUP_MAX);
     while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
         let (msgs, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
@@ -304,6 +396,7 @@ async fn group_commit(store: Arc<AnyStore>, mut rx: mpsc::Receiver<Pending>) {
                 for (reply, id) in replies.into_iter().zip(ids) {
                     let _ = reply.send(Ok(id));
                 }
+                enqueued.notify_one();
             }
             Err(e) => {
                 tracing::error!("outbox: group commit failed: {e}");
