@@ -99,6 +99,15 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Run the service: the HTTP API and the workers that drain the outbox.
+    Serve(crate::server::cli::ServeArgs),
+    /// The durable outbox of the service: list, show, retry, cancel.
+    Outbox {
+        #[command(subcommand)]
+        command: crate::server::cli::OutboxCommand,
+    },
+    /// Make an API token for `serve` and print its [api.tokens] lines.
+    ApiToken(crate::server::cli::ApiTokenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,7 +192,7 @@ pub struct MessageArgs {
     pub options: Option<String>,
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
         Ok(s) => println!("{s}"),
         Err(e) => eprintln!("mailhost: cannot print JSON: {e}"),
@@ -227,7 +236,7 @@ fn load_plugins(cli: &Cli) -> PluginSet {
     loader::load_dirs(&loader::search_path(&cli.plugins))
 }
 
-fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, u8> {
+pub(crate) fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, u8> {
     let path = config::locate(cli.config.as_deref());
     match config::load(path.as_deref(), plugins) {
         Ok(s) => {
@@ -253,6 +262,16 @@ fn dispatch(cli: &Cli) -> u8 {
             settings: Some(name),
         } => cmd_plugin_settings(cli, &plugins, name),
         Command::Plugins { settings: None } => cmd_plugins(cli, &plugins),
+        // The service (crate::server::cli).
+        Command::ApiToken(a) => crate::server::cli::api_token(a),
+        Command::Outbox { command } => match load_settings(cli, &plugins) {
+            Ok(s) => crate::server::cli::outbox(&s, command, cli.json),
+            Err(code) => code,
+        },
+        Command::Serve(a) => match load_settings(cli, &plugins) {
+            Ok(s) => crate::server::cli::serve(Engine::new(s, plugins), a),
+            Err(code) => code,
+        },
         Command::Config {
             command: ConfigCommand::Validate,
         } => match load_settings(cli, &plugins) {
@@ -316,7 +335,11 @@ fn dispatch(cli: &Cli) -> u8 {
                         exit::OK
                     }
                 }
-                Command::Plugins { .. } | Command::Config { .. } => exit::OK,
+                Command::Plugins { .. }
+                | Command::Config { .. }
+                | Command::Serve(_)
+                | Command::Outbox { .. }
+                | Command::ApiToken(_) => exit::OK,
             };
             engine.close();
             code

@@ -15,5 +15,6 @@ pub mod outbox;
 pub mod policy;
 pub mod ratelimit;
 pub mod secrets;
+pub mod server;
 pub mod services;
 pub mod tokens;

@@ -203,6 +203,13 @@ pub struct Settings {
     pub purposes: BTreeMap<String, Purpose>,
     /// `[limits]`: the size of every input (crate::limits).
     pub limits: crate::limits::Limits,
+    /// `[outbox]`: where `mailhost serve` keeps messages (crate::outbox).
+    /// Not serialized: `database` may hold a URL with a password.
+    #[serde(skip)]
+    pub outbox: crate::outbox::OutboxSettings,
+    /// `[api]`: the service's address and API tokens (crate::server::auth).
+    #[serde(skip)]
+    pub api: crate::server::auth::ApiSettings,
     /// Things that work but should be fixed (plain-text secrets, unset env vars).
     pub warnings: Vec<ConfigError>,
 }
@@ -337,6 +344,13 @@ impl Validator<'_> {
         let purposes = self.purposes(&raw, &accounts);
         let policy = self.policy(&raw, &accounts);
         let users = self.users(&raw, &accounts, &tenants, &policy);
+        if let Some(api) = &raw.api {
+            let t: Vec<&str> = tenants.keys().map(String::as_str).collect();
+            let u: Vec<&str> = users.keys().map(String::as_str).collect();
+            for (message, hint) in api.get_ref().problems(&t, &u) {
+                self.err(&span(api), message, hint);
+            }
+        }
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -353,6 +367,16 @@ impl Validator<'_> {
                 .limits
                 .as_ref()
                 .map(|l| l.get_ref().clone())
+                .unwrap_or_default(),
+            outbox: raw
+                .outbox
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_default(),
+            api: raw
+                .api
+                .as_ref()
+                .map(|a| a.get_ref().clone())
                 .unwrap_or_default(),
             warnings: self.warnings,
         })
