@@ -1,17 +1,45 @@
 //! The `mailhost` command line.
 
-use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mailhost_plugin_api::{ErrorClass, OutgoingMessage, StepOutcome};
+use mailhost_plugin_api::StepOutcome;
 
 use crate::config::{self, Settings};
-use crate::engine::{Engine, Failure};
+use crate::engine::{Attempt, Engine, FailureClass};
+use crate::limits::{self, ReadError};
 use crate::loader::{self, PluginSet};
-use crate::message::{self, AttachmentRequest, MessageRequest};
+use crate::message::{AttachmentRequest, MessageRequest};
 use crate::policy::{Action, Request};
+use crate::submit::{Content, Outcome, Submission, SubmitError};
+
+/// `println!` that ignores a closed stdout: once the work is done, a caller
+/// that stopped reading must not turn success into a failure (or a panic).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout (see `outln!`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        let _ = write!(o, $($t)*);
+        let _ = o.flush();
+    }};
+}
 
 /// Exit codes (sysexits.h), so scripts can tell failures apart.
 pub mod exit {
@@ -194,8 +222,8 @@ pub struct MessageArgs {
 
 pub(crate) fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("mailhost: cannot print JSON: {e}"),
+        Ok(s) => outln!("{s}"),
+        Err(e) => errln!("mailhost: cannot print JSON: {e}"),
     }
 }
 
@@ -221,6 +249,13 @@ pub fn run() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
+            // `--json` asked for JSON: a usage error is reported as JSON too.
+            if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+                let message = e.kind().to_string();
+                print_json(
+                    &serde_json::json!({"error": {"code": "usage", "exit_code": exit::USAGE, "message": message}}),
+                );
+            }
             return ExitCode::from(if e.use_stderr() {
                 exit::USAGE
             } else {
@@ -241,16 +276,23 @@ pub(crate) fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, 
     match config::load(path.as_deref(), plugins) {
         Ok(s) => {
             for w in &s.warnings {
-                eprintln!("mailhost: warning: {w}");
+                errln!("mailhost: warning: {w}");
             }
             Ok(s)
         }
         Err(errors) => {
-            eprintln!("mailhost: the configuration is invalid:\n{errors}");
-            if !plugins.failures.is_empty() {
-                eprintln!("(some plugins did not load; run `mailhost plugins`)");
-            }
-            Err(exit::CONFIG)
+            let hint = if plugins.failures.is_empty() {
+                ""
+            } else {
+                "\n(some plugins did not load; run `mailhost plugins`)"
+            };
+            Err(fail(
+                cli,
+                exit::CONFIG,
+                "config",
+                &format!("the configuration is invalid:\n{errors}{hint}"),
+                None,
+            ))
         }
     }
 }
@@ -281,7 +323,7 @@ fn dispatch(cli: &Cli) -> u8 {
                         &serde_json::json!({"valid": true, "source": s.source, "accounts": s.accounts.keys().collect::<Vec<_>>(), "warnings": s.warnings}),
                     );
                 } else {
-                    println!(
+                    outln!(
                         "{}: valid ({} account(s), {} warning(s))",
                         s.source,
                         s.accounts.len(),
@@ -327,7 +369,7 @@ fn dispatch(cli: &Cli) -> u8 {
                     if cli.json {
                         print_json(&d);
                     } else {
-                        print!("{}", d.render());
+                        out!("{}", d.render());
                     }
                     if d.refused.is_some() {
                         exit::UNAVAILABLE
@@ -350,11 +392,17 @@ fn dispatch(cli: &Cli) -> u8 {
 /// The settings a plugin takes, from its JSON Schema: key, type, default, meaning.
 fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
     let Some(p) = plugins.get(name) else {
-        eprintln!(
-            "mailhost: no plugin named `{name}` is loaded (loaded: {}); run `mailhost plugins`",
-            plugins.names().join(", ")
+        return fail(
+            cli,
+            exit::CONFIG,
+            "config",
+            &format!(
+                "no plugin named `{}` is loaded (loaded: {}); run `mailhost plugins`",
+                name.escape_debug(),
+                plugins.names().join(", ")
+            ),
+            None,
         );
-        return exit::CONFIG;
     };
     let schema: serde_json::Value =
         serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
@@ -367,7 +415,7 @@ fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
         .and_then(|r| r.as_array())
         .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
-    println!(
+    outln!(
         "[accounts.NAME] keys for plugin `{name}` (besides the host's: {}):",
         config::HOST_ACCOUNT_KEYS.join(", ")
     );
@@ -403,7 +451,7 @@ fn print_properties(schema: &serde_json::Value, required: &[&str], prefix: &str)
             ""
         };
         let desc = v.get("description").and_then(|d| d.as_str()).unwrap_or("");
-        println!("  {prefix}{k}: {kind}{default}{req}\n      {desc}");
+        outln!("  {prefix}{k}: {kind}{default}{req}\n      {desc}");
         if v.get("properties").is_some() {
             let r: Vec<&str> = v
                 .get("required")
@@ -434,7 +482,7 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
             &serde_json::json!({"searched": plugins.searched, "loaded": loaded, "failed": failed}),
         );
     } else {
-        println!(
+        outln!(
             "searched: {}",
             plugins
                 .searched
@@ -444,11 +492,11 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
                 .join(", ")
         );
         if plugins.plugins.is_empty() {
-            println!("no plugin loaded");
+            outln!("no plugin loaded");
         }
         for p in &plugins.plugins {
             let m = p.manifest();
-            println!(
+            outln!(
                 "{:<10} {:<8} modes: {:<24} {} — {}\n           {}",
                 m.name.as_str(),
                 m.version.as_str(),
@@ -463,7 +511,7 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
             );
         }
         for f in &plugins.failures {
-            println!(
+            outln!(
                 "FAILED {}\n  {}: {}",
                 f.path.display(),
                 f.kind.name(),
@@ -478,213 +526,213 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
     }
 }
 
-fn read_path_or_stdin(p: &PathBuf) -> std::io::Result<Vec<u8>> {
+/// Reads a file named on the command line (`-`: standard input), at most `limit` bytes.
+fn read_input(p: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     if p.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf)?;
-        Ok(buf)
+        limits::read_limited(
+            std::io::stdin().lock(),
+            limit,
+            "standard input",
+            "limits.max_message_bytes",
+        )
     } else {
-        std::fs::read(p)
+        limits::read_bounded(p, limit, "limits.max_message_bytes")
     }
 }
 
-/// Builds the message; `eml` holds the bytes of `--eml` (read once: it may be standard input).
-fn build_message(
+/// A text file for a body part: bounded, and UTF-8 (the bad byte's offset otherwise).
+fn read_text(p: &Path, limit: u64) -> Result<String, String> {
+    let bytes = read_input(p, limit).map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{} is not UTF-8 text (the first invalid byte is at offset {}); convert it to UTF-8",
+            p.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// The request as the command line gives it; files are read here (bounded),
+/// so the library never reads a path on a caller's behalf.
+fn submission(
     a: &MessageArgs,
-    eml: Option<&[u8]>,
-    default_from: Option<&str>,
-    system_info: Option<String>,
-) -> Result<OutgoingMessage, String> {
+    action: Action,
+    limits: &limits::Limits,
+) -> Result<Submission, String> {
     let options: serde_json::Map<String, serde_json::Value> = match &a.options {
         Some(o) => {
             serde_json::from_str(o).map_err(|e| format!("--options is not a JSON object: {e}"))?
         }
         None => serde_json::Map::new(),
     };
-    if let Some(raw) = eml {
-        return message::from_eml(raw, a.envelope_from.as_deref(), &a.to, options)
-            .map_err(|e| e.to_string());
-    }
-    let read = |p: &Option<PathBuf>| -> Result<Option<String>, String> {
-        p.as_ref()
-            .map(|p| {
-                std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
-            })
-            .transpose()
-    };
-    let mut headers = Vec::new();
-    for h in &a.header {
-        let (k, v) = h
-            .split_once(':')
-            .ok_or_else(|| format!("--header `{h}` is not `Name: value`"))?;
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let req = MessageRequest {
-        from: a.from.clone(),
-        reply_to: a.reply_to.clone(),
-        to: a.to.clone(),
-        cc: a.cc.clone(),
-        bcc: a.bcc.clone(),
-        subject: a.subject.clone(),
-        text: a.text.clone().or(read(&a.text_file)?),
-        html: a.html.clone().or(read(&a.html_file)?),
-        attachments: a
-            .attach
-            .iter()
-            .map(|p| AttachmentRequest {
-                path: Some(p.clone()),
-                ..Default::default()
-            })
-            .chain(system_info.map(|text| AttachmentRequest {
-                filename: Some("system-info.txt".into()),
-                media_type: Some("text/plain".into()),
-                data: Some(text.into_bytes()),
-                ..Default::default()
-            }))
-            .collect(),
-        headers,
-        envelope_from: a.envelope_from.clone(),
-        idempotency_key: None,
-        options,
-    };
-    message::build(&req, default_from).map_err(|e| e.to_string())
-}
-
-fn class_code(f: &Failure) -> u8 {
-    match f.class() {
-        None => exit::UNAVAILABLE,
-        Some(c) => match c {
-            ErrorClass::TRANSIENT => exit::TRANSIENT,
-            ErrorClass::AUTH => exit::AUTH,
-            ErrorClass::CONFIG => exit::CONFIG,
-            ErrorClass::UNAVAILABLE | ErrorClass::UNSUPPORTED => exit::UNAVAILABLE,
-            _ => exit::PERMANENT,
+    let max = limits.max_message_bytes;
+    let content = match &a.eml {
+        Some(p) => Content::Mime {
+            bytes: read_input(p, max).map_err(|e| e.to_string())?,
+            envelope_from: a.envelope_from.clone(),
+            envelope_to: a.to.clone(),
         },
-    }
-}
-
-/// A message that could not be built: say why, exit 65.
-fn not_sent(e: &str) -> u8 {
-    eprintln!("mailhost: the message was not sent: {e}");
-    exit::DATA
-}
-
-fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u8 {
-    let eml = match &a.eml {
-        Some(p) => match read_path_or_stdin(p) {
-            Ok(raw) => Some(raw),
-            Err(e) => {
-                eprintln!(
-                    "mailhost: the message was not sent: cannot read {}: {e}",
-                    p.display()
-                );
-                return exit::DATA;
+        None => {
+            let mut headers = Vec::new();
+            for h in &a.header {
+                let (k, v) = h.split_once(':').ok_or_else(|| {
+                    format!("--header `{}` is not `Name: value`", h.escape_debug())
+                })?;
+                headers.push((k.trim().to_string(), v.trim().to_string()));
             }
-        },
-        None => None,
+            let mut attachments = Vec::with_capacity(a.attach.len());
+            for p in &a.attach {
+                attachments.push(AttachmentRequest {
+                    filename: p.file_name().map(|n| n.to_string_lossy().into_owned()),
+                    data: Some(
+                        limits::read_bounded(p, max, "limits.max_message_bytes")
+                            .map_err(|e| format!("attachment {}: {e}", p.display()))?,
+                    ),
+                    ..Default::default()
+                });
+            }
+            let text = match &a.text_file {
+                Some(p) => Some(read_text(p, max)?),
+                None => a.text.clone(),
+            };
+            let html = match &a.html_file {
+                Some(p) => Some(read_text(p, max)?),
+                None => a.html.clone(),
+            };
+            Content::Fields(Box::new(MessageRequest {
+                from: a.from.clone(),
+                reply_to: a.reply_to.clone(),
+                to: a.to.clone(),
+                cc: a.cc.clone(),
+                bcc: a.bcc.clone(),
+                subject: a.subject.clone(),
+                text,
+                html,
+                attachments,
+                headers,
+                envelope_from: a.envelope_from.clone(),
+                idempotency_key: None,
+                options: serde_json::Map::new(),
+            }))
+        }
     };
-    // An --eml message is complete as read (no defaults apply): parse it once,
-    // before the policy, whose purpose rules need its recipients.
-    let from_file = match eml
-        .as_deref()
-        .map(|raw| build_message(a, Some(raw), None, None))
-        .transpose()
-    {
-        Ok(m) => m,
-        Err(e) => return not_sent(&e),
-    };
-    let recipients: Vec<String> = match &from_file {
-        Some(m) => m.envelope.to.iter().map(|s| s.to_string()).collect(),
-        None => a.to.iter().chain(&a.cc).chain(&a.bcc).cloned().collect(),
-    };
-    let req = Request {
+    Ok(Submission {
+        action,
         user: a.user.clone(),
         tenant: a.tenant.clone(),
         purpose: a.purpose.clone(),
         mode: a.mode.clone(),
-        from: a.from.clone(),
-        recipients,
+        content,
+        idempotency_key: None,
+        options,
+    })
+}
+
+/// The one map from a failure's class to the exit code (sysexits.h);
+/// `None` is an invalid request or message.
+pub fn exit_code(class: Option<FailureClass>) -> u8 {
+    match class {
+        None => exit::DATA,
+        Some(FailureClass::Refused)
+        | Some(FailureClass::Unavailable)
+        | Some(FailureClass::Unsupported) => exit::UNAVAILABLE,
+        Some(FailureClass::Transient) => exit::TRANSIENT,
+        Some(FailureClass::Auth) => exit::AUTH,
+        Some(FailureClass::Config) => exit::CONFIG,
+        Some(FailureClass::Permanent) => exit::PERMANENT,
+    }
+}
+
+/// Reports an error: a line on stderr, and with `--json` the same as a JSON
+/// object on stdout. Returns the exit code.
+fn fail(cli: &Cli, code: u8, kind: &str, message: &str, attempts: Option<&[Attempt]>) -> u8 {
+    errln!("mailhost: {message}");
+    if cli.json {
+        let mut v =
+            serde_json::json!({"error": {"code": kind, "exit_code": code, "message": message}});
+        if let Some(a) = attempts {
+            v["attempts"] = serde_json::to_value(a).unwrap_or_default();
+        }
+        print_json(&v);
+    }
+    code
+}
+
+fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u8 {
+    let verb = match action {
+        Action::Send => "sent",
+        Action::Compose => "composed",
     };
-    let decision = engine.decide(action, &req);
-    if let Some(r) = &decision.refused {
-        eprintln!(
-            "mailhost: not {}: refused by {}: {}",
-            if action == Action::Send {
-                "sent"
-            } else {
-                "composed"
-            },
-            r.rule,
-            r.message
-        );
-        eprintln!("(run `mailhost policy explain` for the whole trace)");
-        return exit::UNAVAILABLE;
-    }
-    let account_from = decision
-        .chain
-        .iter()
-        .find_map(|c| c.account.as_ref())
-        .and_then(|acc| engine.settings().accounts.get(acc))
-        .and_then(|acc| acc.from.clone());
-    let default_from = decision.default_from.clone().or(account_from);
-    let mut args = a.clone();
-    if eml.is_none() && args.to.is_empty() && args.cc.is_empty() && args.bcc.is_empty() {
-        args.to = decision.default_to.clone();
-    }
-    let msg = match from_file {
-        Some(m) => m,
-        None => {
-            let system_info = decision.attach_system_info.then(|| engine.system_info());
-            match build_message(&args, None, default_from.as_deref(), system_info) {
-                Ok(m) => m,
-                Err(e) => return not_sent(&e),
-            }
+    let sub = match submission(a, action, &engine.settings().limits) {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(
+                cli,
+                exit::DATA,
+                "invalid-message",
+                &format!("the message was not {verb}: {e}"),
+                None,
+            )
         }
     };
-    match action {
-        Action::Send => match engine.send(&decision, a.user.as_deref(), &msg) {
-            Ok(d) => {
-                if cli.json {
-                    print_json(&d);
-                } else {
-                    println!(
-                        "sent {} via {}: {}",
-                        d.message_id, d.candidate.label, d.server_reply
-                    );
-                    for (addr, why) in &d.rejected {
-                        println!("  rejected {addr}: {why}");
-                    }
+    let prepared = match engine.prepare(&sub) {
+        Ok(p) => p,
+        Err(SubmitError::Refused(r)) => {
+            let code = fail(
+                cli,
+                exit::UNAVAILABLE,
+                "refused",
+                &format!("not {verb}: refused by {}: {}", r.rule, r.message),
+                None,
+            );
+            errln!("(run `mailhost policy explain` for the whole trace)");
+            return code;
+        }
+        Err(e) => {
+            return fail(
+                cli,
+                exit_code(e.class()),
+                e.code(),
+                &format!("the message was not {verb}: {e}"),
+                None,
+            )
+        }
+    };
+    match engine.deliver(&prepared) {
+        Ok(Outcome::Sent(d)) => {
+            if cli.json {
+                print_json(&d);
+            } else {
+                outln!(
+                    "sent {} via {}: {}",
+                    d.message_id,
+                    d.candidate.label,
+                    d.server_reply
+                );
+                for (addr, why) in &d.rejected {
+                    outln!("  rejected {addr}: {why}");
                 }
-                exit::OK
             }
-            Err(f) => {
-                if cli.json {
-                    print_json(&f);
+            exit::OK
+        }
+        Ok(Outcome::Composed(c)) => {
+            if cli.json {
+                print_json(&c);
+            } else {
+                outln!("{} via {}: {}", c.kind, c.candidate.label, c.message);
+                if !c.web_link.is_empty() {
+                    outln!("open: {}", c.web_link);
                 }
-                eprintln!("mailhost: not sent: {f}");
-                class_code(&f)
             }
-        },
-        Action::Compose => match engine.compose(&decision, a.user.as_deref(), &msg) {
-            Ok(c) => {
-                if cli.json {
-                    print_json(&c);
-                } else {
-                    println!("{} via {}: {}", c.kind, c.candidate.label, c.message);
-                    if !c.web_link.is_empty() {
-                        println!("open: {}", c.web_link);
-                    }
-                }
-                exit::OK
-            }
-            Err(f) => {
-                if cli.json {
-                    print_json(&f);
-                }
-                eprintln!("mailhost: not composed: {f}");
-                class_code(&f)
-            }
-        },
+            exit::OK
+        }
+        Err(f) => fail(
+            cli,
+            exit_code(Some(f.class)),
+            f.class.name(),
+            &format!("not {verb}: {f}"),
+            Some(&f.attempts),
+        ),
     }
 }
 
@@ -708,14 +756,14 @@ fn cmd_check(cli: &Cli, engine: &Engine, account: &str, to: Option<&str>) -> u8 
                         StepOutcome::SKIPPED => "skip",
                         _ => "FAIL",
                     };
-                    println!(
+                    outln!(
                         "[{mark}] {:<12} {} ({} ms)",
                         s.name.as_str(),
                         s.detail.as_str(),
                         s.duration_ms
                     );
                     if !s.server_text.is_empty() {
-                        println!(
+                        outln!(
                             "       server: {}",
                             s.server_text
                                 .as_str()
@@ -724,7 +772,7 @@ fn cmd_check(cli: &Cli, engine: &Engine, account: &str, to: Option<&str>) -> u8 
                         );
                     }
                 }
-                println!(
+                outln!(
                     "{}",
                     if report.ok() {
                         "check passed"
@@ -740,13 +788,14 @@ fn cmd_check(cli: &Cli, engine: &Engine, account: &str, to: Option<&str>) -> u8 
             }
         }
         Err(e) => {
-            eprintln!("mailhost: check of `{account}` failed: {e}");
-            match e.class() {
-                ErrorClass::CONFIG => exit::CONFIG,
-                ErrorClass::AUTH => exit::AUTH,
-                ErrorClass::TRANSIENT => exit::TRANSIENT,
-                _ => exit::UNAVAILABLE,
-            }
+            let class = FailureClass::from(e.class());
+            fail(
+                cli,
+                exit_code(Some(class)),
+                class.name(),
+                &format!("check of `{account}` failed: {e}"),
+                None,
+            )
         }
     }
 }
@@ -765,8 +814,8 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
             "plugin_failures": engine.plugins().failures.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
         }));
     } else {
-        println!("config:  {}", s.source);
-        println!(
+        outln!("config:  {}", s.source);
+        outln!(
             "sending: {}",
             if s.policy.enabled {
                 "enabled".to_string()
@@ -777,13 +826,13 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
                 )
             }
         );
-        println!("accounts:");
+        outln!("accounts:");
         for a in &accounts {
             let limit = a
                 .max_per_minute
                 .map(|m| format!(", {}/{m} per minute", a.sent_last_minute))
                 .unwrap_or_default();
-            println!(
+            outln!(
                 "  {:<16} {:<8} {}{}",
                 a.account,
                 a.plugin,
@@ -791,9 +840,9 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
                 limit
             );
         }
-        println!("plugins:");
+        outln!("plugins:");
         for (name, p) in &world.probes {
-            println!(
+            outln!(
                 "  {:<16} {}",
                 name,
                 if p.available {
@@ -804,7 +853,7 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
             );
         }
         for f in &engine.plugins().failures {
-            println!("  FAILED {f}");
+            outln!("  FAILED {f}");
         }
     }
     exit::OK

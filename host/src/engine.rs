@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mailhost_plugin_api::abi_stable::std_types::RString;
+use mailhost_plugin_api::options::{is_host_only, HostOptions, UserCredentials};
 use mailhost_plugin_api::{
-    CheckReport, ConnState, ConnectionStatus, ErrorClass, OutgoingMessage, PluginError, Receipt,
-    TransportBox,
+    CheckReport, ComposeOutcome, ConnState, ConnectionStatus, ErrorClass, OutgoingMessage,
+    PluginError, Receipt, TransportBox,
 };
 use serde::Serialize;
 
@@ -55,19 +56,86 @@ pub struct Composed {
     pub attempts: Vec<Attempt>,
 }
 
+/// What kind of failure ended a request: a policy refusal, or the class of
+/// the last plugin error. Retries, failover, exit codes and HTTP statuses act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureClass {
+    /// The policy refused the request (kill switch, purpose rules, nothing available).
+    Refused,
+    Transient,
+    Auth,
+    Config,
+    Unavailable,
+    Unsupported,
+    Permanent,
+}
+
+impl FailureClass {
+    pub const ALL: [Self; 7] = [
+        Self::Refused,
+        Self::Transient,
+        Self::Auth,
+        Self::Config,
+        Self::Unavailable,
+        Self::Unsupported,
+        Self::Permanent,
+    ];
+
+    /// The lower-case name used in JSON, logs and the outbox.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Transient => "transient",
+            Self::Auth => "auth",
+            Self::Config => "config",
+            Self::Unavailable => "unavailable",
+            Self::Unsupported => "unsupported",
+            Self::Permanent => "permanent",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Whether a later try may succeed without anyone changing anything.
+    pub fn is_transient(self) -> bool {
+        self == Self::Transient
+    }
+}
+
+impl From<ErrorClass> for FailureClass {
+    fn from(c: ErrorClass) -> Self {
+        match c.normalized() {
+            ErrorClass::TRANSIENT => Self::Transient,
+            ErrorClass::AUTH => Self::Auth,
+            ErrorClass::CONFIG => Self::Config,
+            ErrorClass::UNAVAILABLE => Self::Unavailable,
+            ErrorClass::UNSUPPORTED => Self::Unsupported,
+            _ => Self::Permanent,
+        }
+    }
+}
+
+impl Serialize for FailureClass {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Why a request did not go out.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     /// `refused` (policy), or the last error's class.
-    pub class: String,
+    pub class: FailureClass,
     pub message: String,
     pub attempts: Vec<Attempt>,
-}
-
-impl Failure {
-    pub fn class(&self) -> Option<ErrorClass> {
-        ErrorClass::from_name(&self.class)
-    }
 }
 
 impl std::fmt::Display for Failure {
@@ -164,6 +232,56 @@ fn err_to_attempt(c: &Candidate, n: u32, e: &PluginError, t: Instant) -> Attempt
         outcome: e.class().name().to_string(),
         message: e.to_string(),
         elapsed_ms: t.elapsed().as_millis() as u64,
+    }
+}
+
+fn ok_attempt(c: &Candidate, n: u32, t: Instant) -> Attempt {
+    Attempt {
+        candidate: c.label.clone(),
+        plugin: c.plugin.clone(),
+        number: n,
+        outcome: "ok".into(),
+        message: String::new(),
+        elapsed_ms: t.elapsed().as_millis() as u64,
+    }
+}
+
+fn delivery(c: Candidate, r: Receipt, attempts: Vec<Attempt>) -> Delivery {
+    Delivery {
+        candidate: c,
+        message_id: r.message_id.to_string(),
+        server_id: r.server_id.to_string(),
+        server_reply: r.server_reply.to_string(),
+        accepted: r.accepted.iter().map(|s| s.to_string()).collect(),
+        rejected: r
+            .rejected
+            .iter()
+            .map(|x| (x.address.to_string(), x.error.to_string()))
+            .collect(),
+        attempts,
+    }
+}
+
+fn composed(c: Candidate, o: ComposeOutcome, attempts: Vec<Attempt>) -> Composed {
+    Composed {
+        candidate: c,
+        kind: o.kind.name().to_string(),
+        draft_id: o.draft_id.to_string(),
+        web_link: o.web_link.to_string(),
+        message: o.message.to_string(),
+        attempts,
+    }
+}
+
+fn builtin_composed(c: &Candidate, attempts: Vec<Attempt>) -> Composed {
+    Composed {
+        candidate: c.clone(),
+        kind: "builtin".into(),
+        draft_id: String::new(),
+        web_link: String::new(),
+        message: "open the application's own editor; the message is then sent by the send mode"
+            .into(),
+        attempts,
     }
 }
 
@@ -355,31 +473,42 @@ impl Engine {
         }
     }
 
-    /// Adds per-user credentials and mailbox to the message's options for `account`.
+    /// The message as the plugin behind `account` sees it: the request's
+    /// options without any host-only key, plus the host's own (the user, and
+    /// the per-user credentials and mailbox configured for that account).
     fn options_for(
         &self,
         msg: &OutgoingMessage,
         user: Option<&str>,
         account: Option<&str>,
     ) -> OutgoingMessage {
-        let (Some(u), Some(a)) = (user, account) else {
-            return msg.clone();
-        };
-        let Some(ua) = self.settings.users.get(u).and_then(|u| u.accounts.get(a)) else {
-            return msg.clone();
-        };
         let mut opts: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(msg.options_json.as_str()).unwrap_or_default();
-        if let Some(name) = &ua.username {
-            opts.insert(
-                "credentials".into(),
-                serde_json::json!({ "username": name, "password": ua.password.clone().unwrap_or_default() }),
-            );
+        let had_host_keys = opts.keys().any(|k| is_host_only(k));
+        opts.retain(|k, _| !is_host_only(k));
+        let ua = match (user, account) {
+            (Some(u), Some(a)) => self.settings.users.get(u).and_then(|u| u.accounts.get(a)),
+            _ => None,
+        };
+        let Some(ua) = ua else {
+            if !had_host_keys {
+                return msg.clone();
+            }
+            let mut m = msg.clone();
+            m.options_json = serde_json::Value::Object(opts).to_string().into();
+            return m;
+        };
+        let host = HostOptions {
+            user: user.map(str::to_string),
+            mailbox: ua.mailbox.clone(),
+            credentials: ua.username.as_ref().map(|name| UserCredentials {
+                username: name.clone(),
+                password: ua.password.clone().unwrap_or_default(),
+            }),
+        };
+        if let Ok(serde_json::Value::Object(h)) = serde_json::to_value(&host) {
+            opts.extend(h);
         }
-        if let Some(mb) = &ua.mailbox {
-            opts.insert("mailbox".into(), serde_json::Value::String(mb.clone()));
-        }
-        opts.insert("user".into(), serde_json::Value::String(u.to_string()));
         let mut m = msg.clone();
         m.options_json = serde_json::Value::Object(opts).to_string().into();
         m
@@ -412,7 +541,7 @@ impl Engine {
     ) -> Result<(Candidate, T, Vec<Attempt>), Failure> {
         if let Some(r) = &decision.refused {
             return Err(Failure {
-                class: "refused".into(),
+                class: FailureClass::Refused,
                 message: format!("refused by {}: {}", r.rule, r.message),
                 attempts: Vec::new(),
             });
@@ -444,14 +573,7 @@ impl Engine {
                 let t0 = Instant::now();
                 match op(&transport, &m) {
                     Ok(v) => {
-                        attempts.push(Attempt {
-                            candidate: c.label.clone(),
-                            plugin: c.plugin.clone(),
-                            number: n,
-                            outcome: "ok".into(),
-                            message: String::new(),
-                            elapsed_ms: t0.elapsed().as_millis() as u64,
-                        });
+                        attempts.push(ok_attempt(c, n, t0));
                         return Ok((c.clone(), v, attempts));
                     }
                     Err(e) => {
@@ -479,7 +601,7 @@ impl Engine {
             PluginError::unavailable("the policy chain holds no transport to try")
         });
         Err(Failure {
-            class: e.class().name().to_string(),
+            class: e.class().into(),
             message: e.to_string(),
             attempts,
         })
@@ -494,19 +616,43 @@ impl Engine {
     ) -> Result<Delivery, Failure> {
         let (c, r, attempts): (Candidate, Receipt, Vec<Attempt>) =
             self.walk(decision, user, msg, |t, m| t.send(m).into_result())?;
-        Ok(Delivery {
-            candidate: c,
-            message_id: r.message_id.to_string(),
-            server_id: r.server_id.to_string(),
-            server_reply: r.server_reply.to_string(),
-            accepted: r.accepted.iter().map(|s| s.to_string()).collect(),
-            rejected: r
-                .rejected
-                .iter()
-                .map(|x| (x.address.to_string(), x.error.to_string()))
-                .collect(),
-            attempts,
-        })
+        Ok(delivery(c, r, attempts))
+    }
+
+    /// One send through one way out: no retry, no rate limit (see `Engine::attempt`).
+    pub(crate) fn send_once(
+        &self,
+        c: &Candidate,
+        user: Option<&str>,
+        msg: &OutgoingMessage,
+    ) -> Result<Delivery, PluginError> {
+        if c.is_builtin() {
+            return Err(PluginError::unsupported(
+                "`builtin` is the application's own editor; it does not send",
+            ));
+        }
+        let t = self.transport(c)?;
+        let m = self.options_for(msg, user, c.account.as_deref());
+        let t0 = Instant::now();
+        let r = t.send(&m).into_result()?;
+        Ok(delivery(c.clone(), r, vec![ok_attempt(c, 1, t0)]))
+    }
+
+    /// One compose through one way out; `builtin` hands the message to the app's editor.
+    pub(crate) fn compose_once(
+        &self,
+        c: &Candidate,
+        user: Option<&str>,
+        msg: &OutgoingMessage,
+    ) -> Result<Composed, PluginError> {
+        if c.is_builtin() {
+            return Ok(builtin_composed(c, Vec::new()));
+        }
+        let t = self.transport(c)?;
+        let m = self.options_for(msg, user, c.account.as_deref());
+        let t0 = Instant::now();
+        let o = t.compose(&m).into_result()?;
+        Ok(composed(c.clone(), o, vec![ok_attempt(c, 1, t0)]))
     }
 
     /// Composes through the decision's chain; `builtin` first in the chain means the app's own editor.
@@ -520,34 +666,18 @@ impl Engine {
         // and it takes over when every way before it failed (but not after a
         // permanent refusal, which stops everything).
         let builtin_at = decision.chain.iter().position(Candidate::is_builtin);
-        let builtin = |c: &Candidate, attempts: Vec<Attempt>| Composed {
-            candidate: c.clone(),
-            kind: "builtin".into(),
-            draft_id: String::new(),
-            web_link: String::new(),
-            message: "open the application's own editor; the message is then sent by the send mode"
-                .into(),
-            attempts,
-        };
         let mut head = decision.clone();
         if let Some(i) = builtin_at {
             head.chain.truncate(i);
             if i == 0 && decision.refused.is_none() {
-                return Ok(builtin(&decision.chain[0], Vec::new()));
+                return Ok(builtin_composed(&decision.chain[0], Vec::new()));
             }
         }
         match self.walk(&head, user, msg, |t, m| t.compose(m).into_result()) {
-            Ok((c, o, attempts)) => Ok(Composed {
-                candidate: c,
-                kind: o.kind.name().to_string(),
-                draft_id: o.draft_id.to_string(),
-                web_link: o.web_link.to_string(),
-                message: o.message.to_string(),
-                attempts,
-            }),
+            Ok((c, o, attempts)) => Ok(composed(c, o, attempts)),
             Err(f) => match builtin_at {
-                Some(i) if f.class != "permanent" && f.class != "refused" => {
-                    Ok(builtin(&decision.chain[i], f.attempts))
+                Some(i) if !matches!(f.class, FailureClass::Permanent | FailureClass::Refused) => {
+                    Ok(builtin_composed(&decision.chain[i], f.attempts))
                 }
                 _ => Err(f),
             },

@@ -17,4 +17,5 @@ pub mod ratelimit;
 pub mod secrets;
 pub mod server;
 pub mod services;
+pub mod submit;
 pub mod tokens;

@@ -3,13 +3,19 @@
 
 use std::path::PathBuf;
 
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment as LAttachment, Mailbox as LMailbox, MultiPart, SinglePart};
+use lettre::message::header::{
+    self, ContentTransferEncoding, ContentType, HeaderName, HeaderValue,
+};
+use lettre::message::{
+    Attachment as LAttachment, Mailbox as LMailbox, Mailboxes, MultiPart, SinglePart,
+};
 use lettre::Message;
 use mail_parser::MimeHeaders;
 use mailhost_plugin_api::abi_stable::std_types::{ROption, RString, RVec};
 use mailhost_plugin_api::{Attachment, Envelope, Mailbox, MessageParts, OutgoingMessage};
 use serde::{Deserialize, Serialize};
+
+use crate::limits::Limits;
 
 /// A file to attach: from a path, or inline bytes (base64 in JSON).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -72,7 +78,7 @@ pub struct MessageRequest {
 pub enum MessageError {
     #[error("{field}: `{value}` is not a valid address ({reason}); write it as `name@example.com` or `Name <name@example.com>`")]
     BadAddress {
-        field: &'static str,
+        field: String,
         value: String,
         reason: String,
     },
@@ -96,28 +102,151 @@ pub enum MessageError {
     Build(String),
     #[error("the .eml file is not a parsable message: {0}")]
     BadEml(String),
+    #[error("option `{0}` is set by the host from its configuration ([users.NAME.accounts.ACCOUNT]); a request cannot set it")]
+    HostOnlyOption(String),
+    #[error("the message is {size} bytes, more than limits.max_message_bytes ({limit}); send a smaller message or raise the limit")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("the message has {count} recipients, more than limits.max_recipients ({limit}); split it into several messages or raise the limit")]
+    TooManyRecipients { count: usize, limit: usize },
+    #[error("{field} contains the control character {ch}, which a header cannot carry; remove it")]
+    ControlCharacter { field: String, ch: String },
+    #[error("header `{0}` is set by mailhost from the message's fields; use the matching option (--from, --to, --cc, --reply-to, --subject...) instead of --header")]
+    StructuralHeader(String),
+    #[error("{0}")]
+    Read(#[from] crate::limits::ReadError),
 }
 
+/// A header value: no line break (header injection) and no other control
+/// character (ESC, BEL, NUL, DEL... are not text; TAB is allowed).
 fn check_line(field: &str, value: &str) -> Result<(), MessageError> {
     if value.contains(['\r', '\n']) {
-        Err(MessageError::HeaderInjection {
+        return Err(MessageError::HeaderInjection {
             field: field.to_string(),
-        })
-    } else {
-        Ok(())
+        });
     }
+    if let Some(c) = value.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(MessageError::ControlCharacter {
+            field: field.to_string(),
+            ch: format!("U+{:04X}", c as u32),
+        });
+    }
+    Ok(())
+}
+
+/// Header fields mailhost writes itself from the message's fields: an extra
+/// header may not set them (a second From would get around a purpose's
+/// sender rule, a second Content-Type would change the structure).
+const STRUCTURAL_HEADERS: &[&str] = &[
+    "from",
+    "sender",
+    "reply-to",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "return-path",
+    "received",
+];
+
+fn is_structural(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    STRUCTURAL_HEADERS.contains(&n.as_str())
+        || n.starts_with("content-")
+        || n.starts_with("resent-")
+}
+
+/// An address that can go into an SMTP envelope (RFC 5321): at most 254
+/// characters, a local part of at most 64, and a domain of dot-separated
+/// labels (letters, digits, hyphens, or non-ASCII for SMTPUTF8) or an address literal.
+pub fn check_envelope_address(field: &str, addr: &str) -> Result<(), MessageError> {
+    let bad = |reason: &str| MessageError::BadAddress {
+        field: field.to_string(),
+        value: addr.escape_debug().to_string(),
+        reason: reason.to_string(),
+    };
+    if addr.len() > 254 {
+        return Err(bad(
+            "longer than 254 characters, the SMTP path limit (RFC 5321)",
+        ));
+    }
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return Err(bad("no @"));
+    };
+    if local.is_empty() || local.len() > 64 {
+        return Err(bad(
+            "the part before @ must be 1 to 64 characters (RFC 5321)",
+        ));
+    }
+    if domain.starts_with('[') && domain.ends_with(']') {
+        return Ok(());
+    }
+    if domain.is_empty() || domain.len() > 253 {
+        return Err(bad("the domain must be 1 to 253 characters"));
+    }
+    for label in domain.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii());
+        if !ok {
+            return Err(bad(
+                "the domain must be labels of letters, digits and hyphens separated by dots",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_mailbox(field: &'static str, value: &str) -> Result<LMailbox, MessageError> {
     check_line(field, value)?;
-    value
+    let m = value
         .trim()
         .parse::<LMailbox>()
         .map_err(|e| MessageError::BadAddress {
-            field,
-            value: value.to_string(),
+            field: field.to_string(),
+            value: value.escape_debug().to_string(),
             reason: e.to_string(),
-        })
+        })?;
+    check_envelope_address(field, m.email.as_ref())?;
+    Ok(m)
+}
+
+/// The address part of `Name <addr>` (or of a bare address).
+pub fn address_of(value: &str) -> Result<String, MessageError> {
+    Ok(parse_mailbox("from", value)?.email.to_string())
+}
+
+/// Every address in the From, Sender and Reply-To fields of a message's
+/// header section (all occurrences), with the field's name.
+pub fn sender_addresses(mime: &[u8]) -> Vec<(&'static str, String)> {
+    use mail_parser::{HeaderName as PName, HeaderValue as PValue};
+    let Some(parsed) = mail_parser::MessageParser::default().parse_headers(mime) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (label, name) in [
+        ("From", PName::From),
+        ("Sender", PName::Sender),
+        ("Reply-To", PName::ReplyTo),
+    ] {
+        for v in parsed.header_values(name) {
+            match v {
+                PValue::Address(a) => {
+                    for x in a.iter() {
+                        out.push((label, x.address().unwrap_or("").to_string()));
+                    }
+                }
+                other => out.push((label, other.as_text().unwrap_or("").to_string())),
+            }
+        }
+    }
+    out
 }
 
 fn to_part(m: &LMailbox) -> Mailbox {
@@ -158,7 +287,7 @@ fn guess_media_type(name: &str) -> &'static str {
     }
 }
 
-fn load_attachment(a: &AttachmentRequest) -> Result<Attachment, MessageError> {
+fn load_attachment(a: &AttachmentRequest, limits: &Limits) -> Result<Attachment, MessageError> {
     let label = a
         .path
         .as_ref()
@@ -167,10 +296,9 @@ fn load_attachment(a: &AttachmentRequest) -> Result<Attachment, MessageError> {
         .unwrap_or_else(|| "(unnamed)".to_string());
     let data = match (&a.data, &a.path) {
         (Some(d), _) => d.clone(),
-        (None, Some(p)) => std::fs::read(p).map_err(|e| MessageError::Attachment {
-            path: label.clone(),
-            reason: format!("cannot read it: {e}"),
-        })?,
+        (None, Some(p)) => {
+            crate::limits::read_bounded(p, limits.max_message_bytes, "limits.max_message_bytes")?
+        }
         (None, None) => {
             return Err(MessageError::Attachment {
                 path: label,
@@ -208,68 +336,158 @@ fn load_attachment(a: &AttachmentRequest) -> Result<Attachment, MessageError> {
     })
 }
 
-/// Builds the message. `default_from` is the account's `from` when the request has none.
+/// Builds the message with the default limits. `default_from` is the
+/// account's `from` when the request has none.
 pub fn build(
     req: &MessageRequest,
     default_from: Option<&str>,
+) -> Result<OutgoingMessage, MessageError> {
+    build_limited(req, default_from, &Limits::default())
+}
+
+/// A header value lettre can fold: every word of at most 900 bytes. A longer
+/// word (a 100 KB subject without spaces) is written as RFC 2047 encoded
+/// words, which a reader joins back without spaces, so no line exceeds 998
+/// characters (RFC 5322 §2.1.1) and the text is unchanged.
+fn header_text(name: &str, value: &str) -> HeaderValue {
+    let header = HeaderName::new_from_ascii(name.to_string())
+        .unwrap_or_else(|_| HeaderName::new_from_ascii_str("X-Invalid"));
+    if value.split(' ').all(|w| w.len() <= 900) {
+        return HeaderValue::new(header, value.to_string());
+    }
+    use base64::Engine as _;
+    let mut encoded = String::with_capacity(value.len() * 4 / 3 + value.len() / 30);
+    let mut chunk_start = 0;
+    let mut first = true;
+    let mut push = |chunk: &str, encoded: &mut String| {
+        if !first {
+            encoded.push_str("\r\n ");
+        }
+        first = false;
+        encoded.push_str("=?utf-8?b?");
+        encoded.push_str(&base64::engine::general_purpose::STANDARD.encode(chunk));
+        encoded.push_str("?=");
+    };
+    for (i, _) in value.char_indices() {
+        if i - chunk_start >= 45 {
+            push(&value[chunk_start..i], &mut encoded);
+            chunk_start = i;
+        }
+    }
+    if chunk_start < value.len() || value.is_empty() {
+        push(&value[chunk_start..], &mut encoded);
+    }
+    HeaderValue::dangerous_new_pre_encoded(header, value.to_string(), encoded)
+}
+
+/// Text with CRLF line endings, converted in one pass (lettre's own
+/// conversion inserts once per line, quadratic for a large LF text).
+fn crlf_text(t: &str) -> String {
+    match String::from_utf8(crlf(t.as_bytes())) {
+        Ok(s) => s,
+        Err(_) => t.to_string(),
+    }
+}
+
+/// A text part; a body with control characters that 7bit/quoted-printable
+/// cannot carry (NUL, ...) is sent as base64.
+fn text_part(text: String, ct: ContentType) -> SinglePart {
+    let text = crlf_text(&text);
+    let binary = text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t' | '\x0c'));
+    let b = SinglePart::builder().header(ct);
+    if binary {
+        b.header(ContentTransferEncoding::Base64).body(text)
+    } else {
+        b.body(text)
+    }
+}
+
+/// Builds the message within `limits`. `default_from` is the account's `from`
+/// when the request has none.
+pub fn build_limited(
+    req: &MessageRequest,
+    default_from: Option<&str>,
+    limits: &Limits,
 ) -> Result<OutgoingMessage, MessageError> {
     let from_text = req
         .from
         .as_deref()
         .or(default_from)
         .ok_or(MessageError::NoFrom)?;
+    let count = req.to.len() + req.cc.len() + req.bcc.len();
+    if count > limits.max_recipients {
+        return Err(MessageError::TooManyRecipients {
+            count,
+            limit: limits.max_recipients,
+        });
+    }
     let from = parse_mailbox("from", from_text)?;
     let mut b = Message::builder().from(from.clone()).keep_bcc();
     let mut parts = MessageParts {
         from: to_part(&from),
         ..MessageParts::default()
     };
+    // Each address header is set once with all its mailboxes: adding them one
+    // by one makes lettre re-parse the header every time (quadratic).
+    let mut reply_to = Mailboxes::new();
     for r in &req.reply_to {
         let m = parse_mailbox("reply-to", r)?;
         parts.reply_to.push(to_part(&m));
-        b = b.reply_to(m);
+        reply_to.push(m);
     }
-    let mut rcpts: Vec<String> = Vec::new();
-    let mut push_rcpt = |m: &LMailbox| {
-        let a = m.email.to_string();
-        if !rcpts.iter().any(|r| r.eq_ignore_ascii_case(&a)) {
-            rcpts.push(a);
+    let mut rcpts: Vec<String> = Vec::with_capacity(count);
+    let mut seen = std::collections::HashSet::with_capacity(count);
+    let mut lists: [(Mailboxes, &'static str, &Vec<String>); 3] = [
+        (Mailboxes::new(), "to", &req.to),
+        (Mailboxes::new(), "cc", &req.cc),
+        (Mailboxes::new(), "bcc", &req.bcc),
+    ];
+    for (boxes, field, list) in lists.iter_mut() {
+        for r in list.iter() {
+            let m = parse_mailbox(field, r)?;
+            let a = m.email.to_string();
+            if seen.insert(a.to_ascii_lowercase()) {
+                rcpts.push(a);
+            }
+            let part = to_part(&m);
+            match *field {
+                "to" => parts.to.push(part),
+                "cc" => parts.cc.push(part),
+                _ => parts.bcc.push(part),
+            }
+            boxes.push(m);
         }
-    };
-    for r in &req.to {
-        let m = parse_mailbox("to", r)?;
-        push_rcpt(&m);
-        parts.to.push(to_part(&m));
-        b = b.to(m);
-    }
-    for r in &req.cc {
-        let m = parse_mailbox("cc", r)?;
-        push_rcpt(&m);
-        parts.cc.push(to_part(&m));
-        b = b.cc(m);
-    }
-    for r in &req.bcc {
-        let m = parse_mailbox("bcc", r)?;
-        push_rcpt(&m);
-        parts.bcc.push(to_part(&m));
-        b = b.bcc(m);
     }
     if rcpts.is_empty() {
         return Err(MessageError::NoRecipient);
     }
+    let [(to, ..), (cc, ..), (bcc, ..)] = lists;
+    if to.iter().next().is_some() {
+        b = b.header(header::To::from(to));
+    }
+    if cc.iter().next().is_some() {
+        b = b.header(header::Cc::from(cc));
+    }
+    if bcc.iter().next().is_some() {
+        b = b.header(header::Bcc::from(bcc));
+    }
+    if reply_to.iter().next().is_some() {
+        b = b.header(header::ReplyTo::from(reply_to));
+    }
     check_line("subject", &req.subject)?;
-    b = b.subject(req.subject.clone());
+    b = b.raw_header(header_text("Subject", &req.subject));
     parts.subject = req.subject.clone().into();
     for (name, value) in &req.headers {
-        check_line(&format!("header {name}"), value)?;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(MessageError::BadHeaderName(name.clone()));
+            return Err(MessageError::BadHeaderName(name.escape_debug().to_string()));
         }
-        b = b.raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii(name.clone())
-                .map_err(|_| MessageError::BadHeaderName(name.clone()))?,
-            value.clone(),
-        ));
+        if is_structural(name) {
+            return Err(MessageError::StructuralHeader(name.clone()));
+        }
+        check_line(&format!("header {name}"), value)?;
+        b = b.raw_header(header_text(name, value));
     }
     let envelope_from = match &req.envelope_from {
         Some(e) => parse_mailbox("envelope-from", e)?.email.to_string(),
@@ -277,11 +495,26 @@ pub fn build(
     };
     let message_id = new_message_id(&domain_of(&from));
     b = b.message_id(Some(format!("<{message_id}>")));
-    let attachments: Vec<Attachment> = req
-        .attachments
-        .iter()
-        .map(load_attachment)
-        .collect::<Result<_, _>>()?;
+    let mut size: u64 = req.text.as_ref().map_or(0, |t| t.len() as u64)
+        + req.html.as_ref().map_or(0, |t| t.len() as u64);
+    let mut attachments: Vec<Attachment> = Vec::with_capacity(req.attachments.len());
+    for a in &req.attachments {
+        let att = load_attachment(a, limits)?;
+        size += att.data.len() as u64;
+        if size > limits.max_message_bytes {
+            return Err(MessageError::TooLarge {
+                size,
+                limit: limits.max_message_bytes,
+            });
+        }
+        attachments.push(att);
+    }
+    if size > limits.max_message_bytes {
+        return Err(MessageError::TooLarge {
+            size,
+            limit: limits.max_message_bytes,
+        });
+    }
     parts.text = req.text.clone().map(RString::from).into();
     parts.html = req.html.clone().map(RString::from).into();
     parts.attachments = attachments.iter().cloned().collect();
@@ -289,10 +522,14 @@ pub fn build(
     let text = req.text.clone();
     let html = req.html.clone();
     let body = match (text, html) {
-        (Some(t), Some(h)) => Body::Multi(MultiPart::alternative_plain_html(t, h)),
-        (Some(t), None) => Body::Single(SinglePart::plain(t)),
-        (None, Some(h)) => Body::Single(SinglePart::html(h)),
-        (None, None) => Body::Single(SinglePart::plain(String::new())),
+        (Some(t), Some(h)) => Body::Multi(
+            MultiPart::alternative()
+                .singlepart(text_part(t, ContentType::TEXT_PLAIN))
+                .singlepart(text_part(h, ContentType::TEXT_HTML)),
+        ),
+        (Some(t), None) => Body::Single(text_part(t, ContentType::TEXT_PLAIN)),
+        (None, Some(h)) => Body::Single(text_part(h, ContentType::TEXT_HTML)),
+        (None, None) => Body::Single(text_part(String::new(), ContentType::TEXT_PLAIN)),
     };
     let message = if attachments.is_empty() {
         match body {

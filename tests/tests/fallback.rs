@@ -155,7 +155,7 @@ fn permanent_stops_the_chain() {
         "fail_with = \"none\"",
     );
     let f = send(&e).expect_err("permanent stops");
-    assert_eq!(f.class, "permanent");
+    assert_eq!(f.class, mailhost::engine::FailureClass::Permanent);
     assert_eq!(outcomes(&f.attempts), ["first#1:permanent"]);
     assert!(f.message.contains("flaky failure 1"), "{f}");
     assert!(
@@ -173,7 +173,7 @@ fn a_panicking_plugin_fails_the_attempt_and_the_host_goes_on() {
         "fail_with = \"none\"",
     );
     let f = send(&e).expect_err("a panic is permanent");
-    assert_eq!(f.class, "permanent");
+    assert_eq!(f.class, mailhost::engine::FailureClass::Permanent);
     assert!(
         f.message
             .contains("plugin panicked in send: flaky was told to panic"),
