@@ -218,6 +218,9 @@ pub struct MessageArgs {
     /// Per-request transport options as a JSON object (e.g. '{"dsn":{"notify":["failure"]}}').
     #[arg(long)]
     pub options: Option<String>,
+    /// Do not send now: store the message durably in the outbox ([outbox] in the config) for `mailhost serve` to send.
+    #[arg(long)]
+    pub queue: bool,
 }
 
 pub(crate) fn print_json(v: &impl serde::Serialize) {
@@ -698,6 +701,9 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
             )
         }
     };
+    if a.queue {
+        return crate::server::cli::enqueue(engine.settings(), &prepared, cli.json);
+    }
     match engine.deliver(&prepared) {
         Ok(Outcome::Sent(d)) => {
             if cli.json {

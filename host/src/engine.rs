@@ -783,36 +783,6 @@ impl Engine {
         out
     }
 
-    /// One try through one way out, for the outbox worker: no retry, no
-    /// sleeping, no in-process rate limit (the outbox owns scheduling and the
-    /// shared rate limit). The server's reply (or the draft's line) on success.
-    pub fn attempt(
-        &self,
-        action: Action,
-        c: &Candidate,
-        user: Option<&str>,
-        msg: &OutgoingMessage,
-    ) -> Result<String, PluginError> {
-        let t = self.transport(c)?;
-        let m = self.options_for(msg, user, c.account.as_deref());
-        match action {
-            Action::Send => t.send(&m).into_result().map(|r| {
-                let mut reply = r.server_reply.to_string();
-                for x in r.rejected.iter() {
-                    reply.push_str(&format!("; rejected {}: {}", x.address, x.error));
-                }
-                reply
-            }),
-            Action::Compose => t.compose(&m).into_result().map(|o| {
-                let mut line = o.message.to_string();
-                if !o.web_link.is_empty() {
-                    line.push_str(&format!(" ({})", o.web_link));
-                }
-                line
-            }),
-        }
-    }
-
     /// Closes every opened transport.
     pub fn close(&self) {
         let ts: Vec<Arc<TransportBox>> = std::mem::take(&mut self.lock().transports)

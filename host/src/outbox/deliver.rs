@@ -9,6 +9,7 @@ use super::worker::{Deliver, Recheck};
 use super::MessageRecord;
 use crate::engine::Engine;
 use crate::policy::{Action, Candidate};
+use crate::submit::Outcome;
 
 /// Sends stored messages through the engine's plugins.
 #[derive(Clone)]
@@ -23,49 +24,31 @@ impl std::fmt::Debug for EngineDeliver {
 impl Deliver for EngineDeliver {
     fn recheck(&self, rec: &MessageRecord) -> Recheck {
         let s = self.0.settings();
+        // The kill switch holds mail: it goes out once sending is switched on again.
         if !s.policy.enabled {
-            return Recheck::Hold(
-                "sending is switched off ([policy] enabled = false, the kill switch)".into(),
-            );
+            return Recheck::Hold(format!(
+                "sending is switched off (policy.enabled = false at {})",
+                s.policy.loc_of("enabled")
+            ));
         }
-        if let Some(t) = &rec.tenant {
-            match s.tenants.get(t) {
-                None => return Recheck::Refuse(format!("tenant `{t}` is no longer configured")),
-                Some(t) if !t.enabled => {
-                    return Recheck::Refuse(format!(
-                        "tenant `{}` is disabled ([tenants.{}] enabled = false)",
-                        t.name, t.name
-                    ))
+        let chain = match super::worker::stored_chain(&rec.decision_json) {
+            Ok(c) => c,
+            Err(e) => return Recheck::Refuse(e),
+        };
+        // The library's claim-time check, for each way out still ahead: a
+        // disabled tenant stops the message; a removed account or a plugin
+        // that is gone only takes that way out away.
+        let mut last = None;
+        for c in chain.iter().skip(rec.chain_pos as usize) {
+            match self.0.recheck(rec.tenant.as_deref(), c) {
+                Ok(()) => return Recheck::Go,
+                Err(r) if r.rule.starts_with("tenant") => {
+                    return Recheck::Refuse(format!("{}: {}", r.rule, r.message))
                 }
-                Some(_) => {}
+                Err(r) => last = Some(format!("{}: {}", r.rule, r.message)),
             }
         }
-        if let Some(p) = &rec.purpose {
-            if !s.purposes.contains_key(p) {
-                return Recheck::Refuse(format!("purpose `{p}` is no longer configured"));
-            }
-        }
-        match super::worker::stored_chain(&rec.decision_json) {
-            Ok(chain) => {
-                let left = chain
-                    .iter()
-                    .skip(rec.chain_pos as usize)
-                    .any(|c| match &c.account {
-                        Some(a) => s.accounts.contains_key(a),
-                        None => !c.is_builtin(),
-                    });
-                if left {
-                    Recheck::Go
-                } else {
-                    let names: Vec<&str> = chain.iter().map(|c| c.label.as_str()).collect();
-                    Recheck::Refuse(format!(
-                        "no way out of the stored chain ({}) is configured any more (account removed)",
-                        names.join(", ")
-                    ))
-                }
-            }
-            Err(e) => Recheck::Refuse(e),
-        }
+        Recheck::Refuse(last.unwrap_or_else(|| "the stored policy chain holds no way out".into()))
     }
 
     fn max_per_minute(&self, account: &str) -> Option<u32> {
@@ -90,7 +73,19 @@ impl Deliver for EngineDeliver {
             Action::Send
         };
         let msg = restore(rec)?;
-        self.0.attempt(action, way_out, rec.user.as_deref(), &msg)
+        self.0
+            .attempt(action, way_out, rec.user.as_deref(), &msg)
+            .map(|o| match o {
+                Outcome::Sent(d) => {
+                    let mut reply = d.server_reply;
+                    for (addr, why) in &d.rejected {
+                        reply.push_str(&format!("; rejected {addr}: {why}"));
+                    }
+                    reply
+                }
+                Outcome::Composed(c) if c.web_link.is_empty() => c.message,
+                Outcome::Composed(c) => format!("{} ({})", c.message, c.web_link),
+            })
     }
 }
 

@@ -139,6 +139,44 @@ pub struct NewMessage {
     pub priority: Priority,
 }
 
+impl NewMessage {
+    /// What the outbox stores for a prepared submission (the library's
+    /// `Engine::prepare`): the built MIME, the envelope and the decision.
+    /// `idempotency_key` is the caller's key, if it gave one.
+    pub fn from_prepared(
+        p: &crate::submit::Prepared,
+        idempotency_key: Option<String>,
+        priority: Priority,
+    ) -> Result<NewMessage, OutboxError> {
+        let msg = &p.message;
+        let decision_json =
+            serde_json::to_string(&p.decision).map_err(|e| OutboxError::Corrupt {
+                what: "policy decision",
+                detail: e.to_string(),
+            })?;
+        Ok(NewMessage {
+            action: p.action.name().to_string(),
+            user: p.user.clone(),
+            tenant: p.tenant.clone(),
+            purpose: p.purpose.clone(),
+            idempotency_key,
+            message_id: msg.message_id.to_string(),
+            mime: msg.mime.to_vec(),
+            envelope_from: msg
+                .envelope
+                .from
+                .as_ref()
+                .map(|s| s.to_string())
+                .into_option()
+                .unwrap_or_default(),
+            envelope_to: msg.envelope.to.iter().map(|s| s.to_string()).collect(),
+            options_json: msg.options_json.to_string(),
+            decision_json,
+            priority,
+        })
+    }
+}
+
 /// The answer to an enqueue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Enqueued {

@@ -305,7 +305,21 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
 }
 
 /// `mailhost send --queue`: stores the prepared message in the outbox for the service to send.
-pub fn enqueue(settings: &Settings, new: crate::outbox::NewMessage, json: bool) -> u8 {
+pub fn enqueue(settings: &Settings, prepared: &crate::submit::Prepared, json: bool) -> u8 {
+    let key = prepared.message.idempotency_key.to_string();
+    // The message's own key defaults to its Message-ID: only a caller's key dedupes.
+    let key = (!key.is_empty() && key != prepared.message.message_id.as_str()).then_some(key);
+    let new = match crate::outbox::NewMessage::from_prepared(
+        prepared,
+        key,
+        crate::outbox::Priority::Single,
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("mailhost: not queued: {e}");
+            return exit::DATA;
+        }
+    };
     let rt = match runtime() {
         Ok(r) => r,
         Err(c) => return c,

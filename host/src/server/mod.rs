@@ -26,7 +26,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mailhost_plugin_api::OutgoingMessage;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -34,7 +33,8 @@ use crate::engine::Engine;
 use crate::message::MessageRequest;
 use crate::outbox::worker::{self, Deliver, Stats, WorkerConfig};
 use crate::outbox::{now_ms, Change, ListFilter, NewMessage, Outbox, Priority, State, Store};
-use crate::policy::{Action, Request};
+use crate::policy::Action;
+use crate::submit::{self, Submission, SubmitError};
 use auth::{Caller, Tokens};
 use problem::Problem;
 
@@ -206,14 +206,16 @@ async fn create(
             "Unsupported media type",
             "set Content-Type: application/json (fields) or message/rfc822 (a complete message)",
         )),
-        other => return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "media-type",
-            "Unsupported media type",
-            format!(
+        other => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "media-type",
+                "Unsupported media type",
+                format!(
                 "Content-Type `{other}` is not accepted; use application/json or message/rfc822"
             ),
-        )),
+            ))
+        }
     };
     let accepted = accept(&app, &who, routing, content).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
@@ -225,7 +227,9 @@ enum Content {
     Mime(Vec<u8>),
 }
 
-/// Checks the caller's bindings, decides, builds, and queues durably.
+/// Checks the caller's bindings, prepares the message with the library's one
+/// use case (`Engine::prepare`: decide, defaults, build, purpose checks), and
+/// queues it durably.
 async fn accept(
     app: &Shared,
     who: &Caller,
@@ -262,40 +266,48 @@ async fn accept(
             ));
         }
     }
-    let engine = app.engine.clone();
-    let (tenant2, user2) = (tenant.clone(), user.clone());
-    let purpose = routing.purpose.clone();
-    let mode = routing.mode.clone();
-    let rfc_key = routing.idempotency_key.clone();
-    let (to, env_from) = (routing.to.clone(), routing.envelope_from.clone());
-    let prepared = tokio::task::spawn_blocking(move || {
-        prepare(
-            &engine, action, user2, tenant2, purpose, mode, content, rfc_key, to, env_from,
-        )
-    })
-    .await
-    .map_err(|e| Problem::internal(format!("preparing the message failed: {e}")))??;
-    let (decision_json, msg, key) = prepared;
-    let new = NewMessage {
-        action: action.name().to_string(),
+    let key = match &content {
+        Content::Fields(r) => r.idempotency_key.clone(),
+        Content::Mime(_) => routing.idempotency_key.clone(),
+    };
+    let sub = Submission {
+        action,
         user,
         tenant,
         purpose: routing.purpose,
-        idempotency_key: key,
-        message_id: msg.message_id.to_string(),
-        mime: msg.mime.to_vec(),
-        envelope_from: msg
-            .envelope
-            .from
-            .as_ref()
-            .map(|s| s.to_string())
-            .into_option()
-            .unwrap_or_default(),
-        envelope_to: msg.envelope.to.iter().map(|s| s.to_string()).collect(),
-        options_json: msg.options_json.to_string(),
-        decision_json,
-        priority: Priority::Single,
+        mode: routing.mode,
+        content: match content {
+            Content::Fields(r) => submit::Content::Fields(r),
+            Content::Mime(bytes) => submit::Content::Mime {
+                bytes,
+                envelope_from: routing.envelope_from,
+                envelope_to: routing.to,
+            },
+        },
+        idempotency_key: key.clone(),
+        options: serde_json::Map::new(),
     };
+    let engine = app.engine.clone();
+    // The policy probes plugins: blocking.
+    let prepared = tokio::task::spawn_blocking(move || engine.prepare(&sub))
+        .await
+        .map_err(|e| Problem::internal(format!("preparing the message failed: {e}")))?
+        .map_err(submit_problem)?;
+    if action == Action::Compose {
+        if let Some(c) = prepared.decision.chain.iter().find(|c| is_desktop(&c.mode)) {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "desktop-compose",
+                "Compose mode unavailable in the service",
+                format!(
+                    "compose mode `{}` opens a window on a desktop, which `mailhost serve` does not have; give this user a draft or web-link mode (e.g. Microsoft 365 drafts)",
+                    c.mode
+                ),
+            ));
+        }
+    }
+    let new = NewMessage::from_prepared(&prepared, key, Priority::Single)
+        .map_err(|e| Problem::internal(e.to_string()))?;
     let message_id = new.message_id.clone();
     let e = app.outbox.enqueue(new).await.map_err(|e| {
         Problem::unavailable(
@@ -319,103 +331,23 @@ async fn accept(
     })
 }
 
-/// Decide → defaults → build. Blocking (the policy probes plugins).
-#[allow(clippy::too_many_arguments)]
-fn prepare(
-    engine: &Engine,
-    action: Action,
-    user: Option<String>,
-    tenant: Option<String>,
-    purpose: Option<String>,
-    mode: Option<String>,
-    content: Content,
-    rfc_key: Option<String>,
-    rfc_to: Vec<String>,
-    rfc_env_from: Option<String>,
-) -> Result<(String, OutgoingMessage, Option<String>), Problem> {
-    let invalid = |e: String| Problem::bad_request("invalid-message", e);
-    let (from_file, recipients, from, key) = match &content {
-        Content::Mime(raw) => {
-            let m = crate::message::from_eml(
-                raw,
-                rfc_env_from.as_deref(),
-                &rfc_to,
-                serde_json::Map::new(),
-            )
-            .map_err(|e| invalid(e.to_string()))?;
-            let r = m.envelope.to.iter().map(|s| s.to_string()).collect();
-            (Some(m), r, None, rfc_key)
-        }
-        Content::Fields(req) => (
-            None,
-            req.to
-                .iter()
-                .chain(&req.cc)
-                .chain(&req.bcc)
-                .cloned()
-                .collect(),
-            req.from.clone(),
-            req.idempotency_key.clone(),
-        ),
-    };
-    let decision = engine.decide(
-        action,
-        &Request {
-            user: user.clone(),
-            tenant,
-            purpose,
-            mode,
-            from,
-            recipients,
-        },
-    );
-    if let Some(r) = &decision.refused {
-        return Err(Problem::new(
+/// Compose modes that open a window on the desktop (none in a service).
+fn is_desktop(mode: &str) -> bool {
+    mode == "builtin" || mode == "outlook" || mode.starts_with("mapi")
+}
+
+/// The library's refusal as a problem document.
+fn submit_problem(e: SubmitError) -> Problem {
+    match e {
+        SubmitError::Refused(r) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "refused-by-policy",
             "Refused by policy",
             format!("refused by {}: {}", r.rule, r.message),
-        ));
+        ),
+        SubmitError::Invalid(m) => Problem::bad_request("invalid-message", m.to_string()),
+        SubmitError::Failed(f) => Problem::internal(format!("unexpected delivery failure: {f}")),
     }
-    if action == Action::Compose {
-        if let Some(c) = decision
-            .chain
-            .iter()
-            .find(|c| c.is_builtin() || matches!(c.mode.as_str(), "outlook" | "mapi"))
-        {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "desktop-compose",
-                "Compose mode unavailable in the service",
-                format!(
-                    "compose mode `{}` opens a window on a desktop, which `mailhost serve` does not have; use a draft or web-link mode (e.g. Microsoft 365 drafts) for this user",
-                    c.mode
-                ),
-            ));
-        }
-    }
-    let msg = match (from_file, content) {
-        (Some(m), _) => m,
-        (None, Content::Fields(req)) => {
-            let mut req = *req;
-            if req.to.is_empty() && req.cc.is_empty() && req.bcc.is_empty() {
-                req.to = decision.default_to.clone();
-            }
-            let account_from = decision
-                .chain
-                .iter()
-                .find_map(|c| c.account.as_ref())
-                .and_then(|a| engine.settings().accounts.get(a))
-                .and_then(|a| a.from.clone());
-            let default_from = decision.default_from.clone().or(account_from);
-            crate::message::build(&req, default_from.as_deref())
-                .map_err(|e| invalid(e.to_string()))?
-        }
-        (None, Content::Mime(_)) => return Err(Problem::internal("message without content")),
-    };
-    let json = serde_json::to_string(&decision)
-        .map_err(|e| Problem::internal(format!("storing the policy decision failed: {e}")))?;
-    Ok((json, msg, key))
 }
 
 #[derive(Debug, Serialize)]
