@@ -692,3 +692,188 @@ fn sigterm_and_kill_9_mid_drain_lose_nothing() {
         "{duplicates} duplicates, more than the {CONCURRENCY} in flight"
     );
 }
+
+/// The binary with the test config (for the CLI side of the outbox).
+fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(mailhost_bin())
+        .current_dir(dir)
+        .env_remove("MAILHOST_PLUGIN_PATH")
+        .env_remove("RUST_LOG")
+        .env(SECRET_VAR, "test-secret")
+        .args(["--config", "mailhost.toml", "--plugins", "plugins"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in the config");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn send_queue_the_outbox_cli_and_the_claim_time_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    let queue = |tenant: Option<&str>| {
+        let mut args = vec!["--json", "send", "--queue", "--to", "bob@example.com"];
+        args.extend(["--subject", "queued", "--text", "x"]);
+        if let Some(t) = tenant {
+            args.extend(["--tenant", t]);
+        }
+        let (code, out, err) = cli(dir.path(), &args);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["duplicate"], false);
+        v["id"].as_str().unwrap().to_string()
+    };
+    let a = queue(Some("acme"));
+    let b = queue(Some("acme"));
+
+    let (code, out, _) = cli(
+        dir.path(),
+        &["--json", "outbox", "list", "--state", "queued"],
+    );
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    // cancel, cancel again (refused, says why), retry, show
+    let (code, out, _) = cli(dir.path(), &["outbox", "cancel", &b]);
+    assert_eq!(code, 0);
+    assert!(out.contains("cancelled"), "{out}");
+    let (code, _, err) = cli(dir.path(), &["outbox", "cancel", &b]);
+    assert_eq!(code, 69);
+    assert!(err.contains("is cancelled"), "{err}");
+    let (code, _, _) = cli(dir.path(), &["outbox", "retry", &b]);
+    assert_eq!(code, 0);
+    let (code, out, _) = cli(dir.path(), &["outbox", "show", &b]);
+    assert_eq!(code, 0);
+    assert!(out.contains("state       queued"), "{out}");
+    let (code, _, err) = cli(dir.path(), &["outbox", "show", "no-such-id"]);
+    assert_eq!(code, 65, "{err}");
+
+    // the operator disables tenant acme before the service runs: its queued mail fails with the reason
+    edit(
+        &cfg,
+        "[tenants.acme]\n",
+        "[tenants.acme]\nenabled = false\n",
+    );
+    {
+        let s = Service::start(dir.path(), &[]);
+        for id in [&a, &b] {
+            let m = s.wait_for(id, "failed", |m| m["state"] == "failed");
+            assert!(
+                m["last_error"].as_str().unwrap().contains("tenant `acme`"),
+                "{m:#}"
+            );
+            assert_eq!(m["attempts"][0]["class"], "refused", "{m:#}");
+        }
+    }
+    // the kill switch holds queued mail (it goes out when sending is switched on again)
+    let held = queue(None);
+    edit(&cfg, "[policy]\n", "[policy]\nenabled = false\n");
+    let s = Service::start(dir.path(), &[]);
+    let m = s.wait_for(&held, "held", |m| m["state"] == "deferred");
+    assert!(
+        m["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("held: sending is switched off"),
+        "{m:#}"
+    );
+    assert!(m["attempts"].as_array().unwrap().is_empty(), "{m:#}");
+}
+
+#[test]
+fn desktop_compose_modes_are_unavailable_in_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    edit(&cfg, "[policy]\n", "[policy]\ncompose_mode = \"builtin\"\n");
+    let s = Service::start(dir.path(), &["--no-workers"]);
+    let r = s.post_json(
+        Some(OPS_TOKEN),
+        &json!({"action": "compose", "from": "erp@example.com", "to": ["bob@example.com"], "subject": "x", "text": "x"}),
+    );
+    assert_problem(&r, 422, "desktop-compose");
+    assert!(r.2["detail"].as_str().unwrap().contains("builtin"));
+    assert_eq!(total(&counts(&s)), 0);
+}
+
+const PG_URL: &str = "postgres://mailhost:mailhost@127.0.0.1:55432/mailhost";
+
+#[test]
+fn two_services_on_postgres_send_each_message_once_within_the_rate_limit() {
+    const N: usize = 40;
+    const LIMIT: usize = 25;
+    let schema = unique("obx_serve").replace('-', "_");
+    let store = rt()
+        .block_on(mailhost::outbox::postgres::PgStore::open(
+            PG_URL,
+            Some(&schema),
+        ))
+        .unwrap();
+    let cap = tempfile::Builder::new()
+        .prefix("mailhost-capture-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(cap.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sink_port = free_port();
+    let _sink = Sink::start(sink_port, &["-d", &format!("{}/", cap.path().display())]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), sink_port, "");
+    edit(
+        &cfg,
+        "database = \"outbox.db\"",
+        &format!("database = \"{PG_URL}?options=-c%20search_path%3D{schema}\""),
+    );
+    edit(
+        &cfg,
+        &format!("port = {sink_port}\n"),
+        &format!("port = {sink_port}\nmax_per_minute = {LIMIT}\n"),
+    );
+    let a = Service::start(dir.path(), &[]);
+    let b = Service::start(dir.path(), &[]);
+    for n in 0..N {
+        let s = if n % 2 == 0 { &a } else { &b };
+        let r = s.post_json(
+            Some(OPS_TOKEN),
+            &json!({"to": ["pg@example.com"], "subject": format!("pg {n}"), "text": "x"}),
+        );
+        assert_eq!(r.0, 202, "{:#}", r.2);
+    }
+    // every message settles: LIMIT sent within the minute, the rest deferred by the shared limit
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let c = loop {
+        let c = counts(&a);
+        if c["sent"] + c["deferred"] == N as u64 {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "not settled: {c:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(c["sent"], LIMIT as u64, "{c:?}");
+    let deferred = a.get("/v1/messages?state=deferred&limit=100");
+    for m in deferred["messages"].as_array().unwrap() {
+        assert!(
+            m["last_error"].as_str().unwrap().contains("max_per_minute"),
+            "{m:#}"
+        );
+    }
+    let stats = |s: &Service| s.get("/v1/status")["worker"]["sent"].as_u64().unwrap();
+    assert_eq!(stats(&a) + stats(&b), LIMIT as u64);
+    // each sent message reached the sink once
+    let got = captured(cap.path());
+    let unique_ids: std::collections::HashSet<_> = got.iter().collect();
+    assert_eq!(got.len(), LIMIT, "{got:?}");
+    assert_eq!(unique_ids.len(), LIMIT);
+    drop(a);
+    drop(b);
+    rt().block_on(store.drop_schema(&schema)).unwrap();
+}
