@@ -265,7 +265,10 @@ async fn state_transitions_and_attempts(db: Db) {
     d.position_since = Some(now);
     d.last_error = Some("450 4.2.1 mailbox busy".into());
     let t450 = attempt(now, "transient", Some("450"), "450 4.2.1 mailbox busy");
-    assert!(s.settle(&a, "w", &[t450.clone()], &d, now).await.unwrap());
+    assert!(s
+        .settle(&a, "w", std::slice::from_ref(&t450), &d, now)
+        .await
+        .unwrap());
     let (rec, att) = s.get(&a).await.unwrap().unwrap();
     assert_eq!(rec.state, State::Deferred);
     assert_eq!(rec.lease_owner, None);
@@ -285,7 +288,7 @@ async fn state_transitions_and_attempts(db: Db) {
         .settle(
             &a,
             "w",
-            &[ok.clone()],
+            std::slice::from_ref(&ok),
             &settle(State::Sent, now + 5_000, 0),
             now + 5_000
         )

@@ -146,6 +146,8 @@ fn settings() -> Settings {
         users,
         purposes,
         limits: Default::default(),
+        outbox: Default::default(),
+        api: Default::default(),
         warnings: vec![],
     }
 }
