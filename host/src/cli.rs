@@ -810,9 +810,12 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
     let s = engine.settings();
     let accounts = engine.status();
     let world = engine.world();
+    // What `mailhost serve` saw (crate::server::cli), when there is an outbox.
+    let service = crate::server::cli::service_status(s);
     if cli.json {
         print_json(&serde_json::json!({
             "config": s.source,
+            "service": service,
             "sending_enabled": s.policy.enabled,
             "accounts": accounts,
             "probes": world.probes,
@@ -860,6 +863,12 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
         }
         for f in &engine.plugins().failures {
             outln!("  FAILED {f}");
+        }
+        if let Some(v) = &service {
+            outln!(
+                "{}",
+                crate::server::cli::render_service_status(v).trim_end()
+            );
         }
     }
     exit::OK

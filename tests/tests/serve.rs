@@ -550,6 +550,42 @@ fn delivery_faults_and_idempotency_through_the_api() {
         .find(|a| a["account"] == "server")
         .unwrap();
     assert_eq!(server["state"], "Operating", "{st:#}");
+
+    // Prometheus text: the outbox by state, tries per account and class, latency per account
+    let (status, ctype, _) = s.call("GET", "/metrics", None, None, Vec::new());
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    let text = rt().block_on(async {
+        s.client
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    for line in [
+        "mailhost_tries_total{account=\"server\",class=\"ok\"} 1",
+        "mailhost_tries_total{account=\"server\",class=\"permanent\"} 2",
+        "mailhost_tries_total{account=\"sink\",class=\"ok\"} 1",
+        "mailhost_tries_total{account=\"m365\",class=\"transient\"} 1",
+        "mailhost_outbox_messages{state=\"failed\"} 1",
+        "mailhost_try_duration_seconds_count{account=\"m365\"} 2",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+
+    // `mailhost status` shows what the service saw
+    let (code, out, err) = cli(dir.path(), &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("service (outbox"), "{out}");
+    assert!(out.contains("sent 3"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("server") && l.contains("Operating (seen")),
+        "{out}"
+    );
 }
 
 /// Message-IDs in the files smtp-sink captured (`-d DIR/`).

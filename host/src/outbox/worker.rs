@@ -148,13 +148,44 @@ fn reply_code(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Counters of what the worker did (for status and tests).
+/// Counters of what the worker did (for status and `/metrics`).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub sent: std::sync::atomic::AtomicU64,
     pub deferred: std::sync::atomic::AtomicU64,
     pub failed: std::sync::atomic::AtomicU64,
     pub lost_leases: std::sync::atomic::AtomicU64,
+    /// Per account: tries by class, and the time tries took.
+    pub accounts: Mutex<std::collections::BTreeMap<String, AccountStats>>,
+}
+
+/// Upper bounds (seconds) of the try-latency histogram's buckets.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// One account's tries in this process.
+#[derive(Debug, Default, Clone)]
+pub struct AccountStats {
+    /// class (`ok`, `transient`, ...) → tries
+    pub tries: std::collections::BTreeMap<String, u64>,
+    /// Cumulative counts per bucket of [`LATENCY_BUCKETS`], then the total count and sum.
+    pub buckets: [u64; LATENCY_BUCKETS.len()],
+    pub count: u64,
+    pub sum_secs: f64,
+}
+
+impl Stats {
+    fn record(&self, account: &str, class: &str, secs: f64) {
+        let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let a = m.entry(account.to_string()).or_default();
+        *a.tries.entry(class.to_string()).or_default() += 1;
+        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                a.buckets[i] += 1;
+            }
+        }
+        a.count += 1;
+        a.sum_secs += secs;
+    }
 }
 
 /// A running worker's shared parts.
@@ -445,6 +476,7 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
         let slots = sh.account_slots(way.account.as_deref().unwrap_or(&way.label));
         let permit = slots.acquire_owned().await;
         let at = now_ms();
+        let t0 = std::time::Instant::now();
         let result = {
             let (d, r, w) = (sh.deliver.clone(), rec.clone(), way.clone());
             tokio::task::spawn_blocking(move || d.attempt(&r, &w))
@@ -458,6 +490,11 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
         };
         drop(permit);
         let account = way.account.clone().unwrap_or_else(|| way.label.clone());
+        let class = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.class().name(),
+        };
+        sh.stats.record(&account, class, t0.elapsed().as_secs_f64());
         match result {
             Ok(reply) => {
                 attempts.push(AttemptRecord {

@@ -348,3 +348,64 @@ pub fn enqueue(settings: &Settings, prepared: &crate::submit::Prepared, json: bo
         }
     })
 }
+
+/// What the service saw, for `mailhost status`: messages per state and each
+/// account's connection state as the workers last recorded it. `None` when
+/// there is no outbox yet (a SQLite file is never created just to look).
+pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
+    let location = settings.outbox.location(&settings.base_dir).ok()?;
+    let is_pg = location.starts_with("postgres://") || location.starts_with("postgresql://");
+    if !is_pg && !std::path::Path::new(&location).exists() {
+        return None;
+    }
+    let rt = runtime().ok()?;
+    rt.block_on(async {
+        let outbox = match Outbox::open(&location).await {
+            Ok(o) => o,
+            Err(e) => return Some(serde_json::json!({ "error": e.to_string() })),
+        };
+        let store = outbox.store();
+        let counts = store.counts().await;
+        let seen = store.account_statuses().await;
+        Some(match (counts, seen) {
+            (Ok(c), Ok(seen)) => serde_json::json!({
+                "outbox": store.location(),
+                "messages": c,
+                "accounts": seen
+                    .into_iter()
+                    .map(|(a, (state, reason, at))| serde_json::json!({
+                        "account": a, "state": state, "reason": reason, "at": when(at)
+                    }))
+                    .collect::<Vec<_>>(),
+            }),
+            (Err(e), _) | (_, Err(e)) => serde_json::json!({ "error": e.to_string() }),
+        })
+    })
+}
+
+/// [`service_status`] as text lines.
+pub fn render_service_status(v: &serde_json::Value) -> String {
+    if let Some(e) = v["error"].as_str() {
+        return format!("service: cannot read the outbox: {e}\n");
+    }
+    let mut out = format!("service (outbox {}):\n", v["outbox"].as_str().unwrap_or(""));
+    if let Some(m) = v["messages"].as_object() {
+        let parts: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        out.push_str(&format!("  messages: {}\n", parts.join(", ")));
+    }
+    for a in v["accounts"].as_array().into_iter().flatten() {
+        let reason = a["reason"].as_str().unwrap_or("");
+        out.push_str(&format!(
+            "  {:<16} {}{} (seen {})\n",
+            a["account"].as_str().unwrap_or(""),
+            a["state"].as_str().unwrap_or(""),
+            if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            },
+            a["at"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}

@@ -61,6 +61,7 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/messages/{id}/retry", post(retry))
         .route("/v1/messages/{id}/cancel", post(cancel))
         .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
         .fallback(fallback)
         // The body is read with our own limit so that an oversized body gets a problem document.
         .layer(DefaultBodyLimit::disable())
@@ -589,6 +590,99 @@ async fn status(
         },
         accounts,
     }))
+}
+
+/// Prometheus text format: messages per state (the whole outbox), and this
+/// process's outcomes, tries per account and class, and try latency per account.
+/// No token: it holds counts and account names only (bind to loopback, or scrape through a proxy).
+async fn metrics(AxState(app): AxState<Shared>) -> Response {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let counts = match app.outbox.store().counts().await {
+        Ok(c) => c,
+        Err(e) => return Problem::unavailable("outbox-unavailable", e.to_string()).into_response(),
+    };
+    let esc = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let _ = writeln!(
+        out,
+        "# HELP mailhost_outbox_messages Messages in the outbox by state."
+    );
+    let _ = writeln!(out, "# TYPE mailhost_outbox_messages gauge");
+    for (state, n) in &counts {
+        let _ = writeln!(out, "mailhost_outbox_messages{{state=\"{state}\"}} {n}");
+    }
+    let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP mailhost_worker_outcomes_total Messages this process settled, by outcome."
+    );
+    let _ = writeln!(out, "# TYPE mailhost_worker_outcomes_total counter");
+    for (k, v) in [
+        ("sent", l(&app.stats.sent)),
+        ("deferred", l(&app.stats.deferred)),
+        ("failed", l(&app.stats.failed)),
+        ("lease_lost", l(&app.stats.lost_leases)),
+    ] {
+        let _ = writeln!(out, "mailhost_worker_outcomes_total{{outcome=\"{k}\"}} {v}");
+    }
+    let accounts = app
+        .stats
+        .accounts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let _ = writeln!(out, "# HELP mailhost_tries_total Tries through a way out, by account and class (ok or the error class).");
+    let _ = writeln!(out, "# TYPE mailhost_tries_total counter");
+    for (acc, a) in &accounts {
+        for (class, n) in &a.tries {
+            let _ = writeln!(
+                out,
+                "mailhost_tries_total{{account=\"{}\",class=\"{class}\"}} {n}",
+                esc(acc)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP mailhost_try_duration_seconds How long one try through a way out took."
+    );
+    let _ = writeln!(out, "# TYPE mailhost_try_duration_seconds histogram");
+    for (acc, a) in &accounts {
+        let acc = esc(acc);
+        for (le, n) in worker::LATENCY_BUCKETS.iter().zip(a.buckets.iter()) {
+            let _ = writeln!(
+                out,
+                "mailhost_try_duration_seconds_bucket{{account=\"{acc}\",le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "mailhost_try_duration_seconds_bucket{{account=\"{acc}\",le=\"+Inf\"}} {}",
+            a.count
+        );
+        let _ = writeln!(
+            out,
+            "mailhost_try_duration_seconds_sum{{account=\"{acc}\"}} {}",
+            a.sum_secs
+        );
+        let _ = writeln!(
+            out,
+            "mailhost_try_duration_seconds_count{{account=\"{acc}\"}} {}",
+            a.count
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 /// How `serve` runs.
