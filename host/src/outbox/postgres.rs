@@ -73,6 +73,17 @@ impl PgStore {
 
     /// Drops the schema this store was opened in (tests clean up after themselves).
     pub async fn drop_schema(&self, schema: &str) -> Result<(), OutboxError> {
+        if schema.is_empty()
+            || !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(OutboxError::Query {
+                location: self.location.clone(),
+                what: "drop schema",
+                detail: format!("schema name {schema:?}: use letters, digits and '_' only"),
+            });
+        }
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .execute(&self.pool)
             .await

@@ -151,6 +151,8 @@ pub fn serve(engine: Engine, a: &ServeArgs) -> u8 {
             }
         }
     });
+    // A plugin call that never returns must not keep the process alive past the drain.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
     engine.close();
     code
 }
