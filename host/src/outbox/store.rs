@@ -115,11 +115,9 @@ pub(crate) const COLS: &str = "id, state, action, user_name, tenant, purpose, id
      position_since, priority, attempts_count, next_attempt_at, lease_owner, lease_until, \
      last_error, created_at, updated_at";
 
-pub(crate) const INSERT: &str = "INSERT INTO outbox_messages (id, state, action, user_name, \
+pub(crate) const INSERT_HEAD: &str = "INSERT INTO outbox_messages (id, state, action, user_name, \
      tenant, purpose, idem_scope, idempotency_key, message_id, mime, envelope_from, envelope_to, \
-     options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at) \
-     VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15, $15, $15) \
-     ON CONFLICT (idem_scope, idempotency_key) DO NOTHING";
+     options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at) ";
 
 /// The idempotency scope: keys are unique per tenant (one tenant cannot learn another's ids).
 pub(crate) fn idem_scope(tenant: Option<&str>) -> String {
@@ -155,42 +153,62 @@ macro_rules! impl_store {
                 &self,
                 msgs: Vec<$crate::outbox::NewMessage>,
             ) -> Result<Vec<$crate::outbox::Enqueued>, $crate::outbox::OutboxError> {
-                use $crate::outbox::store::{idem_scope, INSERT};
+                use $crate::outbox::store::{idem_scope, INSERT_HEAD};
                 let q = |e| self.err("enqueue", e);
                 let now = $crate::outbox::now_ms();
+                let ids: Vec<String> = msgs.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+                let scopes: Vec<String> = msgs.iter().map(|m| idem_scope(m.tenant.as_deref())).collect();
+                let tos: Vec<String> = msgs
+                    .iter()
+                    .map(|m| serde_json::to_string(&m.envelope_to).unwrap_or_default())
+                    .collect();
                 let mut tx = self.pool.begin().await.map_err(q)?;
-                let mut out = Vec::with_capacity(msgs.len());
-                for m in &msgs {
-                    let id = uuid::Uuid::new_v4().to_string();
-                    let scope = idem_scope(m.tenant.as_deref());
-                    let to = serde_json::to_string(&m.envelope_to).unwrap_or_default();
-                    let done = sqlx::query(INSERT)
-                        .bind(&id)
-                        .bind(&m.action)
-                        .bind(&m.user)
-                        .bind(&m.tenant)
-                        .bind(&m.purpose)
-                        .bind(&scope)
-                        .bind(&m.idempotency_key)
-                        .bind(&m.message_id)
-                        .bind(&m.mime)
-                        .bind(&m.envelope_from)
-                        .bind(&to)
-                        .bind(&m.options_json)
-                        .bind(&m.decision_json)
-                        .bind(m.priority as i64)
-                        .bind(now)
-                        .execute(&mut *tx)
+                // One multi-row INSERT per chunk (well under both databases' bind limits).
+                let mut inserted = std::collections::HashSet::new();
+                let index: Vec<usize> = (0..msgs.len()).collect();
+                for chunk in index.chunks(400) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(INSERT_HEAD);
+                    qb.push_values(chunk, |mut b, &i| {
+                        let m = &msgs[i];
+                        b.push_bind(&ids[i])
+                            .push_bind("queued")
+                            .push_bind(&m.action)
+                            .push_bind(&m.user)
+                            .push_bind(&m.tenant)
+                            .push_bind(&m.purpose)
+                            .push_bind(&scopes[i])
+                            .push_bind(&m.idempotency_key)
+                            .push_bind(&m.message_id)
+                            .push_bind(&m.mime)
+                            .push_bind(&m.envelope_from)
+                            .push_bind(&tos[i])
+                            .push_bind(&m.options_json)
+                            .push_bind(&m.decision_json)
+                            .push_bind(0i64)
+                            .push_bind(m.priority as i64)
+                            .push_bind(now)
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (idem_scope, idempotency_key) DO NOTHING RETURNING id");
+                    let rows: Vec<(String,)> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
                         .await
                         .map_err(q)?;
-                    if done.rows_affected() == 1 {
-                        out.push($crate::outbox::Enqueued { id, duplicate: false });
+                    inserted.extend(rows.into_iter().map(|(id,)| id));
+                }
+                let mut out = Vec::with_capacity(msgs.len());
+                for (i, m) in msgs.iter().enumerate() {
+                    if inserted.contains(&ids[i]) {
+                        out.push($crate::outbox::Enqueued { id: ids[i].clone(), duplicate: false });
                         continue;
                     }
+                    // Its key was stored before (or earlier in this batch): the first id.
                     let first: (String,) = sqlx::query_as(
                         "SELECT id FROM outbox_messages WHERE idem_scope = $1 AND idempotency_key = $2",
                     )
-                    .bind(&scope)
+                    .bind(&scopes[i])
                     .bind(&m.idempotency_key)
                     .fetch_one(&mut *tx)
                     .await
