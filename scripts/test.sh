@@ -19,14 +19,18 @@ step() { printf '\n== %s\n' "$*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-step "test peers (Postfix smtp-sink, Node smtp-server, Graph double, Dovecot)"
+step "test peers (Postfix smtp-sink, Node smtp-server, Graph double, Dovecot, PostgreSQL)"
 export PEERS_DIR="$ROOT/target/peers"
 mkdir -p "$PEERS_DIR"
 started_here=0
 if ! "$SHARED/peers/all.sh" status 2>/dev/null | grep -q "running"; then started_here=1; fi
 "$SHARED/peers/all.sh" start
+# The outbox's PostgreSQL backend (not in all.sh); its tests use their own schemas.
+pg_started_here=0
+if ! (exec 3<>/dev/tcp/127.0.0.1/55432) 2>/dev/null; then pg_started_here=1; fi
+"$SHARED/peers/postgres.sh" start
 if [ "$started_here" = 1 ] && [ "${MAILHOST_KEEP_PEERS:-0}" != 1 ]; then
-  trap '"$SHARED/peers/all.sh" stop >/dev/null 2>&1 || true' EXIT
+  trap '"$SHARED/peers/all.sh" stop >/dev/null 2>&1 || true; if [ "$pg_started_here" = 1 ]; then "$SHARED/peers/postgres.sh" stop >/dev/null 2>&1 || true; fi' EXIT
 fi
 
 step "cargo fmt --check"
