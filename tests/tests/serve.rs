@@ -402,6 +402,22 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
         b"hello".to_vec(),
     );
     assert_problem(&r, 415, "media-type");
+    let r = s.call(
+        "POST",
+        "/v1/messages?tennant=acme",
+        Some(ERP_TOKEN),
+        Some("message/rfc822"),
+        b"From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\n\r\nx\r\n".to_vec(),
+    );
+    assert_problem(&r, 400, "bad-query");
+    let r = s.call(
+        "GET",
+        "/v1/messages?state=lost",
+        Some(OPS_TOKEN),
+        None,
+        Vec::new(),
+    );
+    assert_problem(&r, 400, "bad-query");
     let mut big = good.clone();
     big["text"] = json!("x".repeat(3 * 1024 * 1024));
     assert_problem(&s.post_json(Some(ERP_TOKEN), &big), 413, "body-too-large");
@@ -467,6 +483,29 @@ fn delivery_faults_and_idempotency_through_the_api() {
         Vec::new(),
     );
     assert_problem(&r, 409, "state");
+
+    // a complete message as message/rfc822: sent as it is, envelope from its headers
+    let raw_rcpt = format!("{}@example.com", unique("serve-raw"));
+    let raw = format!(
+        "From: ERP <erp@example.com>\r\nTo: {raw_rcpt}\r\nSubject: raw mime\r\nMessage-ID: <{}@example.com>\r\n\r\nbody as given\r\n",
+        unique("raw")
+    );
+    let r = s.call(
+        "POST",
+        "/v1/messages?tenant=acme",
+        Some(ERP_TOKEN),
+        Some("message/rfc822"),
+        raw.into_bytes(),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let idr = r.2["id"].as_str().unwrap().to_string();
+    s.wait_for(&idr, "sent", |m| m["state"] == "sent");
+    let (eml, _) = saved_for(&raw_rcpt).expect("smtp-server saved the raw message");
+    let eml = String::from_utf8_lossy(&eml);
+    assert!(
+        eml.contains("Subject: raw mime") && eml.contains("body as given"),
+        "{eml}"
+    );
 
     // 550 at RCPT → failed at once with the server's reply
     let r = s.post_json(
@@ -566,7 +605,7 @@ fn delivery_faults_and_idempotency_through_the_api() {
             .unwrap()
     });
     for line in [
-        "mailhost_tries_total{account=\"server\",class=\"ok\"} 1",
+        "mailhost_tries_total{account=\"server\",class=\"ok\"} 2",
         "mailhost_tries_total{account=\"server\",class=\"permanent\"} 2",
         "mailhost_tries_total{account=\"sink\",class=\"ok\"} 1",
         "mailhost_tries_total{account=\"m365\",class=\"transient\"} 1",
@@ -580,7 +619,7 @@ fn delivery_faults_and_idempotency_through_the_api() {
     let (code, out, err) = cli(dir.path(), &["status"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("service (outbox"), "{out}");
-    assert!(out.contains("sent 3"), "{out}");
+    assert!(out.contains("sent 4"), "{out}");
     assert!(
         out.lines()
             .any(|l| l.contains("server") && l.contains("Operating (seen")),

@@ -144,11 +144,12 @@ struct Accepted {
 
 async fn create(
     AxState(app): AxState<Shared>,
-    Query(query): Query<Routing>,
+    query: Result<Query<Routing>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
     let who = caller(&app, &headers)?;
+    let Query(query) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
     if !who.send {
         return Err(Problem::forbidden(
             "scope",
