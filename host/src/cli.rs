@@ -9,7 +9,7 @@ use mailhost_plugin_api::StepOutcome;
 use crate::config::{self, Settings};
 use crate::engine::{Attempt, Engine, FailureClass};
 use crate::limits::{self, ReadError};
-use crate::loader::{self, PluginSet};
+use crate::loader::{self, escape_path, escape_text, PluginSet};
 use crate::message::{AttachmentRequest, MessageRequest};
 use crate::policy::{Action, Request};
 use crate::submit::{Content, Outcome, Submission, SubmitError};
@@ -77,7 +77,7 @@ Exit codes: 0 ok, 64 usage, 65 bad message, 69 refused/unavailable, 75 transient
 76 permanent, 77 auth, 78 config.";
 
 #[derive(Debug, Parser)]
-#[command(name = "mailhost", version, about = "Send mail through transport plugins: SMTP, Microsoft 365, Outlook, MAPI, pickup...", after_help = AFTER_HELP)]
+#[command(name = "mailhost", version, about = "Send mail through transport plugins loaded at run time (SMTP, Microsoft 365, pickup, or your own)", after_help = AFTER_HELP)]
 pub struct Cli {
     /// Config file (TOML).
     #[arg(long, global = true, env = "MAILHOST_CONFIG")]
@@ -407,8 +407,7 @@ fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
             None,
         );
     };
-    let schema: serde_json::Value =
-        serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
+    let schema = p.schema();
     if cli.json {
         print_json(&schema);
         return exit::OK;
@@ -422,7 +421,7 @@ fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
         "[accounts.NAME] keys for plugin `{name}` (besides the host's: {}):",
         config::HOST_ACCOUNT_KEYS.join(", ")
     );
-    print_properties(&schema, &required, "");
+    print_properties(schema, &required, "");
     exit::OK
 }
 
@@ -481,8 +480,13 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
             .iter()
             .map(|f| serde_json::json!({"path": f.path, "kind": f.kind.name(), "reason": f.reason}))
             .collect();
+        let ignored: Vec<_> = plugins
+            .ignored
+            .iter()
+            .map(|i| serde_json::json!({"path": i.path.to_string_lossy(), "reason": i.reason}))
+            .collect();
         print_json(
-            &serde_json::json!({"searched": plugins.searched, "loaded": loaded, "failed": failed}),
+            &serde_json::json!({"searched": plugins.searched, "loaded": loaded, "failed": failed, "ignored": ignored}),
         );
     } else {
         outln!(
@@ -490,7 +494,7 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
             plugins
                 .searched
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(|p| escape_path(p))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -509,17 +513,20 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
                     .collect::<Vec<_>>()
                     .join(","),
                 m.capabilities.names().join("|"),
-                m.description.as_str(),
-                p.path().display()
+                escape_text(m.description.as_str()),
+                escape_path(p.path())
             );
         }
         for f in &plugins.failures {
             outln!(
                 "FAILED {}\n  {}: {}",
-                f.path.display(),
+                escape_path(&f.path),
                 f.kind.name(),
                 f.reason.replace('\n', "\n  ")
             );
+        }
+        for i in &plugins.ignored {
+            outln!("IGNORED {}\n  {}", escape_path(&i.path), i.reason);
         }
     }
     if plugins.failures.is_empty() {

@@ -181,8 +181,9 @@ struct Cache {
     sent: BTreeMap<String, SlidingWindow>,
 }
 
-/// The part of the [`World`] the manifests fix: modes per plugin, and which
-/// plugins need an account's settings (their schema requires keys).
+/// The part of the [`World`] the manifests fix: each plugin's modes and
+/// capabilities, and which plugins need an account's settings (their schema
+/// requires keys). The policy decides from these alone, never from names.
 fn manifest_world(plugins: &PluginSet) -> World {
     let mut w = World::default();
     for p in &plugins.plugins {
@@ -190,8 +191,9 @@ fn manifest_world(plugins: &PluginSet) -> World {
             p.name().to_string(),
             p.manifest().modes.iter().map(|m| m.to_string()).collect(),
         );
-        let schema: serde_json::Value =
-            serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
+        w.capabilities
+            .insert(p.name().to_string(), p.manifest().capabilities);
+        let schema = p.schema();
         if schema
             .get("required")
             .and_then(|r| r.as_array())

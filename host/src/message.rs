@@ -557,7 +557,7 @@ pub fn build_limited(
     }
     .map_err(|e| MessageError::Build(e.to_string()))?;
 
-    let mime = message.formatted();
+    let mime = fold_address_headers(message.formatted());
     Ok(OutgoingMessage {
         envelope: Envelope {
             from: ROption::RSome(envelope_from.into()),
@@ -591,28 +591,22 @@ pub fn from_eml(
     envelope_to: &[String],
     options: serde_json::Map<String, serde_json::Value>,
 ) -> Result<OutgoingMessage, MessageError> {
+    check_eml_header(raw)?;
     let parsed = mail_parser::MessageParser::default()
         .parse(raw)
         .ok_or_else(|| MessageError::BadEml("no header section found".to_string()))?;
-    let list = |a: Option<&mail_parser::Address<'_>>| -> Vec<Mailbox> {
-        a.map(|a| {
-            a.iter()
-                .filter_map(|x| x.address().map(|e| Mailbox::new(x.name().unwrap_or(""), e)))
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    let from = list(parsed.from())
+    let from = mailboxes(parsed.from())
         .into_iter()
         .next()
         .ok_or(MessageError::EmlNoFrom)?;
-    let to = list(parsed.to());
-    let cc = list(parsed.cc());
-    let bcc = list(parsed.bcc());
+    let to = mailboxes(parsed.to());
+    let cc = mailboxes(parsed.cc());
+    let bcc = mailboxes(parsed.bcc());
     let mut rcpts: Vec<String> = envelope_to.to_vec();
     if rcpts.is_empty() {
+        let mut seen = std::collections::HashSet::new();
         for m in to.iter().chain(&cc).chain(&bcc) {
-            if !rcpts.iter().any(|r| r.eq_ignore_ascii_case(&m.email)) {
+            if seen.insert(m.email.to_ascii_lowercase()) {
                 rcpts.push(m.email.to_string());
             }
         }
@@ -645,6 +639,38 @@ pub fn from_eml(
     }
     let mut mime = prefix;
     mime.extend_from_slice(&crlf(raw));
+    let parts = parts_of(&parsed, from, to, cc, bcc);
+    Ok(OutgoingMessage {
+        envelope: Envelope {
+            from: ROption::RSome(env_from.into()),
+            to: rcpts.into_iter().map(RString::from).collect(),
+        },
+        mime: mime.into(),
+        parts,
+        idempotency_key: message_id.clone().into(),
+        message_id: message_id.into(),
+        options_json: serde_json::Value::Object(options).to_string().into(),
+    })
+}
+
+/// The mailboxes of an address header that have an address.
+fn mailboxes(a: Option<&mail_parser::Address<'_>>) -> Vec<Mailbox> {
+    a.map(|a| {
+        a.iter()
+            .filter_map(|x| x.address().map(|e| Mailbox::new(x.name().unwrap_or(""), e)))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The structured parts (for Graph's JSON form, MAPI, Outlook) of a parsed message.
+fn parts_of(
+    parsed: &mail_parser::Message<'_>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    bcc: Vec<Mailbox>,
+) -> MessageParts {
     let attachments = parsed
         .attachments()
         .map(|p| Attachment {
@@ -662,9 +688,9 @@ pub fn from_eml(
             data: p.contents().to_vec().into(),
         })
         .collect::<RVec<_>>();
-    let parts = MessageParts {
+    MessageParts {
         from,
-        reply_to: list(parsed.reply_to()).into(),
+        reply_to: mailboxes(parsed.reply_to()).into(),
         to: to.into(),
         cc: cc.into(),
         bcc: bcc.into(),
@@ -678,18 +704,108 @@ pub fn from_eml(
             .map(|t| RString::from(t.into_owned()))
             .into(),
         attachments,
-    };
+    }
+}
+
+/// Rebuilds the message a queue stored — the exact MIME, the envelope and
+/// the ids — with its structured parts parsed from the MIME again.
+pub fn restore(
+    mime: &[u8],
+    envelope_from: Option<&str>,
+    envelope_to: &[String],
+    message_id: &str,
+    idempotency_key: &str,
+    options_json: &str,
+) -> Result<OutgoingMessage, MessageError> {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(mime)
+        .ok_or_else(|| MessageError::BadEml("no header section found".to_string()))?;
+    let from = mailboxes(parsed.from())
+        .into_iter()
+        .next()
+        .ok_or(MessageError::EmlNoFrom)?;
+    let parts = parts_of(
+        &parsed,
+        from,
+        mailboxes(parsed.to()),
+        mailboxes(parsed.cc()),
+        mailboxes(parsed.bcc()),
+    );
     Ok(OutgoingMessage {
         envelope: Envelope {
-            from: ROption::RSome(env_from.into()),
-            to: rcpts.into_iter().map(RString::from).collect(),
+            from: envelope_from.map(RString::from).into(),
+            to: envelope_to
+                .iter()
+                .map(|s| RString::from(s.as_str()))
+                .collect(),
         },
-        mime: mime.into(),
+        mime: mime.to_vec().into(),
         parts,
-        idempotency_key: message_id.clone().into(),
+        idempotency_key: idempotency_key.into(),
         message_id: message_id.into(),
-        options_json: serde_json::Value::Object(options).to_string().into(),
+        options_json: options_json.into(),
     })
+}
+
+/// Folds the address fields (To, Cc, Bcc, Reply-To) after commas: lettre
+/// writes an address list as one line, 20 KB for 1,000 addresses, where
+/// RFC 5322 allows 998 characters. The break goes before the space that
+/// follows a comma, so unfolding gives back the same text.
+fn fold_address_headers(mime: Vec<u8>) -> Vec<u8> {
+    const FOLD_AT: usize = 76;
+    let end = mime
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(mime.len(), |p| p + 2);
+    let (header, body) = mime.split_at(end);
+    if !header.split(|b| *b == b'\n').any(|l| l.len() > FOLD_AT + 2) {
+        return mime;
+    }
+    let mut out = Vec::with_capacity(mime.len() + mime.len() / 30);
+    for line in header.split_inclusive(|b| *b == b'\n') {
+        let name_end = line.iter().position(|b| *b == b':').unwrap_or(0);
+        let name = String::from_utf8_lossy(&line[..name_end]).to_ascii_lowercase();
+        if line.len() <= FOLD_AT + 2 || !matches!(name.as_str(), "to" | "cc" | "bcc" | "reply-to") {
+            out.extend_from_slice(line);
+            continue;
+        }
+        let mut col = 0;
+        for (i, &b) in line.iter().enumerate() {
+            if b == b' ' && i > 0 && line[i - 1] == b',' && col > FOLD_AT / 2 {
+                out.extend_from_slice(b"\r\n");
+                col = 0;
+            }
+            out.push(b);
+            col += 1;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A message sent as it is must have a header section a server accepts: no
+/// NUL and no line longer than 998 characters (RFC 5322 §2.1.1).
+fn check_eml_header(raw: &[u8]) -> Result<(), MessageError> {
+    for (n, line) in raw.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Ok(());
+        }
+        if line.contains(&0) {
+            return Err(MessageError::BadEml(format!(
+                "line {} of the header section contains a NUL byte",
+                n + 1
+            )));
+        }
+        if line.len() > 998 {
+            return Err(MessageError::BadEml(format!(
+                "line {} of the header section is {} characters long; RFC 5322 allows 998: fold it",
+                n + 1,
+                line.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Bare LF → CRLF (SMTP requires CRLF line endings).

@@ -18,7 +18,7 @@
 //!   tolerated by both sides);
 //! * named [`Extension`] objects looked up with the root module's `extension`;
 //! * [`HostServices::extension`] for host services added after 1.0.
-#![allow(non_local_definitions)] // `#[sabi_trait]` expansion warns on Rust 1.95 (FACTS.md)
+#![allow(non_local_definitions)] // `#[sabi_trait]` expands to impls that Rust 1.95 warns about as non-local
 
 mod error;
 mod export;
@@ -32,6 +32,7 @@ mod transport;
 pub mod log;
 pub mod mime;
 pub mod options;
+pub mod settings;
 
 pub use error::{ErrorClass, PluginError};
 pub use export::{guard, open_in_process, root_module, Plugin, TransportImpl, ROOT_SYMBOL};

@@ -1,7 +1,8 @@
-//! Autodetect through real loaded plugins: a desktop-client stand-in whose probe
-//! the test sets, the pickup plugin, and the SMTP plugin against the Node
-//! smtp-server peer for per-user credentials. One test per process state: the
-//! probe reads an environment variable, so the cases run in sequence.
+//! Autodetect routing through real loaded plugins: a desktop-client stand-in
+//! whose probe the test sets (it tests where a message goes, not a desktop
+//! client), the pickup plugin, and the SMTP plugin against the Node
+//! smtp-server peer for per-user credentials. The stand-in reads its probe
+//! answer from a per-process file, so the cases run in sequence in one test.
 
 use std::path::Path;
 
@@ -48,8 +49,17 @@ send_mode = "outlook"
 
 [users.dave.accounts.office]
 username = "testuser"
-password = "env:MAILHOST_AUTODETECT_DAVE_PASSWORD"
+password = "file:dave-password"
 "#;
+
+/// What the stand-in's probe answers from now on.
+fn set_probe(answer: &str) {
+    let file = std::env::temp_dir().join(format!(
+        "mailhost-fixture-desktop-probe-{}",
+        std::process::id()
+    ));
+    std::fs::write(file, answer).unwrap();
+}
 
 fn labels(e: &Engine, action: Action, user: Option<&str>) -> Vec<String> {
     let d = e.decide(
@@ -63,8 +73,10 @@ fn labels(e: &Engine, action: Action, user: Option<&str>) -> Vec<String> {
 }
 
 #[test]
-fn autodetect_follows_the_probes_and_per_user_credentials_reach_the_server() {
+fn autodetect_routes_by_the_probes_to_a_stand_in_desktop_client_and_per_user_credentials_reach_the_server(
+) {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dave-password"), "testpass").unwrap();
     let set = plugins(dir.path());
     let settings = validate(
         &Source::from_text("autodetect.toml", dir.path(), CONFIG),
@@ -73,8 +85,7 @@ fn autodetect_follows_the_probes_and_per_user_credentials_reach_the_server() {
     .unwrap_or_else(|e| panic!("{e}"));
     let e = Engine::new(settings, set);
 
-    // This binary holds this one test, so nothing else reads the environment meanwhile.
-    std::env::set_var("FIXTURE_DESKTOP_PROBE", "available");
+    set_probe("available");
     assert_eq!(
         labels(&e, Action::Compose, None),
         [
@@ -98,16 +109,13 @@ fn autodetect_follows_the_probes_and_per_user_credentials_reach_the_server() {
         ["mode:outlook", "office"]
     );
 
-    std::env::set_var("FIXTURE_DESKTOP_PROBE", "available:simple");
+    set_probe("available:simple");
     assert_eq!(
         labels(&e, Action::Compose, None),
         ["mode:mapi-simple", "builtin"]
     );
 
-    std::env::set_var(
-        "FIXTURE_DESKTOP_PROBE",
-        "unavailable:Outlook is not installed",
-    );
+    set_probe("unavailable:Outlook is not installed");
     assert_eq!(labels(&e, Action::Compose, None), ["builtin"]);
     let d = e.decide(
         Action::Send,
@@ -128,7 +136,7 @@ fn autodetect_follows_the_probes_and_per_user_credentials_reach_the_server() {
     );
 
     // A probe that hangs does not hold the decision: it counts as unavailable.
-    std::env::set_var("FIXTURE_DESKTOP_PROBE", "sleep:3000");
+    set_probe("sleep:3000");
     let d = e.decide(Action::Compose, &Request::default());
     assert_eq!(
         d.chain.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(),
@@ -140,8 +148,8 @@ fn autodetect_follows_the_probes_and_per_user_credentials_reach_the_server() {
         d.render()
     );
 
-    // Compose through the desktop plugin, loaded from disk.
-    std::env::set_var("FIXTURE_DESKTOP_PROBE", "available");
+    // Compose is routed to the stand-in, loaded from disk (its answer is canned).
+    set_probe("available");
     let msg = build(
         &MessageRequest {
             to: vec!["x@example.com".into()],
@@ -159,7 +167,6 @@ fn autodetect_follows_the_probes_and_per_user_credentials_reach_the_server() {
     );
 
     // Per-user credentials: dave's own login on the office account; others anonymous.
-    std::env::set_var("MAILHOST_AUTODETECT_DAVE_PASSWORD", "testpass");
     let send = |user: Option<&str>| {
         let to = format!("{}@example.com", smtp::unique("per-user"));
         let msg = build(
@@ -186,4 +193,8 @@ fn autodetect_follows_the_probes_and_per_user_credentials_reach_the_server() {
     };
     assert_eq!(send(Some("dave"))["user"], "testuser");
     assert_eq!(send(None)["user"], serde_json::Value::Null);
+    let _ = std::fs::remove_file(std::env::temp_dir().join(format!(
+        "mailhost-fixture-desktop-probe-{}",
+        std::process::id()
+    )));
 }

@@ -7,7 +7,7 @@ use mailhost::config::{validate, Source};
 use mailhost::engine::Engine;
 use mailhost::loader::{load_dirs, PluginSet};
 use mailhost::message::{build, MessageRequest};
-use mailhost::policy::{Action, Request};
+use mailhost::policy::{Action, Candidate, Request};
 use mailhost_tests::{copy_as, plugin_file_name, plugin_path, profile_dir};
 
 fn plugins(dir: &Path) -> PluginSet {
@@ -235,13 +235,25 @@ fn compose_falls_back_to_the_builtin_editor() {
     let settings = validate(&Source::from_text("c.toml", dir.path(), text), &set)
         .unwrap_or_else(|e| panic!("{e}"));
     let e = Engine::new(settings, set);
+    // The policy reads flaky's manifest (send only) and leaves it out of the chain.
     let d = e.decide(Action::Compose, &Request::default());
     assert_eq!(
         d.chain.iter().map(|c| c.label.as_str()).collect::<Vec<_>>(),
-        ["first", "builtin"],
+        ["builtin"],
         "{}",
         d.render()
     );
+    assert!(
+        d.render()
+            .contains("`first`: plugin `flaky` cannot compose (its capabilities: send)"),
+        "{}",
+        d.render()
+    );
+    // A chain that holds it anyway (a decision made before its manifest
+    // changed): the engine still moves on at once when compose is unsupported.
+    let mut d = d;
+    d.chain
+        .insert(0, Candidate::for_account(&e.settings().accounts["first"]));
     let msg = build(
         &MessageRequest {
             to: vec!["to@example.com".into()],

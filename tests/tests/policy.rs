@@ -7,6 +7,7 @@ use mailhost::config::{
     Account, Loc, PolicySettings, Purpose, Settings, Tenant, User, UserAccount,
 };
 use mailhost::policy::{decide, Action, ProbeResult, Request, World};
+use mailhost_plugin_api::Capabilities;
 
 fn account(name: &str, plugin: &str, modes: &[&str]) -> (String, Account) {
     (
@@ -59,6 +60,7 @@ fn settings() -> Settings {
                 account: a.map(String::from),
                 from: None,
                 enabled: e,
+                support_address: None,
                 loc: loc.clone(),
             },
         )
@@ -104,6 +106,7 @@ fn settings() -> Settings {
             default_from: Some("noreply@example.com".into()),
             support_address: None,
             attach_system_info: false,
+            allow_client_support_address: false,
             loc: loc.clone(),
         },
     );
@@ -117,6 +120,7 @@ fn settings() -> Settings {
             default_from: None,
             support_address: Some("support@vendor.example".into()),
             attach_system_info: true,
+            allow_client_support_address: false,
             loc: loc.clone(),
         },
     );
@@ -130,6 +134,7 @@ fn settings() -> Settings {
             default_from: None,
             support_address: None,
             attach_system_info: false,
+            allow_client_support_address: false,
             loc,
         },
     );
@@ -167,12 +172,19 @@ fn probe(available: bool, level: &str) -> ProbeResult {
 /// A Windows desktop: Outlook Classic and a MAPI client, as given.
 fn world(outlook: Option<bool>, mapi: Option<&str>) -> World {
     let mut w = World::default();
-    for (p, modes) in [
-        ("smtp", vec!["smtp"]),
-        ("graph", vec!["graph", "m365-draft"]),
-        ("pickup", vec!["pickup"]),
-        ("imap", vec!["imap-draft"]),
+    let both = Capabilities::SEND | Capabilities::COMPOSE;
+    for (p, modes, caps) in [
+        ("smtp", vec!["smtp"], Capabilities::SEND),
+        ("graph", vec!["graph", "m365-draft"], both),
+        ("pickup", vec!["pickup"], Capabilities::SEND),
+        ("imap", vec!["imap-draft"], both),
+        ("outlook", vec![], both),
+        ("mapi", vec![], both),
     ] {
+        w.capabilities.insert(p.into(), caps);
+        if modes.is_empty() {
+            continue;
+        }
         w.plugin_modes
             .insert(p.into(), modes.into_iter().map(String::from).collect());
         w.probes.insert(p.into(), probe(true, ""));
@@ -223,6 +235,13 @@ fn req(user: Option<&str>, tenant: Option<&str>, purpose: Option<&str>) -> Reque
 }
 
 fn none(_: &mut Settings) {}
+
+/// Tenants stay; no policy.account, and the only graph/smtp account left is a tenant's.
+fn no_global_account(s: &mut Settings) {
+    s.policy.account = None;
+    s.accounts.remove("office");
+    s.accounts.remove("m365");
+}
 
 fn cases() -> Vec<Case> {
     use Action::{Compose, Send};
@@ -475,6 +494,7 @@ fn cases() -> Vec<Case> {
             expect: Ok(vec!["m365"]),
         },
         Case {
+            // `acme-smtp` is tenant acme's own account: never the global one.
             name: "preferred sender smtp when account unset",
             tweak: |s| {
                 s.policy.account = None;
@@ -483,7 +503,7 @@ fn cases() -> Vec<Case> {
             world: bare(),
             action: Send,
             req: req(None, None, None),
-            expect: Ok(vec!["acme-smtp"]),
+            expect: Ok(vec!["office"]),
         },
         Case {
             name: "only smtp accounts: smtp regardless of preference",
@@ -494,7 +514,7 @@ fn cases() -> Vec<Case> {
             world: bare(),
             action: Send,
             req: req(None, None, None),
-            expect: Ok(vec!["acme-smtp"]),
+            expect: Ok(vec!["office"]),
         },
         Case {
             name: "purpose with allowed recipients and accounts",
@@ -682,6 +702,148 @@ fn cases() -> Vec<Case> {
             req: req(None, None, None),
             expect: Err("no way to send"),
         },
+        // No global account, no sending: with tenants configured and neither
+        // policy.account nor an account for preferred_sender to pick (tenant
+        // accounts never are), no send goes through an account.
+        Case {
+            name: "no global account: a send is refused",
+            tweak: no_global_account,
+            world: bare(),
+            action: Send,
+            req: req(None, None, None),
+            expect: Err("sending through accounts is disabled"),
+        },
+        Case {
+            name: "no global account: the tenant's own account is refused too",
+            tweak: no_global_account,
+            world: bare(),
+            action: Send,
+            req: req(None, Some("acme"), None),
+            expect: Err("so no account may send (`acme-smtp`), tenant accounts included"),
+        },
+        Case {
+            name: "no global account: an account chosen by name is refused",
+            tweak: no_global_account,
+            world: bare(),
+            action: Send,
+            req: Request {
+                mode: Some("archive".into()),
+                ..req(None, None, None)
+            },
+            expect: Err("sending through accounts is disabled"),
+        },
+        Case {
+            name: "no global account: desktop modes still send",
+            tweak: no_global_account,
+            world: full(),
+            action: Send,
+            req: req(None, Some("acme"), None),
+            expect: Ok(vec!["mode:outlook", "mode:mapi-full", "mode:mapi-simple"]),
+        },
+        Case {
+            name: "no global account: compose is not a send",
+            tweak: no_global_account,
+            world: bare(),
+            action: Compose,
+            req: req(Some("bob"), None, None),
+            expect: Ok(vec!["imap"]),
+        },
+        Case {
+            name: "no tenants: the global account may be any smtp account",
+            tweak: |s| {
+                no_global_account(s);
+                s.tenants.clear();
+                s.policy.send_mode = "archive".into();
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, None, None),
+            expect: Ok(vec!["archive", "acme-smtp"]),
+        },
+        // allow_microsoft365_web = false: Microsoft 365 is no option for users
+        // or modes; a Graph system account still sends.
+        Case {
+            name: "web off: a user's graph send mode is ignored",
+            tweak: |s| s.policy.allow_microsoft365_web = false,
+            world: bare(),
+            action: Send,
+            req: Request {
+                mode: Some("graph".into()),
+                ..req(None, None, None)
+            },
+            expect: Ok(vec!["office"]),
+        },
+        Case {
+            name: "web off: a user's Graph account is ignored",
+            tweak: |s| s.policy.allow_microsoft365_web = false,
+            world: bare(),
+            action: Send,
+            req: Request {
+                mode: Some("m365".into()),
+                ..req(None, None, None)
+            },
+            expect: Ok(vec!["office"]),
+        },
+        Case {
+            name: "web off: system send mode graph keeps only the system accounts",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                s.policy.send_mode = "graph".into();
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, None, None),
+            expect: Ok(vec!["office"]),
+        },
+        Case {
+            name: "web off: the Graph global account still sends",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                s.policy.account = Some("m365".into());
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, None, None),
+            expect: Ok(vec!["m365"]),
+        },
+        Case {
+            name: "web off: a tenant's Graph account still sends",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                if let Some(t) = s.tenants.get_mut("acme") {
+                    t.account = Some("m365".into());
+                }
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, Some("acme"), None),
+            expect: Ok(vec!["m365", "office"]),
+        },
+        Case {
+            name: "web off: no compose through the Graph global account",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                s.policy.account = Some("m365".into());
+                s.policy.compose_mode = "m365-draft".into();
+            },
+            world: bare(),
+            action: Compose,
+            req: req(None, None, None),
+            expect: Err("no way to compose"),
+        },
+        Case {
+            name: "web off: a purpose's Graph account is not used",
+            tweak: |s| {
+                s.policy.allow_microsoft365_web = false;
+                if let Some(p) = s.purposes.get_mut("scan-to-email") {
+                    p.accounts = vec!["m365".into()];
+                }
+            },
+            world: bare(),
+            action: Send,
+            req: req(None, None, Some("scan-to-email")),
+            expect: Err("no way to send"),
+        },
         Case {
             name: "compose mode imap-draft without an imap account is refused",
             tweak: |s| {
@@ -760,4 +922,111 @@ fn refusal_is_explained_in_json() {
     let j = serde_json::to_value(&d).unwrap();
     assert_eq!(j["refused"]["rule"], "kill switch");
     assert!(j["chain"].as_array().unwrap().is_empty());
+}
+
+/// Tenant acme has its own support address; the support purpose may allow it.
+fn client_support(allow: bool) -> Settings {
+    let mut s = settings();
+    if let Some(t) = s.tenants.get_mut("acme") {
+        t.support_address = Some("Acme Helpdesk <help@acme.example>".into());
+    }
+    if let Some(p) = s.purposes.get_mut("support") {
+        p.allow_client_support_address = allow;
+    }
+    s
+}
+
+#[test]
+fn a_tenant_support_address_replaces_the_purpose_one_where_allowed() {
+    let support = req(None, Some("acme"), Some("support"));
+    let d = decide(
+        &client_support(true),
+        &world(None, None),
+        Action::Send,
+        &support,
+    );
+    assert!(d.refused.is_none(), "{}", d.render());
+    assert_eq!(d.default_to, ["Acme Helpdesk <help@acme.example>"]);
+    let text = d.render();
+    assert!(
+        text.contains("tenant `acme`'s own (allow_client_support_address = true) support address Acme Helpdesk <help@acme.example>"),
+        "{text}"
+    );
+
+    // The client's address is a permitted recipient of the purpose, too.
+    let named = Request {
+        recipients: vec!["help@acme.example".into()],
+        ..support.clone()
+    };
+    let d = decide(
+        &client_support(true),
+        &world(None, None),
+        Action::Send,
+        &named,
+    );
+    assert!(d.refused.is_none(), "{}", d.render());
+    assert!(d.default_to.is_empty());
+
+    // Another tenant (none of its own) and no tenant: the purpose's address.
+    for tenant in [Some("globex"), None] {
+        let d = decide(
+            &client_support(true),
+            &world(None, None),
+            Action::Send,
+            &req(None, tenant, Some("support")),
+        );
+        assert_eq!(d.default_to, ["support@vendor.example"], "{}", d.render());
+        assert!(d.render().contains("purpose `support`'s support address"));
+    }
+}
+
+#[test]
+fn without_the_purpose_allowing_it_the_tenant_support_address_is_not_used() {
+    let support = req(None, Some("acme"), Some("support"));
+    let d = decide(
+        &client_support(false),
+        &world(None, None),
+        Action::Send,
+        &support,
+    );
+    assert_eq!(d.default_to, ["support@vendor.example"], "{}", d.render());
+    let named = Request {
+        recipients: vec!["help@acme.example".into()],
+        ..support
+    };
+    let d = decide(
+        &client_support(false),
+        &world(None, None),
+        Action::Send,
+        &named,
+    );
+    let refusal = d.refused.as_ref().map(|r| r.message.as_str()).unwrap_or("");
+    assert!(
+        refusal.contains("may not send to help@acme.example"),
+        "{}",
+        d.render()
+    );
+}
+
+#[test]
+fn explain_shows_the_microsoft365_switch_and_the_kept_system_account() {
+    let mut s = settings();
+    s.policy.allow_microsoft365_web = false;
+    s.policy.account = Some("m365".into());
+    let d = decide(
+        &s,
+        &world(None, None),
+        Action::Send,
+        &Request {
+            mode: Some("graph".into()),
+            ..req(None, None, None)
+        },
+    );
+    let text = d.render();
+    assert!(
+        text.contains("user chose `graph` (Microsoft 365), but allow_microsoft365_web = false"),
+        "{text}"
+    );
+    assert!(text.contains("kept the system account `m365`"), "{text}");
+    assert!(text.contains("chain: m365 (graph, graph)"), "{text}");
 }

@@ -68,6 +68,7 @@ pub struct RawTenant {
     pub account: Option<S<String>>,
     pub from: Option<S<String>>,
     pub enabled: Option<S<bool>>,
+    pub support_address: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,4 +99,5 @@ pub struct RawPurpose {
     pub default_from: Option<S<String>>,
     pub support_address: Option<S<String>>,
     pub attach_system_info: Option<S<bool>>,
+    pub allow_client_support_address: Option<S<bool>>,
 }
