@@ -952,3 +952,24 @@ fn two_services_on_postgres_send_each_message_once_within_the_rate_limit() {
     drop(b);
     rt().block_on(store.drop_schema(&schema)).unwrap();
 }
+
+#[test]
+fn config_validate_names_bad_api_tokens_and_unknown_outbox_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    edit(&cfg, "scopes = [\"send\"]", "scopes = [\"sudo\"]");
+    let (code, _, err) = cli(dir.path(), &["config", "validate"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("mailhost.toml:"), "{err}");
+    assert!(
+        err.contains("[api.tokens.erp] scope `sudo` is unknown"),
+        "{err}"
+    );
+    assert!(err.contains("send, admin"), "{err}");
+    assert!(!err.contains(ERP_TOKEN));
+    config(dir.path(), 2525, "lease = 3");
+    let (code, _, err) = cli(dir.path(), &["config", "validate"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("unknown field `lease`"), "{err}");
+    assert!(err.contains("lease_secs"), "{err}");
+}
