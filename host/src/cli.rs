@@ -127,6 +127,15 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Run the service: the HTTP API and the workers that drain the outbox.
+    Serve(crate::server::cli::ServeArgs),
+    /// The durable outbox of the service: list, show, retry, cancel.
+    Outbox {
+        #[command(subcommand)]
+        command: crate::server::cli::OutboxCommand,
+    },
+    /// Make an API token for `serve` and print its [api.tokens] lines.
+    ApiToken(crate::server::cli::ApiTokenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,9 +218,12 @@ pub struct MessageArgs {
     /// Per-request transport options as a JSON object (e.g. '{"dsn":{"notify":["failure"]}}').
     #[arg(long)]
     pub options: Option<String>,
+    /// Do not send now: store the message durably in the outbox ([outbox] in the config) for `mailhost serve` to send.
+    #[arg(long)]
+    pub queue: bool,
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
         Ok(s) => outln!("{s}"),
         Err(e) => errln!("mailhost: cannot print JSON: {e}"),
@@ -262,7 +274,7 @@ fn load_plugins(cli: &Cli) -> PluginSet {
     loader::load_dirs(&loader::search_path(&cli.plugins))
 }
 
-fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, u8> {
+pub(crate) fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, u8> {
     let path = config::locate(cli.config.as_deref());
     match config::load(path.as_deref(), plugins) {
         Ok(s) => {
@@ -295,6 +307,16 @@ fn dispatch(cli: &Cli) -> u8 {
             settings: Some(name),
         } => cmd_plugin_settings(cli, &plugins, name),
         Command::Plugins { settings: None } => cmd_plugins(cli, &plugins),
+        // The service (crate::server::cli).
+        Command::ApiToken(a) => crate::server::cli::api_token(a),
+        Command::Outbox { command } => match load_settings(cli, &plugins) {
+            Ok(s) => crate::server::cli::outbox(&s, command, cli.json),
+            Err(code) => code,
+        },
+        Command::Serve(a) => match load_settings(cli, &plugins) {
+            Ok(s) => crate::server::cli::serve(Engine::new(s, plugins), a),
+            Err(code) => code,
+        },
         Command::Config {
             command: ConfigCommand::Validate,
         } => match load_settings(cli, &plugins) {
@@ -358,7 +380,11 @@ fn dispatch(cli: &Cli) -> u8 {
                         exit::OK
                     }
                 }
-                Command::Plugins { .. } | Command::Config { .. } => exit::OK,
+                Command::Plugins { .. }
+                | Command::Config { .. }
+                | Command::Serve(_)
+                | Command::Outbox { .. }
+                | Command::ApiToken(_) => exit::OK,
             };
             engine.close();
             code
@@ -682,6 +708,9 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
             )
         }
     };
+    if a.queue {
+        return crate::server::cli::enqueue(engine.settings(), &prepared, cli.json);
+    }
     match engine.deliver(&prepared) {
         Ok(Outcome::Sent(d)) => {
             if cli.json {
@@ -788,9 +817,12 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
     let s = engine.settings();
     let accounts = engine.status();
     let world = engine.world();
+    // What `mailhost serve` saw (crate::server::cli), when there is an outbox.
+    let service = crate::server::cli::service_status(s);
     if cli.json {
         print_json(&serde_json::json!({
             "config": s.source,
+            "service": service,
             "sending_enabled": s.policy.enabled,
             "accounts": accounts,
             "probes": world.probes,
@@ -838,6 +870,12 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
         }
         for f in &engine.plugins().failures {
             outln!("  FAILED {f}");
+        }
+        if let Some(v) = &service {
+            outln!(
+                "{}",
+                crate::server::cli::render_service_status(v).trim_end()
+            );
         }
     }
     exit::OK

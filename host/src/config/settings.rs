@@ -194,6 +194,13 @@ pub struct Settings {
     pub purposes: BTreeMap<String, Purpose>,
     /// `[limits]`: the size of every input (crate::limits).
     pub limits: crate::limits::Limits,
+    /// `[outbox]`: where `mailhost serve` keeps messages (crate::outbox).
+    /// Not serialized: `database` may hold a URL with a password.
+    #[serde(skip)]
+    pub outbox: crate::outbox::OutboxSettings,
+    /// `[api]`: the service's address and API tokens (crate::server::auth).
+    #[serde(skip)]
+    pub api: crate::server::auth::ApiSettings,
     /// Things that work but should be fixed (plain-text secrets, unset env vars).
     pub warnings: Vec<ConfigError>,
 }

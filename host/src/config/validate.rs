@@ -186,6 +186,13 @@ impl Validator<'_> {
         let policy = self.policy(&raw, &accounts);
         let users = self.users(&raw, &accounts, &tenants, &policy);
         let limits = self.limits(&raw);
+        if let Some(api) = &raw.api {
+            let t: Vec<&str> = tenants.keys().map(String::as_str).collect();
+            let u: Vec<&str> = users.keys().map(String::as_str).collect();
+            for (message, hint) in api.get_ref().problems(&t, &u) {
+                self.err(&span(api), message, hint);
+            }
+        }
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -199,6 +206,16 @@ impl Validator<'_> {
             users,
             purposes,
             limits,
+            outbox: raw
+                .outbox
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_default(),
+            api: raw
+                .api
+                .as_ref()
+                .map(|a| a.get_ref().clone())
+                .unwrap_or_default(),
             warnings: self.warnings,
         })
     }
