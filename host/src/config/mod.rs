@@ -43,7 +43,13 @@ pub const COMPOSE_MODES: &[&str] = &[
 /// Entries allowed in `send_autodetect` besides modes: the system/tenant account.
 pub const ACCOUNT_CANDIDATE: &str = "account";
 /// Keys of an `[accounts.NAME]` table that the host takes; the rest goes to the plugin.
-pub const HOST_ACCOUNT_KEYS: &[&str] = &["plugin", "from", "max_per_minute", "description"];
+pub const HOST_ACCOUNT_KEYS: &[&str] = &[
+    "plugin",
+    "from",
+    "max_per_minute",
+    "description",
+    "save_copy_to",
+];
 /// Plugin keys whose literal values are secrets and should be references.
 const SECRET_KEYS: &[&str] = &["password", "client_secret", "secret", "api_key", "token"];
 
@@ -136,6 +142,8 @@ pub struct Account {
     pub from: Option<String>,
     pub max_per_minute: Option<u32>,
     pub description: String,
+    /// Another account that stores a copy of each message sent through this one (see `crate::copies`).
+    pub save_copy_to: Option<crate::copies::CopyTarget>,
     /// The plugin's own keys as JSON, validated against its schema. May hold
     /// secret *references* (never values); not serialized.
     #[serde(skip)]
@@ -342,6 +350,8 @@ impl Validator<'_> {
         let purposes = self.purposes(&raw, &accounts);
         let policy = self.policy(&raw, &accounts);
         let users = self.users(&raw, &accounts, &tenants, &policy);
+        self.errors
+            .extend(crate::copies::check_config(&accounts, self.plugins));
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -489,6 +499,7 @@ impl Validator<'_> {
         let mut from = None;
         let mut max_per_minute = None;
         let mut description = String::new();
+        let mut save_copy_to = None;
         let mut settings = serde_json::Map::new();
         let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
         for (key, value) in t {
@@ -518,6 +529,19 @@ impl Validator<'_> {
                 "description" => {
                     description = value.get_ref().as_str().unwrap_or_default().to_string()
                 }
+                "save_copy_to" => match value.get_ref().as_str() {
+                    Some(a) => {
+                        save_copy_to = Some(crate::copies::CopyTarget {
+                            account: a.to_string(),
+                            loc: self.loc(&span(value)),
+                        })
+                    }
+                    None => self.err(
+                        &span(value),
+                        "`save_copy_to` must be an account name",
+                        "e.g. save_copy_to = \"mailbox\" (an account with plugin = \"imap\")",
+                    ),
+                },
                 _ => {
                     if SECRET_KEYS.contains(&k) {
                         if let Some(s) = value.get_ref().as_str() {
@@ -558,6 +582,7 @@ impl Validator<'_> {
             from,
             max_per_minute,
             description,
+            save_copy_to,
             settings,
             modes: manifest.modes.iter().map(|m| m.to_string()).collect(),
             loc: self.loc(&span(name)),
