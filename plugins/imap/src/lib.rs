@@ -6,6 +6,8 @@
 //!   provider's submission server with the same credentials (the SMTP plugin's
 //!   code, linked as a library), then a copy in Sent (`\Seen`); a failed copy
 //!   is a warning in the receipt, never a second submission.
+//! * Copies for other accounts: `compose` with `options_json.save_copy_for`
+//!   (the host's `save_copy_to`) stores a message sent elsewhere in Sent.
 //! * Folders by SPECIAL-USE, then common names, in modified UTF-7.
 //! * LOGIN, AUTHENTICATE PLAIN, XOAUTH2, OAUTHBEARER (tokens from the host);
 //!   STARTTLS / implicit TLS / none, TLS 1.2+, `ca_file`; timeouts.
@@ -42,7 +44,8 @@ impl Plugin for Imap {
                 Capabilities::SEND
                     | Capabilities::COMPOSE
                     | Capabilities::SAVE_COPY
-                    | Capabilities::CHECK,
+                    | Capabilities::CHECK
+                    | Capabilities::SAVE_COPY_FOR_OTHERS,
             )
             .modes(&["imap", "imap-draft"])
             .settings_schema(config::SCHEMA)

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use mailhost_plugin_api::options::HostOptions;
+use mailhost_plugin_api::options::{HostOptions, SaveCopyFor};
 use mailhost_plugin_api::{
     CheckReport, ComposeKind, ComposeOutcome, ConnState, ConnectionStatus, ErrorClass, Host,
     OutgoingMessage, PluginError, Receipt, TransportImpl,
@@ -353,6 +353,46 @@ impl ImapTransport {
     }
 }
 
+/// `options_json.save_copy_for`: the account a message was sent through,
+/// when the host asks for a copy in Sent instead of a draft.
+fn copy_for(options_json: &str) -> Option<String> {
+    serde_json::from_str::<SaveCopyFor>(options_json)
+        .ok()
+        .and_then(|o| o.save_copy_for)
+}
+
+impl ImapTransport {
+    /// Stores a message already sent through `account` in Sent (`\Seen`).
+    fn save_copy(
+        &self,
+        who: &Who,
+        account: &str,
+        message: &OutgoingMessage,
+    ) -> Result<ComposeOutcome, PluginError> {
+        let (user, folder, found, a) = self.store(who, Role::Sent, "\\Seen", &message.mime)?;
+        let url = imap_url(&self.cfg, &user, &folder, &a);
+        let mut out = ComposeOutcome::new(
+            ComposeKind::COPY_SAVED,
+            &format!(
+                "a copy of the message sent through {account} is in {:?} of {user}",
+                folder.name
+            ),
+        );
+        out.draft_id = url.clone().into();
+        out.details_json = json!({
+            "folder": folder.name,
+            "found": found.name(),
+            "uid": a.uid,
+            "uidvalidity": a.uidvalidity,
+            "url": url,
+            "sent_through": account,
+        })
+        .to_string()
+        .into();
+        Ok(out)
+    }
+}
+
 fn merge_details(details: &str, extra: Value) -> String {
     let mut v: Value = serde_json::from_str(details).unwrap_or_else(|_| json!({}));
     if !v.is_object() {
@@ -408,6 +448,9 @@ impl TransportImpl for ImapTransport {
 
     fn compose(&self, message: &OutgoingMessage) -> Result<ComposeOutcome, PluginError> {
         let who = who(&self.cfg, &message.options_json)?;
+        if let Some(account) = copy_for(&message.options_json) {
+            return self.save_copy(&who, &account, message);
+        }
         let (user, folder, found, a) =
             self.store(&who, Role::Drafts, "\\Draft \\Seen", &message.mime)?;
         let url = imap_url(&self.cfg, &user, &folder, &a);
