@@ -202,3 +202,57 @@ impl Drop for CuttingProxy {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// A private Dovecot of the older kind (tests/peers/dovecot-plain.sh): no
+/// SPECIAL-USE, folders below `INBOX.`, `INBOX.Entwürfe` and
+/// `INBOX.Gesendete Elemente`. Stopped (and its files removed) when dropped.
+#[derive(Debug)]
+pub struct PlainDovecot {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl PlainDovecot {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/dovecot-plain.sh");
+        // A free port: bind to 0, note it, release it for Dovecot.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let status = std::process::Command::new(&script)
+            .args(["start", &dir.path().to_string_lossy(), &port.to_string()])
+            .env("PEERS_DIR", peers_dir())
+            .status()
+            .expect("run dovecot-plain.sh");
+        assert!(status.success(), "dovecot-plain.sh start failed");
+        Self { port, dir }
+    }
+
+    /// The Maildir folder (`.Entw&APw-rfe`) of testuser, its message files' bytes.
+    pub fn messages(&self, folder: &str) -> Vec<Vec<u8>> {
+        let base = self.dir.path().join("mail/testuser/Maildir").join(folder);
+        let mut out = Vec::new();
+        for sub in ["cur", "new"] {
+            if let Ok(rd) = std::fs::read_dir(base.join(sub)) {
+                for e in rd.flatten() {
+                    if let Ok(b) = std::fs::read(e.path()) {
+                        out.push(b);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for PlainDovecot {
+    fn drop(&mut self) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers/dovecot-plain.sh");
+        let _ = std::process::Command::new(script)
+            .args(["stop", &self.dir.path().to_string_lossy()])
+            .status();
+    }
+}

@@ -9,7 +9,7 @@ use mailhost_plugin_api::mime::strip_bcc;
 use mailhost_plugin_api::{
     Capabilities, ComposeKind, ConnState, ErrorClass, OutgoingMessage, StepOutcome,
 };
-use mailhost_tests::imap::{as_stored, open, plugin, stored_with, CuttingProxy};
+use mailhost_tests::imap::{as_stored, open, plugin, stored_with, CuttingProxy, PlainDovecot};
 use mailhost_tests::peer_ca;
 use mailhost_tests::smtp::{graph_double_broker, saved_for, unique, TestHost, Tokens};
 use serde_json::{json, Value};
@@ -372,4 +372,93 @@ fn check_walks_every_step_with_the_servers_words() {
     let login = r.steps.iter().find(|s| s.name.as_str() == "login").unwrap();
     assert_eq!(login.outcome, StepOutcome::FAILED);
     assert!(login.detail.as_str().contains("AUTHENTICATIONFAILED"));
+}
+
+#[test]
+fn a_server_without_special_use_is_served_by_folder_names() {
+    let server = PlainDovecot::start();
+    let h = host();
+    // Submission through the shared peer (same user), IMAP at the private server.
+    let s = with(
+        account(),
+        json!({"port": server.port, "save_to_sent": "always", "submission": {"host": "127.0.0.1", "port": 1587}}),
+    );
+    let t = open(&s, &h).unwrap();
+
+    let m = message(&rcpt("to"), &rcpt("bcc"), &unique("names"));
+    let out = t.compose(&m).into_result().unwrap();
+    let d = details(&out.details_json);
+    assert_eq!(d["folder"], "INBOX.Entwürfe");
+    assert_eq!(d["folder_wire"], "INBOX.Entw&APw-rfe");
+    assert_eq!(d["found"], "common name");
+    let drafts = server.messages(".Entw&APw-rfe");
+    assert!(
+        drafts.contains(&as_stored(&m.mime)),
+        "the draft is in INBOX.Entwürfe"
+    );
+
+    let to = rcpt("to");
+    let m = message(&to, &rcpt("bcc"), &unique("names-sent"));
+    let r = t.send(&m).into_result().unwrap();
+    let d = details(&r.details_json);
+    assert_eq!(d["sent_copy"]["folder"], "INBOX.Gesendete Elemente", "{d}");
+    assert!(saved_for(&to).is_some());
+    assert!(server
+        .messages(".Gesendete Elemente")
+        .contains(&as_stored(&m.mime)));
+
+    let check = t.check("{}".into()).into_result().unwrap();
+    let caps = check
+        .steps
+        .iter()
+        .find(|s| s.name.as_str() == "capabilities")
+        .unwrap();
+    assert_eq!(
+        caps.outcome,
+        StepOutcome::WARNING,
+        "no SPECIAL-USE: {caps:?}"
+    );
+
+    // A configured folder that is missing: config, naming it and what exists.
+    let t = open(
+        &with(s.clone(), json!({"drafts_folder": "INBOX.Vorlagen"})),
+        &h,
+    )
+    .unwrap();
+    let e = t
+        .compose(&message(&rcpt("to"), &rcpt("b"), &unique("missing")))
+        .into_result()
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::CONFIG, "{e}");
+    assert!(
+        e.message().contains("INBOX.Vorlagen") && e.message().contains("INBOX.Entwürfe"),
+        "{e}"
+    );
+    // …created when allowed to.
+    let t = open(
+        &with(
+            s,
+            json!({"drafts_folder": "INBOX.Vorlagen", "create_folders": true}),
+        ),
+        &h,
+    )
+    .unwrap();
+    let m = message(&rcpt("to"), &rcpt("b"), &unique("created"));
+    let out = t.compose(&m).into_result().unwrap();
+    assert_eq!(details(&out.details_json)["found"], "created");
+    assert!(server.messages(".Vorlagen").contains(&as_stored(&m.mime)));
+}
+
+#[test]
+fn oauthbearer_with_a_token() {
+    let h = TestHost::new(Tokens::Fixed("test-access-token".into()));
+    let mut s = with(
+        account(),
+        json!({"oauth": "m365", "mechanism": "oauthbearer"}),
+    );
+    s.as_object_mut().unwrap().remove("password");
+    let t = open(&s, &h).unwrap();
+    let m = message(&rcpt("to"), &rcpt("bcc"), &unique("oauthbearer"));
+    t.compose(&m).into_result().unwrap();
+    assert_eq!(stored_with(m.message_id.as_str()).len(), 1);
 }
