@@ -366,6 +366,11 @@ fn check_walks_every_step_with_the_servers_words() {
         .find(|s| s.name.as_str() == "capabilities")
         .unwrap();
     assert!(caps.server_text.as_str().contains("IMAP4REV1"));
+    assert!(
+        caps.server_text.as_str().contains("UIDPLUS"),
+        "after login: {caps:?}"
+    );
+    assert_eq!(caps.outcome, StepOutcome::OK, "{caps:?}");
 
     let bad = open(&with(account(), json!({"password": "nope"})), &h).unwrap();
     let r = bad.check("{}".into()).into_result().unwrap();
@@ -461,4 +466,38 @@ fn oauthbearer_with_a_token() {
     let m = message(&rcpt("to"), &rcpt("bcc"), &unique("oauthbearer"));
     t.compose(&m).into_result().unwrap();
     assert_eq!(stored_with(m.message_id.as_str()).len(), 1);
+}
+
+#[test]
+fn login_mechanism_and_a_dead_submission_server_in_status() {
+    let h = host();
+    // LOGIN instead of AUTHENTICATE PLAIN; a submission port where nothing listens.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = with(
+        account(),
+        json!({"mechanism": "login", "submission": {"port": dead}}),
+    );
+    let t = open(&s, &h).unwrap();
+    let m = message(&rcpt("to"), &rcpt("bcc"), &unique("login"));
+    t.compose(&m).into_result().unwrap();
+    assert_eq!(stored_with(m.message_id.as_str()).len(), 1);
+    assert_eq!(t.status().state, ConnState::OPERATING);
+
+    let m = message(&rcpt("to"), &rcpt("bcc"), &unique("nosubmission"));
+    let e = t.send(&m).into_result().unwrap_err();
+    assert_eq!(e.class(), ErrorClass::TRANSIENT, "{e}");
+    assert!(
+        stored_with(m.message_id.as_str()).is_empty(),
+        "nothing in Sent for an unsent message"
+    );
+    let st = t.status();
+    assert_eq!(st.state, ConnState::UNABLE_TO_CONNECT);
+    assert!(
+        st.reason.as_str().starts_with("submission server: "),
+        "{st:?}"
+    );
 }

@@ -1,5 +1,5 @@
 //! `check()`: the "Test settings" button, step by step with the server's words:
-//! settings, connect, greeting, STARTTLS, capabilities, login, folders, and the
+//! settings, connect, greeting, STARTTLS, login, capabilities, folders, and the
 //! submission server (EHLO, AUTH) through the SMTP plugin's own check.
 
 use std::time::Instant;
@@ -104,25 +104,8 @@ pub fn run(t: &ImapTransport, options_json: &str) -> CheckReport {
             }
         }
         let caps = format!("CAPABILITY {}", conn.caps.join(" "));
-        let missing: Vec<&str> = ["UIDPLUS", "SPECIAL-USE"]
-            .into_iter()
-            .filter(|c| !conn.has(c))
-            .collect();
-        if missing.is_empty() {
-            steps.push("capabilities", StepOutcome::OK, "the server offers what is needed", &caps);
-        } else {
-            steps.push(
-                "capabilities",
-                StepOutcome::WARNING,
-                &format!(
-                    "the server lacks {}: drafts get no UID, folders are found by name",
-                    missing.join(", ")
-                ),
-                &caps,
-            );
-        }
         let Some(creds) = creds else {
-            steps.push("login", StepOutcome::SKIPPED, "no credentials", "");
+            steps.push("login", StepOutcome::SKIPPED, "no credentials", &caps);
             return;
         };
         let mech = match auth::choose(&conn, cfg.mechanism, &creds, cfg.allow_plaintext_auth) {
@@ -148,6 +131,30 @@ pub fn run(t: &ImapTransport, options_json: &str) -> CheckReport {
                 steps.push("login", StepOutcome::FAILED, e.message(), "");
                 return;
             }
+        }
+        // After login: servers announce UIDPLUS, SPECIAL-USE… only then.
+        let caps = format!("CAPABILITY {}", conn.caps.join(" "));
+        let missing: Vec<&str> = ["UIDPLUS", "SPECIAL-USE"]
+            .into_iter()
+            .filter(|c| !conn.has(c))
+            .collect();
+        if missing.is_empty() {
+            steps.push(
+                "capabilities",
+                StepOutcome::OK,
+                "the server offers what is needed",
+                &caps,
+            );
+        } else {
+            steps.push(
+                "capabilities",
+                StepOutcome::WARNING,
+                &format!(
+                    "the server lacks {}: drafts get no UID, folders are found by name",
+                    missing.join(", ")
+                ),
+                &caps,
+            );
         }
         match mailbox::list(&mut conn).await {
             Ok((folders, line)) => {

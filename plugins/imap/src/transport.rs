@@ -487,11 +487,25 @@ impl TransportImpl for ImapTransport {
         Ok(crate::check::run(self, options_json))
     }
 
+    /// The IMAP connection's state; when that is fine but the submission
+    /// server could not be reached, the submission's state, named as such.
     fn status(&self) -> ConnectionStatus {
-        self.status
+        let s = self
+            .status
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        if s.state == ConnState::STOPPED || s.state == ConnState::UNABLE_TO_CONNECT {
+            return s;
+        }
+        let sub = self.smtp.status();
+        if sub.state == ConnState::UNABLE_TO_CONNECT {
+            return ConnectionStatus {
+                reason: format!("submission server: {}", sub.reason).into(),
+                ..sub
+            };
+        }
+        s
     }
 
     fn close(&self) {
