@@ -501,3 +501,112 @@ fn login_mechanism_and_a_dead_submission_server_in_status() {
         "{st:?}"
     );
 }
+
+/// `mailhost` with a config that sends through `smtp` (the host's step
+/// `save_copy_to` then files the message through the imap account).
+fn copy_config(dir: &std::path::Path, smtp: Value, imap_password: &str) -> std::path::PathBuf {
+    let smtp: toml::Table = serde_json::from_value(smtp).unwrap();
+    let text = format!(
+        r#"[policy]
+account = "relay"
+send_mode = "relay"
+
+[accounts.relay]
+plugin = "smtp"
+from = "testuser@example.com"
+save_copy_to = "mailbox"
+{}
+[accounts.mailbox]
+plugin = "imap"
+host = "127.0.0.1"
+port = 1143
+ca_file = {:?}
+username = "testuser"
+password = {:?}
+"#,
+        toml::to_string(&smtp).unwrap(),
+        ca(),
+        imap_password
+    );
+    let path = dir.join("copy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn mailhost_send(config: &std::path::Path, to: &str, subject: &str) -> String {
+    let out = assert_cmd::Command::new(mailhost_tests::mailhost_bin())
+        .env_remove("MAILHOST_CONFIG")
+        .env_remove("MAILHOST_PLUGIN_PATH")
+        .arg("--config")
+        .arg(config)
+        .args([
+            "send",
+            "--to",
+            to,
+            "--subject",
+            subject,
+            "--text",
+            "filed elsewhere",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn save_copy_to_files_an_smtp_send_in_the_mailboxs_sent_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    // Postfix smtp-sink: accepts anything, keeps nothing; the copy is ours to find.
+    let cfg = copy_config(
+        dir.path(),
+        json!({"host": "127.0.0.1", "port": 2525, "security": "none", "auth": "none"}),
+        "testpass",
+    );
+    let subject = unique("copy-sink");
+    let out = mailhost_send(&cfg, &rcpt("to"), &subject);
+    assert!(out.contains(" via relay: 250"), "{out}");
+    assert!(
+        out.contains("copy in mailbox: imap://testuser@127.0.0.1:1143/Sent;UIDVALIDITY="),
+        "{out}"
+    );
+    let stored = stored_with(&subject);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        (stored[0].folder.as_str(), stored[0].flags().as_str()),
+        (".Sent", "S")
+    );
+}
+
+#[test]
+fn a_failed_copy_is_a_warning_and_the_message_goes_out_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // The Node smtp-server on 2526 captures what it gets: exactly one message.
+    let cfg = copy_config(
+        dir.path(),
+        json!({"host": "127.0.0.1", "port": 2526, "security": "none", "auth": "none"}),
+        "not-the-password",
+    );
+    let to = rcpt("copyfail");
+    let subject = unique("copy-fail");
+    let out = mailhost_send(&cfg, &to, &subject);
+    assert!(out.contains(" via relay: 250"), "{out}");
+    assert!(
+        out.contains(
+            "warning: the message was sent, but its copy in mailbox's Sent folder was not stored"
+        ) && out.contains("AUTHENTICATIONFAILED"),
+        "{out}"
+    );
+    assert!(!out.contains("not-the-password"));
+    assert!(saved_for(&to).is_some());
+    let captured = std::fs::read_dir(mailhost_tests::smtp::mail_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&to)))
+        .count();
+    assert_eq!(captured, 1, "sent once, never again because of the copy");
+    assert!(stored_with(&subject).is_empty());
+}
