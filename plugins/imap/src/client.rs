@@ -136,6 +136,8 @@ pub struct Conn {
     pub caps: Vec<String>,
     /// The greeting line, for `check()`.
     pub greeting: String,
+    /// The server greeted with `PREAUTH`: already logged in (no LOGIN allowed).
+    pub preauth: bool,
 }
 
 impl std::fmt::Debug for Conn {
@@ -203,6 +205,7 @@ impl Conn {
             addr,
             caps: Vec::new(),
             greeting: String::new(),
+            preauth: false,
         })
     }
 
@@ -223,6 +226,7 @@ impl Conn {
                 self.addr
             )));
         }
+        self.preauth = upper.starts_with("* PREAUTH");
         let rest = line.splitn(3, ' ').nth(2).unwrap_or("");
         match response_code(rest) {
             Some(code) if code.to_ascii_uppercase().starts_with("CAPABILITY ") => {

@@ -107,6 +107,10 @@ async fn open_session(
     if cfg.security == Security::Starttls {
         conn.starttls(&cfg.host, tls).await.map_err(connecting)?;
     }
+    if conn.preauth {
+        // The server knows who we are (e.g. a trusted local connection).
+        return Ok(conn);
+    }
     let mech =
         auth::choose(&conn, cfg.mechanism, creds, cfg.allow_plaintext_auth).map_err(connecting)?;
     auth::authenticate(&mut conn, mech, creds)
@@ -232,12 +236,19 @@ impl ImapTransport {
         }
     }
 
+    /// Refuses calls on a closed transport, and calls from a thread that
+    /// drives an async runtime (the plugin blocks; the host must call it from
+    /// a blocking thread, e.g. `spawn_blocking`).
     fn ensure_open(&self) -> Result<(), PluginError> {
         if self.closed.load(Ordering::Relaxed) {
-            Err(PluginError::unavailable("the IMAP transport is closed"))
-        } else {
-            Ok(())
+            return Err(PluginError::unavailable("the IMAP transport is closed"));
         }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(PluginError::permanent(
+                "imap: called on an async runtime thread; the plugin blocks — call it from a blocking thread (spawn_blocking)",
+            ));
+        }
+        Ok(())
     }
 
     /// The login name and secret for `who` (secrets and tokens from the host).
@@ -447,6 +458,7 @@ impl TransportImpl for ImapTransport {
     }
 
     fn compose(&self, message: &OutgoingMessage) -> Result<ComposeOutcome, PluginError> {
+        self.ensure_open()?;
         let who = who(&self.cfg, &message.options_json)?;
         if let Some(account) = copy_for(&message.options_json) {
             return self.save_copy(&who, &account, message);
@@ -541,6 +553,67 @@ mod tests {
             Who::User { .. }
         ));
         assert!(matches!(who(&cfg, "{}").unwrap(), Who::Account));
+    }
+
+    #[derive(Clone)]
+    struct NoHost;
+    impl mailhost_plugin_api::HostServices for NoHost {
+        fn log(
+            &self,
+            _: mailhost_plugin_api::LogLevel,
+            _: mailhost_plugin_api::abi_stable::std_types::RStr<'_>,
+            _: mailhost_plugin_api::abi_stable::std_types::RStr<'_>,
+        ) {
+        }
+        fn secret(
+            &self,
+            r: mailhost_plugin_api::abi_stable::std_types::RStr<'_>,
+        ) -> mailhost_plugin_api::abi_stable::std_types::RResult<
+            mailhost_plugin_api::abi_stable::std_types::RString,
+            PluginError,
+        > {
+            mailhost_plugin_api::abi_stable::std_types::RResult::ROk(r.as_str().into())
+        }
+        fn token(
+            &self,
+            _: &mailhost_plugin_api::TokenRequest,
+        ) -> mailhost_plugin_api::abi_stable::std_types::RResult<
+            mailhost_plugin_api::abi_stable::std_types::RString,
+            PluginError,
+        > {
+            mailhost_plugin_api::abi_stable::std_types::RResult::RErr(PluginError::config("none"))
+        }
+        fn extension(
+            &self,
+            _: mailhost_plugin_api::abi_stable::std_types::RStr<'_>,
+            _: mailhost_plugin_api::abi_stable::std_types::RStr<'_>,
+        ) -> mailhost_plugin_api::abi_stable::std_types::RResult<
+            mailhost_plugin_api::abi_stable::std_types::RString,
+            PluginError,
+        > {
+            mailhost_plugin_api::abi_stable::std_types::RResult::RErr(PluginError::unsupported(
+                "none",
+            ))
+        }
+    }
+
+    #[test]
+    fn opens_without_account_credentials_and_refuses_async_callers() {
+        // Per-user credentials only: the account itself has none.
+        let cfg = ImapConfig::from_json(r#"{"host":"127.0.0.1","port":9}"#).unwrap();
+        let t = ImapTransport::new(cfg, Host::new(NoHost)).unwrap();
+        assert_eq!(t.status().state, ConnState::NOT_CONNECTED);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let e = rt.block_on(async { t.ensure_open() }).unwrap_err();
+        assert!(e.message().contains("spawn_blocking"), "{e}");
+        t.close();
+        assert_eq!(t.status().state, ConnState::STOPPED);
+        assert_eq!(
+            t.ensure_open().unwrap_err().class(),
+            ErrorClass::UNAVAILABLE
+        );
     }
 
     #[test]
