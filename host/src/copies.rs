@@ -86,6 +86,15 @@ pub fn check_config(accounts: &BTreeMap<String, Account>, plugins: &PluginSet) -
     errors
 }
 
+/// The transport's own warning on a successful send (`details_json.warning`,
+/// e.g. an IMAP send whose copy in Sent failed).
+pub(crate) fn receipt_warnings(r: &mailhost_plugin_api::Receipt) -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(r.details_json.as_str())
+        .ok()
+        .and_then(|d| d["warning"].as_str().map(|w| vec![w.to_string()]))
+        .unwrap_or_default()
+}
+
 /// After a successful send through `delivery.candidate`: stores the copy when
 /// that account has `save_copy_to`, and records the outcome on the delivery.
 pub(crate) fn after_send(

@@ -267,10 +267,7 @@ fn delivery(c: Candidate, r: Receipt, attempts: Vec<Attempt>) -> Delivery {
             .map(|x| (x.address.to_string(), x.error.to_string()))
             .collect(),
         attempts,
-        warnings: serde_json::from_str::<serde_json::Value>(r.details_json.as_str())
-            .ok()
-            .and_then(|d| d["warning"].as_str().map(|w| vec![w.to_string()]))
-            .unwrap_or_default(),
+        warnings: crate::copies::receipt_warnings(&r),
         copy: None,
     }
 }

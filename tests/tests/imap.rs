@@ -610,3 +610,40 @@ fn a_failed_copy_is_a_warning_and_the_message_goes_out_once() {
     assert_eq!(captured, 1, "sent once, never again because of the copy");
     assert!(stored_with(&subject).is_empty());
 }
+
+#[test]
+fn the_cli_shows_the_warning_of_a_send_whose_copy_in_sent_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mailbox.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[policy]
+account = "mailbox"
+send_mode = "mailbox"
+
+[accounts.mailbox]
+plugin = "imap"
+from = "testuser@example.com"
+host = "127.0.0.1"
+port = 1143
+ca_file = {:?}
+username = "testuser"
+password = "testpass"
+sent_folder = "Nirgendwo"
+submission = {{ port = 1587 }}
+"#,
+            ca()
+        ),
+    )
+    .unwrap();
+    let to = rcpt("cliwarn");
+    let out = mailhost_send(&cfg, &to, &unique("cli-warning"));
+    assert!(out.contains(" via mailbox: 250 "), "{out}");
+    assert!(
+        out.contains("warning: the message was sent, but its copy could not be stored in Sent")
+            && out.contains("\"Nirgendwo\""),
+        "{out}"
+    );
+    assert!(saved_for(&to).is_some());
+}
