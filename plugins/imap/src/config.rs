@@ -32,11 +32,12 @@ pub const SCHEMA: &str = r#"{
     "save_to_sent": {"enum": ["auto", "always", "never"], "default": "auto", "description": "after a send: append the message to Sent; auto skips providers that file submitted mail themselves (Gmail, Exchange Online/Outlook.com)"},
     "submission": {
       "type": "object",
+      "description": "the provider's submission server (RFC 6409) used to send as the mailbox, with the same credentials",
       "additionalProperties": false,
       "properties": {
         "host": {"type": "string", "minLength": 1, "description": "default: the IMAP host"},
         "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default 587, or 465 with security = \"tls\""},
-        "security": {"enum": ["starttls", "tls", "none"], "default": "starttls"}
+        "security": {"enum": ["starttls", "tls", "none"], "default": "starttls", "description": "starttls: port 587 with STARTTLS; tls: implicit TLS (port 465); none: clear text"}
       }
     },
     "timeout_ms": {"type": "integer", "minimum": 1, "default": 30000, "description": "limit for connecting and for each server reply"}
