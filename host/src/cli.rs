@@ -725,6 +725,12 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
                 for (addr, why) in &d.rejected {
                     outln!("  rejected {addr}: {why}");
                 }
+                if let Some(c) = d.copy.as_ref().filter(|c| c.saved) {
+                    outln!("  copy in {}: {}", c.account, c.location);
+                }
+                for w in &d.warnings {
+                    outln!("  warning: {w}");
+                }
             }
             exit::OK
         }

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod copies;
 pub mod engine;
 pub mod limits;
 pub mod loader;

@@ -19,12 +19,20 @@ impl Capabilities {
     pub const SAVE_COPY: Self = Self(1 << 2);
     /// `Transport::check` tests the settings step by step.
     pub const CHECK: Self = Self(1 << 3);
+    /// The transport can store a copy of a message sent through **another**
+    /// account in its Sent folder (an account's `save_copy_to`): the host calls
+    /// `Transport::compose` with [`crate::options::SAVE_COPY_FOR`] in
+    /// `options_json`, and the plugin stores the message instead of making a
+    /// draft, answering [`crate::ComposeKind::COPY_SAVED`]. Added in 1.0 as a
+    /// new value; no layout changed.
+    pub const SAVE_COPY_FOR_OTHERS: Self = Self(1 << 4);
 
-    const NAMES: [(Self, &'static str); 4] = [
+    const NAMES: [(Self, &'static str); 5] = [
         (Self::SEND, "send"),
         (Self::COMPOSE, "compose"),
         (Self::SAVE_COPY, "save-copy"),
         (Self::CHECK, "check"),
+        (Self::SAVE_COPY_FOR_OTHERS, "save-copy-for-others"),
     ];
 
     pub const fn empty() -> Self {

@@ -49,6 +49,9 @@ impl ComposeKind {
     pub const SENT_BY_USER: Self = Self(4);
     /// The user closed the dialog without sending.
     pub const CANCELLED: Self = Self(5);
+    /// A copy of a message sent through another account was stored (compose
+    /// with `options_json.save_copy_for`, see [`crate::Capabilities::SAVE_COPY_FOR_OTHERS`]).
+    pub const COPY_SAVED: Self = Self(6);
 
     pub fn name(self) -> &'static str {
         match self {
@@ -57,6 +60,7 @@ impl ComposeKind {
             Self::SHOWN_IN_CLIENT => "shown-in-client",
             Self::SENT_BY_USER => "sent-by-user",
             Self::CANCELLED => "cancelled",
+            Self::COPY_SAVED => "copy-saved",
             _ => "unknown",
         }
     }

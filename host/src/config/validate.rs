@@ -185,6 +185,8 @@ impl Validator<'_> {
         let purposes = self.purposes(&raw, &accounts);
         let policy = self.policy(&raw, &accounts);
         let users = self.users(&raw, &accounts, &tenants, &policy);
+        self.errors
+            .extend(crate::copies::check_config(&accounts, self.plugins));
         let limits = self.limits(&raw);
         if let Some(api) = &raw.api {
             let t: Vec<&str> = tenants.keys().map(String::as_str).collect();

@@ -117,6 +117,7 @@ impl Validator<'_> {
         let mut from = None;
         let mut max_per_minute = None;
         let mut description = String::new();
+        let mut save_copy_to = None;
         let mut settings = serde_json::Map::new();
         let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
         for (key, value) in t {
@@ -146,6 +147,19 @@ impl Validator<'_> {
                 "description" => {
                     description = value.get_ref().as_str().unwrap_or_default().to_string()
                 }
+                "save_copy_to" => match value.get_ref().as_str() {
+                    Some(a) => {
+                        save_copy_to = Some(crate::copies::CopyTarget {
+                            account: a.to_string(),
+                            loc: self.loc(&span(value)),
+                        })
+                    }
+                    None => self.err(
+                        &span(value),
+                        "`save_copy_to` must be an account name",
+                        "e.g. save_copy_to = \"mailbox\" (an account with plugin = \"imap\")",
+                    ),
+                },
                 _ => {
                     let declared_secret = schema
                         .get("properties")
@@ -213,6 +227,7 @@ impl Validator<'_> {
             from,
             max_per_minute,
             description,
+            save_copy_to,
             settings,
             modes: manifest.modes.iter().map(|m| m.to_string()).collect(),
             loc: self.loc(&span(name)),
