@@ -13,6 +13,7 @@ pub mod loader;
 pub mod message;
 pub mod policy;
 pub mod ratelimit;
+pub mod scaffold;
 pub mod secrets;
 pub mod services;
 pub mod submit;

@@ -20,6 +20,33 @@ impl Capabilities {
     /// `Transport::check` tests the settings step by step.
     pub const CHECK: Self = Self(1 << 3);
 
+    /// The plugin was built with `panic = "unwind"` (Rust's default): a panic
+    /// inside it becomes a `Permanent` error and the host goes on. Set by
+    /// [`crate::export_plugin!`], never by hand; not listed by [`Self::names`].
+    pub const PANIC_UNWIND: Self = Self(1 << 4);
+    /// The plugin was built with `panic = "abort"`: its first panic would end
+    /// the whole host process (SIGABRT), so the host refuses to load it. Set by
+    /// [`crate::export_plugin!`], never by hand; not listed by [`Self::names`].
+    ///
+    /// A plugin with neither bit was built before these bits existed (plugin-api
+    /// 1.0.0 as first released): the host loads it with a warning.
+    pub const PANIC_ABORT: Self = Self(1 << 5);
+
+    /// The bit for the panic strategy this code is compiled with
+    /// (`cfg!(panic = "unwind")`): [`Self::PANIC_UNWIND`] or [`Self::PANIC_ABORT`].
+    pub const fn panic_strategy(unwind: bool) -> Self {
+        if unwind {
+            Self::PANIC_UNWIND
+        } else {
+            Self::PANIC_ABORT
+        }
+    }
+
+    /// `self` without the bits of `other`.
+    pub const fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
     const NAMES: [(Self, &'static str); 4] = [
         (Self::SEND, "send"),
         (Self::COMPOSE, "compose"),
@@ -27,19 +54,24 @@ impl Capabilities {
         (Self::CHECK, "check"),
     ];
 
+    /// No capability.
     pub const fn empty() -> Self {
         Self(0)
     }
 
+    /// The bits of both.
     pub const fn union(self, other: Self) -> Self {
         Self(self.0 | other.0)
     }
 
+    /// True when every bit of `other` is set in `self`.
     pub const fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0
     }
 
-    /// The names of the known bits that are set, in a stable order.
+    /// The names of the known capability bits that are set, in a stable order
+    /// (`send`, `compose`, `save-copy`, `check`; the panic-strategy bits are
+    /// not capabilities a policy chooses by and are left out).
     pub fn names(self) -> Vec<&'static str> {
         Self::NAMES
             .iter()
@@ -74,6 +106,8 @@ pub struct Manifest {
     pub api_version: RString,
     /// One line for `mailhost plugins` and the admin page.
     pub description: RString,
+    /// What the plugin can do (send, compose, check...) and the panic strategy it
+    /// was built with, which `export_plugin!` sets.
     pub capabilities: Capabilities,
     /// The policy modes this plugin serves (`smtp`, `graph`, `mapi-full`, `m365-draft`...).
     pub modes: RVec<RString>,
@@ -103,26 +137,31 @@ impl Manifest {
         }
     }
 
+    /// Sets the one-line description.
     pub fn description(mut self, text: &str) -> Self {
         self.description = text.into();
         self
     }
 
+    /// Sets the capabilities (`SEND | CHECK`...).
     pub fn capabilities(mut self, caps: Capabilities) -> Self {
         self.capabilities = caps;
         self
     }
 
+    /// Sets the policy modes the plugin serves.
     pub fn modes(mut self, modes: &[&str]) -> Self {
         self.modes = modes.iter().map(|m| RString::from(*m)).collect();
         self
     }
 
+    /// Sets the settings JSON Schema (a JSON text).
     pub fn settings_schema(mut self, schema_json: &str) -> Self {
         self.settings_schema = schema_json.into();
         self
     }
 
+    /// Sets the operating systems the plugin runs on (empty: any).
     pub fn os(mut self, os: &[&str]) -> Self {
         self.os = os.iter().map(|m| RString::from(*m)).collect();
         self
@@ -142,6 +181,7 @@ impl Manifest {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
+    /// True when the plugin can work on this machine now.
     pub available: bool,
     /// When available: the level found (`full`, `simple`, a client name...), may be empty.
     pub level: RString,
@@ -150,6 +190,7 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// Available, at `level` (may be empty).
     pub fn available(level: &str) -> Self {
         Self {
             available: true,
@@ -158,6 +199,7 @@ impl Probe {
         }
     }
 
+    /// Unavailable, and why (words an admin can act on).
     pub fn unavailable(reason: &str) -> Self {
         Self {
             available: false,
