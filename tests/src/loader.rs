@@ -258,7 +258,8 @@ pub fn build_example_outside() -> PathBuf {
     lib
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+/// Copies a directory tree (files and folders).
+pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

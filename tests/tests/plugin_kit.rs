@@ -8,7 +8,9 @@ use std::process::Command;
 
 use assert_cmd::prelude::*;
 use mailhost::loader::{load_file, FailureKind};
-use mailhost_tests::loader::{build_abort_fixture, build_compat, cargo_outside, workspace_root};
+use mailhost_tests::loader::{
+    build_abort_fixture, build_compat, cargo_outside, copy_tree, workspace_root,
+};
 use mailhost_tests::{copy_as, mailhost_bin, plugin_file_name, plugin_path};
 use predicates::prelude::*;
 
@@ -237,4 +239,41 @@ fn a_missing_plugin_says_where_the_host_looked() {
                     "mailhost.toml:2:11: policy.account names account `erp`, whose plugin `acme` is not loaded",
                 )),
         );
+}
+
+/// A copy of the plugin-api folder alone builds: no workspace to inherit from
+/// (an integrator vendors it, or a registry packages it).
+#[test]
+fn a_copy_of_plugin_api_builds_alone() {
+    let dir = temp();
+    let copy = dir.path().join("mailhost-plugin-api");
+    copy_tree(&workspace_root().join("plugin-api"), &copy);
+    let manifest = std::fs::read_to_string(copy.join("Cargo.toml")).unwrap();
+    let parsed: toml::Table = manifest.parse().unwrap();
+    fn inherits(v: &toml::Value) -> bool {
+        match v {
+            toml::Value::Table(t) => t.contains_key("workspace") || t.values().any(inherits),
+            toml::Value::Array(a) => a.iter().any(inherits),
+            _ => false,
+        }
+    }
+    assert!(
+        !inherits(&toml::Value::Table(parsed.clone())),
+        "plugin-api/Cargo.toml inherits from the workspace:\n{manifest}"
+    );
+    assert_eq!(parsed["package"]["version"].as_str(), Some("1.0.0"));
+    for key in [
+        "description",
+        "license",
+        "repository",
+        "readme",
+        "documentation",
+    ] {
+        assert!(
+            parsed["package"].get(key).is_some(),
+            "package.{key} missing"
+        );
+    }
+    assert!(copy.join("README.md").is_file());
+    cargo_outside(&copy, &["build"], "a copy of plugin-api");
 }
