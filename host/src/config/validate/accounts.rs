@@ -89,25 +89,29 @@ impl Validator<'_> {
                 .map(|d| d.display().to_string())
                 .collect();
             let searched = names(searched.iter(), "(no directory)");
-            let mut hint = format!(
+            let looked = format!(
                 "the host looked for {} in: {searched} (loaded plugins: {loaded})",
                 crate::loader::plugin_file_name(plugin_name)
             );
-            if let Some(f) = self.plugins.failures.iter().find(|f| {
+            let failed = self.plugins.failures.iter().find(|f| {
                 f.path
                     .to_string_lossy()
                     .contains(&format!("mailhost_{}", plugin_name.replace('-', "_")))
-            }) {
-                hint = format!(
-                    "{hint}; {} did not load: {}",
+            });
+            let hint = match failed {
+                Some(f) => format!(
+                    "{looked}; {} is there but did not load: {}",
                     f.path.display(),
                     f.reason.lines().next().unwrap_or("")
-                );
-            }
+                ),
+                None => format!(
+                    "{looked}; install the plugin file in one of them, or pass --plugins DIR (`mailhost plugins` lists what loaded)"
+                ),
+            };
             self.err(
                 &span(plugin_v),
                 format!("account `{aname}`: its plugin is missing: no plugin named `{plugin_name}` is loaded"),
-                format!("{hint}; install the plugin file there or pass --plugins DIR (run `mailhost plugins` to see what loaded)"),
+                hint,
             );
             let at = self.loc(&span(plugin_v));
             self.unloaded.insert(aname, (plugin_name.to_string(), at));
