@@ -208,3 +208,51 @@ impl Probe {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Capabilities;
+
+    #[test]
+    fn panic_bits_are_not_listed_as_capabilities() {
+        let c = Capabilities::SEND | Capabilities::panic_strategy(true);
+        assert_eq!(c.names(), ["send"]);
+        assert!(c.contains(Capabilities::PANIC_UNWIND));
+        assert_eq!(
+            Capabilities::panic_strategy(false),
+            Capabilities::PANIC_ABORT
+        );
+        assert_eq!(c.without(Capabilities::PANIC_UNWIND), Capabilities::SEND);
+        // The glue records the strategy this crate is compiled with.
+        let m = (crate::root_module::<Probe>().manifest())()
+            .into_result()
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(
+            m.capabilities.contains(Capabilities::PANIC_UNWIND)
+                && !m.capabilities.contains(Capabilities::PANIC_ABORT),
+            "{:?}",
+            m.capabilities.0
+        );
+    }
+
+    struct Probe;
+    struct Nothing;
+    impl crate::TransportImpl for Nothing {
+        fn send(&self, _m: &crate::OutgoingMessage) -> Result<crate::Receipt, crate::PluginError> {
+            Err(crate::PluginError::unsupported("test"))
+        }
+        fn check(&self, _o: &str) -> Result<crate::CheckReport, crate::PluginError> {
+            Ok(crate::CheckReport::new())
+        }
+    }
+    impl crate::Plugin for Probe {
+        type Transport = Nothing;
+        fn manifest() -> super::Manifest {
+            // A plugin that sets the abort bit itself is overridden by the glue.
+            super::Manifest::new("probe", "0").capabilities(Capabilities::PANIC_ABORT)
+        }
+        fn open(_s: &str, _h: crate::Host) -> Result<Nothing, crate::PluginError> {
+            Ok(Nothing)
+        }
+    }
+}
