@@ -35,6 +35,8 @@ fn run(mut cmd: Command, stdin: &Path) -> Run {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let t0 = Instant::now();
+    // Reaped by wait4 below (which also gives the rusage), not by Child::wait.
+    #[allow(clippy::zombie_processes)]
     let child = cmd.spawn().unwrap();
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
