@@ -15,6 +15,7 @@ pub mod message;
 pub mod outbox;
 pub mod policy;
 pub mod ratelimit;
+pub mod scaffold;
 pub mod secrets;
 pub mod server;
 pub mod services;

@@ -78,8 +78,10 @@ pub struct HostOptions {
 /// It is empty for "username required, password optional" (`auth = "optional"`).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserCredentials {
+    /// The user name to log in with.
     pub username: String,
     #[serde(default)]
+    /// The password as a secret reference (`env:NAME`, `file:PATH`): resolve it with `Host::secret`.
     pub password: String,
 }
 
