@@ -93,28 +93,20 @@ impl ServerCertVerifier for PinningVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if self
-                    .pinned
-                    .iter()
-                    .any(|p| p.as_ref() == end_entity.as_ref())
-                {
-                    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
-                    rustls::client::verify_server_name(&parsed, server_name)?;
-                    Ok(ServerCertVerified::assertion())
-                } else {
-                    Err(e)
-                }
+        // A pinned certificate first: it needs no trust store at all (the
+        // inner verifier may have to read the system's on first use).
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            if rustls::client::verify_server_name(&parsed, server_name).is_ok() {
+                return Ok(ServerCertVerified::assertion());
             }
         }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
@@ -188,5 +180,133 @@ impl ServerCertVerifier for AcceptAnyCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// WebPKI verification over the `ca_file` certificates and the system's
+/// roots, with the system store read only when it is needed: a chain is first
+/// checked against the `ca_file` certificates alone, and only when that fails
+/// against the system roots plus them (loaded then, once). Trust is the union
+/// of both, as with one store; a one-shot send to a server with a private CA
+/// no longer parses the few hundred system certificates.
+#[derive(Debug)]
+pub struct LazyRootsVerifier {
+    provider: Arc<CryptoProvider>,
+    extra: Vec<CertificateDer<'static>>,
+    extra_only: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    full: std::sync::OnceLock<Result<Arc<rustls::client::WebPkiServerVerifier>, rustls::Error>>,
+}
+
+impl LazyRootsVerifier {
+    /// `extra`: the `ca_file` certificates (may be empty). Fails when one of
+    /// them is not usable as a trust anchor.
+    pub fn new(
+        provider: Arc<CryptoProvider>,
+        extra: Vec<CertificateDer<'static>>,
+    ) -> Result<Self, String> {
+        let extra_only = if extra.is_empty() {
+            None
+        } else {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in &extra {
+                roots
+                    .add(c.clone())
+                    .map_err(|e| format!("a certificate in ca_file is not usable as a CA: {e}"))?;
+            }
+            Some(
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|e| format!("TLS verification setup failed: {e}"))?,
+            )
+        };
+        Ok(Self {
+            provider,
+            extra,
+            extra_only,
+            full: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn full(&self) -> Result<&Arc<rustls::client::WebPkiServerVerifier>, rustls::Error> {
+        self.full
+            .get_or_init(|| {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                for c in &self.extra {
+                    let _ = roots.add(c.clone());
+                }
+                if roots.is_empty() {
+                    return Err(rustls::Error::General(
+                        "no trusted root certificates: the system has none and no ca_file is set"
+                            .into(),
+                    ));
+                }
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    self.provider.clone(),
+                )
+                .build()
+                .map_err(|e| rustls::Error::General(format!("TLS verification setup failed: {e}")))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl ServerCertVerifier for LazyRootsVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(v) = &self.extra_only {
+            if let Ok(ok) =
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            {
+                return Ok(ok);
+            }
+        }
+        self.full()?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

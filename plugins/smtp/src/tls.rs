@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use mailhost_plugin_api::PluginError;
-use mailhost_tls::{AcceptAnyCert, PinningVerifier};
+use mailhost_tls::{AcceptAnyCert, LazyRootsVerifier, PinningVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use tokio_rustls::TlsConnector;
 
 use crate::config::{SmtpConfig, TlsMin};
@@ -25,10 +25,7 @@ pub fn connector(cfg: &SmtpConfig) -> Result<TlsConnector, PluginError> {
         .with_protocol_versions(versions)
         .map_err(|e| PluginError::config(format!("smtp: TLS setup failed: {e}")))?;
 
-    let mut roots = RootCertStore::empty();
-    let mut pinned = Vec::new();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    let mut pinned: Vec<CertificateDer<'static>> = Vec::new();
     if let Some(path) = &cfg.ca_file {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
             .and_then(|it| it.collect::<Result<_, _>>())
@@ -44,15 +41,7 @@ pub fn connector(cfg: &SmtpConfig) -> Result<TlsConnector, PluginError> {
                 path.display()
             )));
         }
-        pinned.extend(certs.iter().cloned());
-        for c in certs {
-            roots.add(c).map_err(|e| {
-                PluginError::config(format!(
-                    "smtp setting `ca_file`: a certificate in {} is not usable as a CA: {e}",
-                    path.display()
-                ))
-            })?;
-        }
+        pinned = certs;
     }
 
     let config = if cfg.accept_invalid_certs {
@@ -65,12 +54,12 @@ pub fn connector(cfg: &SmtpConfig) -> Result<TlsConnector, PluginError> {
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
             .with_no_client_auth()
     } else {
-        let inner =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| {
-                    PluginError::config(format!("smtp: TLS verification setup failed: {e}"))
-                })?;
+        // The system's roots are read on the first handshake that needs them
+        // (not for a server whose certificate is pinned or issued by `ca_file`).
+        let inner = LazyRootsVerifier::new(provider, pinned.clone()).map_err(|e| {
+            PluginError::config(format!("smtp setting `ca_file`: {e}"))
+        })?;
+        let inner = Arc::new(inner);
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinningVerifier::new(inner, pinned)))
