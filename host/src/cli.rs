@@ -68,6 +68,7 @@ Examples:
   mailhost check office --to admin@example.com
   mailhost policy explain --user alice --action compose
   mailhost plugins
+  mailhost discover jo@example.com
 
 Config: --config FILE, else $MAILHOST_CONFIG, else ./mailhost.toml, else the embedded default
 (pickup into ./outbox). Plugins: --plugins DIR (repeatable), else $MAILHOST_PLUGIN_PATH, then the
@@ -127,6 +128,8 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Find the submission (and IMAP) servers for an address and print an [accounts.NAME] block.
+    Discover(crate::discover::DiscoverArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,6 +292,10 @@ fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, u8> {
 }
 
 fn dispatch(cli: &Cli) -> u8 {
+    if let Command::Discover(a) = &cli.command {
+        // needs neither plugins nor a config
+        return crate::discover::cmd(a, cli.json);
+    }
     let plugins = load_plugins(cli);
     match &cli.command {
         Command::Plugins {
@@ -358,7 +365,7 @@ fn dispatch(cli: &Cli) -> u8 {
                         exit::OK
                     }
                 }
-                Command::Plugins { .. } | Command::Config { .. } => exit::OK,
+                Command::Plugins { .. } | Command::Config { .. } | Command::Discover(_) => exit::OK,
             };
             engine.close();
             code
