@@ -101,7 +101,7 @@ pub enum Command {
     /// Send a message through the policy's chain.
     Send(MessageArgs),
     /// Open or save a message for the user to finish (draft, dialog, web link).
-    Compose(MessageArgs),
+    Compose(ComposeArgs),
     /// Test an account's settings step by step ("Test settings").
     Check {
         /// The account (an [accounts.NAME] section).
@@ -157,6 +157,15 @@ pub enum PolicyCommand {
         #[arg(long)]
         to: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ComposeArgs {
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// Open the draft's web link with the desktop's default browser (xdg-open, open, start).
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -330,8 +339,10 @@ fn dispatch(cli: &Cli) -> u8 {
             // Engine start-up warnings repeat config warnings already printed; `status` shows them.
             let engine = Engine::new(settings, plugins);
             let code = match &cli.command {
-                Command::Send(a) => cmd_message(cli, &engine, a, Action::Send),
-                Command::Compose(a) => cmd_message(cli, &engine, a, Action::Compose),
+                Command::Send(a) => cmd_message(cli, &engine, a, Action::Send, false),
+                Command::Compose(a) => {
+                    cmd_message(cli, &engine, &a.message, Action::Compose, a.open)
+                }
                 Command::Check { account, to } => cmd_check(cli, &engine, account, to.as_deref()),
                 Command::Status => cmd_status(cli, &engine),
                 Command::Policy {
@@ -642,7 +653,7 @@ fn fail(cli: &Cli, code: u8, kind: &str, message: &str, attempts: Option<&[Attem
     code
 }
 
-fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u8 {
+fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action, open: bool) -> u8 {
     let verb = match action {
         Action::Send => "sent",
         Action::Compose => "composed",
@@ -700,15 +711,35 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
             exit::OK
         }
         Ok(Outcome::Composed(c)) => {
+            // --open: the web link in the desktop's default browser
+            let opened = open.then(|| {
+                crate::browser::open_link(&c.web_link)
+                    .map_err(|e| format!("{} via {}: {e}", c.kind, c.candidate.label))
+            });
             if cli.json {
-                print_json(&c);
+                let mut v = serde_json::to_value(&c).unwrap_or_default();
+                match &opened {
+                    Some(Ok(cmd)) => v["opened"] = serde_json::json!({"ok": true, "command": cmd}),
+                    Some(Err(e)) => v["opened"] = serde_json::json!({"ok": false, "error": e}),
+                    None => {}
+                }
+                print_json(&v);
             } else {
                 outln!("{} via {}: {}", c.kind, c.candidate.label, c.message);
                 if !c.web_link.is_empty() {
                     outln!("open: {}", c.web_link);
                 }
+                if let Some(Ok(cmd)) = &opened {
+                    outln!("opened in the default browser ({cmd})");
+                }
             }
-            exit::OK
+            match opened {
+                Some(Err(e)) => {
+                    errln!("mailhost: composed, but not opened: {e}");
+                    exit::UNAVAILABLE
+                }
+                _ => exit::OK,
+            }
         }
         Err(f) => fail(
             cli,
