@@ -425,6 +425,44 @@ fn autoconfig_over_https_names_the_submission_service() {
 }
 
 #[test]
+fn autoconfig_host_names_are_resolved_by_the_given_resolver() {
+    // `web.auto.test` exists only in the test's DNS server: reaching the HTTPS
+    // server (whose certificate names localhost, not web.auto.test) proves it.
+    let dns = dns_server(&[("auto.test.", vec![a("web.auto.test.")]), localhost_zone()]);
+    let web = https_server(vec![(
+        "/mail/config-v1.1.xml",
+        200,
+        b"<clientConfig/>".to_vec(),
+    )]);
+    let url = format!("https://web.auto.test:{}/mail/config-v1.1.xml", web.port);
+    let dir = tempfile::tempdir().unwrap();
+    let out = mailhost(dir.path())
+        .args([
+            "--json",
+            "discover",
+            "jo@auto.test",
+            "--autoconfig-url",
+            &url,
+        ])
+        .args(["--smtp-port", "1:tls", "--imap-port", "1:tls"])
+        .arg("--resolver")
+        .arg(dns.addr.to_string())
+        .arg("--ca-file")
+        .arg(peer_ca())
+        .assert()
+        .code(69)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let e = v["autoconfig"][0]["error"].as_str().unwrap();
+    assert!(
+        e.starts_with("the server's certificate is not trusted"),
+        "connected to the test server, refused its name: {e}"
+    );
+}
+
+#[test]
 fn mx_and_likely_names_are_probed_when_nothing_names_the_service() {
     let dns = dns_server(&[
         ("mx.test.", vec![mx("mx.test.", 10, "localhost.")]),

@@ -47,9 +47,37 @@ pub fn default_urls(address: &str, domain: &str) -> Vec<String> {
     ]
 }
 
-/// An HTTP client for autoconfig: our TLS set-up, no plain-HTTP redirects.
-pub fn client(tls: rustls::ClientConfig, timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+/// Host names of autoconfig URLs resolved by discovery's resolver, so that
+/// `--resolver` applies to them too.
+struct Dns(hickory_resolver::TokioResolver);
+
+impl reqwest::dns::Resolve for Dns {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let resolver = self.0.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let ips = super::dns::addresses(&resolver, &host)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })?;
+            let addrs: reqwest::dns::Addrs =
+                Box::new(ips.into_iter().map(|ip| std::net::SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
+}
+
+/// An HTTP client for autoconfig: our TLS set-up, no plain-HTTP redirects;
+/// names resolved by `resolver` when given (else the system's way).
+pub fn client(
+    tls: rustls::ClientConfig,
+    timeout: Duration,
+    resolver: Option<hickory_resolver::TokioResolver>,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(r) = resolver {
+        builder = builder.dns_resolver(std::sync::Arc::new(Dns(r)));
+    }
+    builder
         .tls_backend_preconfigured(tls)
         .timeout(timeout)
         .connect_timeout(timeout)

@@ -337,7 +337,11 @@ pub async fn discover(args: &DiscoverArgs) -> Result<Report, String> {
         } else {
             args.autoconfig_urls.clone()
         };
-        let client = autoconfig::client(tls.clone(), clock.step())?;
+        let client = autoconfig::client(
+            tls.clone(),
+            clock.step(),
+            args.resolver.is_some().then(|| resolver.clone()),
+        )?;
         let mut set = JoinSet::new();
         for (i, url) in urls.into_iter().enumerate().take(MAX_RECORDS) {
             let client = client.clone();
