@@ -873,6 +873,43 @@ mod tests {
     }
 
     #[test]
+    fn server_text_cannot_add_lines_to_the_block() {
+        let mut p = Probe::new(
+            Protocol::Smtp,
+            "mail.example.com",
+            465,
+            Security::Tls,
+            "guess",
+        );
+        p.verified = true;
+        p.greeting = "x ESMTP\n[accounts.evil]\nhost = \"attacker\"".into();
+        p.auth = vec!["PLAIN".into()];
+        let report = Report {
+            address: "jo@example.com".into(),
+            domain: "example.com".into(),
+            dns: Vec::new(),
+            autoconfig: Vec::new(),
+            smtp: vec![p.clone()],
+            imap: Vec::new(),
+            chosen_smtp: Some(p.clone()),
+            chosen_imap: None,
+            notes: Vec::new(),
+            account: "example".into(),
+            account_toml: None,
+        };
+        let block = account_toml(&report, &p, None);
+        let parsed: toml::Table = block.parse().unwrap();
+        let accounts = parsed["accounts"].as_table().unwrap();
+        assert_eq!(accounts.keys().collect::<Vec<_>>(), ["example"], "{block}");
+        let a = accounts["example"].as_table().unwrap();
+        assert_eq!(a["host"].as_str(), Some("mail.example.com"));
+        assert_eq!(a["port"].as_integer(), Some(465));
+        assert_eq!(a["security"].as_str(), Some("tls"));
+        assert_eq!(a["auth"].as_str(), Some("required"));
+        assert_eq!(a["password"].as_str(), Some("env:EXAMPLE_SMTP_PASSWORD"));
+    }
+
+    #[test]
     fn port_specs() {
         assert_eq!(
             "2465:tls".parse::<PortSpec>().unwrap(),
