@@ -41,8 +41,12 @@ pub struct Finding {
 
 /// The URLs a mail client tries for `domain` (RFC-less, Thunderbird's convention), HTTPS only.
 pub fn default_urls(address: &str, domain: &str) -> Vec<String> {
+    let first = format!("https://autoconfig.{domain}/mail/config-v1.1.xml");
+    let first = reqwest::Url::parse_with_params(&first, &[("emailaddress", address)])
+        .map(|u| u.to_string())
+        .unwrap_or(first);
     vec![
-        format!("https://autoconfig.{domain}/mail/config-v1.1.xml?emailaddress={address}"),
+        first,
         format!("https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml"),
     ]
 }
@@ -308,6 +312,17 @@ mod tests {
         assert_eq!(servers[1].security, Security::Starttls);
         assert_eq!(servers[1].authentication, ["OAuth2", "password-cleartext"]);
         assert_eq!(servers[1].username.as_deref(), Some("jo"));
+    }
+
+    #[test]
+    fn default_urls_encode_the_address() {
+        assert_eq!(
+            default_urls("jo+x@example.com", "example.com"),
+            [
+                "https://autoconfig.example.com/mail/config-v1.1.xml?emailaddress=jo%2Bx%40example.com",
+                "https://example.com/.well-known/autoconfig/mail/config-v1.1.xml",
+            ]
+        );
     }
 
     #[test]
