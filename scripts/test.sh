@@ -25,8 +25,22 @@ mkdir -p "$PEERS_DIR"
 started_here=0
 if ! "$SHARED/peers/all.sh" status 2>/dev/null | grep -q "running"; then started_here=1; fi
 "$SHARED/peers/all.sh" start
-if [ "$started_here" = 1 ] && [ "${MAILHOST_KEEP_PEERS:-0}" != 1 ]; then
-  trap '"$SHARED/peers/all.sh" stop >/dev/null 2>&1 || true' EXIT
+# PostgreSQL: the outbox's scale-out backend (not in all.sh).
+pg_started_here=1
+if "$SHARED/peers/postgres.sh" start | grep -q "already running"; then pg_started_here=0; fi
+if [ "${MAILHOST_KEEP_PEERS:-0}" != 1 ]; then
+  trap '[ "$started_here" = 1 ] && "$SHARED/peers/all.sh" stop >/dev/null 2>&1; [ "$pg_started_here" = 1 ] && "$SHARED/peers/postgres.sh" stop >/dev/null 2>&1; true' EXIT
+fi
+
+step "reference tools for the benchmarks (msmtp)"
+if ! command -v msmtp >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get install -y --no-install-recommends msmtp >/dev/null 2>&1 \
+      || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends msmtp >/dev/null 2>&1; }) \
+      || echo "test.sh: could not install msmtp (the one-shot benchmark needs it)" >&2
+  else
+    sudo apt-get install -y --no-install-recommends msmtp >/dev/null 2>&1 || echo "test.sh: install msmtp (apt-get install msmtp)" >&2
+  fi
 fi
 
 step "cargo fmt --check"

@@ -9,7 +9,7 @@ use mailhost_plugin_api::StepOutcome;
 use crate::config::{self, Settings};
 use crate::engine::{Attempt, Engine, FailureClass};
 use crate::limits::{self, ReadError};
-use crate::loader::{self, PluginSet};
+use crate::loader::{self, escape_path, escape_text, PluginSet};
 use crate::message::{AttachmentRequest, MessageRequest};
 use crate::policy::{Action, Request};
 use crate::submit::{Content, Outcome, Submission, SubmitError};
@@ -128,6 +128,15 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Run the service: the HTTP API and the workers that drain the outbox.
+    Serve(crate::server::cli::ServeArgs),
+    /// The durable outbox of the service: list, show, retry, cancel.
+    Outbox {
+        #[command(subcommand)]
+        command: crate::server::cli::OutboxCommand,
+    },
+    /// Make an API token for `serve` and print its [api.tokens] lines.
+    ApiToken(crate::server::cli::ApiTokenArgs),
     /// Find the submission (and IMAP) servers for an address and print an [accounts.NAME] block.
     Discover(crate::discover::DiscoverArgs),
 }
@@ -221,9 +230,12 @@ pub struct MessageArgs {
     /// Per-request transport options as a JSON object (e.g. '{"dsn":{"notify":["failure"]}}').
     #[arg(long)]
     pub options: Option<String>,
+    /// Do not send now: store the message durably in the outbox ([outbox] in the config) for `mailhost serve` to send.
+    #[arg(long)]
+    pub queue: bool,
 }
 
-fn print_json(v: &impl serde::Serialize) {
+pub(crate) fn print_json(v: &impl serde::Serialize) {
     match serde_json::to_string_pretty(v) {
         Ok(s) => outln!("{s}"),
         Err(e) => errln!("mailhost: cannot print JSON: {e}"),
@@ -274,7 +286,7 @@ fn load_plugins(cli: &Cli) -> PluginSet {
     loader::load_dirs(&loader::search_path(&cli.plugins))
 }
 
-fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, u8> {
+pub(crate) fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, u8> {
     let path = config::locate(cli.config.as_deref());
     match config::load(path.as_deref(), plugins) {
         Ok(s) => {
@@ -311,6 +323,16 @@ fn dispatch(cli: &Cli) -> u8 {
             settings: Some(name),
         } => cmd_plugin_settings(cli, &plugins, name),
         Command::Plugins { settings: None } => cmd_plugins(cli, &plugins),
+        // The service (crate::server::cli).
+        Command::ApiToken(a) => crate::server::cli::api_token(a),
+        Command::Outbox { command } => match load_settings(cli, &plugins) {
+            Ok(s) => crate::server::cli::outbox(&s, command, cli.json),
+            Err(code) => code,
+        },
+        Command::Serve(a) => match load_settings(cli, &plugins) {
+            Ok(s) => crate::server::cli::serve(Engine::new(s, plugins), a),
+            Err(code) => code,
+        },
         Command::Config {
             command: ConfigCommand::Validate,
         } => match load_settings(cli, &plugins) {
@@ -376,7 +398,12 @@ fn dispatch(cli: &Cli) -> u8 {
                         exit::OK
                     }
                 }
-                Command::Plugins { .. } | Command::Config { .. } | Command::Discover(_) => exit::OK,
+                Command::Plugins { .. }
+                | Command::Config { .. }
+                | Command::Serve(_)
+                | Command::Outbox { .. }
+                | Command::ApiToken(_)
+                | Command::Discover(_) => exit::OK,
             };
             engine.close();
             code
@@ -399,8 +426,7 @@ fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
             None,
         );
     };
-    let schema: serde_json::Value =
-        serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
+    let schema = p.schema();
     if cli.json {
         print_json(&schema);
         return exit::OK;
@@ -414,7 +440,7 @@ fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
         "[accounts.NAME] keys for plugin `{name}` (besides the host's: {}):",
         config::HOST_ACCOUNT_KEYS.join(", ")
     );
-    print_properties(&schema, &required, "");
+    print_properties(schema, &required, "");
     exit::OK
 }
 
@@ -473,8 +499,13 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
             .iter()
             .map(|f| serde_json::json!({"path": f.path, "kind": f.kind.name(), "reason": f.reason}))
             .collect();
+        let ignored: Vec<_> = plugins
+            .ignored
+            .iter()
+            .map(|i| serde_json::json!({"path": i.path.to_string_lossy(), "reason": i.reason}))
+            .collect();
         print_json(
-            &serde_json::json!({"searched": plugins.searched, "loaded": loaded, "failed": failed}),
+            &serde_json::json!({"searched": plugins.searched, "loaded": loaded, "failed": failed, "ignored": ignored}),
         );
     } else {
         outln!(
@@ -482,7 +513,7 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
             plugins
                 .searched
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(|p| escape_path(p))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -501,17 +532,20 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
                     .collect::<Vec<_>>()
                     .join(","),
                 m.capabilities.names().join("|"),
-                m.description.as_str(),
-                p.path().display()
+                escape_text(m.description.as_str()),
+                escape_path(p.path())
             );
         }
         for f in &plugins.failures {
             outln!(
                 "FAILED {}\n  {}: {}",
-                f.path.display(),
+                escape_path(&f.path),
                 f.kind.name(),
                 f.reason.replace('\n', "\n  ")
             );
+        }
+        for i in &plugins.ignored {
+            outln!("IGNORED {}\n  {}", escape_path(&i.path), i.reason);
         }
     }
     if plugins.failures.is_empty() {
@@ -693,6 +727,9 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action, open
             )
         }
     };
+    if a.queue {
+        return crate::server::cli::enqueue(engine.settings(), &prepared, cli.json);
+    }
     match engine.deliver(&prepared) {
         Ok(Outcome::Sent(d)) => {
             if cli.json {
@@ -819,9 +856,12 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
     let s = engine.settings();
     let accounts = engine.status();
     let world = engine.world();
+    // What `mailhost serve` saw (crate::server::cli), when there is an outbox.
+    let service = crate::server::cli::service_status(s);
     if cli.json {
         print_json(&serde_json::json!({
             "config": s.source,
+            "service": service,
             "sending_enabled": s.policy.enabled,
             "accounts": accounts,
             "probes": world.probes,
@@ -869,6 +909,12 @@ fn cmd_status(cli: &Cli, engine: &Engine) -> u8 {
         }
         for f in &engine.plugins().failures {
             outln!("  FAILED {f}");
+        }
+        if let Some(v) = &service {
+            outln!(
+                "{}",
+                crate::server::cli::render_service_status(v).trim_end()
+            );
         }
     }
     exit::OK

@@ -193,8 +193,7 @@ fn manifest_world(plugins: &PluginSet) -> World {
         );
         w.capabilities
             .insert(p.name().to_string(), p.manifest().capabilities);
-        let schema: serde_json::Value =
-            serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap_or_default();
+        let schema = p.schema();
         if schema
             .get("required")
             .and_then(|r| r.as_array())

@@ -3,17 +3,32 @@
 //! Each file is loaded by absolute path with
 //! `lib_header_from_path(..).init_root_module()` — not `load_from_file`, which
 //! caches one module per root-module type and would hand back the first plugin
-//! for every file (FACTS.md). Libraries are never unloaded.
+//! for every file. Libraries are never unloaded. Each file is checked first
+//! (`check.rs`): a truncated library would crash the host inside the dynamic
+//! loader.
+
+mod check;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use mailhost_plugin_api::{HostHandle, Manifest, PluginError, PluginModRef, Probe, TransportBox};
 
 /// Environment variable with extra plugin directories (`:`-separated on Unix, `;` on Windows).
 pub const PLUGIN_PATH_ENV: &str = "MAILHOST_PLUGIN_PATH";
+pub use check::MAX_PLUGIN_BYTES;
+
+/// How a plugin file must be named on this platform, for messages.
+pub fn naming_rule() -> String {
+    format!(
+        "plugin files are named {}mailhost_<name>{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
 
 /// Why a plugin file did not load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +49,11 @@ pub enum FailureKind {
     InvalidManifest,
     /// The plugin says it does not run on this operating system.
     WrongOs,
+    /// A shared library for another processor architecture.
+    WrongArchitecture,
+    /// Cut short or damaged (a segment or header past the end of the file):
+    /// refused before the dynamic loader maps it.
+    Truncated,
 }
 
 impl FailureKind {
@@ -47,6 +67,8 @@ impl FailureKind {
             Self::ManifestFailed => "manifest-failed",
             Self::InvalidManifest => "invalid-manifest",
             Self::WrongOs => "wrong-os",
+            Self::WrongArchitecture => "wrong-architecture",
+            Self::Truncated => "truncated",
         }
     }
 }
@@ -65,7 +87,7 @@ impl fmt::Display for LoadFailure {
         write!(
             f,
             "{}: {} ({})",
-            self.path.display(),
+            escape_path(&self.path),
             self.reason,
             self.kind.name()
         )
@@ -74,12 +96,23 @@ impl fmt::Display for LoadFailure {
 
 impl std::error::Error for LoadFailure {}
 
+/// A file in a plugin directory that is not loaded, and why (not named
+/// like a plugin, a dangling or looping symbolic link, a directory).
+#[derive(Debug, Clone)]
+pub struct IgnoredFile {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
 /// A loaded plugin.
 #[derive(Clone)]
 pub struct LoadedPlugin {
     path: PathBuf,
     manifest: Manifest,
     module: PluginModRef,
+    /// The manifest's settings schema, parsed and compiled once at load.
+    schema: Arc<serde_json::Value>,
+    validator: Arc<jsonschema::Validator>,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -104,6 +137,34 @@ impl LoadedPlugin {
         &self.manifest
     }
 
+    /// The settings JSON Schema (the manifest's text, parsed once at load).
+    pub fn schema(&self) -> &serde_json::Value {
+        &self.schema
+    }
+
+    /// The schema compiled with format validation on ([`compile_schema`]).
+    pub fn validator(&self) -> &jsonschema::Validator {
+        &self.validator
+    }
+
+    /// Asks the plugin to check account settings without connecting, through
+    /// its `validate_settings` extension (docs/plugin-authors.md). `None`
+    /// when the plugin has no such extension; otherwise the problems found
+    /// (empty: none), each with the settings key it is about when known.
+    pub fn validate_settings(&self, settings_json: &str) -> Option<Vec<SettingsProblem>> {
+        let ext = (self.module.extension())(VALIDATE_SETTINGS.into()).into_option()?;
+        let out = match ext
+            .call("validate".into(), settings_json.into())
+            .into_result()
+        {
+            Ok(text) => text,
+            Err(e) => {
+                return Some(vec![SettingsProblem::general(e.message().to_string())]);
+            }
+        };
+        Some(parse_problems(out.as_str()))
+    }
+
     /// Opens an account with its plugin settings (a JSON object).
     pub fn open(&self, settings_json: &str, host: HostHandle) -> Result<TransportBox, PluginError> {
         (self.module.open())(settings_json.into(), host).into_result()
@@ -115,11 +176,57 @@ impl LoadedPlugin {
     }
 }
 
+pub use mailhost_plugin_api::settings::{SettingsProblem, VALIDATE_SETTINGS};
+
+/// The `validate_settings` answer (`{"problems": [...]}`) → problems;
+/// anything else is itself a problem (the plugin broke the contract).
+pub fn parse_problems(text: &str) -> Vec<SettingsProblem> {
+    match serde_json::from_str::<mailhost_plugin_api::settings::Problems>(text) {
+        Ok(p) => p.problems,
+        Err(e) => vec![SettingsProblem::general(format!(
+            "its validate_settings answered something other than {{\"problems\": [...]}} ({e}); report this to the plugin's author"
+        ))],
+    }
+}
+
+/// Compiles a settings schema the way the host validates with it: with
+/// `format` checked (`uri`, `hostname`, `email`, ...; `path` and `secret`
+/// are the host's own and accepted as any string).
+pub fn compile_schema(schema: &serde_json::Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .with_format("path", |_: &str| true)
+        .with_format("secret", |_: &str| true)
+        .build(schema)
+        .map_err(|e| e.to_string())
+}
+
+/// A path for a listing: control characters (a newline in a file name)
+/// escaped as `\n`, `\u{1b}`, so one entry stays one line.
+pub fn escape_path(path: &Path) -> String {
+    escape_text(&path.to_string_lossy())
+}
+
+/// Text for a listing with control characters escaped (see [`escape_path`]).
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Everything found on the search path: what loaded and what did not.
 #[derive(Debug, Default, Clone)]
 pub struct PluginSet {
     pub plugins: Vec<LoadedPlugin>,
     pub failures: Vec<LoadFailure>,
+    /// Files in the searched directories that are not plugins (see [`scan_dir`]).
+    pub ignored: Vec<IgnoredFile>,
     /// The directories searched, in order.
     pub searched: Vec<PathBuf>,
 }
@@ -191,11 +298,23 @@ pub fn load_dirs(dirs: &[PathBuf]) -> PluginSet {
         ..PluginSet::default()
     };
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().and_then(|d| d.canonicalize().ok()));
     for dir in dirs {
-        let Ok(files) = plugin_files(dir) else {
+        let Ok(scan) = scan_dir(dir) else {
             continue;
         };
-        for file in files {
+        // The executable's own directory holds other programs' files too:
+        // there only what looks like a library is listed as ignored.
+        let shared = exe_dir.is_some() && dir.canonicalize().ok() == exe_dir;
+        set.ignored.extend(
+            scan.ignored
+                .into_iter()
+                .filter(|i| !shared || looks_like_library(&i.path)),
+        );
+        set.failures.extend(scan.broken);
+        for file in scan.plugins {
             match load_file(&file) {
                 Ok(p) => {
                     if let Some(first) = by_name.get(p.name()) {
@@ -222,18 +341,82 @@ pub fn load_dirs(dirs: &[PathBuf]) -> PluginSet {
 
 /// The plugin files (`libmailhost_<name>.so` and the like) in `dir`, sorted.
 pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+    Ok(scan_dir(dir)?.plugins)
+}
+
+/// What one plugin directory holds, every entry accounted for.
+#[derive(Debug, Default)]
+pub struct DirScan {
+    /// Regular files (or links to them) named like plugins, sorted.
+    pub plugins: Vec<PathBuf>,
+    /// Entries named like plugins that cannot be loaded: a dangling or
+    /// looping symbolic link, a directory, a device.
+    pub broken: Vec<LoadFailure>,
+    /// Entries not named like plugins, with the naming rule.
+    pub ignored: Vec<IgnoredFile>,
+}
+
+/// Sorts every entry of `dir` into plugins, broken plugin entries and ignored files.
+pub fn scan_dir(dir: &Path) -> std::io::Result<DirScan> {
+    let mut scan = DirScan::default();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(is_plugin_file_name)
-        })
         .collect();
-    files.sort();
-    Ok(files)
+    entries.sort();
+    for path in entries {
+        let named = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_plugin_file_name);
+        // Follows symbolic links: a dangling or looping one fails here.
+        let problem = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => None,
+            Ok(m) if m.is_dir() => Some("a directory".to_string()),
+            Ok(_) => Some("not a regular file (a device, socket or pipe)".to_string()),
+            Err(e) => Some(match std::fs::read_link(&path) {
+                Ok(target) if e.kind() == std::io::ErrorKind::NotFound => format!(
+                    "a dangling symbolic link: its target {} does not exist",
+                    escape_path(&target)
+                ),
+                Ok(target) => format!(
+                    "a symbolic link to {} that cannot be followed ({e}; a loop?)",
+                    escape_path(&target)
+                ),
+                Err(_) => format!("cannot be read ({e})"),
+            }),
+        };
+        match (named, problem) {
+            (true, None) => scan.plugins.push(path),
+            (true, Some(p)) => scan.broken.push(LoadFailure {
+                path: std::path::absolute(&path).unwrap_or(path),
+                kind: FailureKind::NotALibrary,
+                reason: format!("{p}; replace it with the plugin file or remove it"),
+            }),
+            (false, problem) => {
+                let what = problem.unwrap_or_else(|| "not named like a plugin".to_string());
+                scan.ignored.push(IgnoredFile {
+                    reason: format!("{what}; ignored ({})", naming_rule()),
+                    path,
+                });
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// A name like a shared library's (`.so`, `.so.1`, `.dll`, `.dylib`) or a
+/// plugin's, for the listing of the executable's own directory.
+fn looks_like_library(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    name.ends_with(".so")
+        || name.contains(".so.")
+        || name.ends_with(".dll")
+        || name.ends_with(".dylib")
+        || name.contains("mailhost_")
 }
 
 /// Loads one plugin file.
@@ -244,6 +427,7 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
         kind,
         reason,
     };
+    check::plugin_file(&abs).map_err(|(kind, reason)| fail(kind, reason))?;
     let module = lib_header_from_path(&abs)
         .and_then(|h| h.init_root_module::<PluginModRef>())
         .map_err(|e| {
@@ -256,7 +440,8 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
             format!("the plugin's manifest() failed: {}", e.message()),
         )
     })?;
-    check_manifest(&manifest).map_err(|r| fail(FailureKind::InvalidManifest, r))?;
+    let (schema, validator) =
+        check_manifest(&manifest).map_err(|r| fail(FailureKind::InvalidManifest, r))?;
     if !manifest.supports_os(std::env::consts::OS) {
         let os: Vec<&str> = manifest.os.iter().map(|o| o.as_str()).collect();
         return Err(fail(
@@ -273,10 +458,13 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
         path: abs,
         manifest,
         module,
+        schema: Arc::new(schema),
+        validator: Arc::new(validator),
     })
 }
 
-fn check_manifest(m: &Manifest) -> Result<(), String> {
+/// Checks the manifest; returns its settings schema, parsed and compiled.
+fn check_manifest(m: &Manifest) -> Result<(serde_json::Value, jsonschema::Validator), String> {
     let name = m.name.as_str();
     if name.is_empty()
         || !name
@@ -301,9 +489,9 @@ fn check_manifest(m: &Manifest) -> Result<(), String> {
     }
     let schema: serde_json::Value = serde_json::from_str(m.settings_schema.as_str())
         .map_err(|e| format!("plugin `{name}` has a settings schema that is not JSON: {e}"))?;
-    jsonschema::validator_for(&schema)
+    let validator = compile_schema(&schema)
         .map_err(|e| format!("plugin `{name}` has an invalid settings JSON Schema: {e}"))?;
-    Ok(())
+    Ok((schema, validator))
 }
 
 /// Maps abi_stable's error to a kind and a short reason an admin can act on.

@@ -172,6 +172,9 @@ pub fn check_envelope_address(field: &str, addr: &str) -> Result<(), MessageErro
             "longer than 254 characters, the SMTP path limit (RFC 5321)",
         ));
     }
+    if addr.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(bad("it contains a space or a control character"));
+    }
     let Some((local, domain)) = addr.rsplit_once('@') else {
         return Err(bad("no @"));
     };

@@ -24,10 +24,11 @@ use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use mailhost_plugin_api::PluginError;
+use mailhost_rt::RuntimeThread;
 use oauth2::basic::{BasicClient, BasicErrorResponse};
 use oauth2::{
     AsyncHttpClient, AuthType, ClientId, ClientSecret, HttpRequest, HttpResponse,
@@ -267,7 +268,7 @@ impl TokenBroker {
 
     fn runtime(&self) -> Result<&RuntimeThread, PluginError> {
         self.runtime
-            .get_or_init(RuntimeThread::start)
+            .get_or_init(|| RuntimeThread::start("mailhost-tokens", 1).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| {
                 PluginError::unavailable(format!("the token broker cannot start its runtime: {e}"))
@@ -299,6 +300,11 @@ impl TokenBroker {
                 .add_scope(Scope::new(scope_owned))
                 .request_async(&http)
                 .await
+        });
+        let result = result.map_err(|_| {
+            PluginError::transient(
+                "the token request was abandoned (the broker's runtime stopped); try again",
+            )
         })?;
         match result {
             Ok(response) => {
@@ -329,65 +335,6 @@ impl TokenBroker {
 /// expires (5 minutes, or a fifth of the lifetime for short-lived tokens).
 fn usable_for(lifetime: Duration) -> Duration {
     lifetime.saturating_sub(MAX_REFRESH_MARGIN.min(lifetime / 5))
-}
-
-/// The broker's runtime: a tokio runtime owned by a thread of its own, so it
-/// is never dropped inside some other async context.
-struct RuntimeThread {
-    handle: tokio::runtime::Handle,
-    /// Dropping the sender ends the thread, which then drops the runtime.
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl RuntimeThread {
-    fn start() -> Result<Self, String> {
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("mailhost-tokens".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .thread_name("mailhost-tokens-rt")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(rt.handle().clone()));
-                rt.block_on(async {
-                    let _ = stop_rx.await;
-                });
-            })
-            .map_err(|e| e.to_string())?;
-        let handle = ready_rx
-            .recv()
-            .map_err(|_| "the runtime thread ended before it started".to_string())??;
-        Ok(Self {
-            handle,
-            _stop: stop_tx,
-        })
-    }
-
-    /// Runs `fut` on the runtime and waits for its output on a std channel.
-    fn run<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = T> + Send + 'static,
-    ) -> Result<T, PluginError> {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv().map_err(|_| {
-            PluginError::transient(
-                "the token request was abandoned (the broker's runtime stopped); try again",
-            )
-        })
-    }
 }
 
 /// oauth2's HTTP client trait over the workspace's reqwest 0.13.

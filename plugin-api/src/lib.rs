@@ -18,7 +18,12 @@
 //!   tolerated by both sides);
 //! * named [`Extension`] objects looked up with the root module's `extension`;
 //! * [`HostServices::extension`] for host services added after 1.0.
-#![allow(non_local_definitions)] // `#[sabi_trait]` expansion warns on Rust 1.95 (FACTS.md)
+//!
+//! Plain Rust helpers beside the ABI (no layout, free to grow): [`options`]
+//! (the host's keys in `options_json`), [`wire`] (one-line checks for values
+//! that go on the wire), [`settings`] (the settings schema derived from a serde
+//! struct, feature `schema`), [`mime`], [`log`].
+#![allow(non_local_definitions)] // `#[sabi_trait]` expands to impls that Rust 1.95 warns about as non-local; clippy -D warnings would fail on them
 
 mod error;
 mod export;
@@ -32,6 +37,8 @@ mod transport;
 pub mod log;
 pub mod mime;
 pub mod options;
+pub mod settings;
+pub mod wire;
 
 pub use error::{ErrorClass, PluginError};
 pub use export::{guard, open_in_process, root_module, Plugin, TransportImpl, ROOT_SYMBOL};

@@ -44,7 +44,8 @@
 //   PUT  /upload/{session}                                   chunks with Content-Range, no Authorization header
 //   POST /v1.0/users/{u}/messages/{id}/send                  -> 202
 //   GET  /_stats                                             counters for tests (not a Graph route)
-// Requests over 4 MB get 413. Faults by a recipient's local part:
+// Requests over 4 MB get 413; a message with more than 500 recipients (To + Cc + Bcc,
+// Microsoft 365's limit per message) gets 400 ErrorInvalidRecipients. Faults by a recipient's local part:
 //   throttle@  first request for that message gets 429 with Retry-After: 1, the retry succeeds
 //   graph-5xx@ always 503 with Retry-After: 1
 // Stored: $PEERS_DIR/graph/sent/<n>.eml|.json, drafts in $PEERS_DIR/graph/drafts/<id>.json
@@ -192,6 +193,8 @@ function graph(req, res, parts, body) {
       for (const h of (msg.internetMessageHeaders || []))
         if (!/^x-/i.test(h.name || '')) return graphError(res, 400, 'InvalidInternetMessageHeader', `The internet message header name '${h.name}' should start with 'x-' or 'X-'.`);
     }
+    // Exchange Online's recipient limit: 500 per message (To + Cc + Bcc).
+    if (recipients(m.kind, m.payload).length > 500) return graphError(res, 400, 'ErrorInvalidRecipients', 'The message has more than 500 recipients, the limit per message.');
     if (coll === 'sendMail' && recipients(m.kind, m.payload).length === 0) return graphError(res, 400, 'ErrorInvalidRecipients', 'At least one recipient is not valid., Recipient is missing.');
     if (faults(res, m, body)) return;
     if (coll === 'sendMail') { stats.sendMail++; store('sent', m); return reply(res, 202); }

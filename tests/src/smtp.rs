@@ -246,3 +246,65 @@ pub fn peers_script(name: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers"));
     root.join(name)
 }
+
+/// A private SMTP server that limits recipients per transaction
+/// (`tests/peers/smtp-server-capped.js`, on the shared peers' smtp-server
+/// package) on an ephemeral loopback port with its own capture directory;
+/// stopped when dropped.
+pub struct CappedServer {
+    child: std::process::Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl CappedServer {
+    /// Starts one that accepts `limit` recipients per transaction and answers
+    /// `452 4.5.3 Too many recipients` beyond.
+    pub fn start(limit: usize) -> Self {
+        use std::io::{BufRead, BufReader};
+        let dir = tempfile::tempdir().unwrap();
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/smtp-server-capped.js");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .env("PEERS_DIR", dir.path())
+            .env("NODE_PATH", peers_dir().join("node").join("node_modules"))
+            .env("RCPT_LIMIT", limit.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start node (install the peers with shared/peers/install.sh)");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the capped smtp-server did not start: {line:?} (peers started, PEERS_DIR exported?)"));
+        Self { child, port, dir }
+    }
+
+    /// The metadata of every message it took, in order: `mailFrom`, `rcptTo`,
+    /// `connection`, `transaction`.
+    pub fn messages(&self) -> Vec<Value> {
+        let mail = self.dir.path().join("smtp-server").join("mail");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(mail)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.retain(|p| p.extension().and_then(|e| e.to_str()) == Some("json"));
+        files.sort();
+        files
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for CappedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

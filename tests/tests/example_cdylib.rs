@@ -37,10 +37,13 @@ fn manifest_and_probe() {
 #[test]
 fn sends_the_hosts_message_as_json_with_a_secret_header() {
     let rx = Receiver::start();
-    std::env::set_var("EXAMPLE_CDYLIB_AUTH", "Bearer cdylib-t0ken");
+    // A `file:` secret, resolved by the host's own resolver (no process-wide
+    // environment change in a multi-threaded test binary).
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "Bearer cdylib-t0ken\n").unwrap();
     let t = open(serde_json::json!({
         "url": rx.url("/ok"),
-        "headers": {"Authorization": "env:EXAMPLE_CDYLIB_AUTH"},
+        "headers": {"Authorization": format!("file:{}", secret.path().display())},
         "timeout_ms": 5000,
     }));
     let m = message("Invoice 4711", "cdylib-ok-1");

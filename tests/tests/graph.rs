@@ -634,3 +634,75 @@ fn unreachable_graph_is_transient() {
         mailhost_plugin_api::ConnState::UNABLE_TO_CONNECT
     );
 }
+
+/// `n` recipients in the structured parts and the envelope (the JSON route).
+fn with_recipients(subject: &str, n: usize) -> mailhost_plugin_api::OutgoingMessage {
+    let mut msg = build(&request("first@example.com", subject));
+    let all: Vec<String> = (0..n).map(|i| format!("r{i}@example.com")).collect();
+    msg.parts.to = all
+        .iter()
+        .map(|a| mailhost_plugin_api::Mailbox {
+            name: "".into(),
+            email: a.as_str().into(),
+        })
+        .collect::<Vec<_>>()
+        .into();
+    msg.envelope.to = all
+        .iter()
+        .map(|a| a.as_str().into())
+        .collect::<Vec<_>>()
+        .into();
+    msg
+}
+
+#[test]
+fn more_than_500_recipients_are_refused_before_any_request() {
+    // The strict double refuses over 500 recipients as Exchange Online does.
+    let double = StrictDouble::start(None);
+    let mut s = settings(&double.url());
+    s["save_to_sent_items"] = json!(false);
+    let t = open(&s, &broker(&double.url()));
+    let e = t
+        .send(&with_recipients(&unique("rcpt501"), 501))
+        .into_result()
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::PERMANENT, "{e}");
+    assert!(
+        e.message().contains(
+            "Microsoft 365 accepts at most 500 recipients per message; split the message or use an SMTP account"
+        ),
+        "{e}"
+    );
+    assert!(e.message().contains("501 recipients"), "{e}");
+    let e = t
+        .compose(&with_recipients(&unique("draft501"), 501))
+        .into_result()
+        .unwrap_err();
+    assert!(e.message().contains("at most 500"), "{e}");
+    let stats = double.stats();
+    assert_eq!(stats["tokenRequests"], 0, "a request went out: {stats}");
+    assert_eq!(stats["sendMail"], 0, "{stats}");
+    // Exactly 500 is allowed, and the double takes it.
+    let subject = unique("rcpt500");
+    t.send(&with_recipients(&subject, 500))
+        .into_result()
+        .unwrap();
+    let stored = read_json(&sent_one(double.dir(), &subject));
+    assert_eq!(
+        stored["message"]["toRecipients"].as_array().unwrap().len(),
+        500
+    );
+}
+
+#[test]
+fn line_breaks_in_addresses_are_refused_before_any_request() {
+    let double = StrictDouble::start(None);
+    let t = open(&settings(&double.url()), &broker(&double.url()));
+    let mut msg = build(&request("someone@example.com", &unique("inj")));
+    msg.envelope.to = vec!["someone@example.com\r\nBcc: spy@example.com".into()].into();
+    let e = t.send(&msg).into_result().unwrap_err();
+    assert_eq!(e.class(), ErrorClass::PERMANENT, "{e}");
+    assert!(e.message().contains("recipient"), "{e}");
+    assert!(!e.message().contains(['\r', '\n']), "never raw: {e}");
+    assert_eq!(double.stats()["tokenRequests"], 0);
+}

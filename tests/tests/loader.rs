@@ -245,17 +245,24 @@ fn plugin_file_names_and_the_search_path() {
     let cli = vec![PathBuf::from("/opt/a"), PathBuf::from("/opt/b")];
     assert_eq!(search_path(&cli), cli, "--plugins replaces the defaults");
 
-    // Only this test touches MAILHOST_PLUGIN_PATH.
-    std::env::set_var(PLUGIN_PATH_ENV, "/opt/env1:/opt/env2");
-    let dirs = search_path(&[]);
-    std::env::remove_var(PLUGIN_PATH_ENV);
-    let exe_dir = std::env::current_exe()
+    // MAILHOST_PLUGIN_PATH is read by a child process (the built binary):
+    // setting it in this multi-threaded test process would race other tests.
+    let exe = mailhost_tests::mailhost_bin();
+    let out = std::process::Command::new(&exe)
+        .env(PLUGIN_PATH_ENV, "/opt/env1:/opt/env2")
+        .args(["--json", "plugins"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let exe_dir = exe.parent().unwrap().to_path_buf();
+    let searched: Vec<PathBuf> = v["searched"]
+        .as_array()
         .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+        .iter()
+        .map(|p| PathBuf::from(p.as_str().unwrap()))
+        .collect();
     assert_eq!(
-        dirs,
+        searched,
         [
             PathBuf::from("/opt/env1"),
             PathBuf::from("/opt/env2"),
@@ -448,4 +455,234 @@ fn mailhost_plugins_lists_the_good_and_explains_the_broken() {
         stdout.contains(&shown),
         "the guide's block is not what `mailhost plugins` prints.\nguide:\n{shown}\nactual:\n{stdout}"
     );
+}
+
+// ---- damaged files, foreign architectures, everything in the folder (issues 9 and 15) ----
+
+/// The first `len` bytes of the pickup plugin, as a plugin file in `dir`.
+fn truncated_pickup(dir: &Path, name: &str, len: usize) -> PathBuf {
+    let bytes = std::fs::read(plugin_path("pickup")).unwrap();
+    assert!(bytes.len() > len);
+    let path = dir.join(plugin_file_name(name));
+    std::fs::write(&path, &bytes[..len]).unwrap();
+    path
+}
+
+const RECOPY: &str = "copy the plugin again, to a temporary name and then by rename (copying over a plugin in use crashes the hosts using it)";
+
+#[test]
+fn truncated_plugin_files_are_refused_before_the_dynamic_loader_maps_them() {
+    let dir = temp();
+    let full = std::fs::metadata(plugin_path("pickup")).unwrap().len() as usize;
+    // What a half-finished copy leaves: 4 KB, 1 MB, and all but the end
+    // (segments whole, the section header table cut).
+    for (name, len, what) in [
+        ("cut4k", 4096, "a loadable segment ends at byte "),
+        ("cut1m", 1024 * 1024, "a loadable segment ends at byte "),
+        (
+            "cutend",
+            full - 100,
+            "the section header table ends at byte ",
+        ),
+    ] {
+        let path = truncated_pickup(dir.path(), name, len);
+        let f = load_file(&path).unwrap_err();
+        assert_eq!(f.kind, FailureKind::Truncated, "{f}");
+        assert_eq!(f.kind.name(), "truncated");
+        assert!(
+            f.reason.starts_with(&format!("cut short: {what}"))
+                && f.reason
+                    .contains(&format!(" but the file has {len} bytes; "))
+                && f.reason.ends_with(RECOPY),
+            "{}",
+            f.reason
+        );
+    }
+    // The binary lists them all and goes on (no SIGBUS), with a good plugin beside.
+    install(&plugin_path("pickup"), dir.path(), "pickup");
+    let out = std::process::Command::new(mailhost_tests::mailhost_bin())
+        .arg("--plugins")
+        .arg(dir.path())
+        .arg("plugins")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{stdout}");
+    assert!(stdout.contains("\npickup "), "{stdout}");
+    assert_eq!(
+        stdout.matches("\n  truncated: cut short: ").count(),
+        3,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_file_with_only_an_elf_header_is_damaged_not_fatal() {
+    let dir = temp();
+    let path = truncated_pickup(dir.path(), "header", 64);
+    let f = load_file(&path).unwrap_err();
+    assert_eq!(f.kind, FailureKind::Truncated, "{f}");
+    assert!(
+        f.reason.contains("the program header table ends at byte")
+            && f.reason.contains("but the file has 64 bytes"),
+        "{}",
+        f.reason
+    );
+}
+
+#[test]
+fn a_plugin_for_another_architecture_is_named_so() {
+    let dir = temp();
+    let path = install(&plugin_path("pickup"), dir.path(), "arm");
+    // e_machine (ELF header offset 18, little-endian): EM_AARCH64 = 183, or
+    // EM_X86_64 = 62 when this host is itself aarch64.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let (machine, name) = if cfg!(target_arch = "aarch64") {
+        (62u16, "X86_64")
+    } else {
+        (183u16, "Aarch64")
+    };
+    bytes[18..20].copy_from_slice(&machine.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let f = load_file(&path).unwrap_err();
+    assert_eq!(f.kind, FailureKind::WrongArchitecture, "{f}");
+    assert_eq!(
+        f.reason,
+        format!(
+            "built for the {name} architecture, this host is {arch} ({host}); use the plugin built for {arch}",
+            arch = std::env::consts::ARCH,
+            host = if cfg!(target_arch = "aarch64") { "Aarch64" } else { "X86_64" },
+        )
+    );
+    assert!(f.to_string().ends_with("(wrong-architecture)"));
+}
+
+#[cfg(unix)]
+#[test]
+fn every_file_in_a_plugin_folder_is_accounted_for_and_names_are_escaped() {
+    let dir = temp();
+    let d = dir.path();
+    install(&plugin_path("pickup"), d, "pickup");
+    std::fs::write(d.join("README.txt"), "notes").unwrap();
+    std::fs::write(d.join("mailhost_smtp.so"), "wrong prefix").unwrap();
+    std::fs::create_dir(d.join("old")).unwrap();
+    std::os::unix::fs::symlink(
+        "/nonexistent/libmailhost_x.so",
+        d.join(plugin_file_name("gone")),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("loop-b", d.join("loop-a")).unwrap();
+    std::os::unix::fs::symlink("loop-a", d.join("loop-b")).unwrap();
+    // A newline and an escape character in a name must not split the listing.
+    std::fs::write(d.join("evil\nFAILED fake\u{1b}[2J.txt"), "x").unwrap();
+
+    let set = load_dirs(&[d.to_path_buf()]);
+    assert_eq!(set.names(), ["pickup"]);
+    let gone = set
+        .failures
+        .iter()
+        .find(|f| f.path.ends_with(plugin_file_name("gone")))
+        .unwrap();
+    assert_eq!(gone.kind, FailureKind::NotALibrary);
+    assert_eq!(
+        gone.reason,
+        "a dangling symbolic link: its target /nonexistent/libmailhost_x.so does not exist; replace it with the plugin file or remove it"
+    );
+    let ignored: Vec<(String, &str)> = set
+        .ignored
+        .iter()
+        .map(|i| {
+            (
+                i.path.file_name().unwrap().to_string_lossy().into_owned(),
+                i.reason.as_str(),
+            )
+        })
+        .collect();
+    let rule = "ignored (plugin files are named libmailhost_<name>.so)";
+    let names: Vec<&str> = ignored.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "README.txt",
+            "evil\nFAILED fake\u{1b}[2J.txt",
+            "loop-a",
+            "loop-b",
+            "mailhost_smtp.so",
+            "old"
+        ]
+    );
+    for (name, reason) in &ignored {
+        let want = match name.as_str() {
+            "old" => format!("a directory; {rule}"),
+            "loop-a" | "loop-b" => String::from("a symbolic link to loop-"),
+            _ => format!("not named like a plugin; {rule}"),
+        };
+        assert!(reason.starts_with(&want), "{name}: {reason}");
+        if name.starts_with("loop") {
+            assert!(
+                reason.contains("cannot be followed") && reason.ends_with(rule),
+                "{reason}"
+            );
+        }
+    }
+
+    // The binary's text listing: one entry per file, the odd name escaped.
+    let out = std::process::Command::new(mailhost_tests::mailhost_bin())
+        .arg("--plugins")
+        .arg(d)
+        .arg("plugins")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{stdout}");
+    assert!(
+        stdout.contains("evil\\nFAILED fake\\u{1b}[2J.txt\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains('\u{1b}'), "{stdout}");
+    assert_eq!(stdout.matches("\nIGNORED ").count(), 6, "{stdout}");
+    assert_eq!(stdout.matches("\nFAILED ").count(), 1, "{stdout}");
+    // And the JSON listing.
+    let out = std::process::Command::new(mailhost_tests::mailhost_bin())
+        .arg("--plugins")
+        .arg(d)
+        .args(["--json", "plugins"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ignored"].as_array().unwrap().len(), 6, "{v}");
+    assert_eq!(v["failed"][0]["kind"], "not-a-library", "{v}");
+}
+
+#[test]
+fn the_settings_schema_is_parsed_once_and_validates_formats() {
+    let dir = temp();
+    let path = install(
+        &fixture_path("fixture_validating"),
+        dir.path(),
+        "validating",
+    );
+    let p = load_file(&path).unwrap_or_else(|f| panic!("{f}"));
+    let text: serde_json::Value =
+        serde_json::from_str(p.manifest().settings_schema.as_str()).unwrap();
+    assert_eq!(p.schema(), &text);
+    assert!(p
+        .validator()
+        .is_valid(&serde_json::json!({"url": "https://x.example/"})));
+    assert!(!p
+        .validator()
+        .is_valid(&serde_json::json!({"url": "not a url"})));
+    // The plugin's own check, without connecting.
+    let problems = p
+        .validate_settings(r#"{"url":"https://x.example/","level":"1.1"}"#)
+        .expect("the fixture has validate_settings");
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].key.as_deref(), Some("level"));
+    assert_eq!(
+        p.validate_settings(r#"{"url":"https://x.example/","level":"1.2"}"#),
+        Some(Vec::new())
+    );
+    // A plugin without the extension says so.
+    let pickup = load_file(&plugin_path("pickup")).unwrap();
+    assert_eq!(pickup.validate_settings("{}"), None);
 }

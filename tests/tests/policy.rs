@@ -151,6 +151,8 @@ fn settings() -> Settings {
         users,
         purposes,
         limits: Default::default(),
+        outbox: Default::default(),
+        api: Default::default(),
         warnings: vec![],
     }
 }

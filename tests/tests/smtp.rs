@@ -7,7 +7,8 @@ use mailhost_plugin_api::mime::strip_bcc;
 use mailhost_plugin_api::{ConnState, ErrorClass, PluginError, Receipt, StepOutcome, TransportBox};
 use mailhost_tests::peer_ca;
 use mailhost_tests::smtp::{
-    graph_double_broker, message, open, plugin, saved_for, unique, Sink, TestHost, Tokens,
+    graph_double_broker, message, open, plugin, saved_for, unique, CappedServer, Sink, TestHost,
+    Tokens,
 };
 use serde_json::{json, Value};
 
@@ -209,14 +210,17 @@ fn wrong_password_is_auth_and_never_shows_the_secret() {
 
 #[test]
 fn per_user_credentials_from_options() {
-    std::env::set_var("SMTP_TEST_ALICE_PASSWORD", PASS);
+    // A `file:` secret, resolved by the host's own resolver (no process-wide
+    // environment change in a multi-threaded test binary).
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), format!("{PASS}\n")).unwrap();
     let t = open(
         &json!({"host": "127.0.0.1", "port": 2587, "ca_file": ca(), "auth": "optional"}),
         &host(),
     )
     .unwrap();
     let to = rcpt("peruser");
-    let opts = json!({"credentials": {"username": "testuser", "password": "env:SMTP_TEST_ALICE_PASSWORD"}});
+    let opts = json!({"credentials": {"username": "testuser", "password": format!("file:{}", secret.path().display())}});
     send(&t, &[&to], &[], opts).unwrap();
     assert_eq!(saved_for(&to).unwrap().1["user"], "testuser");
     // Without credentials 2587 refuses unauthenticated mail (530): an Auth error.
@@ -771,4 +775,286 @@ fn exchange_online_basic_auth_is_warned_about() {
     .unwrap();
     let st = t.status();
     assert!(st.reason.contains("5.7.30"), "{st:?}");
+}
+
+/// CR/LF that would smuggle a whole transaction to `marker` (visible in the
+/// smtp-server peer's capture if it ever arrived).
+fn injected_transaction(marker: &str) -> String {
+    format!(
+        "x.example\r\nMAIL FROM:<inj@example.com>\r\nRCPT TO:<{marker}>\r\nDATA\r\nSubject: injected\r\n\r\nx\r\n.\r\nX-INJECTED-CMD"
+    )
+}
+
+#[test]
+fn line_breaks_in_settings_are_refused_at_open_and_never_reach_the_server() {
+    for key in ["helo_name", "envelope_from", "username"] {
+        let marker = rcpt(&format!("injected-{}", key.replace('_', "-")));
+        let mut account =
+            json!({"host": "127.0.0.1", "port": 2526, "security": "none", "auth": "none"});
+        account[key] = json!(injected_transaction(&marker));
+        if key == "username" {
+            account["auth"] = json!("optional");
+            account["password"] = json!(PASS);
+        }
+        let e = open(&account, &host()).map(|_| ()).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::CONFIG, "{key}: {e}");
+        assert!(
+            e.message().contains(&format!("`{key}`")),
+            "names the key: {e}"
+        );
+        assert!(
+            e.message().contains(r"x.example\r\nMAIL FROM"),
+            "escaped: {e}"
+        );
+        assert!(!e.message().contains(['\r', '\n']), "never raw: {e}");
+        assert!(
+            saved_for(&marker).is_none(),
+            "{key}: the injected mail arrived"
+        );
+    }
+    // The same account without the line break delivers: the peer is there.
+    let to = rcpt("helo-ok");
+    let t = open(
+        &json!({"host": "127.0.0.1", "port": 2526, "security": "none", "auth": "none", "helo_name": "client.example"}),
+        &host(),
+    )
+    .unwrap();
+    send(&t, &[&to], &[], json!({})).unwrap();
+    assert!(saved_for(&to).is_some());
+}
+
+#[test]
+fn line_breaks_in_the_request_are_refused_at_send_and_never_reach_the_server() {
+    let t = open(
+        &json!({"host": "127.0.0.1", "port": 2526, "security": "none", "auth": "optional", "allow_plaintext_auth": true}),
+        &host(),
+    )
+    .unwrap();
+    let marker = rcpt("injected-rcpt");
+    let good = rcpt("injected-good");
+    // An envelope recipient.
+    let mut m = message("s@example.com", &[&good], &[], &unique("inj"), json!({}));
+    m.envelope.to = vec![format!("{good}>\r\nRCPT TO:<{marker}").as_str().into()].into();
+    let e = t.send(&m).into_result().unwrap_err();
+    assert_eq!(e.class(), ErrorClass::PERMANENT, "{e}");
+    assert!(e.message().contains("recipient"), "{e}");
+    assert!(!e.message().contains(['\r', '\n']), "{e}");
+    // The envelope sender.
+    let mut m = message("s@example.com", &[&good], &[], &unique("inj"), json!({}));
+    m.envelope.from = Some(
+        format!("s@example.com>\r\nRCPT TO:<{marker}")
+            .as_str()
+            .into(),
+    )
+    .into();
+    let e = t.send(&m).into_result().unwrap_err();
+    assert!(e.message().contains("envelope sender"), "{e}");
+    // Per-user credentials (from the host's options) and a DSN envid.
+    for (field, opts) in [
+        (
+            "username",
+            json!({"credentials": {"username": injected_transaction(&marker), "password": PASS}}),
+        ),
+        ("dsn.envid", json!({"dsn": {"envid": "id\r\nRSET"}})),
+    ] {
+        let e = send(&t, &[&good], &[], opts).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::PERMANENT, "{field}: {e}");
+        assert!(e.message().contains(field), "{field}: {e}");
+        assert!(!e.message().contains(['\r', '\n']), "{e}");
+    }
+    assert!(
+        saved_for(&marker).is_none(),
+        "the injected recipient got mail"
+    );
+    assert!(saved_for(&good).is_none(), "a refused request was sent");
+}
+
+fn capped_account(port: u16, idle_timeout_ms: u64) -> Value {
+    json!({"host": "127.0.0.1", "port": port, "security": "none", "auth": "none",
+           "pool": {"idle_timeout_ms": idle_timeout_ms}})
+}
+
+/// A message to the first of `to`, with all of `to` in the envelope (the
+/// host's builder is not what these tests measure: lettre re-parses the To
+/// header for every added address).
+fn send_to_envelope(t: &TransportBox, to: &[&str]) -> Result<Receipt, PluginError> {
+    let mut m = message("s@example.com", &to[..1], &[], &unique("many"), json!({}));
+    m.envelope.to = to.iter().map(|a| (*a).into()).collect::<Vec<_>>().into();
+    t.send(&m).into_result()
+}
+
+fn addresses(tag: &str, n: usize) -> Vec<String> {
+    let u = unique(tag);
+    (0..n).map(|i| format!("{u}-{i}@example.com")).collect()
+}
+
+#[test]
+fn too_many_recipients_continue_in_new_transactions_on_the_same_connection() {
+    let server = CappedServer::start(3);
+    let t = open(&capped_account(server.port, 60_000), &host()).unwrap();
+    let mut to = addresses("capped", 8);
+    to.insert(4, "rcpt-5xx@example.com".into());
+    let refs: Vec<&str> = to.iter().map(String::as_str).collect();
+    let r = send_to_envelope(&t, &refs).unwrap();
+    let good: Vec<&String> = to.iter().filter(|a| !a.starts_with("rcpt-5xx")).collect();
+    let mut accepted: Vec<String> = r.accepted.iter().map(|a| a.to_string()).collect();
+    accepted.sort();
+    let mut want: Vec<String> = good.iter().map(|a| a.to_string()).collect();
+    want.sort();
+    assert_eq!(
+        accepted, want,
+        "every recipient but the refused one is accepted"
+    );
+    assert_eq!(r.rejected.len(), 1);
+    assert_eq!(r.rejected[0].address.as_str(), "rcpt-5xx@example.com");
+    assert_eq!(r.rejected[0].error.class(), ErrorClass::PERMANENT);
+    assert_eq!(details(&r)["transactions"], 3, "{}", r.details_json);
+    let got = server.messages();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let mut delivered: Vec<String> = got
+        .iter()
+        .flat_map(|m| m["rcptTo"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    delivered.sort();
+    assert_eq!(delivered, want, "each recipient exactly once");
+    assert!(got
+        .iter()
+        .all(|m| m["rcptTo"].as_array().unwrap().len() <= 3));
+    assert!(
+        got.iter().all(|m| m["connection"] == got[0]["connection"]),
+        "one connection: {got:?}"
+    );
+    assert_eq!(
+        got.iter()
+            .map(|m| m["transaction"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+}
+
+#[test]
+fn too_many_recipients_without_reuse_continue_on_a_new_connection() {
+    // idle_timeout_ms = 0: QUIT goes out with the data, so the rest needs a new connection.
+    let server = CappedServer::start(2);
+    let t = open(&capped_account(server.port, 0), &host()).unwrap();
+    let to = addresses("capped-new", 5);
+    let refs: Vec<&str> = to.iter().map(String::as_str).collect();
+    let r = send_to_envelope(&t, &refs).unwrap();
+    assert_eq!(r.accepted.len(), 5, "{r:?}");
+    assert!(r.rejected.is_empty(), "{r:?}");
+    let got = server.messages();
+    assert_eq!(
+        got.iter()
+            .map(|m| m["rcptTo"].as_array().unwrap().len())
+            .collect::<Vec<_>>(),
+        [2, 2, 1]
+    );
+}
+
+#[test]
+fn postfix_sized_limit_with_thousands_of_recipients() {
+    // Postfix's default limit (1,000) with 2,500 recipients: three transactions.
+    let server = CappedServer::start(1000);
+    let t = open(&capped_account(server.port, 60_000), &host()).unwrap();
+    let to = addresses("capped-big", 2500);
+    let refs: Vec<&str> = to.iter().map(String::as_str).collect();
+    let r = send_to_envelope(&t, &refs).unwrap();
+    assert_eq!(r.accepted.len(), 2500);
+    assert_eq!(details(&r)["transactions"], 3);
+    let sizes: Vec<usize> = server
+        .messages()
+        .iter()
+        .map(|m| m["rcptTo"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [1000, 1000, 500]);
+}
+
+#[test]
+fn ten_thousand_recipients_in_one_pipelined_transaction() {
+    // smtp-sink has no limit: one group of 10,000 RCPTs in one write, the
+    // replies read while the rest is still being sent (no deadlock).
+    let t = open(&sink_account(2525), &host()).unwrap();
+    let to = addresses("many", 10_000);
+    let refs: Vec<&str> = to.iter().map(String::as_str).collect();
+    let r = send_to_envelope(&t, &refs).unwrap();
+    assert_eq!(r.accepted.len(), 10_000);
+    assert!(r.rejected.is_empty());
+    assert_eq!(details(&r)["pipelining"], true);
+    assert_eq!(details(&r)["transactions"], 1);
+}
+
+/// `mailhost config validate` refuses through the plugin's derived schema what
+/// `open` would refuse, at the value's line in the file.
+#[test]
+fn config_validate_refuses_what_open_refuses_at_its_line() {
+    use mailhost_tests::{copy_as, mailhost_bin, plugin_file_name, plugin_path};
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    copy_as(&plugin_path("smtp"), &plugins, &plugin_file_name("smtp"));
+    for (key, value) in [
+        ("min_tls", r#""1.0""#),
+        ("helo_name", r#""x.example\r\nX-INJECTED-CMD""#),
+        ("envelope_from", r#""a@b.example\nRSET""#),
+        ("port", "70000"),
+        ("mechanism", r#""ntlm""#),
+    ] {
+        let config = format!(
+            "[policy]\naccount = \"office\"\n\n[accounts.office]\nplugin = \"smtp\"\nhost = \"127.0.0.1\"\n{key} = {value}\n"
+        );
+        std::fs::write(dir.path().join("mailhost.toml"), &config).unwrap();
+        let out = std::process::Command::new(mailhost_bin())
+            .current_dir(dir.path())
+            .env_remove("MAILHOST_CONFIG")
+            .env_remove("MAILHOST_PLUGIN_PATH")
+            .args([
+                "--config",
+                "mailhost.toml",
+                "--plugins",
+                "plugins",
+                "config",
+                "validate",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{key} = {value} passed config validate: {err}"
+        );
+        assert!(
+            err.contains("mailhost.toml:7:"),
+            "{key}: not at its line: {err}"
+        );
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(
+            !err.contains("X-INJECTED-CMD\n"),
+            "raw line break in: {err}"
+        );
+    }
+}
+
+#[test]
+fn check_refuses_a_test_recipient_with_a_line_break_and_sends_nothing() {
+    let t = open(&starttls_account(), &host()).unwrap();
+    let marker = rcpt("check-injected");
+    let report = t
+        .check(
+            json!({"test_recipient": format!("ok@example.com>\r\nRCPT TO:<{marker}")})
+                .to_string()
+                .as_str()
+                .into(),
+        )
+        .into_result()
+        .unwrap();
+    let step = report
+        .steps
+        .iter()
+        .find(|s| s.name.as_str() == "test-mail")
+        .expect("a test-mail step");
+    assert_eq!(step.outcome, StepOutcome::FAILED, "{report:?}");
+    assert!(step.detail.contains("test_recipient"), "{report:?}");
+    assert!(!step.detail.contains(['\r', '\n']), "never raw: {report:?}");
+    assert!(saved_for(&marker).is_none());
 }

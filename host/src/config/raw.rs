@@ -26,6 +26,10 @@ pub struct RawConfig {
     pub purposes: BTreeMap<S<String>, S<RawPurpose>>,
     #[serde(default)]
     pub limits: Option<S<crate::limits::Limits>>,
+    #[serde(default)]
+    pub outbox: Option<S<crate::outbox::OutboxSettings>>,
+    #[serde(default)]
+    pub api: Option<S<crate::server::auth::ApiSettings>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -15,15 +15,30 @@ pub struct Source {
 }
 
 impl Source {
+    /// Reads a config file: at most [`crate::limits::MAX_CONFIG_BYTES`]
+    /// (a `/dev/zero` fails fast), UTF-8 (a bad byte is reported where it is).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            loc: Loc {
-                file: path.display().to_string(),
-                line: 0,
-                col: 0,
+        let at = |line: usize, col: usize| Loc {
+            file: path.display().to_string(),
+            line,
+            col,
+        };
+        let bytes = crate::limits::read_bounded(
+            path,
+            crate::limits::MAX_CONFIG_BYTES,
+            "the config file's size limit",
+        )
+        .map_err(|e| match e {
+            crate::limits::ReadError::TooLarge { limit, .. } => ConfigError {
+                loc: at(0, 0),
+                message: format!("the config file is larger than {limit} bytes"),
+                hint: "is --config or MAILHOST_CONFIG pointing at the right file? A config is a few KB of TOML".to_string(),
             },
-            message: format!("cannot read the config file: {e}"),
-            hint: "check the path given with --config or MAILHOST_CONFIG".to_string(),
+            crate::limits::ReadError::Io { source, .. } => ConfigError {
+                loc: at(0, 0),
+                message: format!("cannot read the config file: {source}"),
+                hint: "check the path given with --config or MAILHOST_CONFIG".to_string(),
+            },
         })?;
         let base_dir = path
             .parent()
@@ -36,9 +51,29 @@ impl Source {
             })
             .unwrap_or(Path::new("."))
             .to_path_buf();
+        Self::from_bytes(&path.display().to_string(), &base_dir, bytes)
+    }
+
+    /// A config text from bytes: UTF-8, or an error at the first bad byte.
+    pub fn from_bytes(name: &str, base_dir: &Path, bytes: Vec<u8>) -> Result<Self, ConfigError> {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let (line, col, offset) = super::checks::utf8_error_at(e.as_bytes(), &e.utf8_error());
+            let byte = e.as_bytes().get(offset).copied().unwrap_or(0);
+            ConfigError {
+                loc: Loc {
+                    file: name.to_string(),
+                    line,
+                    col,
+                },
+                message: format!(
+                    "the config file is not UTF-8: byte {offset} (0x{byte:02x}) starts no valid character"
+                ),
+                hint: "save the file as UTF-8 (TOML files are UTF-8)".to_string(),
+            }
+        })?;
         Ok(Self {
-            name: path.display().to_string(),
-            base_dir,
+            name: name.to_string(),
+            base_dir: base_dir.to_path_buf(),
             text,
         })
     }

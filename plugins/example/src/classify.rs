@@ -1,6 +1,7 @@
 //! Turning HTTP results into the host's error classes.
 //!
-//! The class decides what the host does next (DESIGN §2):
+//! The class decides what the host does next (`docs/plugin-authors.md`,
+//! "Error classes"):
 //!
 //! | class | here | host action |
 //! |---|---|---|

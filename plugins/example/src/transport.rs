@@ -6,7 +6,8 @@
 //! the `ring` provider. Reasons:
 //!
 //! * **One HTTP stack.** The host and the Graph plugin already use reqwest
-//!   0.13 + rustls/ring (DESIGN §8): in the workspace this plugin adds no new
+//!   0.13 + rustls/ring (one HTTP and one TLS stack for the whole workspace,
+//!   so feature sets do not flip between builds): in the workspace this plugin adds no new
 //!   crates, and in an integrator's build it uses the crates their mailhost
 //!   build has already fetched. (`ureq` 3 would also do — smaller, no tokio —
 //!   but it would be a second HTTP and TLS stack to build and audit.)

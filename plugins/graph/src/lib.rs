@@ -19,7 +19,6 @@
 mod config;
 mod error;
 mod jwt;
-mod runtime;
 mod tls;
 mod transport;
 
@@ -43,7 +42,7 @@ impl Plugin for Graph {
             .description("Microsoft 365 through Microsoft Graph: sendMail, large messages, Outlook-on-the-web drafts")
             .capabilities(Capabilities::SEND | Capabilities::COMPOSE | Capabilities::SAVE_COPY | Capabilities::CHECK)
             .modes(&["graph", "m365-draft"])
-            .settings_schema(config::SCHEMA)
+            .settings_schema(&config::schema())
     }
 
     fn open(settings_json: &str, host: Host) -> Result<GraphTransport, PluginError> {

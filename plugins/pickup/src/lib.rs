@@ -24,7 +24,7 @@ impl Plugin for Pickup {
             .description("writes each message as an .eml file into a directory (no server needed)")
             .capabilities(Capabilities::SEND | Capabilities::CHECK)
             .modes(&["pickup"])
-            .settings_schema(config::SCHEMA)
+            .settings_schema(&config::schema())
     }
 
     fn open(settings_json: &str, _host: Host) -> Result<PickupTransport, PluginError> {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use mailhost_plugin_api::mime::strip_bcc;
+use mailhost_plugin_api::wire;
 use mailhost_plugin_api::{
     CheckReport, OutgoingMessage, PluginError, Receipt, StepOutcome, TransportImpl,
 };
@@ -136,6 +137,14 @@ impl TransportImpl for PickupTransport {
             return Err(PluginError::permanent(
                 "pickup: the message has no recipient",
             ));
+        }
+        // The envelope becomes X-Sender/X-Receiver header lines (with
+        // `envelope_headers`): a line break would add headers of its own.
+        if let Some(from) = message.envelope.from.as_ref().into_option() {
+            wire::request("pickup", "envelope sender", from)?;
+        }
+        for rcpt in message.envelope.to.iter() {
+            wire::request("pickup", "recipient", rcpt)?;
         }
         let name = self.file_name(message);
         let path = self.write_atomic(&name, &self.contents(message))?;

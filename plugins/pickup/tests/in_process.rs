@@ -149,3 +149,27 @@ fn missing_directory_without_create_is_a_config_error() {
     assert_eq!(e.class(), ErrorClass::CONFIG);
     assert!(e.message().contains("set create_dir = true"), "{e}");
 }
+
+/// A line break in an envelope address would become header lines of its own
+/// (`X-Receiver: b@example.com\r\nX-Injected: 1`): refused, nothing written.
+#[test]
+fn refuses_line_breaks_in_the_envelope_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open_in_process::<Pickup>(
+        &settings(dir.path(), r#", "envelope_headers": true"#),
+        &Host::new(TestHost),
+    )
+    .unwrap();
+    let mut m = message("inj@example.com");
+    m.envelope.to = vec!["b@example.com\r\nX-Injected: 1".into()].into();
+    let e = t.send(&m).into_result().unwrap_err();
+    assert_eq!(e.class(), ErrorClass::PERMANENT, "{e}");
+    assert!(e.message().contains("recipient"), "{e}");
+    assert!(e.message().contains(r"\r\nX-Injected"), "escaped: {e}");
+    assert!(!e.message().contains('\n'), "never raw: {e}");
+    let mut m = message("inj2@example.com");
+    m.envelope.from = Some(RString::from("a@example.com\0")).into();
+    let e = t.send(&m).into_result().unwrap_err();
+    assert!(e.message().contains("envelope sender"), "{e}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

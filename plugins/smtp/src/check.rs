@@ -6,14 +6,15 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lettre::Address;
-use mailhost_plugin_api::{CheckReport, PluginError, StepOutcome};
+use mailhost_plugin_api::{wire, CheckReport, PluginError, StepOutcome};
 use serde::Deserialize;
 
 use crate::config::{Security, EXCHANGE_BASIC_AUTH_WARNING};
+use crate::job::Who;
 use crate::session::{self, Session, Tx};
+use crate::shared::Shared;
 use crate::stream::{SmtpStream, TlsInfo};
 use crate::tls;
-use crate::transport::{Shared, Who};
 
 #[derive(Debug, Default, Deserialize)]
 struct CheckOptions {
@@ -260,8 +261,9 @@ pub async fn run(shared: &Shared, options_json: &str) -> CheckReport {
         steps.begin();
         let to = step!(
             "test-mail",
-            rcpt.parse::<Address>()
-                .map_err(|e| PluginError::permanent(format!("test_recipient {rcpt:?}: {e}")))
+            wire::request("smtp", "test_recipient", rcpt).and_then(|()| rcpt
+                .parse::<Address>()
+                .map_err(|e| PluginError::permanent(format!("test_recipient {rcpt:?}: {e}"))))
         );
         let from_text = options
             .from
@@ -271,9 +273,9 @@ pub async fn run(shared: &Shared, options_json: &str) -> CheckReport {
             .unwrap_or_else(|| rcpt.to_string());
         let from = step!(
             "test-mail",
-            from_text
+            wire::request("smtp", "from", &from_text).and_then(|()| from_text
                 .parse::<Address>()
-                .map_err(|e| PluginError::permanent(format!("sender {from_text:?}: {e}")))
+                .map_err(|e| PluginError::permanent(format!("sender {from_text:?}: {e}"))))
         );
         let body = test_message(&from, &to, &cfg.host);
         let to_list = [to];

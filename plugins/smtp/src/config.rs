@@ -6,62 +6,20 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mailhost_plugin_api::PluginError;
+use mailhost_plugin_api::{settings, wire, PluginError};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// JSON Schema (draft 2020-12) of an SMTP account's settings.
-pub const SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "title": "SMTP account",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["host"],
-  "properties": {
-    "host": {"type": "string", "minLength": 1, "description": "SMTP server: an IP address or a fully qualified domain name"},
-    "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default 587, or 465 with security = \"tls\""},
-    "security": {"enum": ["starttls", "tls", "none"], "default": "starttls", "description": "starttls: upgrade with STARTTLS (required); tls: implicit TLS (SMTPS); none: clear text"},
-    "min_tls": {"type": "string", "pattern": "^1\\.[0-9]$", "default": "1.2", "description": "lowest TLS version: 1.2 or 1.3; 1.0 and 1.1 are refused (RFC 8996)"},
-    "ca_file": {"type": "string", "minLength": 1, "description": "PEM file with the CA certificate(s) to trust in addition to the system's"},
-    "accept_invalid_certs": {"type": "boolean", "default": false, "description": "DANGEROUS: accept any server certificate (warns on every connection)"},
-    "auth": {"enum": ["none", "required", "optional"], "default": "optional", "description": "none: never authenticate; required: always (fails without credentials); optional: when credentials are given (per account or per user)"},
-    "mechanism": {"enum": ["auto", "plain", "login", "cram-md5", "xoauth2"], "default": "auto", "description": "auto: the best the server offers; PLAIN, LOGIN and XOAUTH2 only over TLS unless allow_plaintext_auth"},
-    "allow_plaintext_auth": {"type": "boolean", "default": false, "description": "allow PLAIN/LOGIN/XOAUTH2 on a connection without TLS"},
-    "username": {"type": "string", "minLength": 1},
-    "password": {"type": "string", "minLength": 1, "description": "secret reference: env:NAME, file:PATH (or a literal, which is warned about)"},
-    "oauth": {"type": "string", "minLength": 1, "description": "name of the host's [oauth.NAME] client; tokens for XOAUTH2"},
-    "oauth_scope": {"type": "string", "minLength": 1, "default": "https://outlook.office365.com/.default", "description": "scope of the XOAUTH2 token"},
-    "pop_before_smtp": {
-      "type": "object",
-      "additionalProperties": false,
-      "required": ["host", "username", "password"],
-      "properties": {
-        "host": {"type": "string", "minLength": 1},
-        "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "default 110, or 995 with security = \"tls\""},
-        "security": {"enum": ["none", "tls", "starttls"], "default": "starttls"},
-        "username": {"type": "string", "minLength": 1},
-        "password": {"type": "string", "minLength": 1, "description": "secret reference"},
-        "apop": {"type": "boolean", "default": false, "description": "log in with APOP (MD5 digest) instead of USER/PASS"}
-      }
-    },
-    "pool": {
-      "type": "object",
-      "additionalProperties": false,
-      "properties": {
-        "max_size": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10, "description": "most connections open at once"},
-        "idle_timeout_ms": {"type": "integer", "minimum": 0, "default": 60000, "description": "close a connection idle this long; 0 = a new connection per message"},
-        "wait_timeout_ms": {"type": "integer", "minimum": 0, "default": 30000, "description": "how long a send waits for a free connection when all are busy"}
-      }
-    },
-    "timeout_ms": {"type": "integer", "minimum": 1, "default": 30000, "description": "limit for connecting and for each server reply"},
-    "envelope_from": {"type": "string", "minLength": 1, "description": "MAIL FROM address overriding the message's sender"},
-    "helo_name": {"type": "string", "minLength": 1, "description": "name sent with EHLO (default: this machine's host name)"}
-  }
-}"#;
+/// JSON Schema (draft 2020-12) of an SMTP account's settings, derived from
+/// [`Settings`]: the one definition of the keys.
+pub fn schema() -> String {
+    settings::schema_for::<Settings>()
+}
 
 /// The default XOAUTH2 scope: Exchange Online SMTP (not Graph's).
 pub const DEFAULT_OAUTH_SCOPE: &str = "https://outlook.office365.com/.default";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Security {
     Starttls,
@@ -79,7 +37,7 @@ impl Security {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthPolicy {
     None,
@@ -87,7 +45,7 @@ pub enum AuthPolicy {
     Optional,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 pub enum MechanismChoice {
     #[serde(rename = "auto")]
     Auto,
@@ -107,49 +65,137 @@ pub enum TlsMin {
     V13,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `pool`: the account's connection pool.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawPool {
+    /// most connections open at once
+    #[schemars(range(min = 1, max = 1000), extend("default" = 10))]
     max_size: Option<u32>,
+    /// close a connection idle this long; 0 = a new connection per message
+    #[schemars(range(max = 86_400_000u64), extend("default" = 60000))]
     idle_timeout_ms: Option<u64>,
+    /// how long a send waits for a free connection when all are busy
+    #[schemars(range(max = 3_600_000u64), extend("default" = 30000))]
     wait_timeout_ms: Option<u64>,
 }
 
-#[derive(Clone, Deserialize)]
+/// `pop_before_smtp`: a POP3 login before each SMTP connection.
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawPop {
+    /// POP3 server: an IP address or a fully qualified domain name
+    #[schemars(length(min = 1, max = 253), regex(pattern = HOST_PATTERN))]
     host: String,
+    /// default 110, or 995 with security = "tls"
+    #[schemars(range(min = 1, max = 65535))]
     port: Option<u32>,
+    /// starttls: upgrade with STLS (required); tls: implicit TLS (POP3S); none: clear text
+    #[schemars(extend("default" = "starttls"))]
     security: Option<Security>,
+    /// the POP3 user
+    #[schemars(length(min = 1, max = 256), regex(pattern = settings::ONE_LINE))]
     username: String,
+    /// secret reference: env:NAME, file:PATH (or a literal, which is warned about)
+    #[schemars(length(min = 1), extend("writeOnly" = true))]
     password: String,
+    /// log in with APOP (MD5 digest) instead of USER/PASS
     #[serde(default)]
     apop: bool,
 }
 
-#[derive(Clone, Deserialize)]
+/// An IP address or a host name: letters, digits, dots, hyphens, colons.
+const HOST_PATTERN: &str = r"^[A-Za-z0-9.:-]+$";
+/// An EHLO name: a host name or an address literal (`[192.0.2.1]`, `[IPv6:…]`).
+const HELO_PATTERN: &str = r"^[A-Za-z0-9.:\[\]-]+$";
+
+// An SMTP account's settings as the host passes them (the account's keys
+// besides the host's `plugin`, `from`, ...). The JSON Schema the host
+// validates with is derived from this struct ([`schema`]): doc comments are
+// the descriptions users read in `mailhost plugins --settings smtp`.
+// [`SmtpConfig`] is the checked form.
+/// The settings of an account that sends over SMTP.
+#[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+#[schemars(title = "SMTP account")]
+struct Settings {
+    /// SMTP server: an IP address or a fully qualified domain name
+    #[schemars(length(min = 1, max = 253), regex(pattern = HOST_PATTERN))]
     host: String,
+    /// default 587, or 465 with security = "tls"
+    #[schemars(range(min = 1, max = 65535))]
     port: Option<u32>,
+    /// starttls: upgrade with STARTTLS (required); tls: implicit TLS (SMTPS); none: clear text
+    #[schemars(extend("default" = "starttls"))]
     security: Option<Security>,
+    /// lowest TLS version: 1.2 or 1.3; 1.0 and 1.1 are refused (RFC 8996)
+    #[schemars(extend("enum" = ["1.2", "1.3"], "default" = "1.2"))]
     min_tls: Option<String>,
+    /// PEM file with the CA certificate(s) to trust in addition to the system's
+    #[schemars(length(min = 1, max = 4096), extend("format" = "path"))]
     ca_file: Option<PathBuf>,
+    /// DANGEROUS: accept any server certificate (warns on every connection)
     #[serde(default)]
     accept_invalid_certs: bool,
+    /// none: never authenticate; required: always (fails without credentials); optional: when credentials are given (per account or per user)
+    #[schemars(extend("default" = "optional"))]
     auth: Option<AuthPolicy>,
+    /// auto: the best the server offers; PLAIN, LOGIN and XOAUTH2 only over TLS unless allow_plaintext_auth
+    #[schemars(extend("default" = "auto"))]
     mechanism: Option<MechanismChoice>,
+    /// allow PLAIN/LOGIN/XOAUTH2 on a connection without TLS
     #[serde(default)]
     allow_plaintext_auth: bool,
+    /// the user to authenticate as
+    #[schemars(length(min = 1, max = 256), regex(pattern = settings::ONE_LINE))]
     username: Option<String>,
+    /// secret reference: env:NAME, file:PATH (or a literal, which is warned about)
+    #[schemars(length(min = 1), extend("writeOnly" = true))]
     password: Option<String>,
+    /// name of the host's [oauth.NAME] client; tokens for XOAUTH2
+    #[schemars(length(min = 1, max = 128), regex(pattern = settings::ONE_LINE))]
     oauth: Option<String>,
+    /// scope of the XOAUTH2 token
+    #[schemars(length(min = 1, max = 1024), regex(pattern = settings::ONE_LINE), extend("format" = "uri", "default" = DEFAULT_OAUTH_SCOPE))]
     oauth_scope: Option<String>,
+    /// POP-before-SMTP: a POP3 login that opens the SMTP server for this address
     pop_before_smtp: Option<RawPop>,
+    /// the connection pool
     pool: Option<RawPool>,
+    /// limit for connecting and for each server reply, in milliseconds
+    #[schemars(range(min = 1, max = 3_600_000u64), extend("default" = 30000))]
     timeout_ms: Option<u64>,
+    /// MAIL FROM address overriding the message's sender
+    #[schemars(
+        length(min = 3, max = 254),
+        regex(pattern = r"^[^\r\n\x00<> ]+@[^\r\n\x00<> ]+$")
+    )]
     envelope_from: Option<String>,
+    /// name sent with EHLO (default: this machine's host name)
+    #[schemars(length(min = 1, max = 255), regex(pattern = HELO_PATTERN))]
     helo_name: Option<String>,
+}
+
+impl Settings {
+    /// Every setting that goes into a command line (EHLO, MAIL FROM, AUTH,
+    /// POP3 USER/APOP) or a token request is one line: no CR, LF or NUL.
+    fn check_one_line(&self) -> Result<(), PluginError> {
+        let one = |key: &str, v: &Option<String>| match v {
+            Some(v) => wire::setting("smtp", key, v),
+            None => Ok(()),
+        };
+        wire::setting("smtp", "host", &self.host)?;
+        one("helo_name", &self.helo_name)?;
+        one("envelope_from", &self.envelope_from)?;
+        one("username", &self.username)?;
+        one("oauth", &self.oauth)?;
+        one("oauth_scope", &self.oauth_scope)?;
+        if let Some(p) = &self.pop_before_smtp {
+            wire::setting("smtp", "pop_before_smtp.host", &p.host)?;
+            wire::setting("smtp", "pop_before_smtp.username", &p.username)?;
+        }
+        Ok(())
+    }
 }
 
 /// POP-before-SMTP settings.
@@ -275,8 +321,9 @@ fn check_host(setting: &str, host: &str) -> Result<(), PluginError> {
 impl SmtpConfig {
     /// Parses and checks the account settings (a JSON object).
     pub fn from_json(json: &str) -> Result<Self, PluginError> {
-        let raw: RawConfig = serde_json::from_str(json)
+        let raw: Settings = serde_json::from_str(json)
             .map_err(|e| PluginError::config(format!("smtp settings are invalid: {e}")))?;
+        raw.check_one_line()?;
         let host = raw.host.trim().to_string();
         check_host("host", &host)?;
         let security = raw.security.unwrap_or(Security::Starttls);
@@ -373,11 +420,7 @@ impl SmtpConfig {
                 })
             }
         };
-        let rp = raw.pool.unwrap_or(RawPool {
-            max_size: None,
-            idle_timeout_ms: None,
-            wait_timeout_ms: None,
-        });
+        let rp = raw.pool.unwrap_or_default();
         let max_size = rp.max_size.unwrap_or(10);
         if !(1..=1000).contains(&max_size) {
             return Err(bad(
@@ -519,8 +562,111 @@ mod tests {
     }
 
     #[test]
-    fn schema_is_json() {
-        let v: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+    fn refuses_line_breaks_in_every_wire_setting_naming_the_key() {
+        for (key, json) in [
+            (
+                "helo_name",
+                r#"{"host":"h.example","helo_name":"x.example\r\nX-INJECTED-CMD"}"#,
+            ),
+            (
+                "envelope_from",
+                r#"{"host":"h.example","envelope_from":"a@b.example\nRSET"}"#,
+            ),
+            ("host", r#"{"host":"h.example\r\nRSET"}"#),
+            (
+                "username",
+                r#"{"host":"h.example","username":"u\u0000x","password":"env:P"}"#,
+            ),
+            (
+                "pop_before_smtp.username",
+                r#"{"host":"h.example","pop_before_smtp":{"host":"p.example","username":"u\r\nDELE 1","password":"env:P"}}"#,
+            ),
+        ] {
+            let e = SmtpConfig::from_json(json).unwrap_err();
+            assert_eq!(e.class(), mailhost_plugin_api::ErrorClass::CONFIG, "{e}");
+            assert!(e.message().contains(&format!("`{key}`")), "{key}: {e}");
+            assert!(
+                !e.message().contains('\n') && !e.message().contains('\r'),
+                "raw value in {e}"
+            );
+        }
+    }
+
+    fn schema_value() -> serde_json::Value {
+        serde_json::from_str(&schema()).unwrap()
+    }
+
+    #[test]
+    fn derived_schema_keeps_what_the_host_relies_on() {
+        let v = schema_value();
         assert_eq!(v["additionalProperties"], false);
+        assert_eq!(v["required"], serde_json::json!(["host"]));
+        assert_eq!(v["properties"]["ca_file"]["format"], "path");
+        assert_eq!(v["properties"]["password"]["writeOnly"], true);
+        assert_eq!(
+            v["properties"]["pop_before_smtp"]["properties"]["password"]["writeOnly"],
+            true
+        );
+        assert_eq!(
+            v["properties"]["pop_before_smtp"]["additionalProperties"],
+            false
+        );
+        assert_eq!(v["properties"]["security"]["default"], "starttls");
+        assert_eq!(
+            v["properties"]["pool"]["properties"]["max_size"]["default"],
+            10
+        );
+        assert!(v["properties"]["host"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("IP address"));
+        assert!(
+            !schema().contains("$ref"),
+            "inlined: the host reads properties directly"
+        );
+        assert!(!schema().contains("null"), "a config has no null");
+    }
+
+    /// What `config validate` refuses through the schema, `open` refuses too,
+    /// and the other way round for these values.
+    #[test]
+    fn schema_refuses_what_open_refuses() {
+        let v = schema_value();
+        let validator = jsonschema::validator_for(&v).unwrap();
+        let long = format!(r#"{{"host":"{}"}}"#, "a".repeat(1 << 20));
+        for bad in [
+            r#"{"host":"h.example","min_tls":"1.0"}"#,
+            r#"{"host":"h.example","min_tls":"1.4"}"#,
+            r#"{"host":"h.example","port":70000}"#,
+            r#"{"host":"h.example","port":0}"#,
+            r#"{"host":"h.example","security":"ssl"}"#,
+            r#"{"host":"h.example","auth":"sometimes"}"#,
+            r#"{"host":"h.example","mechanism":"ntlm"}"#,
+            r#"{"host":"h.example","helo_name":"x.example\r\nX-INJECTED-CMD"}"#,
+            r#"{"host":"h.example","envelope_from":"a@b.example\nRSET"}"#,
+            r#"{"host":"h.example\u0000"}"#,
+            r#"{"host":"bad host"}"#,
+            r#"{"host":"h.example","username":"u\r\n"}"#,
+            r#"{"host":"h.example","pool":{"max_size":0}}"#,
+            r#"{"host":"h.example","timeout_ms":0}"#,
+            r#"{"host":"h.example","bogus":1}"#,
+            long.as_str(),
+        ] {
+            let settings: serde_json::Value = serde_json::from_str(bad).unwrap();
+            assert!(!validator.is_valid(&settings), "schema accepts {bad:.80}");
+            assert!(
+                SmtpConfig::from_json(bad).is_err(),
+                "open accepts {bad:.80}"
+            );
+        }
+        for good in [
+            r#"{"host":"smtp.example.com"}"#,
+            r#"{"host":"::1","port":2525,"security":"none","auth":"none","helo_name":"[IPv6:::1]"}"#,
+            r#"{"host":"h.example","min_tls":"1.3","username":"u","password":"env:P","envelope_from":"a@b.example","pool":{"max_size":3,"idle_timeout_ms":0}}"#,
+        ] {
+            let settings: serde_json::Value = serde_json::from_str(good).unwrap();
+            assert!(validator.is_valid(&settings), "schema refuses {good}");
+            assert!(SmtpConfig::from_json(good).is_ok(), "open refuses {good}");
+        }
     }
 }

@@ -17,16 +17,19 @@ pub mod auth;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod job;
 pub mod pool;
 pub mod pop;
 pub mod rt;
 pub mod session;
+pub mod shared;
 pub mod stream;
 pub mod tls;
 pub mod transport;
 
 pub use config::SmtpConfig;
-pub use transport::{Job, SmtpTransport};
+pub use job::Job;
+pub use transport::SmtpTransport;
 
 use mailhost_plugin_api::{Capabilities, Host, Manifest, Plugin, PluginError};
 
@@ -42,7 +45,7 @@ impl Plugin for Smtp {
             .description("sends mail over SMTP (STARTTLS/TLS, AUTH incl. XOAUTH2 and CRAM-MD5, POP-before-SMTP, PIPELINING, DSN, SMTPUTF8, pooled connections)")
             .capabilities(Capabilities::SEND | Capabilities::CHECK)
             .modes(&["smtp"])
-            .settings_schema(config::SCHEMA)
+            .settings_schema(&config::schema())
     }
 
     fn open(settings_json: &str, host: Host) -> Result<SmtpTransport, PluginError> {

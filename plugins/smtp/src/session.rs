@@ -154,6 +154,9 @@ pub struct TxOutcome {
     pub reply: Reply,
     pub accepted: Vec<String>,
     pub rejected: Vec<(String, PluginError)>,
+    /// Recipients the server put off with `452` (too many recipients, RFC
+    /// 5321 4.5.3.1.10) after it had accepted others: for a new transaction.
+    pub deferred: Vec<(Address, PluginError)>,
     pub pipelined: bool,
     /// Whether DSN parameters went out (`None`: none were requested).
     pub dsn_sent: Option<bool>,
@@ -166,15 +169,24 @@ pub enum TxFailure {
     /// connection the server had closed): retry on a new one.
     Stale(PluginError),
     Failed(PluginError),
+    /// The server refused every recipient (`addr`, each with its reply).
+    AllRefused(String, Vec<(String, PluginError)>),
 }
 
 impl TxFailure {
     pub fn into_error(self) -> PluginError {
         match self {
             TxFailure::Stale(e) | TxFailure::Failed(e) => e,
+            TxFailure::AllRefused(addr, each) => all_rejected(&addr, each),
         }
     }
 }
+
+/// The reply to RCPT when the server's limit of recipients per transaction is
+/// reached (RFC 5321 4.5.3.1.10: "452 4.5.3 Too many recipients"; Postfix's
+/// default limit is 1,000). The client delivers to the recipients accepted so
+/// far and sends the rest in a new transaction.
+pub const TOO_MANY_RECIPIENTS: u16 = 452;
 
 /// A raw command line (`AUTH` continuations).
 pub struct Line<'a>(pub &'a str);
@@ -581,6 +593,7 @@ impl Session {
         let mail = Mail::new(tx.from.cloned(), mail_params);
         let mut accepted = Vec::new();
         let mut rejected: Vec<(String, PluginError)> = Vec::new();
+        let mut deferred: Vec<(Address, PluginError)> = Vec::new();
 
         // A failure before the server has answered anything on a reused
         // connection means the connection had died while idle.
@@ -637,7 +650,11 @@ impl Session {
                         if r.code == 421 {
                             return Err(TxFailure::Failed(e));
                         }
-                        rejected.push((a.to_string(), e));
+                        if r.code == TOO_MANY_RECIPIENTS {
+                            deferred.push((a.clone(), e));
+                        } else {
+                            rejected.push((a.to_string(), e));
+                        }
                     }
                 }
             }
@@ -655,7 +672,8 @@ impl Session {
                 if data_reply.is_ok() {
                     self.end_empty_data().await;
                 }
-                return Err(TxFailure::Failed(all_rejected(&addr, rejected)));
+                rejected.extend(deferred.into_iter().map(|(a, e)| (a.to_string(), e)));
+                return Err(TxFailure::AllRefused(addr, rejected));
             }
             if let Err(r) = data_reply {
                 return Err(TxFailure::Failed(reply_error(&addr, Stage::Data, &r)));
@@ -680,11 +698,15 @@ impl Session {
                 match self.cmd(Stage::Rcpt, c).await {
                     Ok(_) => accepted.push(a.to_string()),
                     Err(e) if !self.usable() => return Err(TxFailure::Failed(e.with_recipient(a))),
+                    Err(e) if e.code == TOO_MANY_RECIPIENTS => {
+                        deferred.push((a.clone(), e.with_recipient(a)))
+                    }
                     Err(e) => rejected.push((a.to_string(), e.with_recipient(a))),
                 }
             }
             if accepted.is_empty() {
-                return Err(TxFailure::Failed(all_rejected(&addr, rejected)));
+                rejected.extend(deferred.into_iter().map(|(a, e)| (a.to_string(), e)));
+                return Err(TxFailure::AllRefused(addr, rejected));
             }
             self.cmd(Stage::Data, Data)
                 .await
@@ -720,6 +742,7 @@ impl Session {
                 reply,
                 accepted,
                 rejected,
+                deferred,
                 pipelined,
                 dsn_sent,
             }),

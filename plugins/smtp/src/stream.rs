@@ -1,8 +1,11 @@
 //! The socket under lettre's `AsyncSmtpConnection`.
 //!
 //! lettre 0.11.23 connects without `TCP_NODELAY` and writes the message body and
-//! the final `\r\n.\r\n` as two writes, so the server's delayed ACK stalls every
-//! message by 40 ms (FACTS.md). We connect the socket ourselves (no-delay) and
+//! the final `\r\n.\r\n` as two writes: with Nagle's algorithm on, the second
+//! write waits for the ACK of the first, which the server delays by up to 40 ms,
+//! so every message stalled 40 ms (measured: about 230 msg/s with 10 pooled
+//! connections against tens of thousands without the stall; see
+//! `docs/performance.md`). We connect the socket ourselves (no-delay) and
 //! hand lettre a [`SmtpStream`] through `connect_with_transport`. The stream:
 //!
 //! * **coalesces writes**: bytes written are kept until the client next waits for
@@ -296,8 +299,15 @@ impl AsyncRead for SmtpStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let mut inner = self.lock();
-        // The client waits for a reply: send what it wrote first.
-        ready!(inner.poll_drain(cx))?;
+        // The client waits for a reply: send what it wrote first. When the
+        // socket takes no more (a long pipelined group, e.g. thousands of
+        // RCPTs), read the replies that are already there instead of waiting:
+        // a server that answers as it reads stops reading once its replies
+        // are not read, and both sides would wait for each other. The rest
+        // is sent on the next read.
+        if let Poll::Ready(r) = inner.poll_drain(cx) {
+            r?;
+        }
         let before = buf.filled().len();
         ready!(inner.io_pin()?.poll_read(cx, buf))?;
         if let Some(tap) = inner.tap.as_mut() {

@@ -1,0 +1,482 @@
+//! Accounts: the host's keys, then the plugin's, checked against the
+//! plugin's schema (formats on), its own `validate_settings`, and the rules
+//! every value obeys (no CR/LF/NUL, a sane length, secrets never echoed).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::super::checks::{is_secret_key, secret_schema_error, wire_problems};
+use super::super::raw::{RawAccount, RawConfig, S};
+use super::super::settings::*;
+use super::{names, span, toml_to_json, Validator};
+use crate::loader::LoadedPlugin;
+
+/// Plugin keys whose literal values are secrets and should be references.
+const SECRET_KEYS: &[&str] = &["password", "client_secret", "secret", "api_key", "token"];
+
+impl Validator<'_> {
+    fn all_modes(&self) -> Vec<String> {
+        let mut modes: Vec<String> = SEND_MODES
+            .iter()
+            .chain(COMPOSE_MODES)
+            .map(|m| m.to_string())
+            .collect();
+        for p in &self.plugins.plugins {
+            modes.extend(p.manifest().modes.iter().map(|m| m.to_string()));
+        }
+        modes.sort();
+        modes.dedup();
+        modes
+    }
+
+    pub(super) fn accounts(
+        &mut self,
+        raw: &RawConfig,
+        oauth: &BTreeMap<String, OAuthSettings>,
+    ) -> BTreeMap<String, Account> {
+        let modes = self.all_modes();
+        let mut out = BTreeMap::new();
+        for (name, table) in &raw.accounts {
+            if modes.iter().any(|m| m == name.get_ref()) {
+                self.err(
+                    &span(name),
+                    format!("account `{}` is named after a mode", name.get_ref()),
+                    "rename it (e.g. `office-smtp`): a send mode could not tell the two apart",
+                );
+                continue;
+            }
+            if let Some(a) = self.account(name, table, oauth) {
+                out.insert(a.name.clone(), a);
+            }
+        }
+        out
+    }
+
+    fn account(
+        &mut self,
+        name: &S<String>,
+        table: &S<RawAccount>,
+        oauth: &BTreeMap<String, OAuthSettings>,
+    ) -> Option<Account> {
+        let aname = name.get_ref().clone();
+        let t = table.get_ref();
+        let get = |k: &str| t.iter().find(|(key, _)| key.get_ref() == k);
+        let Some((_, plugin_v)) = get("plugin") else {
+            let names = self.plugins.names().join(", ");
+            self.err(
+                &span(name),
+                format!("account `{aname}` has no `plugin` key"),
+                format!("add `plugin = \"...\"` naming a loaded plugin: {names}"),
+            );
+            return None;
+        };
+        let Some(plugin_name) = plugin_v.get_ref().as_str() else {
+            self.err(
+                &span(plugin_v),
+                "`plugin` must be a string",
+                "e.g. plugin = \"smtp\"",
+            );
+            return None;
+        };
+        let Some(plugin) = self.plugins.get(plugin_name) else {
+            let mut hint = format!("loaded plugins: {}", self.plugins.names().join(", "));
+            if let Some(f) = self.plugins.failures.iter().find(|f| {
+                f.path
+                    .to_string_lossy()
+                    .contains(&format!("mailhost_{plugin_name}"))
+            }) {
+                hint = format!(
+                    "{hint}; {} did not load: {}",
+                    f.path.display(),
+                    f.reason.lines().next().unwrap_or("")
+                );
+            }
+            self.err(
+                &span(plugin_v),
+                format!("account `{aname}`: no plugin named `{plugin_name}` is loaded"),
+                format!("{hint} (run `mailhost plugins` to see why)"),
+            );
+            return None;
+        };
+        let manifest = plugin.manifest();
+        let schema = plugin.schema();
+        // Every string in the table, nested ones included, whatever the
+        // plugin: no CR/LF/NUL (a protocol line of its own), a sane length.
+        for (key, value) in t {
+            let mut problems = Vec::new();
+            wire_problems(value.get_ref(), key.get_ref(), &mut problems);
+            for (path, p) in problems {
+                self.err(
+                    &span(value),
+                    format!("account `{aname}` `{path}` {p}"),
+                    "write it on one line, without control characters",
+                );
+            }
+        }
+        let mut from = None;
+        let mut max_per_minute = None;
+        let mut description = String::new();
+        let mut settings = serde_json::Map::new();
+        let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
+        for (key, value) in t {
+            let k = key.get_ref().as_str();
+            spans.insert(k.to_string(), span(key));
+            match k {
+                "plugin" => {}
+                "from" => match value.get_ref().as_str() {
+                    Some(s) => {
+                        let sv = S::new(span(value), s.to_string());
+                        from = self.address("from", &sv);
+                    }
+                    None => self.err(
+                        &span(value),
+                        "`from` must be a string",
+                        "e.g. from = \"ERP <erp@example.com>\"",
+                    ),
+                },
+                "max_per_minute" => match value.get_ref().as_integer() {
+                    Some(n) if (1..=1_000_000).contains(&n) => max_per_minute = Some(n as u32),
+                    _ => self.err(
+                        &span(value),
+                        "`max_per_minute` must be a whole number from 1 to 1000000",
+                        "messages per minute this account may send; leave it out for no limit",
+                    ),
+                },
+                "description" => {
+                    description = value.get_ref().as_str().unwrap_or_default().to_string()
+                }
+                _ => {
+                    let declared_secret = schema
+                        .get("properties")
+                        .and_then(|p| p.get(k))
+                        .is_some_and(|p| {
+                            p.get("writeOnly") == Some(&serde_json::Value::Bool(true))
+                                || p.get("format").and_then(|f| f.as_str()) == Some("secret")
+                        });
+                    if SECRET_KEYS.contains(&k) || declared_secret {
+                        if let Some(s) = value.get_ref().as_str() {
+                            self.secret_ref(
+                                &format!("[accounts.{aname}] {k}"),
+                                &S::new(span(value), s.to_string()),
+                            );
+                        }
+                    }
+                    // Secrets in nested tables (`pop_before_smtp = { password = ... }`).
+                    let mut nested = Vec::new();
+                    nested_secrets(value.get_ref(), k, &mut nested);
+                    for (path, s) in nested {
+                        self.secret_ref(
+                            &format!("[accounts.{aname}] {path}"),
+                            &S::new(span(value), s.to_string()),
+                        );
+                    }
+                    if k == "oauth" {
+                        if let Some(o) = value.get_ref().as_str() {
+                            if !oauth.contains_key(o) {
+                                self.err(&span(value), format!("account `{aname}`: no OAuth client `[oauth.{o}]` is configured"), format!("add an [oauth.{o}] section or use one of: {}", names(oauth.keys(), "(none configured)")));
+                            }
+                        }
+                    }
+                    settings.insert(k.to_string(), toml_to_json(value.get_ref()));
+                }
+            }
+        }
+        for (key, path) in resolve_paths(&mut settings, schema, &self.src.base_dir) {
+            let at = spans.get(&key).cloned().unwrap_or_else(|| span(name));
+            let what = format!("account `{aname}` `{key}`");
+            if is_directory_property(schema, &key) {
+                // A directory the plugin writes to may be created on first use: its parent must exist.
+                if let Some(parent) = path.parent().filter(|p| !p.exists()) {
+                    self.warn(
+                        &at,
+                        format!(
+                            "{what}: neither {} nor its parent directory exists",
+                            path.display()
+                        ),
+                        format!("create {} or correct the path", parent.display()),
+                    );
+                }
+            } else {
+                self.file_exists(&what, &at, &path);
+            }
+        }
+        let settings = serde_json::Value::Object(settings);
+        let before = self.errors.len();
+        self.schema_check(&aname, name, plugin, &settings, &spans);
+        if self.errors.len() == before {
+            self.plugin_check(&aname, name, plugin, &settings, &spans);
+        }
+        Some(Account {
+            name: aname,
+            plugin: plugin_name.to_string(),
+            from,
+            max_per_minute,
+            description,
+            settings,
+            modes: manifest.modes.iter().map(|m| m.to_string()).collect(),
+            loc: self.loc(&span(name)),
+        })
+    }
+
+    /// Asks the plugin itself (its `validate_settings` extension, when it
+    /// has one) whether it would refuse these settings at `open`.
+    fn plugin_check(
+        &mut self,
+        aname: &str,
+        at_name: &S<String>,
+        plugin: &LoadedPlugin,
+        settings: &serde_json::Value,
+        spans: &BTreeMap<String, Range<usize>>,
+    ) {
+        let Some(problems) = plugin.validate_settings(&settings.to_string()) else {
+            return;
+        };
+        for p in problems {
+            let at = p
+                .key
+                .as_ref()
+                .and_then(|k| spans.get(k))
+                .cloned()
+                .unwrap_or_else(|| span(at_name));
+            let key = p.key.map(|k| format!(" `{k}`")).unwrap_or_default();
+            self.err(
+                &at,
+                format!(
+                    "account `{aname}`{key}: plugin `{}` refuses this: {}",
+                    plugin.name(),
+                    crate::loader::escape_text(&p.message)
+                ),
+                format!(
+                    "run `mailhost plugins --settings {}` for the valid settings",
+                    plugin.name()
+                ),
+            );
+        }
+    }
+
+    fn schema_check(
+        &mut self,
+        aname: &str,
+        at_name: &S<String>,
+        plugin_ref: &LoadedPlugin,
+        settings: &serde_json::Value,
+        spans: &BTreeMap<String, Range<usize>>,
+    ) {
+        let schema = plugin_ref.schema();
+        let plugin = plugin_ref.name();
+        // Unknown keys first, with the list of valid ones (clearer than the schema's words).
+        let props: Vec<String> = schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        let closed = schema.get("additionalProperties") == Some(&serde_json::Value::Bool(false));
+        let mut unknown = Vec::new();
+        if let Some(obj) = settings.as_object() {
+            for k in obj.keys() {
+                if closed && !props.contains(k) {
+                    unknown.push(k.clone());
+                }
+            }
+        }
+        for k in &unknown {
+            let at = spans.get(k).cloned().unwrap_or_else(|| span(at_name));
+            let mut valid: Vec<String> = HOST_ACCOUNT_KEYS.iter().map(|s| s.to_string()).collect();
+            valid.extend(props.iter().cloned());
+            self.err(
+                &at,
+                format!("account `{aname}`: unknown key `{k}` for plugin `{plugin}`"),
+                format!("valid keys: {}", valid.join(", ")),
+            );
+        }
+        for e in plugin_ref.validator().iter_errors(settings) {
+            let path = e.instance_path.to_string();
+            let first = path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            if matches!(
+                e.kind,
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { .. }
+            ) && path.is_empty()
+                && !unknown.is_empty()
+            {
+                continue;
+            }
+            let at = spans.get(&first).cloned().unwrap_or_else(|| span(at_name));
+            let key = if path.is_empty() {
+                String::new()
+            } else {
+                format!(" `{}`", path.trim_start_matches('/').replace('/', "."))
+            };
+            let hint = describe_property(schema, &first);
+            let segments: Vec<&str> = path
+                .trim_start_matches('/')
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .collect();
+            let property = property_at(schema, &segments);
+            // A secret by its key (anywhere on the path), by its schema, or
+            // inside the value the error would quote (a table holding a password).
+            let secret = segments.iter().any(|s| is_secret_key(s, None))
+                || is_secret_key(&first, Some(schema))
+                || property.is_some_and(|p| {
+                    p.get("writeOnly") == Some(&serde_json::Value::Bool(true))
+                        || p.get("format").and_then(|f| f.as_str()) == Some("secret")
+                })
+                || holds_secret(&e.instance);
+            if secret {
+                let msg = secret_schema_error(&e, property);
+                self.err(&at, format!("account `{aname}`{key} {msg}"), hint);
+            } else {
+                let text = e.to_string();
+                // A value with a line break or a huge one is not quoted: it is
+                // reported by the one-line and length checks at the same place.
+                let unquotable = |v: &serde_json::Value| {
+                    v.as_str().is_some_and(|t| {
+                        t.len() > 512 || t.chars().any(|c| c.is_control() && c != '\t')
+                    })
+                };
+                if text.len() > 1024 || unquotable(&e.instance) {
+                    if !self.reported_at(&at) {
+                        let msg = secret_schema_error(&e, property).replace(
+                            "(the value is not shown: it is a secret)",
+                            "(the value is not shown: it is too long or holds control characters)",
+                        );
+                        self.err(&at, format!("account `{aname}`{key} {msg}"), hint);
+                    }
+                } else {
+                    self.err(&at, format!("account `{aname}`{key}: {text}"), hint);
+                }
+            }
+        }
+    }
+}
+
+/// The schema's description, type and allowed values of a property, as a hint.
+fn describe_property(schema: &serde_json::Value, key: &str) -> String {
+    let Some(p) = schema.get("properties").and_then(|p| p.get(key)) else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if let Some(d) = p.get("description").and_then(|d| d.as_str()) {
+        parts.push(d.to_string());
+    }
+    if let Some(e) = p.get("enum").and_then(|e| e.as_array()) {
+        parts.push(format!(
+            "one of: {}",
+            e.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let (Some(min), Some(max)) = (p.get("minimum"), p.get("maximum")) {
+        parts.push(format!("from {min} to {max}"));
+    }
+    if let Some(t) = p.get("type") {
+        parts.push(format!("type {t}"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("`{key}`: {}", parts.join("; "))
+    }
+}
+
+/// String values under secret-named keys inside the tables of `v` (not `v`
+/// itself), with their `a.b` paths.
+fn nested_secrets<'v>(v: &'v toml::Value, path: &str, out: &mut Vec<(String, &'v str)>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, x) in t {
+                let here = format!("{path}.{k}");
+                match x {
+                    toml::Value::String(s) if SECRET_KEYS.contains(&k.as_str()) => {
+                        out.push((here, s.as_str()))
+                    }
+                    _ => nested_secrets(x, &here, out),
+                }
+            }
+        }
+        toml::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                nested_secrets(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The schema of the value at `segments` (object keys through `properties`,
+/// array indices through `items`), when the schema says.
+fn property_at<'s>(
+    schema: &'s serde_json::Value,
+    segments: &[&str],
+) -> Option<&'s serde_json::Value> {
+    let mut at = schema;
+    for seg in segments {
+        at = if seg.parse::<usize>().is_ok() && at.get("items").is_some() {
+            at.get("items")?
+        } else {
+            at.get("properties")?.get(*seg)?
+        };
+    }
+    Some(at)
+}
+
+/// Whether a value holds a secret-named key anywhere (so an error quoting
+/// the whole value would show it).
+fn holds_secret(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Object(o) => o
+            .iter()
+            .any(|(k, x)| is_secret_key(k, None) || holds_secret(x)),
+        serde_json::Value::Array(a) => a.iter().any(holds_secret),
+        _ => false,
+    }
+}
+
+/// A `"format": "path"` property that names a directory (key `dir` or
+/// `*_dir`, or "directory" in its description) rather than a file to read.
+fn is_directory_property(schema: &serde_json::Value, key: &str) -> bool {
+    let described = schema
+        .get("properties")
+        .and_then(|p| p.get(key))
+        .and_then(|p| p.get("description"))
+        .and_then(|d| d.as_str())
+        .is_some_and(|d| d.starts_with("directory"));
+    key == "dir" || key.ends_with("_dir") || described
+}
+
+/// Plugin settings whose schema says `"format": "path"` are made absolute
+/// against the config file's directory (a plugin does not know where the config is).
+/// Returns each (key, resolved path), for the check that the file exists.
+fn resolve_paths(
+    settings: &mut serde_json::Map<String, serde_json::Value>,
+    schema: &serde_json::Value,
+    base: &Path,
+) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return out;
+    };
+    for (k, p) in props {
+        if p.get("format").and_then(|f| f.as_str()) != Some("path") {
+            continue;
+        }
+        if let Some(serde_json::Value::String(v)) = settings.get_mut(k) {
+            let path = Path::new(v.as_str());
+            if path.is_relative() && !v.is_empty() {
+                *v = base.join(path).to_string_lossy().into_owned();
+            }
+            if !v.is_empty() {
+                out.push((k.clone(), PathBuf::from(v.as_str())));
+            }
+        }
+    }
+    out
+}

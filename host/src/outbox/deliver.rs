@@ -1,0 +1,110 @@
+//! The engine as the outbox worker's [`Deliver`]: the claim-time policy
+//! check and one try through one way out.
+
+use std::sync::Arc;
+
+use mailhost_plugin_api::PluginError;
+
+use super::worker::{Deliver, Recheck};
+use super::MessageRecord;
+use crate::engine::Engine;
+use crate::policy::{Action, Candidate};
+use crate::submit::Outcome;
+
+/// Sends stored messages through the engine's plugins.
+#[derive(Clone)]
+pub struct EngineDeliver(pub Arc<Engine>);
+
+impl std::fmt::Debug for EngineDeliver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineDeliver")
+    }
+}
+
+impl Deliver for EngineDeliver {
+    fn recheck(&self, rec: &MessageRecord) -> Recheck {
+        let s = self.0.settings();
+        // The kill switch holds mail: it goes out once sending is switched on again.
+        if !s.policy.enabled {
+            return Recheck::Hold(format!(
+                "sending is switched off (policy.enabled = false at {})",
+                s.policy.loc_of("enabled")
+            ));
+        }
+        let chain = match super::worker::stored_chain(&rec.decision_json) {
+            Ok(c) => c,
+            Err(e) => return Recheck::Refuse(e),
+        };
+        // The library's claim-time check, for each way out still ahead: a
+        // disabled tenant stops the message; a removed account or a plugin
+        // that is gone only takes that way out away.
+        let mut last = None;
+        for c in chain.iter().skip(rec.chain_pos as usize) {
+            match self.0.recheck(rec.tenant.as_deref(), c) {
+                Ok(()) => return Recheck::Go,
+                Err(r) if r.rule.starts_with("tenant") => {
+                    return Recheck::Refuse(format!("{}: {}", r.rule, r.message))
+                }
+                Err(r) => last = Some(format!("{}: {}", r.rule, r.message)),
+            }
+        }
+        Recheck::Refuse(last.unwrap_or_else(|| "the stored policy chain holds no way out".into()))
+    }
+
+    fn max_per_minute(&self, account: &str) -> Option<u32> {
+        self.0
+            .settings()
+            .accounts
+            .get(account)
+            .and_then(|a| a.max_per_minute)
+    }
+
+    fn attempt(&self, rec: &MessageRecord, way_out: &Candidate) -> Result<String, PluginError> {
+        if let Some(a) = &way_out.account {
+            if !self.0.settings().accounts.contains_key(a) {
+                return Err(PluginError::config(format!(
+                    "account `{a}` is no longer configured"
+                )));
+            }
+        }
+        let action = if rec.action == "compose" {
+            Action::Compose
+        } else {
+            Action::Send
+        };
+        let msg = restore(rec)?;
+        self.0
+            .attempt(action, way_out, rec.user.as_deref(), &msg)
+            .map(|o| match o {
+                Outcome::Sent(d) => {
+                    let mut reply = d.server_reply;
+                    for (addr, why) in &d.rejected {
+                        reply.push_str(&format!("; rejected {addr}: {why}"));
+                    }
+                    reply
+                }
+                Outcome::Composed(c) if c.web_link.is_empty() => c.message,
+                Outcome::Composed(c) => format!("{} ({})", c.message, c.web_link),
+            })
+    }
+}
+
+/// The message as it was built, from what the outbox stored.
+fn restore(rec: &MessageRecord) -> Result<mailhost_plugin_api::OutgoingMessage, PluginError> {
+    let mime = rec
+        .mime
+        .as_deref()
+        .ok_or_else(|| PluginError::permanent("the stored message has no MIME body"))?;
+    let options: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&rec.options_json).unwrap_or_default();
+    let env_from = (!rec.envelope_from.is_empty()).then_some(rec.envelope_from.as_str());
+    let mut m = crate::message::from_eml(mime, env_from, &rec.envelope_to, options)
+        .map_err(|e| PluginError::permanent(format!("the stored message cannot be read: {e}")))?;
+    m.message_id = rec.message_id.clone().into();
+    m.idempotency_key = rec
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(|| rec.message_id.clone())
+        .into();
+    Ok(m)
+}

@@ -1,0 +1,56 @@
+//! The schema, embedded in the binary (one list per database kind) and applied
+//! with sqlx's migrator, which records what ran in `_sqlx_migrations`.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+/// (version, description, SQL)
+type Script = (i64, &'static str, &'static str);
+
+pub const SQLITE: &[Script] = &[(
+    1,
+    "outbox",
+    include_str!("migrations/sqlite/0001_outbox.sql"),
+)];
+
+pub const POSTGRES: &[Script] = &[(
+    1,
+    "outbox",
+    include_str!("migrations/postgres/0001_outbox.sql"),
+)];
+
+#[derive(Debug)]
+struct Embedded(&'static [Script]);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(v, d, sql)| {
+                    Migration::new(
+                        *v,
+                        Cow::Borrowed(*d),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+/// The migrator for one database kind.
+pub async fn migrator(scripts: &'static [Script]) -> Result<Migrator, String> {
+    Migrator::new(Embedded(scripts))
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,507 @@
+//! The durable outbox: every accepted message is committed to a database
+//! before the caller is answered and before any attempt, and stays there
+//! until it is sent, has failed for good or is cancelled.
+//!
+//! States (`State`):
+//!
+//! ```text
+//! queued ──claim──▶ sending ──▶ sent
+//!   ▲  │              │  ├────▶ failed ──retry──▶ queued
+//!   │  │              │  └────▶ deferred ──claim──▶ sending
+//!   │  └──cancel──▶ cancelled ──retry──▶ queued
+//!   └── lease expired (the worker died) / released on shutdown
+//! ```
+//!
+//! Storage: SQLite (the embedded default, one file, WAL, `synchronous=FULL`)
+//! or PostgreSQL (several hosts on one queue, claims with
+//! `FOR UPDATE SKIP LOCKED`). Both behind [`store::Store`]; [`Outbox`] adds
+//! group commit (concurrent enqueues share one transaction).
+
+pub mod deliver;
+pub mod migrations;
+pub mod postgres;
+pub mod sqlite;
+pub mod store;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+pub use store::{AnyStore, Store};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Queued,
+    Sending,
+    Sent,
+    Deferred,
+    Failed,
+    Cancelled,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Queued,
+        State::Sending,
+        State::Sent,
+        State::Deferred,
+        State::Failed,
+        State::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Deferred => "deferred",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// No worker will touch the message again (until someone retries it).
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Sent | State::Failed | State::Cancelled)
+    }
+
+    /// The state machine: which moves are allowed.
+    pub fn can_become(self, to: State) -> bool {
+        use State::*;
+        matches!(
+            (self, to),
+            (Queued | Deferred, Sending)
+                | (Queued | Deferred, Cancelled)
+                | (Sending, Sent | Deferred | Failed | Queued)
+                | (Failed | Cancelled | Deferred, Queued)
+        )
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Single messages (a PIN, a login mail) go before batch rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Single = 0,
+    Batch = 1,
+}
+
+impl Priority {
+    pub fn from_i64(v: i64) -> Priority {
+        if v == 0 {
+            Priority::Single
+        } else {
+            Priority::Batch
+        }
+    }
+}
+
+/// What `enqueue` stores: the built message and everything needed to send it later.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// `send` or `compose`.
+    pub action: String,
+    pub user: Option<String>,
+    pub tenant: Option<String>,
+    pub purpose: Option<String>,
+    /// Unique per tenant: a second enqueue with the same key returns the first id.
+    pub idempotency_key: Option<String>,
+    pub message_id: String,
+    pub mime: Vec<u8>,
+    pub envelope_from: String,
+    pub envelope_to: Vec<String>,
+    pub options_json: String,
+    /// The policy decision (its chain of ways out), as JSON.
+    pub decision_json: String,
+    pub priority: Priority,
+}
+
+impl NewMessage {
+    /// What the outbox stores for a prepared submission (the library's
+    /// `Engine::prepare`): the built MIME, the envelope and the decision.
+    /// `idempotency_key` is the caller's key, if it gave one.
+    pub fn from_prepared(
+        p: &crate::submit::Prepared,
+        idempotency_key: Option<String>,
+        priority: Priority,
+    ) -> Result<NewMessage, OutboxError> {
+        let msg = &p.message;
+        let decision_json =
+            serde_json::to_string(&p.decision).map_err(|e| OutboxError::Corrupt {
+                what: "policy decision",
+                detail: e.to_string(),
+            })?;
+        Ok(NewMessage {
+            action: p.action.name().to_string(),
+            user: p.user.clone(),
+            tenant: p.tenant.clone(),
+            purpose: p.purpose.clone(),
+            idempotency_key,
+            message_id: msg.message_id.to_string(),
+            mime: msg.mime.to_vec(),
+            envelope_from: msg
+                .envelope
+                .from
+                .as_ref()
+                .map(|s| s.to_string())
+                .into_option()
+                .unwrap_or_default(),
+            envelope_to: msg.envelope.to.iter().map(|s| s.to_string()).collect(),
+            options_json: msg.options_json.to_string(),
+            decision_json,
+            priority,
+        })
+    }
+}
+
+/// The answer to an enqueue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    pub id: String,
+    /// True when the idempotency key was seen before: nothing was stored.
+    pub duplicate: bool,
+}
+
+/// A stored message (without its MIME unless loaded for sending or `show`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRecord {
+    pub id: String,
+    pub state: State,
+    pub action: String,
+    pub user: Option<String>,
+    pub tenant: Option<String>,
+    pub purpose: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub message_id: String,
+    #[serde(skip)]
+    pub mime: Option<Vec<u8>>,
+    pub envelope_from: String,
+    pub envelope_to: Vec<String>,
+    pub options_json: String,
+    #[serde(skip)]
+    pub decision_json: String,
+    /// Index of the way out (in the decision's chain) to try next.
+    pub chain_pos: u32,
+    /// When the current way out was first tried (for the maximum age of retries).
+    pub position_since: Option<i64>,
+    pub priority: Priority,
+    pub attempts_count: u32,
+    pub next_attempt_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One try through one way out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub at: i64,
+    pub chain_pos: u32,
+    /// The way out: account name or candidate label.
+    pub candidate: String,
+    pub plugin: Option<String>,
+    /// `ok` or the error class (`transient`, `permanent`, `auth`, ...), or `refused` (policy).
+    pub class: String,
+    /// The server's code when there is one (e.g. `450`, `429`).
+    pub code: Option<String>,
+    /// The server's reply or the error text.
+    pub text: String,
+}
+
+/// How a claimed message leaves the worker (written with its attempts in one transaction).
+#[derive(Debug, Clone)]
+pub struct Settle {
+    pub state: State,
+    pub next_attempt_at: i64,
+    pub chain_pos: u32,
+    pub position_since: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// `list` filter and page.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub state: Option<State>,
+    pub tenant: Option<String>,
+    pub user: Option<String>,
+    /// Newest first; continue after this `(created_at, id)`.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// Result of `retry` / `cancel`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Done(State),
+    /// The message is in a state that does not allow the move.
+    NotAllowed(State),
+    NotFound,
+}
+
+/// What can go wrong with the outbox database.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OutboxError {
+    #[error("outbox database {location}: cannot open: {detail}; check the path/URL and that the database is reachable")]
+    Open { location: String, detail: String },
+    #[error("outbox database {location}: migration failed: {detail}")]
+    Migrate { location: String, detail: String },
+    #[error("outbox database {location}: {what} failed: {detail}")]
+    Query {
+        location: String,
+        what: &'static str,
+        detail: String,
+    },
+    #[error("outbox: a stored record is damaged ({what}): {detail}")]
+    Corrupt { what: &'static str, detail: String },
+    #[error("outbox is shutting down: the message was not queued; try again")]
+    Closed,
+}
+
+/// `[outbox]` in the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// A SQLite file (relative to the config's directory) or a `postgres://`
+    /// URL; `env:NAME` / `file:PATH` references work (a URL may hold a
+    /// password). Default: `outbox.db` beside the config.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Plugin calls in flight at once per process (default 8).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Plugin calls in flight at once per account and process (default 4).
+    #[serde(default)]
+    pub per_account: Option<usize>,
+    /// How long a claim holds a message before another process may take it (default 120).
+    #[serde(default)]
+    pub lease_secs: Option<u64>,
+    /// How long one way out is retried after temporary failures before the
+    /// next way out is tried (default 86400).
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+    /// How long a stopping service waits for sends in flight (default 30).
+    #[serde(default)]
+    pub drain_secs: Option<u64>,
+}
+
+impl OutboxSettings {
+    /// The database to open: a `postgres://` URL or a SQLite path.
+    pub fn location(&self, base_dir: &std::path::Path) -> Result<String, String> {
+        let Some(db) = &self.database else {
+            return Ok(base_dir.join("outbox.db").display().to_string());
+        };
+        let db = crate::secrets::resolve(db, Some(base_dir))
+            .map_err(|e| format!("[outbox] database: {}", e.message()))?;
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Ok(db);
+        }
+        let p = std::path::Path::new(&db);
+        Ok(if p.is_relative() {
+            base_dir.join(p).display().to_string()
+        } else {
+            db
+        })
+    }
+
+    /// The worker's settings; backoff from `[policy]`.
+    pub fn worker(
+        &self,
+        owner: String,
+        policy: &crate::config::PolicySettings,
+    ) -> worker::WorkerConfig {
+        let mut w = worker::WorkerConfig::new(owner);
+        if let Some(n) = self.concurrency {
+            w.concurrency = n.max(1);
+        }
+        if let Some(n) = self.per_account {
+            w.per_account = n.max(1);
+        }
+        if let Some(s) = self.lease_secs {
+            w.lease = Duration::from_secs(s.max(3));
+        }
+        if let Some(s) = self.max_age_secs {
+            w.max_age = Duration::from_secs(s);
+        }
+        w.initial_backoff = Duration::from_millis(policy.initial_backoff_ms.max(1));
+        w.max_backoff =
+            Duration::from_millis(policy.max_backoff_ms.max(policy.initial_backoff_ms).max(1));
+        w
+    }
+
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_secs.unwrap_or(30))
+    }
+}
+
+/// How many enqueues one group commit takes at most.
+const GROUP_MAX: usize = 512;
+
+type Pending = (NewMessage, oneshot::Sender<Result<Enqueued, OutboxError>>);
+
+/// The outbox: a store plus group commit for enqueues.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Arc<AnyStore>,
+    tx: mpsc::Sender<Pending>,
+    enqueued: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("store", &self.store.location())
+            .finish()
+    }
+}
+
+impl Outbox {
+    /// Opens (and migrates) the store and starts the group-commit task on the
+    /// current tokio runtime. `location` is a `postgres://` URL or a SQLite file path.
+    pub async fn open(location: &str) -> Result<Outbox, OutboxError> {
+        let store = AnyStore::open(location).await?;
+        Ok(Outbox::with_store(store))
+    }
+
+    pub fn with_store(store: AnyStore) -> Outbox {
+        let store = Arc::new(store);
+        let (tx, rx) = mpsc::channel::<Pending>(GROUP_MAX * 4);
+        let enqueued = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(group_commit(store.clone(), rx, enqueued.clone()));
+        Outbox {
+            store,
+            tx,
+            enqueued,
+        }
+    }
+
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    /// Returns when this process committed an enqueue (wakes an idle worker).
+    pub async fn wait_enqueued(&self) {
+        self.enqueued.notified().await
+    }
+
+    /// Stores `msg` durably (committed before this returns). Concurrent calls share commits.
+    pub async fn enqueue(&self, msg: NewMessage) -> Result<Enqueued, OutboxError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((msg, reply))
+            .await
+            .map_err(|_| OutboxError::Closed)?;
+        rx.await.map_err(|_| OutboxError::Closed)?
+    }
+}
+
+/// Takes whatever enqueues are waiting (up to GROUP_MAX), writes them in one
+/// transaction, answers each caller after the commit.
+async fn group_commit(
+    store: Arc<AnyStore>,
+    mut rx: mpsc::Receiver<Pending>,
+    enqueued: Arc<tokio::sync::Notify>,
+) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(GROUP_MAX);
+    while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        let (msgs, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
+        match store.enqueue_batch(msgs).await {
+            Ok(ids) => {
+                for (reply, id) in replies.into_iter().zip(ids) {
+                    let _ = reply.send(Ok(id));
+                }
+                enqueued.notify_one();
+            }
+            Err(e) => {
+                tracing::error!("outbox: group commit failed: {e}");
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff with full jitter between `base` and `cap`, never shorter than `retry_after`.
+pub fn backoff(
+    attempt: u32,
+    base: Duration,
+    cap: Duration,
+    retry_after: Option<Duration>,
+) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(20).saturating_sub(1));
+    let top = exp.min(cap).max(base);
+    let half = top / 2;
+    let jitter = rand::random_range(0..=half.as_millis() as u64);
+    let d = half + Duration::from_millis(jitter);
+    match retry_after {
+        Some(ra) if ra > d => ra,
+        _ => d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for s in State::ALL {
+            assert_eq!(State::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(State::parse("nope"), None);
+    }
+
+    #[test]
+    fn state_machine_allows_only_the_documented_moves() {
+        use State::*;
+        assert!(Queued.can_become(Sending));
+        assert!(Deferred.can_become(Sending));
+        assert!(Sending.can_become(Sent));
+        assert!(Sending.can_become(Deferred));
+        assert!(Sending.can_become(Failed));
+        assert!(Failed.can_become(Queued));
+        assert!(Queued.can_become(Cancelled));
+        assert!(!Sent.can_become(Queued));
+        assert!(!Sent.can_become(Cancelled));
+        assert!(!Sending.can_become(Cancelled));
+        assert!(!Cancelled.can_become(Sending));
+        assert!(!Queued.can_become(Sent));
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let base = Duration::from_millis(1000);
+        let cap = Duration::from_millis(8000);
+        for n in 1..10 {
+            let d = backoff(n, base, cap, None);
+            assert!(d >= base / 2 && d <= cap, "attempt {n}: {d:?}");
+        }
+        let d = backoff(1, base, cap, Some(Duration::from_secs(30)));
+        assert_eq!(d, Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,104 @@
+//! The shared outbox: PostgreSQL, for several `mailhost serve` processes on
+//! one queue. Claims lock rows with `FOR UPDATE SKIP LOCKED`; a lease that
+//! runs out (the worker died) puts the message back. `synchronous_commit` is
+//! set `on` for every connection.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::migrations;
+use super::store::{impl_store, redact_url};
+use super::OutboxError;
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+    pub(crate) location: String,
+}
+
+impl PgStore {
+    /// Connects to `url` and migrates. With `schema`, everything lives in that
+    /// schema (created if missing), e.g. to keep one queue per environment.
+    pub async fn open(url: &str, schema: Option<&str>) -> Result<PgStore, OutboxError> {
+        let mut location = redact_url(url);
+        if let Some(s) = schema {
+            location = format!("{location} (schema {s})");
+        }
+        let open = |detail: String| OutboxError::Open {
+            location: location.clone(),
+            detail,
+        };
+        let mut opts = PgConnectOptions::from_str(url)
+            .map_err(|e| open(e.to_string()))?
+            .options([("synchronous_commit", "on")]);
+        if let Some(s) = schema {
+            if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || s.is_empty() {
+                return Err(open(format!(
+                    "schema name {s:?}: use letters, digits and '_' only"
+                )));
+            }
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await
+                .map_err(|e| open(e.to_string()))?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+                .execute(&admin)
+                .await
+                .map_err(|e| open(format!("cannot create schema {s}: {e}")))?;
+            admin.close().await;
+            opts = opts.options([("search_path", s)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await
+            .map_err(|e| open(e.to_string()))?;
+        let migrator = migrations::migrator(migrations::POSTGRES)
+            .await
+            .map_err(|detail| OutboxError::Migrate {
+                location: location.clone(),
+                detail,
+            })?;
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| OutboxError::Migrate {
+                location: location.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(PgStore { pool, location })
+    }
+
+    /// Drops the schema this store was opened in (tests clean up after themselves).
+    pub async fn drop_schema(&self, schema: &str) -> Result<(), OutboxError> {
+        if schema.is_empty()
+            || !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(OutboxError::Query {
+                location: self.location.clone(),
+                what: "drop schema",
+                detail: format!("schema name {schema:?}: use letters, digits and '_' only"),
+            });
+        }
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| OutboxError::Query {
+                location: self.location.clone(),
+                what: "drop schema",
+                detail: e.to_string(),
+            })?;
+        Ok(())
+    }
+}
+
+impl_store!(
+    PgStore,
+    sqlx::Postgres,
+    " FOR UPDATE SKIP LOCKED",
+    Some("SELECT pg_advisory_xact_lock(hashtext($1))")
+);

@@ -1,0 +1,87 @@
+//! The embedded outbox: one SQLite file (WAL, `synchronous=FULL`: a commit
+//! is on disk before the caller is answered; never relaxed).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::migrations;
+use super::store::impl_store;
+use super::OutboxError;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(crate) pool: SqlitePool,
+    pub(crate) location: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the outbox file at `path`.
+    pub async fn open(path: &Path) -> Result<SqliteStore, OutboxError> {
+        let location = path.display().to_string();
+        let open = |detail: String| OutboxError::Open {
+            location: location.clone(),
+            detail,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(open(format!(
+                    "the directory {} does not exist",
+                    dir.display()
+                )));
+            }
+        }
+        let opts = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(|e| open(e.to_string()))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|e| open(e.to_string()))?;
+        let migrator = migrations::migrator(migrations::SQLITE)
+            .await
+            .map_err(|detail| OutboxError::Migrate {
+                location: location.clone(),
+                detail,
+            })?;
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| OutboxError::Migrate {
+                location: location.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(SqliteStore { pool, location })
+    }
+
+    /// The pragmas in force on a pooled connection: (journal_mode, synchronous).
+    pub async fn durability(&self) -> Result<(String, i64), OutboxError> {
+        let q = |e: sqlx::Error| OutboxError::Query {
+            location: self.location.clone(),
+            what: "read pragmas",
+            detail: e.to_string(),
+        };
+        let mut c = self.pool.acquire().await.map_err(q)?;
+        let (jm,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+            .fetch_one(&mut *c)
+            .await
+            .map_err(q)?;
+        let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+            .fetch_one(&mut *c)
+            .await
+            .map_err(q)?;
+        Ok((jm, sync))
+    }
+}
+
+impl_store!(SqliteStore, sqlx::Sqlite, "", None);

@@ -1,0 +1,756 @@
+//! The outbox store: one trait, two databases. The SQL is shared (sqlx binds
+//! `$N` on SQLite too); the differences are in [`Dialect`]: row locking for
+//! claims and the lock that serialises the shared rate limit.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use super::{
+    AttemptRecord, Change, Enqueued, ListFilter, MessageRecord, NewMessage, OutboxError, Settle,
+};
+
+/// Everything the service needs from its database. Every method commits before it returns.
+pub trait Store: Send + Sync {
+    /// Human-readable location (file path, or URL without password) for errors.
+    fn location(&self) -> &str;
+
+    /// Inserts `msgs` in one transaction; a message whose (tenant, idempotency key)
+    /// is already stored is not inserted and answers with the first id.
+    fn enqueue_batch(
+        &self,
+        msgs: Vec<NewMessage>,
+    ) -> impl Future<Output = Result<Vec<Enqueued>, OutboxError>> + Send;
+
+    /// Takes up to `max` due messages (queued or deferred with `next_attempt_at <= now`,
+    /// single messages first) into `sending` under a lease for `owner` until `lease_until`.
+    /// Messages whose lease expired (a dead worker) are put back first.
+    fn claim(
+        &self,
+        owner: &str,
+        max: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>, OutboxError>> + Send;
+
+    /// Extends every lease `owner` holds.
+    fn renew(
+        &self,
+        owner: &str,
+        lease_until: i64,
+    ) -> impl Future<Output = Result<u64, OutboxError>> + Send;
+
+    /// Writes the attempts and the new state in one transaction, only while
+    /// `owner` still holds the lease. False when it does not (the lease expired
+    /// and another worker took the message): nothing is written.
+    fn settle(
+        &self,
+        id: &str,
+        owner: &str,
+        attempts: &[AttemptRecord],
+        settle: &Settle,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, OutboxError>> + Send;
+
+    /// Puts every message `owner` holds back to `queued` (graceful shutdown).
+    fn release(
+        &self,
+        owner: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<u64, OutboxError>> + Send;
+
+    /// One message with its MIME and attempts.
+    fn get(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(MessageRecord, Vec<AttemptRecord>)>, OutboxError>> + Send;
+
+    /// Newest first, without MIME.
+    fn list(
+        &self,
+        filter: &ListFilter,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>, OutboxError>> + Send;
+
+    /// failed / cancelled / deferred → queued, due now.
+    fn retry(&self, id: &str, now: i64)
+        -> impl Future<Output = Result<Change, OutboxError>> + Send;
+
+    /// queued / deferred → cancelled.
+    fn cancel(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<Change, OutboxError>> + Send;
+
+    /// Messages per state.
+    fn counts(&self) -> impl Future<Output = Result<BTreeMap<String, u64>, OutboxError>> + Send;
+
+    /// Takes one send from `account`'s per-minute budget, shared by every process
+    /// on this database. `Ok(None)` when taken; `Ok(Some(ms))` when the budget is
+    /// spent: try again in `ms`.
+    fn take_rate_slot(
+        &self,
+        account: &str,
+        per_minute: u32,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<i64>, OutboxError>> + Send;
+
+    /// Records what the service saw of an account's connection.
+    fn set_account_status(
+        &self,
+        account: &str,
+        state: &str,
+        reason: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<(), OutboxError>> + Send;
+
+    /// account → (state, reason, updated_at)
+    fn account_statuses(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<String, (String, String, i64)>, OutboxError>> + Send;
+}
+
+/// The columns of a record, without the MIME.
+pub(crate) const COLS: &str = "id, state, action, user_name, tenant, purpose, idempotency_key, \
+     message_id, envelope_from, envelope_to, options_json, decision_json, chain_pos, \
+     position_since, priority, attempts_count, next_attempt_at, lease_owner, lease_until, \
+     last_error, created_at, updated_at";
+
+pub(crate) const INSERT_HEAD: &str = "INSERT INTO outbox_messages (id, state, action, user_name, \
+     tenant, purpose, idem_scope, idempotency_key, message_id, mime, envelope_from, envelope_to, \
+     options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at) ";
+
+/// The idempotency scope: keys are unique per tenant (one tenant cannot learn another's ids).
+pub(crate) fn idem_scope(tenant: Option<&str>) -> String {
+    tenant.unwrap_or("").to_string()
+}
+
+/// A URL without its password, for errors and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Defines the Store methods for one concrete store over one sqlx database.
+/// `$claim_suffix` goes at the end of the claim's inner SELECT (row locks);
+/// `$rate_lock` is run first in the rate-limit transaction (None: the DELETE
+/// that starts it takes SQLite's write lock).
+macro_rules! impl_store {
+    ($ty:ty, $db:ty, $claim_suffix:expr, $rate_lock:expr) => {
+        impl $crate::outbox::store::Store for $ty {
+            fn location(&self) -> &str {
+                &self.location
+            }
+
+            async fn enqueue_batch(
+                &self,
+                msgs: Vec<$crate::outbox::NewMessage>,
+            ) -> Result<Vec<$crate::outbox::Enqueued>, $crate::outbox::OutboxError> {
+                use $crate::outbox::store::{idem_scope, INSERT_HEAD};
+                let q = |e| self.err("enqueue", e);
+                let now = $crate::outbox::now_ms();
+                let ids: Vec<String> = msgs.iter().map(|_| uuid::Uuid::new_v4().to_string()).collect();
+                let scopes: Vec<String> = msgs.iter().map(|m| idem_scope(m.tenant.as_deref())).collect();
+                let tos: Vec<String> = msgs
+                    .iter()
+                    .map(|m| serde_json::to_string(&m.envelope_to).unwrap_or_default())
+                    .collect();
+                let mut tx = self.pool.begin().await.map_err(q)?;
+                // One multi-row INSERT per chunk (well under both databases' bind limits).
+                let mut inserted = std::collections::HashSet::new();
+                let index: Vec<usize> = (0..msgs.len()).collect();
+                for chunk in index.chunks(400) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(INSERT_HEAD);
+                    qb.push_values(chunk, |mut b, &i| {
+                        let m = &msgs[i];
+                        b.push_bind(&ids[i])
+                            .push_bind("queued")
+                            .push_bind(&m.action)
+                            .push_bind(&m.user)
+                            .push_bind(&m.tenant)
+                            .push_bind(&m.purpose)
+                            .push_bind(&scopes[i])
+                            .push_bind(&m.idempotency_key)
+                            .push_bind(&m.message_id)
+                            .push_bind(&m.mime)
+                            .push_bind(&m.envelope_from)
+                            .push_bind(&tos[i])
+                            .push_bind(&m.options_json)
+                            .push_bind(&m.decision_json)
+                            .push_bind(0i64)
+                            .push_bind(m.priority as i64)
+                            .push_bind(now)
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    qb.push(" ON CONFLICT (idem_scope, idempotency_key) DO NOTHING RETURNING id");
+                    let rows: Vec<(String,)> = qb
+                        .build_query_as()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(q)?;
+                    inserted.extend(rows.into_iter().map(|(id,)| id));
+                }
+                let mut out = Vec::with_capacity(msgs.len());
+                for (i, m) in msgs.iter().enumerate() {
+                    if inserted.contains(&ids[i]) {
+                        out.push($crate::outbox::Enqueued { id: ids[i].clone(), duplicate: false });
+                        continue;
+                    }
+                    // Its key was stored before (or earlier in this batch): the first id.
+                    let first: (String,) = sqlx::query_as(
+                        "SELECT id FROM outbox_messages WHERE idem_scope = $1 AND idempotency_key = $2",
+                    )
+                    .bind(&scopes[i])
+                    .bind(&m.idempotency_key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(q)?;
+                    out.push($crate::outbox::Enqueued { id: first.0, duplicate: true });
+                }
+                tx.commit().await.map_err(q)?;
+                Ok(out)
+            }
+
+            async fn claim(
+                &self,
+                owner: &str,
+                max: u32,
+                now: i64,
+                lease_until: i64,
+            ) -> Result<Vec<$crate::outbox::MessageRecord>, $crate::outbox::OutboxError> {
+                let q = |e| self.err("claim", e);
+                // A worker that died left its messages in `sending`: once the lease ran out they are due again.
+                sqlx::query(
+                    "UPDATE outbox_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL, \
+                     next_attempt_at = $1, updated_at = $1 WHERE state = 'sending' AND lease_until < $1",
+                )
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(q)?;
+                let sql = format!(
+                    "UPDATE outbox_messages SET state = 'sending', lease_owner = $1, lease_until = $2, \
+                     updated_at = $3 WHERE id IN (SELECT id FROM outbox_messages \
+                     WHERE state IN ('queued', 'deferred') AND next_attempt_at <= $3 \
+                     ORDER BY priority, next_attempt_at, created_at LIMIT $4{}) \
+                     RETURNING {}, mime",
+                    $claim_suffix,
+                    $crate::outbox::store::COLS
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(owner)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(max as i64)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(q)?;
+                let mut out = rows
+                    .iter()
+                    .map(|r| Self::record(r, true))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.sort_by(|a, b| {
+                    (a.priority, a.next_attempt_at, a.created_at)
+                        .cmp(&(b.priority, b.next_attempt_at, b.created_at))
+                });
+                Ok(out)
+            }
+
+            async fn renew(
+                &self,
+                owner: &str,
+                lease_until: i64,
+            ) -> Result<u64, $crate::outbox::OutboxError> {
+                let r = sqlx::query(
+                    "UPDATE outbox_messages SET lease_until = $2 WHERE lease_owner = $1 AND state = 'sending'",
+                )
+                .bind(owner)
+                .bind(lease_until)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err("renew leases", e))?;
+                Ok(r.rows_affected())
+            }
+
+            async fn settle(
+                &self,
+                id: &str,
+                owner: &str,
+                attempts: &[$crate::outbox::AttemptRecord],
+                s: &$crate::outbox::Settle,
+                now: i64,
+            ) -> Result<bool, $crate::outbox::OutboxError> {
+                let q = |e| self.err("record the outcome", e);
+                let mut tx = self.pool.begin().await.map_err(q)?;
+                let lease_owner: Option<&str> = (s.state == $crate::outbox::State::Sending).then_some(owner);
+                let row: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE outbox_messages SET state = $3, next_attempt_at = $4, chain_pos = $5, \
+                     position_since = $6, last_error = $7, attempts_count = attempts_count + $8, \
+                     lease_owner = $9, lease_until = CASE WHEN $9 IS NULL THEN NULL ELSE lease_until END, \
+                     updated_at = $10 \
+                     WHERE id = $1 AND lease_owner = $2 AND state = 'sending' RETURNING attempts_count",
+                )
+                .bind(id)
+                .bind(owner)
+                .bind(s.state.as_str())
+                .bind(s.next_attempt_at)
+                .bind(s.chain_pos as i64)
+                .bind(s.position_since)
+                .bind(&s.last_error)
+                .bind(attempts.len() as i64)
+                .bind(lease_owner)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(q)?;
+                let Some((count,)) = row else {
+                    tx.rollback().await.map_err(q)?;
+                    return Ok(false);
+                };
+                let first = count - attempts.len() as i64;
+                for (i, a) in attempts.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO outbox_attempts (message, seq, at, chain_pos, candidate, plugin, class, code, text) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(id)
+                    .bind(first + i as i64)
+                    .bind(a.at)
+                    .bind(a.chain_pos as i64)
+                    .bind(&a.candidate)
+                    .bind(&a.plugin)
+                    .bind(&a.class)
+                    .bind(&a.code)
+                    .bind(&a.text)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q)?;
+                }
+                tx.commit().await.map_err(q)?;
+                Ok(true)
+            }
+
+            async fn release(&self, owner: &str, now: i64) -> Result<u64, $crate::outbox::OutboxError> {
+                let r = sqlx::query(
+                    "UPDATE outbox_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL, \
+                     updated_at = $2 WHERE lease_owner = $1 AND state = 'sending'",
+                )
+                .bind(owner)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err("release leases", e))?;
+                Ok(r.rows_affected())
+            }
+
+            async fn get(
+                &self,
+                id: &str,
+            ) -> Result<
+                Option<($crate::outbox::MessageRecord, Vec<$crate::outbox::AttemptRecord>)>,
+                $crate::outbox::OutboxError,
+            > {
+                use sqlx::Row;
+                let q = |e| self.err("read a message", e);
+                let sql = format!(
+                    "SELECT {}, mime FROM outbox_messages WHERE id = $1",
+                    $crate::outbox::store::COLS
+                );
+                let Some(row) = sqlx::query(&sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(q)?
+                else {
+                    return Ok(None);
+                };
+                let rec = Self::record(&row, true)?;
+                let rows = sqlx::query(
+                    "SELECT at, chain_pos, candidate, plugin, class, code, text FROM outbox_attempts \
+                     WHERE message = $1 ORDER BY seq",
+                )
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q)?;
+                let c = |e: sqlx::Error| $crate::outbox::OutboxError::Corrupt {
+                    what: "attempt",
+                    detail: e.to_string(),
+                };
+                let mut attempts = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    attempts.push($crate::outbox::AttemptRecord {
+                        at: r.try_get("at").map_err(c)?,
+                        chain_pos: r.try_get::<i64, _>("chain_pos").map_err(c)? as u32,
+                        candidate: r.try_get("candidate").map_err(c)?,
+                        plugin: r.try_get("plugin").map_err(c)?,
+                        class: r.try_get("class").map_err(c)?,
+                        code: r.try_get("code").map_err(c)?,
+                        text: r.try_get("text").map_err(c)?,
+                    });
+                }
+                Ok(Some((rec, attempts)))
+            }
+
+            async fn list(
+                &self,
+                f: &$crate::outbox::ListFilter,
+            ) -> Result<Vec<$crate::outbox::MessageRecord>, $crate::outbox::OutboxError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM outbox_messages WHERE 1 = 1",
+                    $crate::outbox::store::COLS
+                ));
+                if let Some(s) = f.state {
+                    qb.push(" AND state = ").push_bind(s.as_str());
+                }
+                if let Some(t) = &f.tenant {
+                    qb.push(" AND tenant = ").push_bind(t.clone());
+                }
+                if let Some(u) = &f.user {
+                    qb.push(" AND user_name = ").push_bind(u.clone());
+                }
+                if let Some((at, id)) = &f.before {
+                    qb.push(" AND (created_at < ")
+                        .push_bind(*at)
+                        .push(" OR (created_at = ")
+                        .push_bind(*at)
+                        .push(" AND id < ")
+                        .push_bind(id.clone())
+                        .push("))");
+                }
+                qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                    .push_bind(f.limit.clamp(1, 1000) as i64);
+                let rows = qb
+                    .build()
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| self.err("list messages", e))?;
+                rows.iter().map(|r| Self::record(r, false)).collect()
+            }
+
+            async fn retry(&self, id: &str, now: i64) -> Result<$crate::outbox::Change, $crate::outbox::OutboxError> {
+                let r = sqlx::query(
+                    "UPDATE outbox_messages SET \
+                     chain_pos = CASE WHEN state = 'deferred' THEN chain_pos ELSE 0 END, \
+                     position_since = CASE WHEN state = 'deferred' THEN position_since ELSE NULL END, \
+                     state = 'queued', next_attempt_at = $2, last_error = NULL, updated_at = $2 \
+                     WHERE id = $1 AND state IN ('failed', 'cancelled', 'deferred')",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err("retry", e))?;
+                self.change(id, r.rows_affected(), $crate::outbox::State::Queued).await
+            }
+
+            async fn cancel(&self, id: &str, now: i64) -> Result<$crate::outbox::Change, $crate::outbox::OutboxError> {
+                let r = sqlx::query(
+                    "UPDATE outbox_messages SET state = 'cancelled', updated_at = $2 \
+                     WHERE id = $1 AND state IN ('queued', 'deferred')",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err("cancel", e))?;
+                self.change(id, r.rows_affected(), $crate::outbox::State::Cancelled).await
+            }
+
+            async fn counts(&self) -> Result<std::collections::BTreeMap<String, u64>, $crate::outbox::OutboxError> {
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT state, COUNT(*) FROM outbox_messages GROUP BY state")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| self.err("count messages", e))?;
+                let mut out: std::collections::BTreeMap<String, u64> = $crate::outbox::State::ALL
+                    .iter()
+                    .map(|s| (s.as_str().to_string(), 0))
+                    .collect();
+                for (s, n) in rows {
+                    out.insert(s, n as u64);
+                }
+                Ok(out)
+            }
+
+            async fn take_rate_slot(
+                &self,
+                account: &str,
+                per_minute: u32,
+                now: i64,
+            ) -> Result<Option<i64>, $crate::outbox::OutboxError> {
+                let q = |e| self.err("rate limit", e);
+                let mut tx = self.pool.begin().await.map_err(q)?;
+                let lock: Option<&str> = $rate_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).bind(account).execute(&mut *tx).await.map_err(q)?;
+                }
+                sqlx::query("DELETE FROM outbox_rate WHERE account = $1 AND at <= $2")
+                    .bind(account)
+                    .bind(now - 60_000)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q)?;
+                let (n, oldest): (i64, Option<i64>) =
+                    sqlx::query_as("SELECT COUNT(*), MIN(at) FROM outbox_rate WHERE account = $1")
+                        .bind(account)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(q)?;
+                if n >= per_minute as i64 {
+                    tx.rollback().await.map_err(q)?;
+                    let wait = oldest.map(|o| o + 60_000 - now).unwrap_or(1_000).max(1);
+                    return Ok(Some(wait));
+                }
+                sqlx::query("INSERT INTO outbox_rate (account, at) VALUES ($1, $2)")
+                    .bind(account)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q)?;
+                tx.commit().await.map_err(q)?;
+                Ok(None)
+            }
+
+            async fn set_account_status(
+                &self,
+                account: &str,
+                state: &str,
+                reason: &str,
+                now: i64,
+            ) -> Result<(), $crate::outbox::OutboxError> {
+                sqlx::query(
+                    "INSERT INTO outbox_account_status (account, state, reason, updated_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (account) DO UPDATE SET state = excluded.state, reason = excluded.reason, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(account)
+                .bind(state)
+                .bind(reason)
+                .bind(now)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err("record account status", e))?;
+                Ok(())
+            }
+
+            async fn account_statuses(
+                &self,
+            ) -> Result<std::collections::BTreeMap<String, (String, String, i64)>, $crate::outbox::OutboxError> {
+                let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+                    "SELECT account, state, reason, updated_at FROM outbox_account_status ORDER BY account",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err("read account status", e))?;
+                Ok(rows.into_iter().map(|(a, s, r, t)| (a, (s, r, t))).collect())
+            }
+        }
+
+        impl $ty {
+            fn err(&self, what: &'static str, e: sqlx::Error) -> $crate::outbox::OutboxError {
+                $crate::outbox::OutboxError::Query {
+                    location: self.location.clone(),
+                    what,
+                    detail: e.to_string(),
+                }
+            }
+
+            async fn change(
+                &self,
+                id: &str,
+                changed: u64,
+                to: $crate::outbox::State,
+            ) -> Result<$crate::outbox::Change, $crate::outbox::OutboxError> {
+                if changed > 0 {
+                    return Ok($crate::outbox::Change::Done(to));
+                }
+                let row: Option<(String,)> = sqlx::query_as("SELECT state FROM outbox_messages WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.err("read a message", e))?;
+                Ok(match row.and_then(|(s,)| $crate::outbox::State::parse(&s)) {
+                    Some(s) => $crate::outbox::Change::NotAllowed(s),
+                    None => $crate::outbox::Change::NotFound,
+                })
+            }
+
+            fn record(
+                r: &<$db as sqlx::Database>::Row,
+                with_mime: bool,
+            ) -> Result<$crate::outbox::MessageRecord, $crate::outbox::OutboxError> {
+                use sqlx::Row;
+                let c = |e: sqlx::Error| $crate::outbox::OutboxError::Corrupt {
+                    what: "message",
+                    detail: e.to_string(),
+                };
+                let state: String = r.try_get("state").map_err(c)?;
+                let to: String = r.try_get("envelope_to").map_err(c)?;
+                Ok($crate::outbox::MessageRecord {
+                    id: r.try_get("id").map_err(c)?,
+                    state: $crate::outbox::State::parse(&state).ok_or_else(|| {
+                        $crate::outbox::OutboxError::Corrupt {
+                            what: "message state",
+                            detail: format!("unknown state {state:?}"),
+                        }
+                    })?,
+                    action: r.try_get("action").map_err(c)?,
+                    user: r.try_get("user_name").map_err(c)?,
+                    tenant: r.try_get("tenant").map_err(c)?,
+                    purpose: r.try_get("purpose").map_err(c)?,
+                    idempotency_key: r.try_get("idempotency_key").map_err(c)?,
+                    message_id: r.try_get("message_id").map_err(c)?,
+                    mime: if with_mime { Some(r.try_get("mime").map_err(c)?) } else { None },
+                    envelope_from: r.try_get("envelope_from").map_err(c)?,
+                    envelope_to: serde_json::from_str(&to).map_err(|e| {
+                        $crate::outbox::OutboxError::Corrupt {
+                            what: "envelope recipients",
+                            detail: e.to_string(),
+                        }
+                    })?,
+                    options_json: r.try_get("options_json").map_err(c)?,
+                    decision_json: r.try_get("decision_json").map_err(c)?,
+                    chain_pos: r.try_get::<i64, _>("chain_pos").map_err(c)? as u32,
+                    position_since: r.try_get("position_since").map_err(c)?,
+                    priority: $crate::outbox::Priority::from_i64(r.try_get("priority").map_err(c)?),
+                    attempts_count: r.try_get::<i64, _>("attempts_count").map_err(c)? as u32,
+                    next_attempt_at: r.try_get("next_attempt_at").map_err(c)?,
+                    lease_owner: r.try_get("lease_owner").map_err(c)?,
+                    lease_until: r.try_get("lease_until").map_err(c)?,
+                    last_error: r.try_get("last_error").map_err(c)?,
+                    created_at: r.try_get("created_at").map_err(c)?,
+                    updated_at: r.try_get("updated_at").map_err(c)?,
+                })
+            }
+        }
+    };
+}
+pub(crate) use impl_store;
+
+/// The store the configuration names.
+#[derive(Debug)]
+pub enum AnyStore {
+    Sqlite(super::sqlite::SqliteStore),
+    Postgres(super::postgres::PgStore),
+}
+
+impl AnyStore {
+    /// `postgres://…` / `postgresql://…` → PostgreSQL; anything else is a SQLite file path.
+    pub async fn open(location: &str) -> Result<AnyStore, OutboxError> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            Ok(AnyStore::Postgres(
+                super::postgres::PgStore::open(location, None).await?,
+            ))
+        } else {
+            Ok(AnyStore::Sqlite(
+                super::sqlite::SqliteStore::open(std::path::Path::new(location)).await?,
+            ))
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $e,
+            AnyStore::Postgres($s) => $e,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    fn location(&self) -> &str {
+        dispatch!(self, s => s.location())
+    }
+    async fn enqueue_batch(&self, msgs: Vec<NewMessage>) -> Result<Vec<Enqueued>, OutboxError> {
+        dispatch!(self, s => s.enqueue_batch(msgs).await)
+    }
+    async fn claim(
+        &self,
+        owner: &str,
+        max: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<MessageRecord>, OutboxError> {
+        dispatch!(self, s => s.claim(owner, max, now, lease_until).await)
+    }
+    async fn renew(&self, owner: &str, lease_until: i64) -> Result<u64, OutboxError> {
+        dispatch!(self, s => s.renew(owner, lease_until).await)
+    }
+    async fn settle(
+        &self,
+        id: &str,
+        owner: &str,
+        attempts: &[AttemptRecord],
+        settle: &Settle,
+        now: i64,
+    ) -> Result<bool, OutboxError> {
+        dispatch!(self, s => s.settle(id, owner, attempts, settle, now).await)
+    }
+    async fn release(&self, owner: &str, now: i64) -> Result<u64, OutboxError> {
+        dispatch!(self, s => s.release(owner, now).await)
+    }
+    async fn get(
+        &self,
+        id: &str,
+    ) -> Result<Option<(MessageRecord, Vec<AttemptRecord>)>, OutboxError> {
+        dispatch!(self, s => s.get(id).await)
+    }
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<MessageRecord>, OutboxError> {
+        dispatch!(self, s => s.list(filter).await)
+    }
+    async fn retry(&self, id: &str, now: i64) -> Result<Change, OutboxError> {
+        dispatch!(self, s => s.retry(id, now).await)
+    }
+    async fn cancel(&self, id: &str, now: i64) -> Result<Change, OutboxError> {
+        dispatch!(self, s => s.cancel(id, now).await)
+    }
+    async fn counts(&self) -> Result<BTreeMap<String, u64>, OutboxError> {
+        dispatch!(self, s => s.counts().await)
+    }
+    async fn take_rate_slot(
+        &self,
+        account: &str,
+        per_minute: u32,
+        now: i64,
+    ) -> Result<Option<i64>, OutboxError> {
+        dispatch!(self, s => s.take_rate_slot(account, per_minute, now).await)
+    }
+    async fn set_account_status(
+        &self,
+        account: &str,
+        state: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), OutboxError> {
+        dispatch!(self, s => s.set_account_status(account, state, reason, now).await)
+    }
+    async fn account_statuses(
+        &self,
+    ) -> Result<BTreeMap<String, (String, String, i64)>, OutboxError> {
+        dispatch!(self, s => s.account_statuses().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(
+            redact_url("postgres://mailhost:secret@127.0.0.1:55432/mailhost"),
+            "postgres://mailhost:***@127.0.0.1:55432/mailhost"
+        );
+        assert_eq!(redact_url("/var/lib/outbox.db"), "/var/lib/outbox.db");
+    }
+}

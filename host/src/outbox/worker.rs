@@ -1,0 +1,588 @@
+//! The outbox worker: claims due messages in small batches and, for each,
+//! re-checks the policy, then makes **one try per way out** of its chain:
+//!
+//! - sent → `sent`;
+//! - transient (SMTP 4xx, HTTP 429/5xx) → `deferred` with backoff and jitter,
+//!   at least the server's `retry_after`, while the way out has been tried for
+//!   less than `max_age`; after that the next way out is tried at once;
+//! - auth / config / unavailable / unsupported → the next way out at once;
+//! - permanent → `failed` with the server's reply;
+//! - no way out left → `failed` with the last error.
+//!
+//! Every try is recorded. Plugin calls block: they run on blocking threads,
+//! at most `concurrency` at a time and `per_account` per account. The
+//! per-account `max_per_minute` is taken from the database, so it holds
+//! across processes. The worker never sleeps on a backoff: a deferred message
+//! goes back to the database with its `next_attempt_at`.
+//!
+//! Commit order (the duplicate window): a message is marked `sending` (with a
+//! lease) before its first try, and `sent` in the transaction right after the
+//! server accepted it. A crash between the server's acceptance and that commit
+//! leaves it `sending`; once the lease expires it is sent again with the same
+//! Message-ID. So after a crash at most `concurrency` messages per worker
+//! process can be delivered twice (the ones in flight at that moment).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mailhost_plugin_api::{ErrorClass, PluginError};
+use serde::Deserialize;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::{now_ms, AttemptRecord, MessageRecord, Outbox, OutboxError, Settle, State, Store};
+use crate::policy::Candidate;
+
+/// What the claim-time policy check says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recheck {
+    /// Go ahead.
+    Go,
+    /// Keep the message queued and look again later (e.g. the kill switch is on).
+    Hold(String),
+    /// Never send it (tenant disabled, account removed, purpose gone).
+    Refuse(String),
+}
+
+/// The engine as the worker sees it. `attempt` blocks (plugins are blocking).
+pub trait Deliver: Send + Sync + 'static {
+    /// The claim-time policy check for a stored message.
+    fn recheck(&self, rec: &MessageRecord) -> Recheck;
+    /// The account's `max_per_minute`, if it has one.
+    fn max_per_minute(&self, account: &str) -> Option<u32>;
+    /// One try through one way out; the server's reply on success.
+    fn attempt(&self, rec: &MessageRecord, way_out: &Candidate) -> Result<String, PluginError>;
+}
+
+/// How the worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Names this process's leases (unique per process).
+    pub owner: String,
+    /// Plugin calls in flight at once (all accounts).
+    pub concurrency: usize,
+    /// Plugin calls in flight at once per account.
+    pub per_account: usize,
+    /// How long a claim holds a message; renewed every third of it while the process lives.
+    pub lease: Duration,
+    /// How often an idle worker looks for due messages (an enqueue in this process wakes it at once).
+    pub poll: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long one way out is retried after transient errors before the next way out is tried.
+    pub max_age: Duration,
+    /// How long a held message waits before it is checked again.
+    pub hold: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(owner: impl Into<String>) -> Self {
+        WorkerConfig {
+            owner: owner.into(),
+            concurrency: 8,
+            per_account: 4,
+            lease: Duration::from_secs(120),
+            poll: Duration::from_millis(500),
+            initial_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(3600),
+            max_age: Duration::from_secs(24 * 3600),
+            hold: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A process-unique lease owner: `host-pid-random`.
+pub fn owner_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let r = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &r[..8])
+}
+
+/// The part of a stored decision the worker needs.
+#[derive(Deserialize)]
+struct StoredDecision {
+    #[serde(default)]
+    chain: Vec<StoredCandidate>,
+}
+
+#[derive(Deserialize)]
+struct StoredCandidate {
+    label: String,
+    account: Option<String>,
+    plugin: Option<String>,
+    mode: String,
+}
+
+/// The ways out stored with the message, in order.
+pub fn stored_chain(decision_json: &str) -> Result<Vec<Candidate>, String> {
+    let d: StoredDecision = serde_json::from_str(decision_json)
+        .map_err(|e| format!("the stored policy decision cannot be read: {e}"))?;
+    Ok(d.chain
+        .into_iter()
+        .map(|c| Candidate {
+            label: c.label,
+            account: c.account,
+            plugin: c.plugin,
+            mode: c.mode,
+        })
+        .collect())
+}
+
+/// The server's reply code in an error: the structured code when the plugin
+/// gave one, else the first three-digit 2xx–5xx number in the text.
+fn code_of(e: &PluginError) -> Option<String> {
+    if e.code != 0 {
+        return Some(e.code.to_string());
+    }
+    reply_code(e.message())
+}
+
+fn reply_code(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 3 && matches!(w.as_bytes()[0], b'2'..=b'5'))
+        .map(str::to_string)
+}
+
+/// Counters of what the worker did (for status and `/metrics`).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub sent: std::sync::atomic::AtomicU64,
+    pub deferred: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+    pub lost_leases: std::sync::atomic::AtomicU64,
+    /// Per account: tries by class, and the time tries took.
+    pub accounts: Mutex<std::collections::BTreeMap<String, AccountStats>>,
+}
+
+/// Upper bounds (seconds) of the try-latency histogram's buckets.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+/// One account's tries in this process.
+#[derive(Debug, Default, Clone)]
+pub struct AccountStats {
+    /// class (`ok`, `transient`, ...) → tries
+    pub tries: std::collections::BTreeMap<String, u64>,
+    /// Cumulative counts per bucket of [`LATENCY_BUCKETS`], then the total count and sum.
+    pub buckets: [u64; LATENCY_BUCKETS.len()],
+    pub count: u64,
+    pub sum_secs: f64,
+}
+
+impl Stats {
+    fn record(&self, account: &str, class: &str, secs: f64) {
+        let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        let a = m.entry(account.to_string()).or_default();
+        *a.tries.entry(class.to_string()).or_default() += 1;
+        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                a.buckets[i] += 1;
+            }
+        }
+        a.count += 1;
+        a.sum_secs += secs;
+    }
+}
+
+/// A running worker's shared parts.
+struct Shared<D> {
+    outbox: Outbox,
+    deliver: Arc<D>,
+    cfg: WorkerConfig,
+    accounts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// account → last status written, so the database is written only on change.
+    seen: Mutex<HashMap<String, String>>,
+    stats: Arc<Stats>,
+}
+
+/// Runs until `shutdown` turns true; then stops claiming, waits up to
+/// `drain` for the messages in flight, and releases every lease it still holds.
+pub async fn run<D: Deliver>(
+    outbox: Outbox,
+    deliver: Arc<D>,
+    cfg: WorkerConfig,
+    stats: Arc<Stats>,
+    mut shutdown: watch::Receiver<bool>,
+    drain: Duration,
+) -> Result<(), OutboxError> {
+    let owner = cfg.owner.clone();
+    let lease = cfg.lease;
+    let poll = cfg.poll;
+    let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let shared = Arc::new(Shared {
+        outbox: outbox.clone(),
+        deliver,
+        cfg,
+        accounts: Mutex::new(HashMap::new()),
+        seen: Mutex::new(HashMap::new()),
+        stats,
+    });
+    // Keep this process's leases alive while it runs.
+    let renewer = {
+        let outbox = outbox.clone();
+        let owner = owner.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = now_ms() + lease.as_millis() as i64;
+                if let Err(e) = outbox.store().renew(&owner, until).await {
+                    tracing::warn!("outbox: renewing leases failed: {e}");
+                }
+            }
+        })
+    };
+    let mut inflight = JoinSet::new();
+    let result = loop {
+        if *shutdown.borrow() {
+            break Ok(());
+        }
+        while inflight.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = inflight.join_next() => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        let now = now_ms();
+        let claimed = match outbox
+            .store()
+            .claim(&owner, free as u32, now, now + lease.as_millis() as i64)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("outbox: claiming failed: {e}");
+                tokio::select! {
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = outbox.wait_enqueued() => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
+        for rec in claimed {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let shared = shared.clone();
+            inflight.spawn(async move {
+                process(&shared, rec).await;
+                drop(permit);
+            });
+        }
+    };
+    // Stop claiming; let what is in flight finish, within the deadline.
+    let finished = tokio::time::timeout(drain, async {
+        while inflight.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok();
+    if !finished {
+        tracing::warn!(
+            "outbox: {} message(s) still in flight after {} ms; releasing their leases (they may be sent again: same Message-ID)",
+            inflight.len(),
+            drain.as_millis()
+        );
+    }
+    renewer.abort();
+    match outbox.store().release(&owner, now_ms()).await {
+        Ok(n) if n > 0 => tracing::info!("outbox: released {n} lease(s)"),
+        Ok(_) => {}
+        Err(e) => tracing::error!("outbox: releasing leases failed: {e}"),
+    }
+    result
+}
+
+impl<D: Deliver> Shared<D> {
+    fn account_slots(&self, account: &str) -> Arc<Semaphore> {
+        let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(account.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.cfg.per_account.max(1))))
+            .clone()
+    }
+
+    async fn note_status(&self, account: &str, state: &str, reason: &str) {
+        let key = format!("{state}\n{reason}");
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.get(account) == Some(&key) {
+                return;
+            }
+            seen.insert(account.to_string(), key);
+        }
+        if let Err(e) = self
+            .outbox
+            .store()
+            .set_account_status(account, state, reason, now_ms())
+            .await
+        {
+            tracing::warn!("outbox: recording the status of account `{account}` failed: {e}");
+        }
+    }
+
+    async fn settle(&self, rec: &MessageRecord, attempts: &[AttemptRecord], s: Settle) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let state = s.state;
+        match self
+            .outbox
+            .store()
+            .settle(&rec.id, &self.cfg.owner, attempts, &s, now_ms())
+            .await
+        {
+            Ok(true) => {
+                let c = match state {
+                    State::Sent => &self.stats.sent,
+                    State::Deferred => &self.stats.deferred,
+                    _ => &self.stats.failed,
+                };
+                c.fetch_add(1, Relaxed);
+                tracing::info!(id = %rec.id, message_id = %rec.message_id, state = %state, "outbox: {}", s.last_error.as_deref().unwrap_or(""));
+            }
+            Ok(false) => {
+                self.stats.lost_leases.fetch_add(1, Relaxed);
+                tracing::warn!(id = %rec.id, message_id = %rec.message_id, "outbox: the lease ran out before the outcome ({state}) was written; another worker has the message");
+            }
+            Err(e) => {
+                tracing::error!(id = %rec.id, "outbox: writing the outcome ({state}) failed: {e}; the message is sent again when its lease runs out")
+            }
+        }
+    }
+}
+
+fn settle_to(
+    state: State,
+    next: i64,
+    pos: usize,
+    since: Option<i64>,
+    why: Option<String>,
+) -> Settle {
+    Settle {
+        state,
+        next_attempt_at: next,
+        chain_pos: pos as u32,
+        position_since: since,
+        last_error: why,
+    }
+}
+
+/// One claimed message: the policy check, then one try per way out.
+async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
+    let now = now_ms();
+    let check = {
+        let (d, r) = (sh.deliver.clone(), rec.clone());
+        tokio::task::spawn_blocking(move || d.recheck(&r))
+            .await
+            .unwrap_or_else(|e| Recheck::Hold(format!("the policy check failed: {e}")))
+    };
+    let pos0 = rec.chain_pos as usize;
+    match check {
+        Recheck::Go => {}
+        Recheck::Hold(why) => {
+            let next = now + sh.cfg.hold.as_millis() as i64;
+            let s = settle_to(
+                State::Deferred,
+                next,
+                pos0,
+                rec.position_since,
+                Some(format!("held: {why}")),
+            );
+            return sh.settle(&rec, &[], s).await;
+        }
+        Recheck::Refuse(why) => {
+            let a = AttemptRecord {
+                at: now,
+                chain_pos: rec.chain_pos,
+                candidate: String::new(),
+                plugin: None,
+                class: "refused".into(),
+                code: None,
+                text: why.clone(),
+            };
+            let s = settle_to(
+                State::Failed,
+                now,
+                pos0,
+                None,
+                Some(format!("refused by policy: {why}")),
+            );
+            return sh.settle(&rec, &[a], s).await;
+        }
+    }
+    let chain = match stored_chain(&rec.decision_json) {
+        Ok(c) => c,
+        Err(why) => {
+            let s = settle_to(State::Failed, now, pos0, None, Some(why));
+            return sh.settle(&rec, &[], s).await;
+        }
+    };
+    let rec = Arc::new(rec);
+    let mut attempts: Vec<AttemptRecord> = Vec::new();
+    let mut pos = pos0;
+    let mut since = rec.position_since;
+    let mut last_error: Option<String> = None;
+    loop {
+        let Some(way) = chain.get(pos).cloned() else {
+            let why =
+                last_error.unwrap_or_else(|| "the policy chain holds no way out to try".into());
+            let s = settle_to(State::Failed, now_ms(), pos, None, Some(why));
+            return sh.settle(&rec, &attempts, s).await;
+        };
+        if way.is_builtin() || way.plugin.is_none() {
+            pos += 1;
+            since = None;
+            continue;
+        }
+        // The account's budget per minute, shared through the database.
+        if let Some(account) = &way.account {
+            if let Some(limit) = sh.deliver.max_per_minute(account) {
+                match sh
+                    .outbox
+                    .store()
+                    .take_rate_slot(account, limit, now_ms())
+                    .await
+                {
+                    Ok(None) => {}
+                    Ok(Some(wait)) => {
+                        let why = format!("account `{account}` reached max_per_minute = {limit}; next try in {wait} ms");
+                        let s = settle_to(State::Deferred, now_ms() + wait, pos, since, Some(why));
+                        return sh.settle(&rec, &attempts, s).await;
+                    }
+                    Err(e) => {
+                        let s = settle_to(
+                            State::Deferred,
+                            now_ms() + sh.cfg.hold.as_millis() as i64,
+                            pos,
+                            since,
+                            Some(e.to_string()),
+                        );
+                        return sh.settle(&rec, &attempts, s).await;
+                    }
+                }
+            }
+        }
+        let slots = sh.account_slots(way.account.as_deref().unwrap_or(&way.label));
+        let permit = slots.acquire_owned().await;
+        let at = now_ms();
+        let t0 = std::time::Instant::now();
+        let result = {
+            let (d, r, w) = (sh.deliver.clone(), rec.clone(), way.clone());
+            tokio::task::spawn_blocking(move || d.attempt(&r, &w))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(PluginError::permanent(format!(
+                        "the call into plugin `{}` did not return: {e}",
+                        way.plugin.as_deref().unwrap_or("?")
+                    )))
+                })
+        };
+        drop(permit);
+        let account = way.account.clone().unwrap_or_else(|| way.label.clone());
+        let class = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.class().name(),
+        };
+        sh.stats.record(&account, class, t0.elapsed().as_secs_f64());
+        match result {
+            Ok(reply) => {
+                attempts.push(AttemptRecord {
+                    at,
+                    chain_pos: pos as u32,
+                    candidate: way.label.clone(),
+                    plugin: way.plugin.clone(),
+                    class: "ok".into(),
+                    code: reply_code(&reply),
+                    text: reply,
+                });
+                sh.note_status(&account, "Operating", "").await;
+                let s = settle_to(State::Sent, now_ms(), pos, since, None);
+                return sh.settle(&rec, &attempts, s).await;
+            }
+            Err(e) => {
+                let class = e.class();
+                let text = e.to_string();
+                attempts.push(AttemptRecord {
+                    at,
+                    chain_pos: pos as u32,
+                    candidate: way.label.clone(),
+                    plugin: way.plugin.clone(),
+                    class: class.name().into(),
+                    code: code_of(&e),
+                    text: text.clone(),
+                });
+                last_error = Some(format!("{}: {text}", way.label));
+                if class == ErrorClass::UNAVAILABLE {
+                    sh.note_status(&account, "Unable to connect", e.message())
+                        .await;
+                }
+                if class == ErrorClass::PERMANENT {
+                    let s = settle_to(State::Failed, now_ms(), pos, since, last_error);
+                    return sh.settle(&rec, &attempts, s).await;
+                }
+                if class == ErrorClass::TRANSIENT {
+                    let first = *since.get_or_insert(at);
+                    let n = rec.attempts_count + attempts.len() as u32;
+                    let wait = super::backoff(
+                        n,
+                        sh.cfg.initial_backoff,
+                        sh.cfg.max_backoff,
+                        e.retry_after_ms().map(Duration::from_millis),
+                    );
+                    let next = now_ms() + wait.as_millis() as i64;
+                    if next - first <= sh.cfg.max_age.as_millis() as i64 {
+                        let s = settle_to(State::Deferred, next, pos, since, last_error);
+                        return sh.settle(&rec, &attempts, s).await;
+                    }
+                }
+                // Auth, config, unavailable, unsupported, or a transient error past
+                // the maximum age: the next way out, at once.
+                pos += 1;
+                since = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_codes_are_found_in_server_text() {
+        assert_eq!(
+            reply_code("250 2.0.0 Ok: queued as 1234").as_deref(),
+            Some("250")
+        );
+        assert_eq!(
+            reply_code("RCPT TO <rcpt-4xx@example.com>: 450 4.2.1 try later").as_deref(),
+            Some("450")
+        );
+        assert_eq!(reply_code("connection refused (os error 111)"), None);
+        let e = PluginError::transient("Graph throttled").with_code(429);
+        assert_eq!(code_of(&e).as_deref(), Some("429"));
+    }
+
+    #[test]
+    fn the_stored_chain_is_read_back() {
+        let json = r#"{"action":"send","chain":[{"label":"sink","account":"sink","plugin":"smtp","mode":"smtp"},{"label":"builtin","account":null,"plugin":null,"mode":"builtin"}],"trace":[]}"#;
+        let c = stored_chain(json).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].account.as_deref(), Some("sink"));
+        assert!(c[1].is_builtin());
+        assert!(stored_chain("not json")
+            .unwrap_err()
+            .contains("cannot be read"));
+    }
+}

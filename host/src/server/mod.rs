@@ -1,0 +1,802 @@
+//! `mailhost serve`: the HTTP JSON API in front of the durable outbox, and
+//! the outbox workers that drain it.
+//!
+//! - `POST /v1/messages` (JSON as `MessageRequest` plus `user`, `tenant`,
+//!   `purpose`, `mode`; or raw MIME as `message/rfc822` with those in the
+//!   query) → 202 `{id, message_id, duplicate}` once the message is committed;
+//! - `GET /v1/messages/{id}`, `GET /v1/messages?state=&limit=&before=`;
+//! - `POST /v1/messages/{id}/retry`, `POST /v1/messages/{id}/cancel`;
+//! - `GET /v1/status`, `GET /healthz`, `GET /readyz`.
+//!
+//! Every `/v1` call needs `Authorization: Bearer TOKEN` (`[api.tokens]`).
+//! Errors are `application/problem+json` (RFC 9457).
+
+pub mod auth;
+pub mod cli;
+pub mod problem;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, State as AxState};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::engine::Engine;
+use crate::message::MessageRequest;
+use crate::outbox::worker::{self, Deliver, Stats, WorkerConfig};
+use crate::outbox::{now_ms, Change, ListFilter, NewMessage, Outbox, Priority, State, Store};
+use crate::policy::Action;
+use crate::submit::{self, Submission, SubmitError};
+use auth::{Caller, Tokens};
+use problem::Problem;
+
+/// The shared state of the API handlers.
+pub struct App {
+    pub engine: Arc<Engine>,
+    pub outbox: Outbox,
+    pub tokens: Tokens,
+    pub max_body: usize,
+    pub stats: Arc<Stats>,
+    /// False once shutdown began (readyz answers 503, submissions are refused).
+    pub accepting: AtomicBool,
+}
+
+type Shared = Arc<App>;
+
+/// The API's routes.
+pub fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/messages", post(create).get(list))
+        .route("/v1/messages/{id}", get(show))
+        .route("/v1/messages/{id}/retry", post(retry))
+        .route("/v1/messages/{id}/cancel", post(cancel))
+        .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
+        .fallback(fallback)
+        // The body is read with our own limit so that an oversized body gets a problem document.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(app)
+}
+
+async fn fallback() -> Problem {
+    Problem::not_found("no such endpoint; see the API section of the README")
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(AxState(app): AxState<Shared>) -> Response {
+    if !app.accepting.load(Ordering::Relaxed) {
+        return Problem::unavailable("shutting-down", "the service is shutting down")
+            .into_response();
+    }
+    match app.outbox.store().counts().await {
+        Ok(_) => "ready\n".into_response(),
+        Err(e) => Problem::unavailable("outbox-unavailable", e.to_string()).into_response(),
+    }
+}
+
+fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Problem> {
+    let v = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    app.tokens.check(v)
+}
+
+fn too_large(limit: usize, len: Option<u64>) -> Problem {
+    let size = len.map(|l| format!(" ({l} bytes)")).unwrap_or_default();
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "The request body is too large",
+        format!(
+            "the body{size} is larger than {limit} bytes, the limit that follows from the config's [limits] max_message_bytes"
+        ),
+    )
+}
+
+/// Reads the body up to the limit; more → 413.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(limit, None))
+}
+
+/// Who the message is for, beside its content.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Routing {
+    user: Option<String>,
+    tenant: Option<String>,
+    purpose: Option<String>,
+    mode: Option<String>,
+    /// `send` (default) or `compose`.
+    action: Option<String>,
+    /// For `message/rfc822` bodies (JSON carries it in the message).
+    idempotency_key: Option<String>,
+    /// For `message/rfc822` bodies: envelope recipients instead of the headers'.
+    #[serde(default)]
+    to: Vec<String>,
+    envelope_from: Option<String>,
+}
+
+const ROUTING_KEYS: &[&str] = &["user", "tenant", "purpose", "mode", "action"];
+
+#[derive(Debug, Serialize)]
+struct Accepted {
+    id: String,
+    message_id: String,
+    state: State,
+    /// True when the idempotency key was seen before: this is the first message's id, nothing new was queued.
+    duplicate: bool,
+}
+
+async fn create(
+    AxState(app): AxState<Shared>,
+    query: Result<Query<Routing>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let who = caller(&app, &headers)?;
+    let Query(query) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
+    if !who.send {
+        return Err(Problem::forbidden(
+            "scope",
+            format!("API token `{}` lacks the `send` scope", who.name),
+        ));
+    }
+    if !app.accepting.load(Ordering::Relaxed) {
+        return Err(Problem::unavailable(
+            "shutting-down",
+            "the service is shutting down; send again to another instance or later",
+        ));
+    }
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > app.max_body as u64 {
+            return Err(too_large(app.max_body, Some(len)));
+        }
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let raw = read_body(body, app.max_body).await?;
+    let (routing, content) = match ctype.as_str() {
+        "application/json" => {
+            let mut v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
+                Problem::bad_request("bad-json", format!("the body is not valid JSON: {e}"))
+            })?;
+            let obj = v.as_object_mut().ok_or_else(|| {
+                Problem::bad_request("bad-json", "the body must be a JSON object")
+            })?;
+            let mut routing = serde_json::Map::new();
+            for k in ROUTING_KEYS {
+                if let Some(x) = obj.remove(*k) {
+                    routing.insert((*k).to_string(), x);
+                }
+            }
+            let routing: Routing = serde_json::from_value(serde_json::Value::Object(routing))
+                .map_err(|e| Problem::bad_request("bad-field", e.to_string()))?;
+            let req: MessageRequest = serde_json::from_value(v)
+                .map_err(|e| Problem::bad_request("bad-field", e.to_string()))?;
+            (routing, Content::Fields(Box::new(req)))
+        }
+        "message/rfc822" => (query, Content::Mime(raw.to_vec())),
+        "" => return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "media-type",
+            "Unsupported media type",
+            "set Content-Type: application/json (fields) or message/rfc822 (a complete message)",
+        )),
+        other => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "media-type",
+                "Unsupported media type",
+                format!(
+                "Content-Type `{other}` is not accepted; use application/json or message/rfc822"
+            ),
+            ))
+        }
+    };
+    let accepted = accept(&app, &who, routing, content).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+/// What a submission carries.
+enum Content {
+    Fields(Box<MessageRequest>),
+    Mime(Vec<u8>),
+}
+
+/// Checks the caller's bindings, prepares the message with the library's one
+/// use case (`Engine::prepare`: decide, defaults, build, purpose checks), and
+/// queues it durably.
+async fn accept(
+    app: &Shared,
+    who: &Caller,
+    routing: Routing,
+    content: Content,
+) -> Result<Accepted, Problem> {
+    let tenant = who.tenant(routing.tenant)?;
+    let user = who.user(routing.user)?;
+    let action = match routing.action.as_deref().unwrap_or("send") {
+        "send" => Action::Send,
+        "compose" => Action::Compose,
+        other => {
+            return Err(Problem::bad_request(
+                "bad-field",
+                format!("action `{other}` is unknown; use send or compose"),
+            ))
+        }
+    };
+    if let Content::Fields(req) = &content {
+        if req.attachments.iter().any(|a| a.path.is_some()) {
+            return Err(Problem::bad_request(
+                "attachment-path",
+                "attachments[].path names a file on the server, which the API does not read; send the bytes as `data` (base64)",
+            ));
+        }
+        if let Some(k) = req
+            .options
+            .keys()
+            .find(|k| mailhost_plugin_api::options::is_host_only(k))
+        {
+            return Err(Problem::forbidden(
+                "host-only-option",
+                format!("options.{k} is set by the host from the config ([users.NAME.accounts.ACCOUNT]); a request may not set it"),
+            ));
+        }
+    }
+    let key = match &content {
+        Content::Fields(r) => r.idempotency_key.clone(),
+        Content::Mime(_) => routing.idempotency_key.clone(),
+    };
+    let sub = Submission {
+        action,
+        user,
+        tenant,
+        purpose: routing.purpose,
+        mode: routing.mode,
+        content: match content {
+            Content::Fields(r) => submit::Content::Fields(r),
+            Content::Mime(bytes) => submit::Content::Mime {
+                bytes,
+                envelope_from: routing.envelope_from,
+                envelope_to: routing.to,
+            },
+        },
+        idempotency_key: key.clone(),
+        options: serde_json::Map::new(),
+    };
+    let engine = app.engine.clone();
+    // The policy probes plugins: blocking.
+    let prepared = tokio::task::spawn_blocking(move || engine.prepare(&sub))
+        .await
+        .map_err(|e| Problem::internal(format!("preparing the message failed: {e}")))?
+        .map_err(submit_problem)?;
+    if action == Action::Compose {
+        if let Some(c) = prepared.decision.chain.iter().find(|c| is_desktop(&c.mode)) {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "desktop-compose",
+                "Compose mode unavailable in the service",
+                format!(
+                    "compose mode `{}` opens a window on a desktop, which `mailhost serve` does not have; give this user a draft or web-link mode (e.g. Microsoft 365 drafts)",
+                    c.mode
+                ),
+            ));
+        }
+    }
+    let new = NewMessage::from_prepared(&prepared, key, Priority::Single)
+        .map_err(|e| Problem::internal(e.to_string()))?;
+    let message_id = new.message_id.clone();
+    let e = app.outbox.enqueue(new).await.map_err(|e| {
+        Problem::unavailable(
+            "outbox-unavailable",
+            format!("the message was not queued: {e}"),
+        )
+    })?;
+    let (state, message_id) = if e.duplicate {
+        match app.outbox.store().get(&e.id).await {
+            Ok(Some((r, _))) => (r.state, r.message_id),
+            _ => (State::Queued, message_id),
+        }
+    } else {
+        (State::Queued, message_id)
+    };
+    Ok(Accepted {
+        id: e.id,
+        message_id,
+        state,
+        duplicate: e.duplicate,
+    })
+}
+
+/// Compose modes that open a window on the desktop (none in a service).
+fn is_desktop(mode: &str) -> bool {
+    mode == "builtin" || mode == "outlook" || mode.starts_with("mapi")
+}
+
+/// The library's refusal as a problem document.
+fn submit_problem(e: SubmitError) -> Problem {
+    match e {
+        SubmitError::Refused(r) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused-by-policy",
+            "Refused by policy",
+            format!("refused by {}: {}", r.rule, r.message),
+        ),
+        SubmitError::Invalid(m) => Problem::bad_request("invalid-message", m.to_string()),
+        SubmitError::Failed(f) => Problem::internal(format!("unexpected delivery failure: {f}")),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    message: crate::outbox::MessageRecord,
+    attempts: Vec<crate::outbox::AttemptRecord>,
+}
+
+fn bad_id(id: &str) -> Result<(), Problem> {
+    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(Problem::not_found(format!("no message `{id}`")));
+    }
+    Ok(())
+}
+
+async fn load_for(app: &App, who: &Caller, id: &str) -> Result<Shown, Problem> {
+    bad_id(id)?;
+    let got = app
+        .outbox
+        .store()
+        .get(id)
+        .await
+        .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    match got {
+        Some((m, attempts)) if who.may_touch(m.tenant.as_deref(), m.user.as_deref()) => Ok(Shown {
+            message: m,
+            attempts,
+        }),
+        // Someone else's message is "not found" for this token (no probing of ids).
+        _ => Err(Problem::not_found(format!("no message `{id}`"))),
+    }
+}
+
+async fn show(
+    AxState(app): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Shown>, Problem> {
+    let who = caller(&app, &headers)?;
+    Ok(Json(load_for(&app, &who, &id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    before: Option<String>,
+    tenant: Option<String>,
+    user: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Page {
+    messages: Vec<crate::outbox::MessageRecord>,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+async fn list(
+    AxState(app): AxState<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page>, Problem> {
+    let who = caller(&app, &headers)?;
+    let Query(q) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(State::parse(s).ok_or_else(|| {
+            Problem::bad_request(
+                "bad-query",
+                format!("state `{s}` is unknown; use queued, sending, sent, deferred, failed or cancelled"),
+            )
+        })?),
+    };
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(c) => {
+            let (at, id) = c
+                .split_once('_')
+                .and_then(|(a, i)| Some((a.parse::<i64>().ok()?, i.to_string())))
+                .ok_or_else(|| {
+                    Problem::bad_request("bad-query", "`before` is not a cursor from `next`")
+                })?;
+            Some((at, id))
+        }
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let filter = ListFilter {
+        state,
+        tenant: if who.admin {
+            q.tenant
+        } else {
+            who.tenant(q.tenant)?
+        },
+        user: if who.admin { q.user } else { who.user(q.user)? },
+        before,
+        limit,
+    };
+    let messages = app
+        .outbox
+        .store()
+        .list(&filter)
+        .await
+        .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    let next = (messages.len() == limit as usize)
+        .then(|| {
+            messages
+                .last()
+                .map(|m| format!("{}_{}", m.created_at, m.id))
+        })
+        .flatten();
+    Ok(Json(Page { messages, next }))
+}
+
+async fn change(
+    app: Shared,
+    headers: HeaderMap,
+    id: String,
+    cancel: bool,
+) -> Result<Json<Shown>, Problem> {
+    let who = caller(&app, &headers)?;
+    if !who.send {
+        return Err(Problem::forbidden(
+            "scope",
+            format!("API token `{}` lacks the `send` scope", who.name),
+        ));
+    }
+    load_for(&app, &who, &id).await?;
+    let store = app.outbox.store();
+    let r = if cancel {
+        store.cancel(&id, now_ms()).await
+    } else {
+        store.retry(&id, now_ms()).await
+    }
+    .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    match r {
+        Change::Done(_) => Ok(Json(load_for(&app, &who, &id).await?)),
+        Change::NotFound => Err(Problem::not_found(format!("no message `{id}`"))),
+        Change::NotAllowed(s) => Err(Problem::conflict(
+            "state",
+            if cancel {
+                format!("message `{id}` is {s}: only queued or deferred messages can be cancelled")
+            } else {
+                format!("message `{id}` is {s}: only failed, cancelled or deferred messages can be retried")
+            },
+        )),
+    }
+}
+
+async fn retry(
+    AxState(app): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Shown>, Problem> {
+    change(app, headers, id, false).await
+}
+
+async fn cancel(
+    AxState(app): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Shown>, Problem> {
+    change(app, headers, id, true).await
+}
+
+#[derive(Debug, Serialize)]
+struct AccountView {
+    account: String,
+    plugin: String,
+    state: String,
+    reason: String,
+    /// When the service last saw this state (ms since the epoch), if it did.
+    updated_at: Option<i64>,
+    max_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusView {
+    sending_enabled: bool,
+    accepting: bool,
+    outbox: String,
+    messages: std::collections::BTreeMap<String, u64>,
+    worker: WorkerView,
+    accounts: Vec<AccountView>,
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerView {
+    sent: u64,
+    deferred: u64,
+    failed: u64,
+    lost_leases: u64,
+}
+
+async fn status(
+    AxState(app): AxState<Shared>,
+    headers: HeaderMap,
+) -> Result<Json<StatusView>, Problem> {
+    caller(&app, &headers)?;
+    let store = app.outbox.store();
+    let unavailable =
+        |e: crate::outbox::OutboxError| Problem::unavailable("outbox-unavailable", e.to_string());
+    let messages = store.counts().await.map_err(unavailable)?;
+    let seen = store.account_statuses().await.map_err(unavailable)?;
+    let accounts = app
+        .engine
+        .settings()
+        .accounts
+        .values()
+        .map(|a| {
+            let s = seen.get(&a.name);
+            AccountView {
+                account: a.name.clone(),
+                plugin: a.plugin.clone(),
+                state: s
+                    .map(|s| s.0.clone())
+                    .unwrap_or_else(|| "Not connected".into()),
+                reason: s.map(|s| s.1.clone()).unwrap_or_default(),
+                updated_at: s.map(|s| s.2),
+                max_per_minute: a.max_per_minute,
+            }
+        })
+        .collect();
+    let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    Ok(Json(StatusView {
+        sending_enabled: app.engine.settings().policy.enabled,
+        accepting: app.accepting.load(Ordering::Relaxed),
+        outbox: store.location().to_string(),
+        messages,
+        worker: WorkerView {
+            sent: l(&app.stats.sent),
+            deferred: l(&app.stats.deferred),
+            failed: l(&app.stats.failed),
+            lost_leases: l(&app.stats.lost_leases),
+        },
+        accounts,
+    }))
+}
+
+/// Prometheus text format: messages per state (the whole outbox), and this
+/// process's outcomes, tries per account and class, and try latency per account.
+/// No token: it holds counts and account names only (bind to loopback, or scrape through a proxy).
+async fn metrics(AxState(app): AxState<Shared>) -> Response {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let counts = match app.outbox.store().counts().await {
+        Ok(c) => c,
+        Err(e) => return Problem::unavailable("outbox-unavailable", e.to_string()).into_response(),
+    };
+    let esc = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let _ = writeln!(
+        out,
+        "# HELP mailhost_outbox_messages Messages in the outbox by state."
+    );
+    let _ = writeln!(out, "# TYPE mailhost_outbox_messages gauge");
+    for (state, n) in &counts {
+        let _ = writeln!(out, "mailhost_outbox_messages{{state=\"{state}\"}} {n}");
+    }
+    let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP mailhost_worker_outcomes_total Messages this process settled, by outcome."
+    );
+    let _ = writeln!(out, "# TYPE mailhost_worker_outcomes_total counter");
+    for (k, v) in [
+        ("sent", l(&app.stats.sent)),
+        ("deferred", l(&app.stats.deferred)),
+        ("failed", l(&app.stats.failed)),
+        ("lease_lost", l(&app.stats.lost_leases)),
+    ] {
+        let _ = writeln!(out, "mailhost_worker_outcomes_total{{outcome=\"{k}\"}} {v}");
+    }
+    let accounts = app
+        .stats
+        .accounts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let _ = writeln!(out, "# HELP mailhost_tries_total Tries through a way out, by account and class (ok or the error class).");
+    let _ = writeln!(out, "# TYPE mailhost_tries_total counter");
+    for (acc, a) in &accounts {
+        for (class, n) in &a.tries {
+            let _ = writeln!(
+                out,
+                "mailhost_tries_total{{account=\"{}\",class=\"{class}\"}} {n}",
+                esc(acc)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP mailhost_try_duration_seconds How long one try through a way out took."
+    );
+    let _ = writeln!(out, "# TYPE mailhost_try_duration_seconds histogram");
+    for (acc, a) in &accounts {
+        let acc = esc(acc);
+        for (le, n) in worker::LATENCY_BUCKETS.iter().zip(a.buckets.iter()) {
+            let _ = writeln!(
+                out,
+                "mailhost_try_duration_seconds_bucket{{account=\"{acc}\",le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "mailhost_try_duration_seconds_bucket{{account=\"{acc}\",le=\"+Inf\"}} {}",
+            a.count
+        );
+        let _ = writeln!(
+            out,
+            "mailhost_try_duration_seconds_sum{{account=\"{acc}\"}} {}",
+            a.sum_secs
+        );
+        let _ = writeln!(
+            out,
+            "mailhost_try_duration_seconds_count{{account=\"{acc}\"}} {}",
+            a.count
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+/// How `serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub bind: SocketAddr,
+    pub worker: WorkerConfig,
+    /// How long in-flight sends may take to finish after SIGTERM/SIGINT.
+    pub drain: Duration,
+    /// Run the workers (false: API only, another process drains).
+    pub workers: bool,
+}
+
+/// Runs the API and the workers until SIGTERM/SIGINT (or `stop` turns true).
+pub async fn serve<D: Deliver>(
+    engine: Arc<Engine>,
+    deliver: Arc<D>,
+    outbox: Outbox,
+    opts: ServeOptions,
+    mut stop: watch::Receiver<bool>,
+    bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<(), String> {
+    let max_body = engine.settings().limits.max_request_bytes();
+    let tokens = Tokens::new(&engine.settings().api);
+    if tokens.is_empty() {
+        tracing::warn!("serve: no [api.tokens] in the config: every /v1 request is refused (401); make one with `mailhost api-token NAME`");
+    }
+    let stats = Arc::new(Stats::default());
+    let app = Arc::new(App {
+        engine,
+        outbox: outbox.clone(),
+        tokens,
+        max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
+        stats: stats.clone(),
+        accepting: AtomicBool::new(true),
+    });
+    let listener = tokio::net::TcpListener::bind(opts.bind)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}; pick another address with --bind",
+                opts.bind
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    tracing::info!(
+        "serve: listening on http://{addr}, outbox {}",
+        outbox.store().location()
+    );
+    if let Some(tx) = bound {
+        let _ = tx.send(addr);
+    }
+    let (wstop_tx, wstop_rx) = watch::channel(false);
+    let worker = opts.workers.then(|| {
+        tokio::spawn(worker::run(
+            outbox.clone(),
+            deliver,
+            opts.worker.clone(),
+            stats,
+            wstop_rx,
+            opts.drain,
+        ))
+    });
+    let app2 = app.clone();
+    let shutdown = async move {
+        wait_for_stop(&mut stop).await;
+        tracing::info!("serve: stopping: no new messages, finishing what is in flight");
+        app2.accepting.store(false, Ordering::Relaxed);
+        let _ = wstop_tx.send(true);
+    };
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| format!("the HTTP server failed: {e}"))?;
+    if let Some(w) = worker {
+        match w.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(e) => return Err(format!("the outbox worker failed: {e}")),
+        }
+    }
+    tracing::info!("serve: stopped");
+    Ok(())
+}
+
+/// SIGTERM, SIGINT, or `stop` turning true.
+async fn wait_for_stop(stop: &mut watch::Receiver<bool>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    let flag = async {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+        _ = flag => {}
+    }
+}

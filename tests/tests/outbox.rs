@@ -1,0 +1,544 @@
+//! The outbox store against real databases: SQLite files in a temporary
+//! directory and the PostgreSQL peer (one fresh schema per test, dropped at
+//! the end; see ../shared/peers/README.md). Times are passed in, so lease
+//! expiry and backoff are tested without waiting.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use mailhost::outbox::postgres::PgStore;
+use mailhost::outbox::sqlite::SqliteStore;
+use mailhost::outbox::{
+    now_ms, AnyStore, AttemptRecord, Change, ListFilter, NewMessage, Outbox, Priority, Settle,
+    State, Store,
+};
+
+const PG_URL: &str = "postgres://mailhost:mailhost@127.0.0.1:55432/mailhost";
+
+fn msg(n: usize, key: Option<&str>, tenant: Option<&str>, priority: Priority) -> NewMessage {
+    NewMessage {
+        action: "send".into(),
+        user: Some("alice".into()),
+        tenant: tenant.map(str::to_string),
+        purpose: None,
+        idempotency_key: key.map(str::to_string),
+        message_id: format!("<outbox-test-{n}@example.com>"),
+        mime: format!("Subject: test {n}\r\n\r\nbody {n}\r\n").into_bytes(),
+        envelope_from: "alice@example.com".into(),
+        envelope_to: vec![format!("bob{n}@example.com")],
+        options_json: "{}".into(),
+        decision_json: r#"{"chain":[]}"#.into(),
+        priority,
+    }
+}
+
+/// A database to run one test on; PostgreSQL schemas are dropped on `done`.
+struct Db {
+    store: AnyStore,
+    reopen: Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = AnyStore>>>>,
+    schema: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Db {
+    async fn sqlite() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let store = AnyStore::Sqlite(SqliteStore::open(&path).await.unwrap());
+        Db {
+            store,
+            reopen: Box::new(move || {
+                let p = path.clone();
+                Box::pin(async move { AnyStore::Sqlite(SqliteStore::open(&p).await.unwrap()) })
+            }),
+            schema: None,
+            _dir: Some(dir),
+        }
+    }
+
+    async fn postgres() -> Db {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let schema = format!(
+            "obx_test_{}_{}_{}",
+            std::process::id(),
+            now_ms(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let store = AnyStore::Postgres(PgStore::open(PG_URL, Some(&schema)).await.unwrap());
+        let s2 = schema.clone();
+        Db {
+            store,
+            reopen: Box::new(move || {
+                let s = s2.clone();
+                Box::pin(async move {
+                    AnyStore::Postgres(PgStore::open(PG_URL, Some(&s)).await.unwrap())
+                })
+            }),
+            schema: Some(schema),
+            _dir: None,
+        }
+    }
+
+    async fn another(&self) -> AnyStore {
+        (self.reopen)().await
+    }
+
+    async fn done(self) {
+        if let (AnyStore::Postgres(pg), Some(s)) = (&self.store, &self.schema) {
+            pg.drop_schema(s).await.unwrap();
+        }
+    }
+}
+
+fn settle(state: State, next: i64, pos: u32) -> Settle {
+    Settle {
+        state,
+        next_attempt_at: next,
+        chain_pos: pos,
+        position_since: None,
+        last_error: None,
+    }
+}
+
+fn attempt(at: i64, class: &str, code: Option<&str>, text: &str) -> AttemptRecord {
+    AttemptRecord {
+        at,
+        chain_pos: 0,
+        candidate: "sink".into(),
+        plugin: Some("smtp".into()),
+        class: class.into(),
+        code: code.map(str::to_string),
+        text: text.into(),
+    }
+}
+
+async fn enqueue_get_and_idempotency(db: Db) {
+    let s = &db.store;
+    let first = s
+        .enqueue_batch(vec![msg(
+            1,
+            Some("order-1"),
+            Some("acme"),
+            Priority::Single,
+        )])
+        .await
+        .unwrap();
+    assert!(!first[0].duplicate);
+    // the same key again, alone and twice within one batch: the first id, nothing stored
+    let again = s
+        .enqueue_batch(vec![
+            msg(2, Some("order-1"), Some("acme"), Priority::Single),
+            msg(3, Some("order-2"), Some("acme"), Priority::Single),
+            msg(4, Some("order-2"), Some("acme"), Priority::Single),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(again[0].id, first[0].id);
+    assert!(again[0].duplicate);
+    assert!(!again[1].duplicate);
+    assert_eq!(again[2].id, again[1].id);
+    assert!(again[2].duplicate);
+    // another tenant's key space is its own
+    let other = s
+        .enqueue_batch(vec![msg(
+            5,
+            Some("order-1"),
+            Some("globex"),
+            Priority::Single,
+        )])
+        .await
+        .unwrap();
+    assert_ne!(other[0].id, first[0].id);
+    assert!(!other[0].duplicate);
+    let counts = s.counts().await.unwrap();
+    assert_eq!(counts["queued"], 3, "{counts:?}");
+
+    let (rec, attempts) = s.get(&first[0].id).await.unwrap().unwrap();
+    assert_eq!(rec.state, State::Queued);
+    assert_eq!(rec.message_id, "<outbox-test-1@example.com>");
+    assert_eq!(
+        rec.mime.as_deref(),
+        Some(&b"Subject: test 1\r\n\r\nbody 1\r\n"[..])
+    );
+    assert_eq!(rec.envelope_to, vec!["bob1@example.com".to_string()]);
+    assert_eq!(rec.tenant.as_deref(), Some("acme"));
+    assert!(attempts.is_empty());
+    assert!(s.get("no-such-id").await.unwrap().is_none());
+
+    // what was committed is there for a new connection (another process)
+    let s2 = db.another().await;
+    assert_eq!(s2.counts().await.unwrap()["queued"], 3);
+    db.done().await;
+}
+
+async fn claim_order_leases_and_expiry(db: Db) {
+    let s = &db.store;
+    let ids = s
+        .enqueue_batch(vec![
+            msg(1, None, None, Priority::Batch),
+            msg(2, None, None, Priority::Batch),
+            msg(3, None, None, Priority::Single),
+        ])
+        .await
+        .unwrap();
+    let now = now_ms() + 1_000;
+    // single messages go before batch rows
+    let got = s.claim("w1", 1, now, now + 10_000).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, ids[2].id);
+    assert_eq!(got[0].state, State::Sending);
+    assert_eq!(got[0].lease_owner.as_deref(), Some("w1"));
+    assert!(got[0].mime.is_some());
+    // a second worker gets the others, never the leased one
+    let rest = s.claim("w2", 10, now, now + 10_000).await.unwrap();
+    let rest_ids: HashSet<_> = rest.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(
+        rest_ids,
+        HashSet::from([ids[0].id.clone(), ids[1].id.clone()])
+    );
+    assert!(s
+        .claim("w3", 10, now, now + 10_000)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // w1 dies: after its lease ran out, w3 takes the message again
+    let later = now + 10_001;
+    let again = s.claim("w3", 10, later, later + 10_000).await.unwrap();
+    // w2's leases ran out too
+    assert_eq!(again.len(), 3);
+    // the dead worker's late write is refused: the lease is not its own any more
+    let ok = s
+        .settle(&ids[2].id, "w1", &[], &settle(State::Sent, later, 0), later)
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert_eq!(
+        s.get(&ids[2].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .lease_owner
+            .as_deref(),
+        Some("w3")
+    );
+    // renewal keeps a lease alive; release puts everything back, due
+    assert_eq!(s.renew("w3", later + 60_000).await.unwrap(), 3);
+    assert!(s
+        .claim("w4", 10, later + 20_000, later + 30_000)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.release("w3", later).await.unwrap(), 3);
+    assert_eq!(s.counts().await.unwrap()["queued"], 3);
+    assert_eq!(
+        s.claim("w4", 10, later, later + 10_000)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    db.done().await;
+}
+
+async fn state_transitions_and_attempts(db: Db) {
+    let s = &db.store;
+    let ids = s
+        .enqueue_batch(vec![
+            msg(1, None, None, Priority::Single),
+            msg(2, None, None, Priority::Single),
+        ])
+        .await
+        .unwrap();
+    let (a, b) = (ids[0].id.clone(), ids[1].id.clone());
+    let now = now_ms() + 1_000;
+    assert_eq!(s.claim("w", 10, now, now + 60_000).await.unwrap().len(), 2);
+    // cancel is refused while a worker holds it
+    assert_eq!(
+        s.cancel(&a, now).await.unwrap(),
+        Change::NotAllowed(State::Sending)
+    );
+
+    // a: 450 → deferred, not due before its time, then sent
+    let mut d = settle(State::Deferred, now + 5_000, 0);
+    d.position_since = Some(now);
+    d.last_error = Some("450 4.2.1 mailbox busy".into());
+    let t450 = attempt(now, "transient", Some("450"), "450 4.2.1 mailbox busy");
+    assert!(s
+        .settle(&a, "w", std::slice::from_ref(&t450), &d, now)
+        .await
+        .unwrap());
+    let (rec, att) = s.get(&a).await.unwrap().unwrap();
+    assert_eq!(rec.state, State::Deferred);
+    assert_eq!(rec.lease_owner, None);
+    assert_eq!(rec.attempts_count, 1);
+    assert_eq!(rec.last_error.as_deref(), Some("450 4.2.1 mailbox busy"));
+    assert_eq!(att, vec![t450.clone()]);
+    assert!(s
+        .claim("w", 10, now + 4_999, now + 60_000)
+        .await
+        .unwrap()
+        .is_empty());
+    let due = s.claim("w", 10, now + 5_000, now + 60_000).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].position_since, Some(now));
+    let ok = attempt(now + 5_000, "ok", Some("250"), "250 2.0.0 Ok: queued");
+    assert!(s
+        .settle(
+            &a,
+            "w",
+            std::slice::from_ref(&ok),
+            &settle(State::Sent, now + 5_000, 0),
+            now + 5_000
+        )
+        .await
+        .unwrap());
+    let (rec, att) = s.get(&a).await.unwrap().unwrap();
+    assert_eq!(rec.state, State::Sent);
+    assert_eq!(rec.attempts_count, 2);
+    assert_eq!(att, vec![t450, ok]);
+    // sent is final
+    assert_eq!(
+        s.retry(&a, now).await.unwrap(),
+        Change::NotAllowed(State::Sent)
+    );
+    assert_eq!(
+        s.cancel(&a, now).await.unwrap(),
+        Change::NotAllowed(State::Sent)
+    );
+
+    // b: 550 → failed; retry → queued at the first way out; cancel; retry again
+    let mut f = settle(State::Failed, now, 1);
+    f.last_error = Some("550 5.1.1 no such user".into());
+    let p = attempt(now, "permanent", Some("550"), "550 5.1.1 no such user");
+    assert!(s.settle(&b, "w", &[p], &f, now).await.unwrap());
+    assert_eq!(s.get(&b).await.unwrap().unwrap().0.state, State::Failed);
+    assert_eq!(
+        s.retry(&b, now + 1).await.unwrap(),
+        Change::Done(State::Queued)
+    );
+    let (rec, _) = s.get(&b).await.unwrap().unwrap();
+    assert_eq!(
+        (rec.state, rec.chain_pos, rec.last_error),
+        (State::Queued, 0, None)
+    );
+    assert_eq!(
+        s.cancel(&b, now + 2).await.unwrap(),
+        Change::Done(State::Cancelled)
+    );
+    assert!(s
+        .claim("w", 10, now + 10, now + 60_000)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.retry(&b, now + 3).await.unwrap(),
+        Change::Done(State::Queued)
+    );
+    assert_eq!(s.cancel("nope", now).await.unwrap(), Change::NotFound);
+    assert_eq!(s.retry("nope", now).await.unwrap(), Change::NotFound);
+
+    // list: newest first, filtered by state, paged
+    let all = s
+        .list(&ListFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|r| r.mime.is_none()));
+    let sent = s
+        .list(&ListFilter {
+            state: Some(State::Sent),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].id, a);
+    let page1 = s
+        .list(&ListFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let page2 = s
+        .list(&ListFilter {
+            limit: 1,
+            before: Some((page1[0].created_at, page1[0].id.clone())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_ne!(page1[0].id, page2[0].id);
+    db.done().await;
+}
+
+async fn two_claimers_never_share(db: Db) {
+    let batch: Vec<_> = (0..300)
+        .map(|n| msg(n, None, None, Priority::Single))
+        .collect();
+    db.store.enqueue_batch(batch).await.unwrap();
+    let now = now_ms() + 1_000;
+    let (s1, s2) = (db.another().await, db.another().await);
+    let drain = |s: AnyStore, owner: &'static str| async move {
+        let mut got = Vec::new();
+        loop {
+            let c = s.claim(owner, 7, now, now + 600_000).await.unwrap();
+            if c.is_empty() {
+                break got;
+            }
+            got.extend(c.into_iter().map(|r| r.id));
+        }
+    };
+    let (a, b) = tokio::join!(
+        tokio::spawn(drain(s1, "one")),
+        tokio::spawn(drain(s2, "two"))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let sa: HashSet<_> = a.iter().cloned().collect();
+    let sb: HashSet<_> = b.iter().cloned().collect();
+    assert_eq!(sa.len(), a.len(), "one claimer got a message twice");
+    assert_eq!(sb.len(), b.len(), "one claimer got a message twice");
+    assert!(sa.is_disjoint(&sb), "two claimers got the same message");
+    assert_eq!(sa.len() + sb.len(), 300);
+    db.done().await;
+}
+
+async fn shared_rate_limit(db: Db) {
+    let other = db.another().await;
+    let now = now_ms();
+    assert_eq!(db.store.take_rate_slot("sink", 3, now).await.unwrap(), None);
+    assert_eq!(
+        other.take_rate_slot("sink", 3, now + 10).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        db.store.take_rate_slot("sink", 3, now + 20).await.unwrap(),
+        None
+    );
+    // the fourth within the minute, from either process, waits until the first slot frees
+    assert_eq!(
+        other.take_rate_slot("sink", 3, now + 30).await.unwrap(),
+        Some(60_000 - 30)
+    );
+    // another account has its own budget
+    assert_eq!(
+        other.take_rate_slot("graph", 3, now + 30).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        db.store
+            .take_rate_slot("sink", 3, now + 60_001)
+            .await
+            .unwrap(),
+        None
+    );
+    db.done().await;
+}
+
+async fn group_commit_survives_reopen(db: Db) {
+    let store = db.another().await;
+    let outbox = Outbox::with_store(store);
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let o = outbox.clone();
+        tasks.push(tokio::spawn(async move {
+            o.enqueue(msg(
+                n,
+                Some(&format!("k{}", n % 32)),
+                None,
+                Priority::Single,
+            ))
+            .await
+            .unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    let distinct: HashSet<_> = ids.iter().map(|e| e.id.clone()).collect();
+    assert_eq!(distinct.len(), 32, "32 keys, each stored once");
+    assert_eq!(ids.iter().filter(|e| e.duplicate).count(), 32);
+    drop(outbox);
+    // every answered enqueue was committed: a fresh connection sees them all
+    let fresh = db.another().await;
+    assert_eq!(fresh.counts().await.unwrap()["queued"], 32);
+    db.done().await;
+}
+
+async fn account_status_is_shared(db: Db) {
+    let now = now_ms();
+    db.store
+        .set_account_status("sink", "Operating", "", now)
+        .await
+        .unwrap();
+    db.store
+        .set_account_status("sink", "Unable to connect", "connection refused", now + 5)
+        .await
+        .unwrap();
+    let seen = db.another().await.account_statuses().await.unwrap();
+    assert_eq!(
+        seen["sink"],
+        (
+            "Unable to connect".to_string(),
+            "connection refused".to_string(),
+            now + 5
+        )
+    );
+    db.done().await;
+}
+
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Db::sqlite().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(super::Db::postgres().await).await;
+            }
+        }
+    };
+}
+
+both!(enqueue_get_and_idempotency);
+both!(claim_order_leases_and_expiry);
+both!(state_transitions_and_attempts);
+both!(two_claimers_never_share);
+both!(shared_rate_limit);
+both!(group_commit_survives_reopen);
+both!(account_status_is_shared);
+
+#[tokio::test]
+async fn sqlite_is_wal_and_synchronous_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("o.db")).await.unwrap();
+    let (journal, sync) = s.durability().await.unwrap();
+    assert_eq!(journal, "wal");
+    assert_eq!(sync, 2, "synchronous=FULL is 2");
+}
+
+#[tokio::test]
+async fn errors_name_the_place_and_hide_the_password() {
+    let e = SqliteStore::open(std::path::Path::new("/nonexistent-dir/x/outbox.db"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/nonexistent-dir/x/outbox.db"), "{e}");
+    assert!(e.contains("does not exist"), "{e}");
+    let e = PgStore::open("postgres://mailhost:sekrit@127.0.0.1:1/mailhost", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("127.0.0.1:1"), "{e}");
+    assert!(!e.contains("sekrit"), "{e}");
+}

@@ -1,0 +1,975 @@
+//! `mailhost serve` as an operator runs it: the binary with a config, the
+//! SMTP and Graph plugins, a SQLite outbox, and the real peers (smtp-server
+//! 2526 with its fault recipients, smtp-sink, the Graph double). Waits poll
+//! the API with a generous deadline; nothing asserts on elapsed time.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mailhost::server::auth::hash_token;
+use mailhost_tests::graph::{MAILBOX, SHARED};
+use mailhost_tests::smtp::{saved_for, Sink};
+use mailhost_tests::{copy_as, mailhost_bin, peer_ca, plugin_file_name, plugin_path};
+use serde_json::{json, Value};
+
+const ERP_TOKEN: &str = "erp-token-for-tests";
+const OPS_TOKEN: &str = "ops-token-for-tests";
+const SECRET_VAR: &str = "MAILHOST_SERVE_TEST_SECRET";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unique(tag: &str) -> String {
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// The config: `server` is smtp-server 2526, `sink` an smtp-sink (2525 unless
+/// given), `m365` the Graph double. Tenant `acme` sends through `server` then
+/// the global `sink`; tenant `globex` through `m365` then `sink`.
+fn config(dir: &Path, sink_port: u16, outbox_extra: &str) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for p in ["smtp", "graph"] {
+        copy_as(&plugin_path(p), &plugins, &plugin_file_name(p));
+    }
+    let ca = peer_ca();
+    let text = format!(
+        r#"
+[limits]
+max_message_bytes = 1048576
+
+[policy]
+account = "sink"
+initial_backoff_ms = 200
+max_backoff_ms = 1000
+
+[oauth.m365]
+tenant = "test-tenant"
+client_id = "test-client"
+client_secret = "env:{SECRET_VAR}"
+authority = "{SHARED}"
+ca_file = "{ca}"
+
+[accounts.server]
+plugin = "smtp"
+from = "erp@example.com"
+host = "127.0.0.1"
+port = 2526
+security = "none"
+auth = "optional"
+allow_plaintext_auth = true
+
+[accounts.sink]
+plugin = "smtp"
+from = "erp@example.com"
+host = "127.0.0.1"
+port = {sink_port}
+security = "none"
+auth = "optional"
+allow_plaintext_auth = true
+
+[accounts.m365]
+plugin = "graph"
+from = "ERP <{MAILBOX}>"
+oauth = "m365"
+mailbox = "{MAILBOX}"
+base_url = "{SHARED}/v1.0"
+ca_file = "{ca}"
+
+[tenants.acme]
+account = "server"
+
+[tenants.globex]
+account = "m365"
+
+[outbox]
+database = "outbox.db"
+lease_secs = 4
+drain_secs = 10
+{outbox_extra}
+
+[api.tokens.erp]
+hash = "{erp}"
+scopes = ["send"]
+tenants = ["acme", "globex"]
+
+[api.tokens.ops]
+hash = "{ops}"
+scopes = ["admin"]
+"#,
+        ca = ca.display(),
+        erp = hash_token(ERP_TOKEN),
+        ops = hash_token(OPS_TOKEN),
+    );
+    let path = dir.join("mailhost.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `mailhost serve`.
+struct Service {
+    child: Child,
+    base: String,
+    dir: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Service {
+    fn start(dir: &Path, extra: &[&str]) -> Service {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.log"))
+            .unwrap();
+        let child = Command::new(mailhost_bin())
+            .current_dir(dir)
+            .env_remove("MAILHOST_PLUGIN_PATH")
+            .env_remove("RUST_LOG")
+            .env(SECRET_VAR, "test-secret")
+            .args([
+                "-v",
+                "--config",
+                "mailhost.toml",
+                "--plugins",
+                "plugins",
+                "serve",
+            ])
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let s = Service {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_path_buf(),
+            client: reqwest::Client::builder()
+                .tls_backend_preconfigured(mailhost::tokens::tls_config(None).unwrap())
+                .build()
+                .unwrap(),
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = rt().block_on(async {
+                match self
+                    .client
+                    .get(format!("{}/readyz", self.base))
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().is_success(),
+                    Err(_) => false,
+                }
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not become ready; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+    }
+
+    /// Any request: (status, content type, JSON body or Null).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        ctype: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, String, Value) {
+        rt().block_on(async {
+            let mut r = self
+                .client
+                .request(method.parse().unwrap(), format!("{}{path}", self.base));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            if let Some(c) = ctype {
+                r = r.header("content-type", c);
+            }
+            if method == "POST" {
+                r = r.header("content-length", body.len().to_string());
+            }
+            let resp = r.body(body).send().await.unwrap();
+            let status = resp.status().as_u16();
+            let ct = resp
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            let bytes = resp.bytes().await.unwrap();
+            let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (status, ct, v)
+        })
+    }
+
+    fn post_json(&self, token: Option<&str>, body: &Value) -> (u16, String, Value) {
+        self.call(
+            "POST",
+            "/v1/messages",
+            token,
+            Some("application/json"),
+            serde_json::to_vec(body).unwrap(),
+        )
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, _, v) = self.call("GET", path, Some(OPS_TOKEN), None, Vec::new());
+        assert_eq!(status, 200, "GET {path}: {v}");
+        v
+    }
+
+    /// Polls the message until `done` says so.
+    fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let m = self.get(&format!("/v1/messages/{id}"));
+            if done(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "message {id} never became {what}: {m:#}\nlog:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn counts(s: &Service) -> HashMap<String, u64> {
+    let v = s.get("/v1/status");
+    serde_json::from_value(v["messages"].clone()).unwrap()
+}
+
+fn total(c: &HashMap<String, u64>) -> u64 {
+    c.values().sum()
+}
+
+fn assert_problem(r: &(u16, String, Value), status: u16, code: &str) {
+    assert_eq!(r.0, status, "{:#}", r.2);
+    assert_eq!(r.1, "application/problem+json", "{:#}", r.2);
+    assert_eq!(
+        r.2["type"],
+        format!("urn:mailhost:problem:{code}"),
+        "{:#}",
+        r.2
+    );
+    assert_eq!(r.2["status"], status);
+    assert!(
+        r.2["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{:#}",
+        r.2
+    );
+}
+
+#[test]
+fn bad_requests_get_problem_json_and_nothing_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), 2525, "");
+    let s = Service::start(dir.path(), &["--no-workers"]);
+    let good =
+        json!({"tenant": "acme", "to": ["bob@example.com"], "subject": "Hi", "text": "Hello"});
+
+    // no token, a wrong token, a malformed header
+    let r = s.post_json(None, &good);
+    assert_problem(&r, 401, "unauthorized");
+    assert_problem(&s.post_json(Some("wrong"), &good), 401, "unauthorized");
+    let r = s.call("GET", "/v1/status", None, None, Vec::new());
+    assert_problem(&r, 401, "unauthorized");
+    // a tenant the token is not bound to
+    let mut other = good.clone();
+    other["tenant"] = json!("initech");
+    assert_problem(
+        &s.post_json(Some(ERP_TOKEN), &other),
+        403,
+        "token-not-bound",
+    );
+    // bad JSON, not an object, unknown field, wrong type
+    let r = s.call(
+        "POST",
+        "/v1/messages",
+        Some(ERP_TOKEN),
+        Some("application/json"),
+        b"{\"to\": [".to_vec(),
+    );
+    assert_problem(&r, 400, "bad-json");
+    assert_problem(
+        &s.post_json(Some(ERP_TOKEN), &json!([1, 2])),
+        400,
+        "bad-json",
+    );
+    let mut unknown = good.clone();
+    unknown["sujbect"] = json!("typo");
+    assert_problem(&s.post_json(Some(ERP_TOKEN), &unknown), 400, "bad-field");
+    let mut wrong = good.clone();
+    wrong["to"] = json!("bob@example.com");
+    assert_problem(&s.post_json(Some(ERP_TOKEN), &wrong), 400, "bad-field");
+    // missing recipients
+    let r = s.post_json(
+        Some(ERP_TOKEN),
+        &json!({"tenant": "acme", "subject": "Hi", "text": "x"}),
+    );
+    assert_problem(&r, 400, "invalid-message");
+    // header injection through the subject and an extra header
+    let mut inj = good.clone();
+    inj["subject"] = json!("Hi\r\nBcc: victim@example.com");
+    assert_problem(&s.post_json(Some(ERP_TOKEN), &inj), 400, "invalid-message");
+    let mut inj = good.clone();
+    inj["headers"] = json!([["X-Ok", "a\r\nBcc: victim@example.com"]]);
+    assert_problem(&s.post_json(Some(ERP_TOKEN), &inj), 400, "invalid-message");
+    // a file on the server as attachment; host-only options
+    let mut att = good.clone();
+    att["attachments"] = json!([{"path": "/etc/passwd"}]);
+    assert_problem(&s.post_json(Some(ERP_TOKEN), &att), 400, "attachment-path");
+    let mut creds = good.clone();
+    creds["options"] = json!({"credentials": {"username": "x", "password": "y"}});
+    assert_problem(
+        &s.post_json(Some(ERP_TOKEN), &creds),
+        403,
+        "host-only-option",
+    );
+    // the wrong media type; an oversized body
+    let r = s.call(
+        "POST",
+        "/v1/messages",
+        Some(ERP_TOKEN),
+        Some("text/plain"),
+        b"hello".to_vec(),
+    );
+    assert_problem(&r, 415, "media-type");
+    let r = s.call(
+        "POST",
+        "/v1/messages?tennant=acme",
+        Some(ERP_TOKEN),
+        Some("message/rfc822"),
+        b"From: a@example.com\r\nTo: b@example.com\r\nSubject: x\r\n\r\nx\r\n".to_vec(),
+    );
+    assert_problem(&r, 400, "bad-query");
+    let r = s.call(
+        "GET",
+        "/v1/messages?state=lost",
+        Some(OPS_TOKEN),
+        None,
+        Vec::new(),
+    );
+    assert_problem(&r, 400, "bad-query");
+    let mut big = good.clone();
+    big["text"] = json!("x".repeat(3 * 1024 * 1024));
+    assert_problem(&s.post_json(Some(ERP_TOKEN), &big), 413, "body-too-large");
+    // unknown message, unknown endpoint
+    let r = s.call(
+        "GET",
+        "/v1/messages/0000-nope",
+        Some(OPS_TOKEN),
+        None,
+        Vec::new(),
+    );
+    assert_problem(&r, 404, "not-found");
+    assert_problem(
+        &s.call("GET", "/v2/nothing", Some(OPS_TOKEN), None, Vec::new()),
+        404,
+        "not-found",
+    );
+
+    assert_eq!(total(&counts(&s)), 0, "a refused request queued something");
+
+    // the same good request is accepted (so the refusals above were for their reasons)
+    let r = s.post_json(Some(ERP_TOKEN), &good);
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    assert_eq!(counts(&s)["queued"], 1);
+    // and the secret token never shows up in the log
+    assert!(!s.log().contains(ERP_TOKEN));
+}
+
+#[test]
+fn delivery_faults_and_idempotency_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), 2525, "max_age_secs = 2");
+    let s = Service::start(dir.path(), &[]);
+
+    // plain delivery into smtp-server, found by its recipient
+    let ok_rcpt = format!("{}@example.com", unique("serve-ok"));
+    let key = unique("order");
+    let body = json!({"tenant": "acme", "to": [ok_rcpt], "subject": "Invoice", "text": "Hello", "idempotency_key": key});
+    let r = s.post_json(Some(ERP_TOKEN), &body);
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    assert_eq!(r.2["state"], "queued");
+    assert_eq!(r.2["duplicate"], false);
+    let id = r.2["id"].as_str().unwrap().to_string();
+    let message_id = r.2["message_id"].as_str().unwrap().to_string();
+    // the same key again: the first id, nothing new
+    let again = s.post_json(Some(ERP_TOKEN), &body);
+    assert_eq!(again.0, 202, "{:#}", again.2);
+    assert_eq!(again.2["id"], id.as_str());
+    assert_eq!(again.2["duplicate"], true);
+    let m = s.wait_for(&id, "sent", |m| m["state"] == "sent");
+    assert_eq!(m["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(m["attempts"][0]["class"], "ok");
+    assert_eq!(m["attempts"][0]["candidate"], "server");
+    let (eml, meta) = saved_for(&ok_rcpt).expect("smtp-server saved the message");
+    assert!(String::from_utf8_lossy(&eml).contains(&message_id));
+    assert_eq!(meta["rcptTo"].as_array().unwrap().len(), 1, "sent once");
+    // sent is final: cancel is refused with the state
+    let r = s.call(
+        "POST",
+        &format!("/v1/messages/{id}/cancel"),
+        Some(ERP_TOKEN),
+        None,
+        Vec::new(),
+    );
+    assert_problem(&r, 409, "state");
+
+    // a complete message as message/rfc822: sent as it is, envelope from its headers
+    let raw_rcpt = format!("{}@example.com", unique("serve-raw"));
+    let raw = format!(
+        "From: ERP <erp@example.com>\r\nTo: {raw_rcpt}\r\nSubject: raw mime\r\nMessage-ID: <{}@example.com>\r\n\r\nbody as given\r\n",
+        unique("raw")
+    );
+    let r = s.call(
+        "POST",
+        "/v1/messages?tenant=acme",
+        Some(ERP_TOKEN),
+        Some("message/rfc822"),
+        raw.into_bytes(),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let idr = r.2["id"].as_str().unwrap().to_string();
+    s.wait_for(&idr, "sent", |m| m["state"] == "sent");
+    let (eml, _) = saved_for(&raw_rcpt).expect("smtp-server saved the raw message");
+    let eml = String::from_utf8_lossy(&eml);
+    assert!(
+        eml.contains("Subject: raw mime") && eml.contains("body as given"),
+        "{eml}"
+    );
+
+    // 550 at RCPT → failed at once with the server's reply
+    let r = s.post_json(
+        Some(ERP_TOKEN),
+        &json!({"tenant": "acme", "to": ["rcpt-5xx@example.com"], "subject": "x", "text": "x"}),
+    );
+    let id550 = r.2["id"].as_str().unwrap().to_string();
+    let m = s.wait_for(&id550, "failed", |m| m["state"] == "failed");
+    let att = m["attempts"].as_array().unwrap();
+    assert_eq!(att.len(), 1, "{m:#}");
+    assert_eq!(att[0]["class"], "permanent");
+    assert_eq!(att[0]["code"], "550");
+    assert!(m["last_error"].as_str().unwrap().contains("550"), "{m:#}");
+    // a failed message can be retried (it fails again, and is recorded again)
+    let r = s.call(
+        "POST",
+        &format!("/v1/messages/{id550}/retry"),
+        Some(ERP_TOKEN),
+        None,
+        Vec::new(),
+    );
+    assert_eq!(r.0, 200, "{:#}", r.2);
+    s.wait_for(&id550, "failed twice", |m| {
+        m["state"] == "failed" && m["attempts"].as_array().unwrap().len() == 2
+    });
+
+    // 450 at RCPT → deferred with backoff, tried again; after max_age (2 s) the
+    // next way out (the global account, smtp-sink) takes it
+    let r = s.post_json(
+        Some(ERP_TOKEN),
+        &json!({"tenant": "acme", "to": ["rcpt-4xx@example.com"], "subject": "x", "text": "x"}),
+    );
+    let id450 = r.2["id"].as_str().unwrap().to_string();
+    let m = s.wait_for(&id450, "sent", |m| m["state"] == "sent");
+    let att = m["attempts"].as_array().unwrap();
+    assert!(att.len() >= 3, "at least two 450s, then the sink: {m:#}");
+    for a in &att[..att.len() - 1] {
+        assert_eq!(a["candidate"], "server", "{m:#}");
+        assert_eq!(a["class"], "transient", "{m:#}");
+        assert_eq!(a["code"], "450", "{m:#}");
+    }
+    let last = &att[att.len() - 1];
+    assert_eq!(last["candidate"], "sink", "{m:#}");
+    assert_eq!(last["class"], "ok", "{m:#}");
+    // tries of one way out are spaced by the backoff, not made in one go
+    let at: Vec<i64> = att[..att.len() - 1]
+        .iter()
+        .map(|a| a["at"].as_i64().unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[1] - w[0] >= 100), "{at:?}");
+
+    // Graph 429 with Retry-After: 1 → deferred for at least a second, then sent through the same way out
+    let r = s.post_json(
+        Some(ERP_TOKEN),
+        &json!({"tenant": "globex", "to": [format!("throttle@example.com")], "subject": unique("throttle"), "text": "x"}),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let idt = r.2["id"].as_str().unwrap().to_string();
+    let m = s.wait_for(&idt, "sent", |m| m["state"] == "sent");
+    let att = m["attempts"].as_array().unwrap();
+    assert_eq!(att.len(), 2, "{m:#}");
+    assert_eq!(att[0]["candidate"], "m365");
+    assert_eq!(att[0]["class"], "transient");
+    assert_eq!(att[0]["code"], "429");
+    assert_eq!(att[1]["candidate"], "m365");
+    assert_eq!(att[1]["class"], "ok");
+    let gap = att[1]["at"].as_i64().unwrap() - att[0]["at"].as_i64().unwrap();
+    assert!(gap >= 1000, "Retry-After: 1 was not honoured: {gap} ms");
+
+    // list by state, paged, and what the service saw of the accounts
+    let sent = s.get("/v1/messages?state=sent&limit=2");
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 2);
+    let next = sent["next"].as_str().unwrap();
+    let page2 = s.get(&format!("/v1/messages?state=sent&limit=2&before={next}"));
+    assert!(!page2["messages"].as_array().unwrap().is_empty());
+    let st = s.get("/v1/status");
+    let server = st["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == "server")
+        .unwrap();
+    assert_eq!(server["state"], "Operating", "{st:#}");
+
+    // Prometheus text: the outbox by state, tries per account and class, latency per account
+    let (status, ctype, _) = s.call("GET", "/metrics", None, None, Vec::new());
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    let text = rt().block_on(async {
+        s.client
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    for line in [
+        "mailhost_tries_total{account=\"server\",class=\"ok\"} 2",
+        "mailhost_tries_total{account=\"server\",class=\"permanent\"} 2",
+        "mailhost_tries_total{account=\"sink\",class=\"ok\"} 1",
+        "mailhost_tries_total{account=\"m365\",class=\"transient\"} 1",
+        "mailhost_outbox_messages{state=\"failed\"} 1",
+        "mailhost_try_duration_seconds_count{account=\"m365\"} 2",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+
+    // `mailhost status` shows what the service saw
+    let (code, out, err) = cli(dir.path(), &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("service (outbox"), "{out}");
+    assert!(out.contains("sent 4"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("server") && l.contains("Operating (seen")),
+        "{out}"
+    );
+}
+
+/// Message-IDs in the files smtp-sink captured (`-d DIR/`).
+fn captured(dir: &Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let Ok(text) = std::fs::read(&p) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&text);
+            for line in text.lines() {
+                if line.len() > 11 && line[..11].eq_ignore_ascii_case("message-id:") {
+                    ids.push(line[11..].trim().trim_matches(['<', '>']).to_string());
+                    break;
+                }
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn sigterm_and_kill_9_mid_drain_lose_nothing() {
+    const N: usize = 400;
+    const CONCURRENCY: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    // smtp-sink runs as nobody: its capture directory must be reachable and writable for it.
+    let cap = tempfile::Builder::new()
+        .prefix("mailhost-capture-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(cap.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sink_port = free_port();
+    let _sink = Sink::start(sink_port, &["-d", &format!("{}/", cap.path().display())]);
+    config(
+        dir.path(),
+        sink_port,
+        &format!("concurrency = {CONCURRENCY}"),
+    );
+
+    // queue N messages with the workers off
+    let mut ids = HashMap::new();
+    {
+        let s = Service::start(dir.path(), &["--no-workers"]);
+        let rcpt = "bulk@example.com";
+        for n in 0..N {
+            let r = s.post_json(
+                Some(OPS_TOKEN),
+                &json!({"to": [rcpt], "subject": format!("bulk {n}"), "text": "x"}),
+            );
+            assert_eq!(r.0, 202, "{:#}", r.2);
+            ids.insert(
+                r.2["message_id"].as_str().unwrap().to_string(),
+                r.2["id"].as_str().unwrap().to_string(),
+            );
+        }
+        assert_eq!(counts(&s)["queued"], N as u64);
+    }
+    assert_eq!(ids.len(), N);
+
+    // drain; SIGTERM part-way: it stops claiming, finishes what is in flight, releases its leases
+    let mut s = Service::start(dir.path(), &[]);
+    let wait_sent = |min: usize| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while captured(cap.path()).len() < min {
+            assert!(
+                Instant::now() < deadline,
+                "the sink never got {min} messages"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_sent(N / 8);
+    s.signal("-TERM");
+    let status = s.wait_exit();
+    assert!(
+        status.success(),
+        "serve exited with {status:?}:\n{}",
+        s.log()
+    );
+    assert!(s.log().contains("serve: stopped"), "{}", s.log());
+    drop(s);
+    {
+        let store = rt().block_on(mailhost::outbox::sqlite::SqliteStore::open(
+            &dir.path().join("outbox.db"),
+        ));
+        let store = store.unwrap();
+        use mailhost::outbox::Store;
+        let c = rt().block_on(store.counts()).unwrap();
+        assert_eq!(c["sending"], 0, "leases were not released: {c:?}");
+    }
+    let after_term = captured(cap.path()).len();
+
+    // drain again; kill -9 part-way
+    let s = Service::start(dir.path(), &[]);
+    wait_sent(after_term + N / 4);
+    s.signal("-KILL");
+    drop(s);
+
+    // restart: everything ends up sent (leases of the dead process expire)
+    let s = Service::start(dir.path(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let c = counts(&s);
+        if c["sent"] == N as u64 {
+            break;
+        }
+        assert!(
+            c["failed"] == 0 && Instant::now() < deadline,
+            "not all sent: {c:?}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got = captured(cap.path());
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for m in &got {
+        *seen.entry(m.as_str()).or_default() += 1;
+    }
+    for mid in ids.keys() {
+        assert!(seen.contains_key(mid.as_str()), "lost: <{mid}>");
+    }
+    assert_eq!(
+        seen.len(),
+        N,
+        "the sink got messages that were never queued"
+    );
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    // The documented window: at most the messages in flight at the crash (one kill -9 here).
+    assert!(
+        duplicates <= CONCURRENCY,
+        "{duplicates} duplicates, more than the {CONCURRENCY} in flight"
+    );
+}
+
+/// The binary with the test config (for the CLI side of the outbox).
+fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(mailhost_bin())
+        .current_dir(dir)
+        .env_remove("MAILHOST_PLUGIN_PATH")
+        .env_remove("RUST_LOG")
+        .env(SECRET_VAR, "test-secret")
+        .args(["--config", "mailhost.toml", "--plugins", "plugins"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in the config");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn send_queue_the_outbox_cli_and_the_claim_time_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    let queue = |tenant: Option<&str>| {
+        let mut args = vec!["--json", "send", "--queue", "--to", "bob@example.com"];
+        args.extend(["--subject", "queued", "--text", "x"]);
+        if let Some(t) = tenant {
+            args.extend(["--tenant", t]);
+        }
+        let (code, out, err) = cli(dir.path(), &args);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["duplicate"], false);
+        v["id"].as_str().unwrap().to_string()
+    };
+    let a = queue(Some("acme"));
+    let b = queue(Some("acme"));
+
+    let (code, out, _) = cli(
+        dir.path(),
+        &["--json", "outbox", "list", "--state", "queued"],
+    );
+    assert_eq!(code, 0);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    // cancel, cancel again (refused, says why), retry, show
+    let (code, out, _) = cli(dir.path(), &["outbox", "cancel", &b]);
+    assert_eq!(code, 0);
+    assert!(out.contains("cancelled"), "{out}");
+    let (code, _, err) = cli(dir.path(), &["outbox", "cancel", &b]);
+    assert_eq!(code, 69);
+    assert!(err.contains("is cancelled"), "{err}");
+    let (code, _, _) = cli(dir.path(), &["outbox", "retry", &b]);
+    assert_eq!(code, 0);
+    let (code, out, _) = cli(dir.path(), &["outbox", "show", &b]);
+    assert_eq!(code, 0);
+    assert!(out.contains("state       queued"), "{out}");
+    let (code, _, err) = cli(dir.path(), &["outbox", "show", "no-such-id"]);
+    assert_eq!(code, 65, "{err}");
+
+    // the operator disables tenant acme before the service runs: its queued mail fails with the reason
+    edit(
+        &cfg,
+        "[tenants.acme]\n",
+        "[tenants.acme]\nenabled = false\n",
+    );
+    {
+        let s = Service::start(dir.path(), &[]);
+        for id in [&a, &b] {
+            let m = s.wait_for(id, "failed", |m| m["state"] == "failed");
+            assert!(
+                m["last_error"].as_str().unwrap().contains("tenant `acme`"),
+                "{m:#}"
+            );
+            assert_eq!(m["attempts"][0]["class"], "refused", "{m:#}");
+        }
+    }
+    // the kill switch holds queued mail (it goes out when sending is switched on again)
+    let held = queue(None);
+    edit(&cfg, "[policy]\n", "[policy]\nenabled = false\n");
+    let s = Service::start(dir.path(), &[]);
+    let m = s.wait_for(&held, "held", |m| m["state"] == "deferred");
+    assert!(
+        m["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("held: sending is switched off"),
+        "{m:#}"
+    );
+    assert!(m["attempts"].as_array().unwrap().is_empty(), "{m:#}");
+}
+
+#[test]
+fn desktop_compose_modes_are_unavailable_in_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    edit(&cfg, "[policy]\n", "[policy]\ncompose_mode = \"builtin\"\n");
+    let s = Service::start(dir.path(), &["--no-workers"]);
+    let r = s.post_json(
+        Some(OPS_TOKEN),
+        &json!({"action": "compose", "from": "erp@example.com", "to": ["bob@example.com"], "subject": "x", "text": "x"}),
+    );
+    assert_problem(&r, 422, "desktop-compose");
+    assert!(r.2["detail"].as_str().unwrap().contains("builtin"));
+    assert_eq!(total(&counts(&s)), 0);
+}
+
+const PG_URL: &str = "postgres://mailhost:mailhost@127.0.0.1:55432/mailhost";
+
+#[test]
+fn two_services_on_postgres_send_each_message_once_within_the_rate_limit() {
+    const N: usize = 40;
+    const LIMIT: usize = 25;
+    let schema = unique("obx_serve").replace('-', "_");
+    let store = rt()
+        .block_on(mailhost::outbox::postgres::PgStore::open(
+            PG_URL,
+            Some(&schema),
+        ))
+        .unwrap();
+    let cap = tempfile::Builder::new()
+        .prefix("mailhost-capture-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(cap.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let sink_port = free_port();
+    let _sink = Sink::start(sink_port, &["-d", &format!("{}/", cap.path().display())]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), sink_port, "");
+    edit(
+        &cfg,
+        "database = \"outbox.db\"",
+        &format!("database = \"{PG_URL}?options=-c%20search_path%3D{schema}\""),
+    );
+    edit(
+        &cfg,
+        &format!("port = {sink_port}\n"),
+        &format!("port = {sink_port}\nmax_per_minute = {LIMIT}\n"),
+    );
+    let a = Service::start(dir.path(), &[]);
+    let b = Service::start(dir.path(), &[]);
+    for n in 0..N {
+        let s = if n % 2 == 0 { &a } else { &b };
+        let r = s.post_json(
+            Some(OPS_TOKEN),
+            &json!({"to": ["pg@example.com"], "subject": format!("pg {n}"), "text": "x"}),
+        );
+        assert_eq!(r.0, 202, "{:#}", r.2);
+    }
+    // every message settles: LIMIT sent within the minute, the rest deferred by the shared limit
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let c = loop {
+        let c = counts(&a);
+        if c["sent"] + c["deferred"] == N as u64 {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "not settled: {c:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(c["sent"], LIMIT as u64, "{c:?}");
+    let deferred = a.get("/v1/messages?state=deferred&limit=100");
+    for m in deferred["messages"].as_array().unwrap() {
+        assert!(
+            m["last_error"].as_str().unwrap().contains("max_per_minute"),
+            "{m:#}"
+        );
+    }
+    let stats = |s: &Service| s.get("/v1/status")["worker"]["sent"].as_u64().unwrap();
+    assert_eq!(stats(&a) + stats(&b), LIMIT as u64);
+    // each sent message reached the sink once
+    let got = captured(cap.path());
+    let unique_ids: std::collections::HashSet<_> = got.iter().collect();
+    assert_eq!(got.len(), LIMIT, "{got:?}");
+    assert_eq!(unique_ids.len(), LIMIT);
+    drop(a);
+    drop(b);
+    rt().block_on(store.drop_schema(&schema)).unwrap();
+}
+
+#[test]
+fn config_validate_names_bad_api_tokens_and_unknown_outbox_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    edit(&cfg, "scopes = [\"send\"]", "scopes = [\"sudo\"]");
+    let (code, _, err) = cli(dir.path(), &["config", "validate"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("mailhost.toml:"), "{err}");
+    assert!(
+        err.contains("[api.tokens.erp] scope `sudo` is unknown"),
+        "{err}"
+    );
+    assert!(err.contains("send, admin"), "{err}");
+    assert!(!err.contains(ERP_TOKEN));
+    config(dir.path(), 2525, "lease = 3");
+    let (code, _, err) = cli(dir.path(), &["config", "validate"]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("unknown field `lease`"), "{err}");
+    assert!(err.contains("lease_secs"), "{err}");
+}
