@@ -94,9 +94,17 @@ fn dns_server(zones: &[(&str, Vec<Record>)]) -> Dns {
         catalog.upsert(LowerName::from(origin_name), vec![zone]);
     }
     let addr = rt.block_on(async {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on one port: the UDP port chosen may be taken for TCP; try again
+        let mut bound = None;
+        for _ in 0..50 {
+            let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+                bound = Some((udp, tcp, addr));
+                break;
+            }
+        }
+        let (udp, tcp, addr) = bound.expect("a port free for both UDP and TCP");
         let mut server = ServerFuture::new(catalog);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5));
