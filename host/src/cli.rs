@@ -337,9 +337,18 @@ fn dispatch(cli: &Cli) -> u8 {
             command: ConfigCommand::Validate,
         } => match load_settings(cli, &plugins) {
             Ok(s) => {
+                // accounts with a preset: what it filled
+                let presets: serde_json::Map<String, serde_json::Value> = s
+                    .accounts
+                    .values()
+                    .filter_map(|a| {
+                        let p = a.preset.as_ref()?;
+                        Some((a.name.clone(), serde_json::to_value(p).ok()?))
+                    })
+                    .collect();
                 if cli.json {
                     print_json(
-                        &serde_json::json!({"valid": true, "source": s.source, "accounts": s.accounts.keys().collect::<Vec<_>>(), "warnings": s.warnings}),
+                        &serde_json::json!({"valid": true, "source": s.source, "accounts": s.accounts.keys().collect::<Vec<_>>(), "presets": presets, "warnings": s.warnings}),
                     );
                 } else {
                     outln!(
@@ -348,6 +357,11 @@ fn dispatch(cli: &Cli) -> u8 {
                         s.accounts.len(),
                         s.warnings.len()
                     );
+                    for a in s.accounts.values() {
+                        if let Some(p) = &a.preset {
+                            outln!("  account `{}`: {}", a.name, p.describe());
+                        }
+                    }
                 }
                 exit::OK
             }
@@ -391,6 +405,18 @@ fn dispatch(cli: &Cli) -> u8 {
                         print_json(&d);
                     } else {
                         out!("{}", d.render());
+                        // the settings a preset filled, for the accounts in the chain
+                        for c in &d.chain {
+                            let account = c
+                                .account
+                                .as_ref()
+                                .and_then(|n| engine.settings().accounts.get(n));
+                            if let Some((a, p)) =
+                                account.and_then(|a| Some((a, a.preset.as_ref()?)))
+                            {
+                                outln!("  {}: {}", a.name, p.describe());
+                            }
+                        }
                     }
                     if d.refused.is_some() {
                         exit::UNAVAILABLE
@@ -441,6 +467,16 @@ fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
         config::HOST_ACCOUNT_KEYS.join(", ")
     );
     print_properties(schema, &required, "");
+    if let Some(presets) = schema.get("x-presets").and_then(|p| p.as_object()) {
+        outln!("presets (preset = \"NAME\" fills these keys; a key the account sets wins):");
+        for (preset, values) in presets {
+            let keys: Vec<String> = values
+                .as_object()
+                .map(|o| o.iter().map(|(k, v)| format!("{k} = {v}")).collect())
+                .unwrap_or_default();
+            outln!("  {preset:<12} {}", keys.join(", "));
+        }
+    }
     exit::OK
 }
 
