@@ -137,6 +137,8 @@ pub enum Command {
     },
     /// Make an API token for `serve` and print its [api.tokens] lines.
     ApiToken(crate::server::cli::ApiTokenArgs),
+    /// Plugin author commands: `plugin new NAME` writes a plugin crate.
+    Plugin(crate::scaffold::PluginArgs),
     /// Find the submission (and IMAP) servers for an address and print an [accounts.NAME] block.
     Discover(crate::discover::DiscoverArgs),
 }
@@ -313,6 +315,9 @@ pub(crate) fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, 
 }
 
 fn dispatch(cli: &Cli) -> u8 {
+    if let Command::Plugin(a) = &cli.command {
+        return cmd_plugin(cli, a);
+    }
     if let Command::Discover(a) = &cli.command {
         // needs neither plugins nor a config
         return crate::discover::cmd(a, cli.json);
@@ -429,11 +434,38 @@ fn dispatch(cli: &Cli) -> u8 {
                 | Command::Serve(_)
                 | Command::Outbox { .. }
                 | Command::ApiToken(_)
+                | Command::Plugin(_)
                 | Command::Discover(_) => exit::OK,
             };
             engine.close();
             code
         }
+    }
+}
+
+/// `mailhost plugin new`: a plugin crate that builds and loads as written.
+fn cmd_plugin(cli: &Cli, a: &crate::scaffold::PluginArgs) -> u8 {
+    let crate::scaffold::PluginCommand::New {
+        name,
+        dir,
+        api_path,
+    } = &a.command;
+    match crate::scaffold::create(name, dir.as_deref(), api_path.as_deref()) {
+        Ok(d) => {
+            if cli.json {
+                print_json(&serde_json::json!({"created": d, "plugin": name}));
+            } else {
+                outln!(
+                    "created plugin `{name}` in {}\nnext: cd {} && cargo test   (builds {} and loads it)\nthen: copy target/debug/{} into a plugin directory and add an account with plugin = \"{name}\"",
+                    d.display(),
+                    d.display(),
+                    loader::plugin_file_name(name),
+                    loader::plugin_file_name(name)
+                );
+            }
+            exit::OK
+        }
+        Err(e) => fail(cli, exit::USAGE, "usage", &e, None),
     }
 }
 
@@ -527,7 +559,7 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
             .iter()
             .map(|p| {
                 let m = p.manifest();
-                serde_json::json!({"name": m.name.as_str(), "version": m.version.as_str(), "api_version": m.api_version.as_str(), "modes": m.modes.iter().map(|x| x.as_str()).collect::<Vec<_>>(), "capabilities": m.capabilities.names(), "description": m.description.as_str(), "path": p.path()})
+                serde_json::json!({"name": m.name.as_str(), "version": m.version.as_str(), "api_version": m.api_version.as_str(), "modes": m.modes.iter().map(|x| x.as_str()).collect::<Vec<_>>(), "capabilities": m.capabilities.names(), "description": m.description.as_str(), "path": p.path(), "warning": p.panic_note()})
             })
             .collect();
         let failed: Vec<_> = plugins
@@ -556,21 +588,45 @@ fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
         if plugins.plugins.is_empty() {
             outln!("no plugin loaded");
         }
-        for p in &plugins.plugins {
+        // Columns as wide as their longest entry (at least the old widths),
+        // so a long plugin name does not push its row out of line.
+        let rows: Vec<[String; 3]> = plugins
+            .plugins
+            .iter()
+            .map(|p| {
+                let m = p.manifest();
+                [
+                    escape_text(m.name.as_str()),
+                    escape_text(m.version.as_str()),
+                    escape_text(
+                        &m.modes
+                            .iter()
+                            .map(|x| x.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
+                ]
+            })
+            .collect();
+        let width = |i: usize, min: usize| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .fold(min, usize::max)
+        };
+        let (wn, wv, wm) = (width(0, 10), width(1, 8), width(2, 24));
+        for (p, [name, version, modes]) in plugins.plugins.iter().zip(&rows) {
             let m = p.manifest();
             outln!(
-                "{:<10} {:<8} modes: {:<24} {} — {}\n           {}",
-                m.name.as_str(),
-                m.version.as_str(),
-                m.modes
-                    .iter()
-                    .map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                "{name:<wn$} {version:<wv$} modes: {modes:<wm$} {} — {}\n{:indent$}{}",
                 m.capabilities.names().join("|"),
                 escape_text(m.description.as_str()),
-                escape_path(p.path())
+                "",
+                escape_path(p.path()),
+                indent = wn + 1
             );
+            if let Some(note) = p.panic_note() {
+                outln!("{:indent$}warning: {note}", "", indent = wn + 1);
+            }
         }
         for f in &plugins.failures {
             outln!(
@@ -779,6 +835,12 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action, open
                 );
                 for (addr, why) in &d.rejected {
                     outln!("  rejected {addr}: {why}");
+                }
+                if let Some(c) = d.copy.as_ref().filter(|c| c.saved) {
+                    outln!("  copy in {}: {}", c.account, c.location);
+                }
+                for w in &d.warnings {
+                    outln!("  warning: {w}");
                 }
             }
             exit::OK

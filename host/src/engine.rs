@@ -43,6 +43,11 @@ pub struct Delivery {
     pub accepted: Vec<String>,
     pub rejected: Vec<(String, String)>,
     pub attempts: Vec<Attempt>,
+    /// Sent, but something after it did not work (the transport's `warning`, a failed copy).
+    pub warnings: Vec<String>,
+    /// The copy for `save_copy_to`, when the account has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy: Option<crate::copies::CopyOutcome>,
 }
 
 /// A compose that happened.
@@ -261,6 +266,8 @@ fn delivery(c: Candidate, r: Receipt, attempts: Vec<Attempt>) -> Delivery {
             .map(|x| (x.address.to_string(), x.error.to_string()))
             .collect(),
         attempts,
+        warnings: crate::copies::receipt_warnings(&r),
+        copy: None,
     }
 }
 
@@ -407,7 +414,7 @@ impl Engine {
     }
 
     /// Opens (once) the transport behind a candidate.
-    fn transport(&self, c: &Candidate) -> Result<Arc<TransportBox>, PluginError> {
+    pub(crate) fn transport(&self, c: &Candidate) -> Result<Arc<TransportBox>, PluginError> {
         if let Some(t) = self.lock().transports.get(&c.label) {
             return Ok(t.clone());
         }
@@ -478,7 +485,7 @@ impl Engine {
     /// The message as the plugin behind `account` sees it: the request's
     /// options without any host-only key, plus the host's own (the user, and
     /// the per-user credentials and mailbox configured for that account).
-    fn options_for(
+    pub(crate) fn options_for(
         &self,
         msg: &OutgoingMessage,
         user: Option<&str>,
@@ -618,7 +625,9 @@ impl Engine {
     ) -> Result<Delivery, Failure> {
         let (c, r, attempts): (Candidate, Receipt, Vec<Attempt>) =
             self.walk(decision, user, msg, |t, m| t.send(m).into_result())?;
-        Ok(delivery(c, r, attempts))
+        let mut d = delivery(c, r, attempts);
+        crate::copies::after_send(self, user, msg, &mut d);
+        Ok(d)
     }
 
     /// One send through one way out: no retry, no rate limit (see `Engine::attempt`).
@@ -637,7 +646,9 @@ impl Engine {
         let m = self.options_for(msg, user, c.account.as_deref());
         let t0 = Instant::now();
         let r = t.send(&m).into_result()?;
-        Ok(delivery(c.clone(), r, vec![ok_attempt(c, 1, t0)]))
+        let mut d = delivery(c.clone(), r, vec![ok_attempt(c, 1, t0)]);
+        crate::copies::after_send(self, user, msg, &mut d);
+        Ok(d)
     }
 
     /// One compose through one way out; `builtin` hands the message to the app's editor.

@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod cli;
 pub mod config;
+pub mod copies;
 pub mod discover;
 pub mod engine;
 pub mod limits;
@@ -16,6 +17,7 @@ pub mod message;
 pub mod outbox;
 pub mod policy;
 pub mod ratelimit;
+pub mod scaffold;
 pub mod secrets;
 pub mod server;
 pub mod services;

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use mailhost_plugin_api::{HostHandle, Manifest, PluginError, PluginModRef, Probe, TransportBox};
+use mailhost_plugin_api::{
+    Capabilities, HostHandle, Manifest, PluginError, PluginModRef, Probe, TransportBox,
+};
 
 /// Environment variable with extra plugin directories (`:`-separated on Unix, `;` on Windows).
 pub const PLUGIN_PATH_ENV: &str = "MAILHOST_PLUGIN_PATH";
@@ -26,6 +28,17 @@ pub fn naming_rule() -> String {
     format!(
         "plugin files are named {}mailhost_<name>{}",
         std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// The file name plugin `name` is looked for under (`libmailhost_<name>.so` on
+/// Linux): a `-` in the name is a `_` in the file, as Cargo names the library.
+pub fn plugin_file_name(name: &str) -> String {
+    format!(
+        "{}mailhost_{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
         std::env::consts::DLL_SUFFIX
     )
 }
@@ -54,6 +67,8 @@ pub enum FailureKind {
     /// Cut short or damaged (a segment or header past the end of the file):
     /// refused before the dynamic loader maps it.
     Truncated,
+    /// Built with `panic = "abort"`: its first panic would end the host.
+    PanicAbort,
 }
 
 impl FailureKind {
@@ -69,6 +84,7 @@ impl FailureKind {
             Self::WrongOs => "wrong-os",
             Self::WrongArchitecture => "wrong-architecture",
             Self::Truncated => "truncated",
+            Self::PanicAbort => "panic-abort",
         }
     }
 }
@@ -135,6 +151,24 @@ impl LoadedPlugin {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// A warning when the plugin does not say whether it contains its panics
+    /// (built before `export_plugin!` recorded the panic strategy): if it was
+    /// built with `panic = "abort"`, a panic in it ends the host. `None` for a
+    /// plugin that says `panic = "unwind"` (one that says `abort` never loads).
+    pub fn panic_note(&self) -> Option<String> {
+        if self
+            .manifest
+            .capabilities
+            .contains(Capabilities::PANIC_UNWIND)
+        {
+            return None;
+        }
+        Some(format!(
+            "plugin `{}` does not say whether it was built with panic = \"unwind\" (it predates that check); if it was built with panic = \"abort\", a panic in it ends the host: rebuild it against the current plugin-api",
+            self.manifest.name
+        ))
     }
 
     /// The settings JSON Schema (the manifest's text, parsed once at load).
@@ -442,6 +476,16 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
     })?;
     let (schema, validator) =
         check_manifest(&manifest).map_err(|r| fail(FailureKind::InvalidManifest, r))?;
+    let caps = manifest.capabilities;
+    if caps.contains(Capabilities::PANIC_ABORT) && !caps.contains(Capabilities::PANIC_UNWIND) {
+        return Err(fail(
+            FailureKind::PanicAbort,
+            format!(
+                "plugin `{}` was built with panic = \"abort\": its first panic would end the host (and every send in progress) instead of failing one message; rebuild it with panic = \"unwind\" (remove `panic = \"abort\"` from the [profile.*] sections of its Cargo.toml or workspace)",
+                manifest.name
+            ),
+        ));
+    }
     if !manifest.supports_os(std::env::consts::OS) {
         let os: Vec<&str> = manifest.os.iter().map(|o| o.as_str()).collect();
         return Err(fail(

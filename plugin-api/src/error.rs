@@ -16,16 +16,23 @@ pub struct ErrorClass(pub u8);
 
 impl ErrorClass {
     /// Try again later: SMTP 4xx/421, HTTP 429/5xx, timeouts, resets.
+    /// The host retries with backoff (honouring `retry_after_ms`), then tries
+    /// the next way out of the policy chain; the CLI exits 75.
     pub const TRANSIENT: Self = Self(1);
     /// Never retry: SMTP 5xx, HTTP 400, a plugin panic.
+    /// The host stops and reports the message as failed; the CLI exits 76.
     pub const PERMANENT: Self = Self(2);
     /// Credentials refused: SMTP 535, HTTP 401/403, AADSTS errors.
+    /// The host tries the next way out at once (no retry); the CLI exits 77.
     pub const AUTH: Self = Self(3);
     /// The account's settings are wrong or a secret is missing.
+    /// The host tries the next way out at once; the CLI exits 78.
     pub const CONFIG: Self = Self(4);
     /// The transport cannot be used here (Outlook not installed, server unreachable at probe).
+    /// The host tries the next way out at once; the CLI exits 69.
     pub const UNAVAILABLE: Self = Self(5);
     /// The transport cannot do what the message needs (SMTPUTF8, compose on a send-only plugin).
+    /// The host tries the next way out at once; the CLI exits 69.
     pub const UNSUPPORTED: Self = Self(6);
 
     /// Every class this version knows, in a stable order.
@@ -88,6 +95,7 @@ impl fmt::Display for ErrorClass {
 #[repr(C)]
 #[derive(StableAbi, Clone, PartialEq, Eq)]
 pub struct PluginError {
+    /// What kind of failure, which decides what the host does next (see [`ErrorClass`]).
     pub class: ErrorClass,
     /// The server's reply code (SMTP 550, HTTP 429), or 0 when there was none.
     pub code: u16,
@@ -111,21 +119,27 @@ impl PluginError {
         }
     }
 
+    /// A [`ErrorClass::TRANSIENT`] error: the host retries later.
     pub fn transient(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::TRANSIENT, message)
     }
+    /// A [`ErrorClass::PERMANENT`] error: the host gives up on the message.
     pub fn permanent(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::PERMANENT, message)
     }
+    /// An [`ErrorClass::AUTH`] error: credentials were refused.
     pub fn auth(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::AUTH, message)
     }
+    /// A [`ErrorClass::CONFIG`] error: name the setting that is wrong.
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::CONFIG, message)
     }
+    /// An [`ErrorClass::UNAVAILABLE`] error: this transport cannot be used here.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::UNAVAILABLE, message)
     }
+    /// An [`ErrorClass::UNSUPPORTED`] error: this transport cannot do what was asked.
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorClass::UNSUPPORTED, message)
     }
@@ -153,14 +167,17 @@ impl PluginError {
         self.class.normalized()
     }
 
+    /// The RFC 3463 enhanced status code, when the server gave one.
     pub fn enhanced(&self) -> Option<&str> {
         self.enhanced.as_ref().map(|s| s.as_str()).into_option()
     }
 
+    /// How long the server asked to wait, in milliseconds, when it said.
     pub fn retry_after_ms(&self) -> Option<u64> {
         self.retry_after_ms.into_option()
     }
 
+    /// What failed, where, and what to do about it.
     pub fn message(&self) -> &str {
         self.message.as_str()
     }

@@ -15,12 +15,18 @@ use crate::PluginError;
 pub struct LogLevel(pub u8);
 
 impl LogLevel {
+    /// An error the admin must see.
     pub const ERROR: Self = Self(1);
+    /// Something odd that did not stop the work.
     pub const WARN: Self = Self(2);
+    /// A normal event (a message sent).
     pub const INFO: Self = Self(3);
+    /// Details for diagnosis.
     pub const DEBUG: Self = Self(4);
+    /// Protocol-level detail.
     pub const TRACE: Self = Self(5);
 
+    /// The level's name (`error`, `warn`, `info`, `debug`, `trace`).
     pub fn name(self) -> &'static str {
         match self {
             Self::ERROR => "error",
@@ -93,6 +99,7 @@ impl Host {
         Self(HostServices_TO::from_ptr(RArc::new(services), TD_Opaque))
     }
 
+    /// Sends a log line to the host (the [`crate::log`] layer does this for `tracing` events).
     pub fn log(&self, level: LogLevel, target: &str, message: &str) {
         self.0.log(level, target.into(), message.into());
     }
@@ -122,6 +129,8 @@ impl Host {
             .map(String::from)
     }
 
+    /// Calls a host service added after 1.0, by name, with JSON in and out;
+    /// `Unsupported` from a host that does not have it.
     pub fn extension(&self, name: &str, input_json: &str) -> Result<String, PluginError> {
         self.0
             .extension(name.into(), input_json.into())

@@ -38,9 +38,12 @@ pub mod log;
 pub mod mime;
 pub mod options;
 pub mod settings;
+pub mod testing;
 pub mod wire;
 
 pub use error::{ErrorClass, PluginError};
+#[doc(hidden)]
+pub use export::root_module_for;
 pub use export::{guard, open_in_process, root_module, Plugin, TransportImpl, ROOT_SYMBOL};
 pub use host::{Host, HostHandle, HostServices, HostServices_TO, LogLevel, TokenRequest};
 pub use manifest::{Capabilities, Manifest, Probe};

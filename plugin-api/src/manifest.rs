@@ -19,27 +19,67 @@ impl Capabilities {
     pub const SAVE_COPY: Self = Self(1 << 2);
     /// `Transport::check` tests the settings step by step.
     pub const CHECK: Self = Self(1 << 3);
+    /// The transport can store a copy of a message sent through **another**
+    /// account in its Sent folder (an account's `save_copy_to`): the host calls
+    /// `Transport::compose` with [`crate::options::SAVE_COPY_FOR`] in
+    /// `options_json`, and the plugin stores the message instead of making a
+    /// draft, answering [`crate::ComposeKind::COPY_SAVED`]. Added in 1.0 as a
+    /// new value; no layout changed.
+    pub const SAVE_COPY_FOR_OTHERS: Self = Self(1 << 4);
 
-    const NAMES: [(Self, &'static str); 4] = [
+    /// The plugin was built with `panic = "unwind"` (Rust's default): a panic
+    /// inside it becomes a `Permanent` error and the host goes on. Set by
+    /// [`crate::export_plugin!`], never by hand; not listed by [`Self::names`].
+    pub const PANIC_UNWIND: Self = Self(1 << 5);
+    /// The plugin was built with `panic = "abort"`: its first panic would end
+    /// the whole host process (SIGABRT), so the host refuses to load it. Set by
+    /// [`crate::export_plugin!`], never by hand; not listed by [`Self::names`].
+    ///
+    /// A plugin with neither bit was built before these bits existed (plugin-api
+    /// 1.0.0 as first released): the host loads it with a warning.
+    pub const PANIC_ABORT: Self = Self(1 << 6);
+
+    /// The bit for the panic strategy this code is compiled with
+    /// (`cfg!(panic = "unwind")`): [`Self::PANIC_UNWIND`] or [`Self::PANIC_ABORT`].
+    pub const fn panic_strategy(unwind: bool) -> Self {
+        if unwind {
+            Self::PANIC_UNWIND
+        } else {
+            Self::PANIC_ABORT
+        }
+    }
+
+    /// `self` without the bits of `other`.
+    pub const fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    const NAMES: [(Self, &'static str); 5] = [
         (Self::SEND, "send"),
         (Self::COMPOSE, "compose"),
         (Self::SAVE_COPY, "save-copy"),
         (Self::CHECK, "check"),
+        (Self::SAVE_COPY_FOR_OTHERS, "save-copy-for-others"),
     ];
 
+    /// No capability.
     pub const fn empty() -> Self {
         Self(0)
     }
 
+    /// The bits of both.
     pub const fn union(self, other: Self) -> Self {
         Self(self.0 | other.0)
     }
 
+    /// True when every bit of `other` is set in `self`.
     pub const fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0
     }
 
-    /// The names of the known bits that are set, in a stable order.
+    /// The names of the known capability bits that are set, in a stable order
+    /// (`send`, `compose`, `save-copy`, `check`; the panic-strategy bits are
+    /// not capabilities a policy chooses by and are left out).
     pub fn names(self) -> Vec<&'static str> {
         Self::NAMES
             .iter()
@@ -74,6 +114,8 @@ pub struct Manifest {
     pub api_version: RString,
     /// One line for `mailhost plugins` and the admin page.
     pub description: RString,
+    /// What the plugin can do (send, compose, check...) and the panic strategy it
+    /// was built with, which `export_plugin!` sets.
     pub capabilities: Capabilities,
     /// The policy modes this plugin serves (`smtp`, `graph`, `mapi-full`, `m365-draft`...).
     pub modes: RVec<RString>,
@@ -103,26 +145,31 @@ impl Manifest {
         }
     }
 
+    /// Sets the one-line description.
     pub fn description(mut self, text: &str) -> Self {
         self.description = text.into();
         self
     }
 
+    /// Sets the capabilities (`SEND | CHECK`...).
     pub fn capabilities(mut self, caps: Capabilities) -> Self {
         self.capabilities = caps;
         self
     }
 
+    /// Sets the policy modes the plugin serves.
     pub fn modes(mut self, modes: &[&str]) -> Self {
         self.modes = modes.iter().map(|m| RString::from(*m)).collect();
         self
     }
 
+    /// Sets the settings JSON Schema (a JSON text).
     pub fn settings_schema(mut self, schema_json: &str) -> Self {
         self.settings_schema = schema_json.into();
         self
     }
 
+    /// Sets the operating systems the plugin runs on (empty: any).
     pub fn os(mut self, os: &[&str]) -> Self {
         self.os = os.iter().map(|m| RString::from(*m)).collect();
         self
@@ -142,6 +189,7 @@ impl Manifest {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct Probe {
+    /// True when the plugin can work on this machine now.
     pub available: bool,
     /// When available: the level found (`full`, `simple`, a client name...), may be empty.
     pub level: RString,
@@ -150,6 +198,7 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// Available, at `level` (may be empty).
     pub fn available(level: &str) -> Self {
         Self {
             available: true,
@@ -158,11 +207,60 @@ impl Probe {
         }
     }
 
+    /// Unavailable, and why (words an admin can act on).
     pub fn unavailable(reason: &str) -> Self {
         Self {
             available: false,
             level: RString::new(),
             reason: reason.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Capabilities;
+
+    #[test]
+    fn panic_bits_are_not_listed_as_capabilities() {
+        let c = Capabilities::SEND | Capabilities::panic_strategy(true);
+        assert_eq!(c.names(), ["send"]);
+        assert!(c.contains(Capabilities::PANIC_UNWIND));
+        assert_eq!(
+            Capabilities::panic_strategy(false),
+            Capabilities::PANIC_ABORT
+        );
+        assert_eq!(c.without(Capabilities::PANIC_UNWIND), Capabilities::SEND);
+        // The glue records the strategy this crate is compiled with.
+        let m = (crate::root_module::<Probe>().manifest())()
+            .into_result()
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(
+            m.capabilities.contains(Capabilities::PANIC_UNWIND)
+                && !m.capabilities.contains(Capabilities::PANIC_ABORT),
+            "{:?}",
+            m.capabilities.0
+        );
+    }
+
+    struct Probe;
+    struct Nothing;
+    impl crate::TransportImpl for Nothing {
+        fn send(&self, _m: &crate::OutgoingMessage) -> Result<crate::Receipt, crate::PluginError> {
+            Err(crate::PluginError::unsupported("test"))
+        }
+        fn check(&self, _o: &str) -> Result<crate::CheckReport, crate::PluginError> {
+            Ok(crate::CheckReport::new())
+        }
+    }
+    impl crate::Plugin for Probe {
+        type Transport = Nothing;
+        fn manifest() -> super::Manifest {
+            // A plugin that sets the abort bit itself is overridden by the glue.
+            super::Manifest::new("probe", "0").capabilities(Capabilities::PANIC_ABORT)
+        }
+        fn open(_s: &str, _h: crate::Host) -> Result<Nothing, crate::PluginError> {
+            Ok(Nothing)
         }
     }
 }

@@ -16,6 +16,7 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
+    /// A mailbox; `name` may be empty.
     pub fn new(name: &str, email: &str) -> Self {
         Self {
             name: name.into(),
@@ -23,6 +24,7 @@ impl Mailbox {
         }
     }
 
+    /// The display name, or `None` when it is empty.
     pub fn name(&self) -> Option<&str> {
         (!self.name.is_empty()).then_some(self.name.as_str())
     }
@@ -58,12 +60,15 @@ pub struct Envelope {
 #[repr(C)]
 #[derive(StableAbi, Clone, PartialEq, Eq)]
 pub struct Attachment {
+    /// The file name the recipient sees (no directory).
     pub filename: RString,
     /// `application/pdf`, `image/png`...
     pub media_type: RString,
     /// For inline parts referenced from HTML as `cid:...`; empty otherwise.
     pub content_id: RString,
+    /// Shown in the body (`Content-Disposition: inline`) rather than as a file.
     pub inline: bool,
+    /// The file's bytes (not encoded).
     pub data: RVec<u8>,
 }
 
@@ -80,18 +85,30 @@ impl fmt::Debug for Attachment {
 }
 
 /// The message as structured parts, for transports that do not take MIME
-/// (MAPI, Outlook, Graph's JSON form).
+/// (MAPI, Outlook, Graph's JSON form). The same message as
+/// [`OutgoingMessage::mime`]; for a message sent as a complete file
+/// (`mailhost send --eml`), the parts the host parsed out of it.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq, Default)]
 pub struct MessageParts {
+    /// The From header.
     pub from: Mailbox,
+    /// Reply-To addresses (empty when none).
     pub reply_to: RVec<Mailbox>,
+    /// To recipients.
     pub to: RVec<Mailbox>,
+    /// Cc recipients.
     pub cc: RVec<Mailbox>,
+    /// Bcc recipients: in the envelope and in `mime`'s Bcc header, never to be
+    /// shown to the other recipients.
     pub bcc: RVec<Mailbox>,
+    /// The subject, decoded (UTF-8).
     pub subject: RString,
+    /// The plain-text body, when there is one.
     pub text: ROption<RString>,
+    /// The HTML body, when there is one.
     pub html: ROption<RString>,
+    /// Attached and inline files, in message order.
     pub attachments: RVec<Attachment>,
 }
 
@@ -99,18 +116,26 @@ pub struct MessageParts {
 #[repr(C)]
 #[derive(StableAbi, Clone, PartialEq, Eq)]
 pub struct OutgoingMessage {
+    /// Who the message is from and every recipient it goes to (To, Cc and Bcc).
     pub envelope: Envelope,
-    /// The exact RFC 5322 bytes, built once by the host **with the Bcc header
-    /// kept** (Graph and MAPI have no envelope). An SMTP transport removes the
-    /// Bcc header before DATA.
+    /// The exact RFC 5322 bytes (CRLF line ends, headers and every body part
+    /// and attachment encoded), built once by the host **with the Bcc header
+    /// kept** (Graph and MAPI have no envelope). A transport that hands the
+    /// bytes to other people's servers (SMTP DATA) removes the Bcc header first
+    /// ([`crate::mime`] has helpers).
     pub mime: RVec<u8>,
+    /// The same message as structured parts.
     pub parts: MessageParts,
     /// The Message-ID header value, without angle brackets.
     pub message_id: RString,
     /// Stable across retries of the same request; transports that can dedupe use it.
     pub idempotency_key: RString,
-    /// Per-request options as a JSON object (`{}` when none): DSN, per-user
-    /// mailbox or credentials, save-to-sent. Transports ignore keys they do not know.
+    /// Per-request options as a JSON object (`{}` when none). Two kinds of
+    /// keys ([`crate::options`]): the host's own (`user`, `mailbox`,
+    /// `credentials` — set from the admin's configuration, never by a request,
+    /// read them with [`crate::options::HostOptions`]) and request keys a
+    /// caller may set (`dsn` for SMTP, `save_to_sent_items` for Graph, your
+    /// plugin's own). Transports ignore keys they do not know.
     pub options_json: RString,
 }
 

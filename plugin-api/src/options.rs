@@ -6,7 +6,8 @@
 //!
 //! `options_json` mixes two kinds of keys:
 //!
-//! * **host-only keys** ([`HOST_ONLY_KEYS`]: `user`, `mailbox`, `credentials`),
+//! * **host-only keys** ([`HOST_ONLY_KEYS`]: `user`, `mailbox`, `credentials`,
+//!   `save_copy_for`),
 //!   which the host sets from its configuration (`[users.NAME.accounts.ACCOUNT]`)
 //!   after the policy chose an account. A request (CLI `--options`, the HTTP API)
 //!   can never set them: the host refuses such a request before anything is
@@ -26,7 +27,29 @@
 use serde::{Deserialize, Serialize};
 
 /// The option keys only the host may set. A request that names one is refused.
-pub const HOST_ONLY_KEYS: &[&str] = &["user", "mailbox", "credentials"];
+pub const HOST_ONLY_KEYS: &[&str] = &["user", "mailbox", "credentials", SAVE_COPY_FOR];
+
+/// The key of `options_json` on `Transport::compose` that asks a plugin with
+/// [`Capabilities::SAVE_COPY_FOR_OTHERS`](crate::Capabilities::SAVE_COPY_FOR_OTHERS)
+/// to store the message as a copy in its Sent folder — it was already sent
+/// through the account named by the value — instead of saving a draft.
+/// The plugin answers `ComposeKind::COPY_SAVED` and never sends anything.
+///
+/// ```
+/// use mailhost_plugin_api::options::{SaveCopyFor, SAVE_COPY_FOR};
+/// let o: SaveCopyFor = serde_json::from_str(r#"{"save_copy_for":"office","user":"alice"}"#).unwrap();
+/// assert_eq!(o.save_copy_for.as_deref(), Some("office"));
+/// assert_eq!(SAVE_COPY_FOR, "save_copy_for");
+/// ```
+pub const SAVE_COPY_FOR: &str = "save_copy_for";
+
+/// The [`SAVE_COPY_FOR`] part of `options_json`; other keys are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveCopyFor {
+    /// The account the message was sent through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub save_copy_for: Option<String>,
+}
 
 /// Whether `key` is one of [`HOST_ONLY_KEYS`].
 pub fn is_host_only(key: &str) -> bool {
@@ -55,8 +78,10 @@ pub struct HostOptions {
 /// It is empty for "username required, password optional" (`auth = "optional"`).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserCredentials {
+    /// The user name to log in with.
     pub username: String,
     #[serde(default)]
+    /// The password as a secret reference (`env:NAME`, `file:PATH`): resolve it with `Host::secret`.
     pub password: String,
 }
 

@@ -126,6 +126,7 @@ impl SettingsProblem {
 /// The answer's JSON shape.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Problems {
+    /// Every problem found; empty when the settings are fine.
     pub problems: Vec<SettingsProblem>,
 }
 

@@ -11,7 +11,9 @@ use crate::PluginError;
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct RejectedRecipient {
+    /// The recipient that was refused.
     pub address: RString,
+    /// Why, classified like any error.
     pub error: PluginError,
 }
 
@@ -49,7 +51,11 @@ impl ComposeKind {
     pub const SENT_BY_USER: Self = Self(4);
     /// The user closed the dialog without sending.
     pub const CANCELLED: Self = Self(5);
+    /// A copy of a message sent through another account was stored (compose
+    /// with `options_json.save_copy_for`, see [`crate::Capabilities::SAVE_COPY_FOR_OTHERS`]).
+    pub const COPY_SAVED: Self = Self(6);
 
+    /// The kind's name for listings (`draft-saved`, `web-link`...).
     pub fn name(self) -> &'static str {
         match self {
             Self::DRAFT_SAVED => "draft-saved",
@@ -57,6 +63,7 @@ impl ComposeKind {
             Self::SHOWN_IN_CLIENT => "shown-in-client",
             Self::SENT_BY_USER => "sent-by-user",
             Self::CANCELLED => "cancelled",
+            Self::COPY_SAVED => "copy-saved",
             _ => "unknown",
         }
     }
@@ -72,6 +79,7 @@ impl fmt::Debug for ComposeKind {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct ComposeOutcome {
+    /// How the compose ended.
     pub kind: ComposeKind,
     /// Where the draft is (IMAP `UID`/folder, Graph message id); may be empty.
     pub draft_id: RString,
@@ -84,6 +92,7 @@ pub struct ComposeOutcome {
 }
 
 impl ComposeOutcome {
+    /// An outcome of `kind` with a message for the user.
     pub fn new(kind: ComposeKind, message: &str) -> Self {
         Self {
             kind,
@@ -101,11 +110,16 @@ impl ComposeOutcome {
 pub struct StepOutcome(pub u8);
 
 impl StepOutcome {
+    /// The step passed.
     pub const OK: Self = Self(1);
+    /// The step passed with a remark the admin should read.
     pub const WARNING: Self = Self(2);
+    /// The step failed: `mailhost check` exits 69.
     pub const FAILED: Self = Self(3);
+    /// The step was not run (say why in `detail`).
     pub const SKIPPED: Self = Self(4);
 
+    /// The outcome's name (`ok`, `warning`, `failed`, `skipped`).
     pub fn name(self) -> &'static str {
         match self {
             Self::OK => "ok",
@@ -127,12 +141,15 @@ impl fmt::Debug for StepOutcome {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct CheckStep {
+    /// The step's name (`connect`, `starttls`, `auth`...).
     pub name: RString,
+    /// How it went.
     pub outcome: StepOutcome,
     /// What was seen, in words for an admin.
     pub detail: RString,
     /// The server's exact words, when there were any.
     pub server_text: RString,
+    /// How long the step took, in milliseconds (0 when not measured).
     pub duration_ms: u64,
 }
 
@@ -140,10 +157,12 @@ pub struct CheckStep {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq, Default)]
 pub struct CheckReport {
+    /// The steps, in the order they ran.
     pub steps: RVec<CheckStep>,
 }
 
 impl CheckReport {
+    /// An empty report.
     pub fn new() -> Self {
         Self::default()
     }
@@ -160,6 +179,7 @@ impl CheckReport {
         self
     }
 
+    /// Adds a step with its duration.
     pub fn push(
         &mut self,
         name: &str,
@@ -189,12 +209,18 @@ impl CheckReport {
 pub struct ConnState(pub u8);
 
 impl ConnState {
+    /// Closed by the host.
     pub const STOPPED: Self = Self(1);
+    /// Opened, no connection yet.
     pub const NOT_CONNECTED: Self = Self(2);
+    /// Connecting now.
     pub const CONNECTING: Self = Self(3);
+    /// Working: the last connection or send went through.
     pub const OPERATING: Self = Self(4);
+    /// The last attempt failed: `reason` says why.
     pub const UNABLE_TO_CONNECT: Self = Self(5);
 
+    /// The state's name for listings (`operating`, `unable-to-connect`...).
     pub fn name(self) -> &'static str {
         match self {
             Self::STOPPED => "stopped",
@@ -217,6 +243,7 @@ impl fmt::Debug for ConnState {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionStatus {
+    /// The state.
     pub state: ConnState,
     /// Why (for `UNABLE_TO_CONNECT`), or other detail; may be empty.
     pub reason: RString,
@@ -225,6 +252,7 @@ pub struct ConnectionStatus {
 }
 
 impl ConnectionStatus {
+    /// A status in `state`, with a reason (may be empty).
     pub fn new(state: ConnState, reason: &str) -> Self {
         let since_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -41,6 +41,7 @@ pub type TransportBox = Transport_TO<'static, RBox<()>>;
 #[sabi_trait]
 pub trait Extension: Send + Sync {
     #[sabi(last_prefix_field)]
+    /// Calls `method` of the extension with a JSON input; answers JSON.
     fn call(&self, method: RStr<'_>, input_json: RStr<'_>) -> RResult<RString, PluginError>;
 }
 

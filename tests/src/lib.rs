@@ -2,6 +2,7 @@
 //! binary are, and where the running test peers keep their state.
 
 pub mod graph;
+pub mod imap;
 pub mod loader;
 pub mod smtp;
 

@@ -100,9 +100,10 @@ fn run_build(mut cmd: Command, what: &str) {
         .unwrap_or_else(|e| panic!("cannot run cargo for {what}: {e}"));
     assert!(
         out.status.success(),
-        "building {what} failed ({}):\n{}",
+        "building {what} failed ({}):\n{}\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
 }
 
@@ -257,7 +258,8 @@ pub fn build_example_outside() -> PathBuf {
     lib
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+/// Copies a directory tree (files and folders).
+pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -281,4 +283,43 @@ pub fn guide_toml_block(marker: &str) -> String {
             body.starts_with(marker).then(|| body.to_string())
         })
         .unwrap_or_else(|| panic!("no ```toml block starting with `{marker}` in the guide"))
+}
+
+/// Builds `tests/fixtures/abort` (its own workspace: `panic = "abort"` is a
+/// workspace-wide profile setting) into `target/abort-fixture`; returns its cdylib.
+pub fn build_abort_fixture() -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let root = workspace_root();
+    let target = root.join("target").join("abort-fixture");
+    let mut cmd = cargo();
+    cmd.arg("build")
+        .arg("--offline")
+        .arg("--manifest-path")
+        .arg(root.join("tests/fixtures/abort/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target);
+    run_build(cmd, "tests/fixtures/abort");
+    let lib = target.join("debug").join(dll_name("fixture_abort"));
+    assert!(lib.exists(), "{} missing after the build", lib.display());
+    lib
+}
+
+/// Runs `cargo <args>` in `dir` with the workspace's lock file and the target
+/// dir `target/outside-example` (shared with [`build_example_outside`], so the
+/// plugin-api dependencies are compiled once), `--offline`.
+pub fn cargo_outside(dir: &Path, args: &[&str], what: &str) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let root = workspace_root();
+    if !dir.join("Cargo.lock").exists() {
+        std::fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    }
+    let target = root.join("target").join("outside-example");
+    let mut cmd = cargo();
+    cmd.current_dir(dir)
+        .args(args)
+        .arg("--offline")
+        .arg("--target-dir")
+        .arg(&target);
+    run_build(cmd, what);
+    target
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use mailhost_tests::{graph, mailhost_bin, peer_ca, peers_dir, smtp};
+use mailhost_tests::{graph, imap, mailhost_bin, peer_ca, peers_dir, smtp};
 use predicates::prelude::*;
 
 fn example(name: &str) -> PathBuf {
@@ -49,6 +49,7 @@ fn every_example_is_valid() {
         "smtp-office.toml",
         "m365-outlook.toml",
         "multi-tenant.toml",
+        "imap-mailbox.toml",
     ] {
         mailhost()
             .arg("--config")
@@ -110,6 +111,21 @@ fn m365_outlook_explains() {
     let v = explain(&cfg, &["--user", "bob", "--action", "compose"]);
     assert_eq!(chain(&v), ["m365"]);
     assert_eq!(v["chain"][0]["mode"], "m365-draft");
+}
+
+#[test]
+fn imap_mailbox_explains() {
+    let cfg = example("imap-mailbox.toml");
+    assert_eq!(chain(&explain(&cfg, &[])), ["mailbox"]);
+    // `imap-draft` is served by the IMAP account.
+    let v = explain(&cfg, &["--action", "compose"]);
+    assert_eq!(chain(&v), ["mailbox"]);
+    assert_eq!(v["chain"][0]["mode"], "imap-draft");
+    assert_eq!(v["chain"][0]["plugin"], "imap");
+    assert_eq!(
+        chain(&explain(&cfg, &["--purpose", "notification"])),
+        ["relay"]
+    );
 }
 
 #[test]
@@ -181,6 +197,25 @@ fn on_peers(name: &str, dir: &Path) -> PathBuf {
                         "env:MAILHOST_EXAMPLE_SMTP_PASSWORD".into(),
                     );
                 }
+            }
+            "imap" => {
+                let tls = a.get("security").and_then(|s| s.as_str()) == Some("tls");
+                a.insert("host".into(), "127.0.0.1".into());
+                a.insert(
+                    "port".into(),
+                    toml::Value::Integer(if tls { 1993 } else { 1143 }),
+                );
+                a.insert("ca_file".into(), ca.clone().into());
+                a.insert("username".into(), "testuser".into());
+                a.insert(
+                    "password".into(),
+                    "env:MAILHOST_EXAMPLE_SMTP_PASSWORD".into(),
+                );
+                let mut sub = toml::Table::new();
+                sub.insert("host".into(), "127.0.0.1".into());
+                sub.insert("port".into(), toml::Value::Integer(1465));
+                sub.insert("security".into(), "tls".into());
+                a.insert("submission".into(), sub.into());
             }
             "graph" => {
                 a.insert("base_url".into(), format!("{}/v1.0", graph::SHARED).into());
@@ -311,4 +346,100 @@ fn m365_outlook_sends_through_graph_and_composes_a_web_draft() {
         out.contains("via m365") && out.contains("open: https://"),
         "{out}"
     );
+}
+
+#[test]
+fn imap_mailbox_sends_as_the_mailbox_files_copies_and_saves_drafts() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = on_peers("imap-mailbox.toml", dir.path());
+
+    // Sent as the mailbox: submission (Dovecot 1465) into the capture, a copy in Sent.
+    let to = format!("{}@example.com", smtp::unique("example-imap"));
+    let out = send(&cfg, &[], &to);
+    assert!(out.contains(" via mailbox: "), "{out}");
+    assert!(
+        smtp::saved_for(&to).is_some(),
+        "relayed by the submission server"
+    );
+    let stored = imap::stored_with(&to);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].folder, ".Sent");
+
+    // A notification through the relay, filed in the mailbox's Sent (save_copy_to).
+    let to = format!("{}@example.com", smtp::unique("example-copy"));
+    let out = send(&cfg, &["--purpose", "notification"], &to);
+    assert!(out.contains(" via relay: 250 "), "{out}");
+    assert!(
+        out.contains("copy in mailbox: imap://testuser@127.0.0.1:1993/Sent;UIDVALIDITY="),
+        "{out}"
+    );
+    let (_, meta) = smtp::saved_for(&to).expect("sent once through the relay");
+    assert_eq!(meta["port"], 2587);
+    let stored = imap::stored_with(&to);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        (stored[0].folder.as_str(), stored[0].flags().as_str()),
+        (".Sent", "S")
+    );
+
+    // A draft in Drafts.
+    let to = format!("{}@example.com", smtp::unique("example-draft"));
+    let out = mailhost()
+        .env("MAILHOST_EXAMPLE_SMTP_PASSWORD", "testpass")
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "compose",
+            "--to",
+            &to,
+            "--subject",
+            "draft from the example",
+            "--text",
+            "finish me",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("draft-saved via mailbox"), "{out}");
+    let stored = imap::stored_with(&to);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        (stored[0].folder.as_str(), stored[0].flags().as_str()),
+        (".Drafts", "DS")
+    );
+}
+
+#[test]
+fn save_copy_to_must_name_an_account_that_stores_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(example("imap-mailbox.toml")).unwrap();
+    let relay_copy = "save_copy_to = \"mailbox\"";
+    let mailbox_key = "save_to_sent = \"auto\"";
+    for (i, (from, to, says, line)) in [
+        (relay_copy, "save_copy_to = \"nowhere\"", "names account `nowhere`, which does not exist", ":37:"),
+        (relay_copy, "save_copy_to = \"relay\"", "save_copy_to names the account itself", ":37:"),
+        (
+            mailbox_key,
+            "save_copy_to = \"relay\"",
+            "save_copy_to names `relay`, whose plugin `smtp` cannot store copies for other accounts",
+            ":23:",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cfg = dir.path().join(format!("case{i}.toml"));
+        std::fs::write(&cfg, text.replace(from, to)).unwrap();
+        mailhost()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["config", "validate"])
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(says))
+            .stderr(predicate::str::contains(line));
+    }
 }

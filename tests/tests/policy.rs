@@ -18,6 +18,7 @@ fn account(name: &str, plugin: &str, modes: &[&str]) -> (String, Account) {
             from: Some(format!("{name}@example.com")),
             max_per_minute: None,
             description: String::new(),
+            save_copy_to: None,
             settings: serde_json::json!({}),
             modes: modes.iter().map(|m| m.to_string()).collect(),
             loc: Loc {

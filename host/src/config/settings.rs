@@ -31,8 +31,14 @@ pub const COMPOSE_MODES: &[&str] = &[
 /// Entries allowed in `send_autodetect` besides modes: the system/tenant account.
 pub const ACCOUNT_CANDIDATE: &str = "account";
 /// Keys of an `[accounts.NAME]` table that the host takes; the rest goes to the plugin.
-pub const HOST_ACCOUNT_KEYS: &[&str] =
-    &["plugin", "from", "max_per_minute", "description", "preset"];
+pub const HOST_ACCOUNT_KEYS: &[&str] = &[
+    "plugin",
+    "from",
+    "max_per_minute",
+    "description",
+    "save_copy_to",
+    "preset",
+];
 
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 
@@ -123,6 +129,8 @@ pub struct Account {
     pub from: Option<String>,
     pub max_per_minute: Option<u32>,
     pub description: String,
+    /// Another account that stores a copy of each message sent through this one (see `crate::copies`).
+    pub save_copy_to: Option<crate::copies::CopyTarget>,
     /// The plugin's own keys as JSON, validated against its schema. May hold
     /// secret *references* (never values); not serialized.
     #[serde(skip)]

@@ -27,6 +27,7 @@ pub fn validate(source: &Source, plugins: &PluginSet) -> Result<Settings, Config
         plugins,
         errors: Vec::new(),
         warnings: Vec::new(),
+        unloaded: BTreeMap::new(),
     }
     .run(raw)
 }
@@ -50,6 +51,10 @@ struct Validator<'a> {
     plugins: &'a PluginSet,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
+    /// Accounts left out because their plugin is not loaded: account name →
+    /// (plugin name, where the account is), so that a reference to one says
+    /// why instead of "does not exist".
+    unloaded: BTreeMap<String, (String, Loc)>,
 }
 
 fn span<T>(s: &S<T>) -> Range<usize> {
@@ -185,6 +190,8 @@ impl Validator<'_> {
         let purposes = self.purposes(&raw, &accounts);
         let policy = self.policy(&raw, &accounts);
         let users = self.users(&raw, &accounts, &tenants, &policy);
+        self.errors
+            .extend(crate::copies::check_config(&accounts, self.plugins));
         let limits = self.limits(&raw);
         if let Some(api) = &raw.api {
             let t: Vec<&str> = tenants.keys().map(String::as_str).collect();
@@ -370,6 +377,18 @@ impl Validator<'_> {
     ) -> Option<String> {
         if accounts.contains_key(v.get_ref()) {
             Some(v.get_ref().clone())
+        } else if let Some((plugin, at)) = self.unloaded.get(v.get_ref()).cloned() {
+            self.err(
+                &span(v),
+                format!(
+                    "{what} names account `{}`, whose plugin `{plugin}` is not loaded",
+                    v.get_ref()
+                ),
+                format!(
+                    "install the plugin (see the error at {at} for where the host looked), or point {what} at another account"
+                ),
+            );
+            None
         } else {
             self.err(
                 &span(v),

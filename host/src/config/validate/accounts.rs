@@ -80,25 +80,50 @@ impl Validator<'_> {
             return None;
         };
         let Some(plugin) = self.plugins.get(plugin_name) else {
-            let mut hint = format!("loaded plugins: {}", self.plugins.names().join(", "));
-            if let Some(f) = self.plugins.failures.iter().find(|f| {
+            let loaded: Vec<String> = self.plugins.names().iter().map(|n| n.to_string()).collect();
+            let loaded = names(loaded.iter(), "(none)");
+            let searched: Vec<String> = self
+                .plugins
+                .searched
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            let searched = names(searched.iter(), "(no directory)");
+            let looked = format!(
+                "the host looked for {} in: {searched} (loaded plugins: {loaded})",
+                crate::loader::plugin_file_name(plugin_name)
+            );
+            let failed = self.plugins.failures.iter().find(|f| {
                 f.path
                     .to_string_lossy()
-                    .contains(&format!("mailhost_{plugin_name}"))
-            }) {
-                hint = format!(
-                    "{hint}; {} did not load: {}",
+                    .contains(&format!("mailhost_{}", plugin_name.replace('-', "_")))
+            });
+            let hint = match failed {
+                Some(f) => format!(
+                    "{looked}; {} is there but did not load: {}",
                     f.path.display(),
                     f.reason.lines().next().unwrap_or("")
-                );
-            }
+                ),
+                None => format!(
+                    "{looked}; install the plugin file in one of them, or pass --plugins DIR (`mailhost plugins` lists what loaded)"
+                ),
+            };
             self.err(
                 &span(plugin_v),
-                format!("account `{aname}`: no plugin named `{plugin_name}` is loaded"),
-                format!("{hint} (run `mailhost plugins` to see why)"),
+                format!("account `{aname}`: its plugin is missing: no plugin named `{plugin_name}` is loaded"),
+                hint,
             );
+            let at = self.loc(&span(plugin_v));
+            self.unloaded.insert(aname, (plugin_name.to_string(), at));
             return None;
         };
+        if let Some(note) = plugin.panic_note() {
+            self.warn(
+                &span(plugin_v),
+                format!("account `{aname}`: {note}"),
+                format!("the plugin file is {}", plugin.path().display()),
+            );
+        }
         let manifest = plugin.manifest();
         let schema = plugin.schema();
         // Every string in the table, nested ones included, whatever the
@@ -117,6 +142,7 @@ impl Validator<'_> {
         let mut from = None;
         let mut max_per_minute = None;
         let mut description = String::new();
+        let mut save_copy_to = None;
         let mut preset: Option<(String, Range<usize>)> = None;
         let mut settings = serde_json::Map::new();
         let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
@@ -153,6 +179,19 @@ impl Validator<'_> {
                         &span(value),
                         "`preset` must be a string",
                         format!("e.g. preset = \"office365\"; `mailhost plugins --settings {plugin_name}` lists the plugin's presets"),
+                    ),
+                },
+                "save_copy_to" => match value.get_ref().as_str() {
+                    Some(a) => {
+                        save_copy_to = Some(crate::copies::CopyTarget {
+                            account: a.to_string(),
+                            loc: self.loc(&span(value)),
+                        })
+                    }
+                    None => self.err(
+                        &span(value),
+                        "`save_copy_to` must be an account name",
+                        "e.g. save_copy_to = \"mailbox\" (an account with plugin = \"imap\")",
                     ),
                 },
                 _ => {
@@ -233,6 +272,7 @@ impl Validator<'_> {
             from,
             max_per_minute,
             description,
+            save_copy_to,
             settings,
             modes: manifest.modes.iter().map(|m| m.to_string()).collect(),
             loc: self.loc(&span(name)),
