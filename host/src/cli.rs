@@ -68,6 +68,7 @@ Examples:
   mailhost check office --to admin@example.com
   mailhost policy explain --user alice --action compose
   mailhost plugins
+  mailhost discover jo@example.com
 
 Config: --config FILE, else $MAILHOST_CONFIG, else ./mailhost.toml, else the embedded default
 (pickup into ./outbox). Plugins: --plugins DIR (repeatable), else $MAILHOST_PLUGIN_PATH, then the
@@ -100,7 +101,7 @@ pub enum Command {
     /// Send a message through the policy's chain.
     Send(MessageArgs),
     /// Open or save a message for the user to finish (draft, dialog, web link).
-    Compose(MessageArgs),
+    Compose(ComposeArgs),
     /// Test an account's settings step by step ("Test settings").
     Check {
         /// The account (an [accounts.NAME] section).
@@ -138,6 +139,8 @@ pub enum Command {
     ApiToken(crate::server::cli::ApiTokenArgs),
     /// Plugin author commands: `plugin new NAME` writes a plugin crate.
     Plugin(crate::scaffold::PluginArgs),
+    /// Find the submission (and IMAP) servers for an address and print an [accounts.NAME] block.
+    Discover(crate::discover::DiscoverArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +168,15 @@ pub enum PolicyCommand {
         #[arg(long)]
         to: Vec<String>,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ComposeArgs {
+    #[command(flatten)]
+    pub message: MessageArgs,
+    /// Open the draft's web link with the desktop's default browser (xdg-open, open, start).
+    #[arg(long)]
+    pub open: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -306,6 +318,10 @@ fn dispatch(cli: &Cli) -> u8 {
     if let Command::Plugin(a) = &cli.command {
         return cmd_plugin(cli, a);
     }
+    if let Command::Discover(a) = &cli.command {
+        // needs neither plugins nor a config
+        return crate::discover::cmd(a, cli.json);
+    }
     let plugins = load_plugins(cli);
     match &cli.command {
         Command::Plugins {
@@ -326,9 +342,18 @@ fn dispatch(cli: &Cli) -> u8 {
             command: ConfigCommand::Validate,
         } => match load_settings(cli, &plugins) {
             Ok(s) => {
+                // accounts with a preset: what it filled
+                let presets: serde_json::Map<String, serde_json::Value> = s
+                    .accounts
+                    .values()
+                    .filter_map(|a| {
+                        let p = a.preset.as_ref()?;
+                        Some((a.name.clone(), serde_json::to_value(p).ok()?))
+                    })
+                    .collect();
                 if cli.json {
                     print_json(
-                        &serde_json::json!({"valid": true, "source": s.source, "accounts": s.accounts.keys().collect::<Vec<_>>(), "warnings": s.warnings}),
+                        &serde_json::json!({"valid": true, "source": s.source, "accounts": s.accounts.keys().collect::<Vec<_>>(), "presets": presets, "warnings": s.warnings}),
                     );
                 } else {
                     outln!(
@@ -337,6 +362,11 @@ fn dispatch(cli: &Cli) -> u8 {
                         s.accounts.len(),
                         s.warnings.len()
                     );
+                    for a in s.accounts.values() {
+                        if let Some(p) = &a.preset {
+                            outln!("  account `{}`: {}", a.name, p.describe());
+                        }
+                    }
                 }
                 exit::OK
             }
@@ -350,8 +380,10 @@ fn dispatch(cli: &Cli) -> u8 {
             // Engine start-up warnings repeat config warnings already printed; `status` shows them.
             let engine = Engine::new(settings, plugins);
             let code = match &cli.command {
-                Command::Send(a) => cmd_message(cli, &engine, a, Action::Send),
-                Command::Compose(a) => cmd_message(cli, &engine, a, Action::Compose),
+                Command::Send(a) => cmd_message(cli, &engine, a, Action::Send, false),
+                Command::Compose(a) => {
+                    cmd_message(cli, &engine, &a.message, Action::Compose, a.open)
+                }
                 Command::Check { account, to } => cmd_check(cli, &engine, account, to.as_deref()),
                 Command::Status => cmd_status(cli, &engine),
                 Command::Policy {
@@ -378,6 +410,18 @@ fn dispatch(cli: &Cli) -> u8 {
                         print_json(&d);
                     } else {
                         out!("{}", d.render());
+                        // the settings a preset filled, for the accounts in the chain
+                        for c in &d.chain {
+                            let account = c
+                                .account
+                                .as_ref()
+                                .and_then(|n| engine.settings().accounts.get(n));
+                            if let Some((a, p)) =
+                                account.and_then(|a| Some((a, a.preset.as_ref()?)))
+                            {
+                                outln!("  {}: {}", a.name, p.describe());
+                            }
+                        }
                     }
                     if d.refused.is_some() {
                         exit::UNAVAILABLE
@@ -390,7 +434,8 @@ fn dispatch(cli: &Cli) -> u8 {
                 | Command::Serve(_)
                 | Command::Outbox { .. }
                 | Command::ApiToken(_)
-                | Command::Plugin(_) => exit::OK,
+                | Command::Plugin(_)
+                | Command::Discover(_) => exit::OK,
             };
             engine.close();
             code
@@ -454,6 +499,16 @@ fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
         config::HOST_ACCOUNT_KEYS.join(", ")
     );
     print_properties(schema, &required, "");
+    if let Some(presets) = schema.get("x-presets").and_then(|p| p.as_object()) {
+        outln!("presets (preset = \"NAME\" fills these keys; a key the account sets wins):");
+        for (preset, values) in presets {
+            let keys: Vec<String> = values
+                .as_object()
+                .map(|o| o.iter().map(|(k, v)| format!("{k} = {v}")).collect())
+                .unwrap_or_default();
+            outln!("  {preset:<12} {}", keys.join(", "));
+        }
+    }
     exit::OK
 }
 
@@ -724,7 +779,7 @@ fn fail(cli: &Cli, code: u8, kind: &str, message: &str, attempts: Option<&[Attem
     code
 }
 
-fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u8 {
+fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action, open: bool) -> u8 {
     let verb = match action {
         Action::Send => "sent",
         Action::Compose => "composed",
@@ -791,15 +846,35 @@ fn cmd_message(cli: &Cli, engine: &Engine, a: &MessageArgs, action: Action) -> u
             exit::OK
         }
         Ok(Outcome::Composed(c)) => {
+            // --open: the web link in the desktop's default browser
+            let opened = open.then(|| {
+                crate::browser::open_link(&c.web_link)
+                    .map_err(|e| format!("{} via {}: {e}", c.kind, c.candidate.label))
+            });
             if cli.json {
-                print_json(&c);
+                let mut v = serde_json::to_value(&c).unwrap_or_default();
+                match &opened {
+                    Some(Ok(cmd)) => v["opened"] = serde_json::json!({"ok": true, "command": cmd}),
+                    Some(Err(e)) => v["opened"] = serde_json::json!({"ok": false, "error": e}),
+                    None => {}
+                }
+                print_json(&v);
             } else {
                 outln!("{} via {}: {}", c.kind, c.candidate.label, c.message);
                 if !c.web_link.is_empty() {
                     outln!("open: {}", c.web_link);
                 }
+                if let Some(Ok(cmd)) = &opened {
+                    outln!("opened in the default browser ({cmd})");
+                }
             }
-            exit::OK
+            match opened {
+                Some(Err(e)) => {
+                    errln!("mailhost: composed, but not opened: {e}");
+                    exit::UNAVAILABLE
+                }
+                _ => exit::OK,
+            }
         }
         Err(f) => fail(
             cli,

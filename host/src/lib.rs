@@ -5,9 +5,11 @@
 //! plugin loader, policy, message building, the engine that walks a policy
 //! chain, and the CLI.
 
+pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod copies;
+pub mod discover;
 pub mod engine;
 pub mod limits;
 pub mod loader;

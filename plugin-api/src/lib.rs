@@ -38,8 +38,8 @@ pub mod log;
 pub mod mime;
 pub mod options;
 pub mod settings;
-pub mod wire;
 pub mod testing;
+pub mod wire;
 
 pub use error::{ErrorClass, PluginError};
 #[doc(hidden)]

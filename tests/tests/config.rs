@@ -197,7 +197,7 @@ fn each_mistake_names_its_place() {
 #[test]
 fn hints_list_what_is_valid() {
     let e = errors("[accounts.a]\nplugin = \"pickup\"\ndir = \"x\"\ndirr = 1\n");
-    assert!(e.contains("hint: valid keys: plugin, from, max_per_minute, description, save_copy_to, create_dir, dir, envelope_headers, keep_bcc"), "{e}");
+    assert!(e.contains("hint: valid keys: plugin, from, max_per_minute, description, save_copy_to, preset, create_dir, dir, envelope_headers, keep_bcc"), "{e}");
     let e = errors("[policy]\nsend_mode = \"carrier-pigeon\"\n");
     assert!(
         e.contains("valid: autodetect, graph, mapi-full, mapi-simple, outlook, pickup, smtp"),

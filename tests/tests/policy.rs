@@ -26,6 +26,7 @@ fn account(name: &str, plugin: &str, modes: &[&str]) -> (String, Account) {
                 line: 1,
                 col: 1,
             },
+            preset: None,
         },
     )
 }

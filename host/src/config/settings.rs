@@ -37,6 +37,7 @@ pub const HOST_ACCOUNT_KEYS: &[&str] = &[
     "max_per_minute",
     "description",
     "save_copy_to",
+    "preset",
 ];
 
 pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
@@ -137,6 +138,43 @@ pub struct Account {
     /// The modes the plugin serves.
     pub modes: Vec<String>,
     pub loc: Loc,
+    /// The plugin preset (`preset = "NAME"`) applied to the settings, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<AppliedPreset>,
+}
+
+/// A plugin's preset as applied to an account: the keys it filled, and the
+/// keys the account set itself (those win). Presets are data in the plugin's
+/// settings schema: `"x-presets": {"NAME": {"key": value, ...}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedPreset {
+    pub name: String,
+    pub filled: serde_json::Map<String, serde_json::Value>,
+    pub explicit: Vec<String>,
+}
+
+impl AppliedPreset {
+    /// `preset `office365` filled host = "smtp.office365.com", port = 587; explicit: port`
+    pub fn describe(&self) -> String {
+        let filled: Vec<String> = self
+            .filled
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        let mut s = format!(
+            "preset `{}` filled {}",
+            self.name,
+            if filled.is_empty() {
+                "nothing".to_string()
+            } else {
+                filled.join(", ")
+            }
+        );
+        if !self.explicit.is_empty() {
+            s.push_str(&format!("; set explicitly: {}", self.explicit.join(", ")));
+        }
+        s
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -115,9 +115,31 @@ const HELO_PATTERN: &str = r"^[A-Za-z0-9.:\[\]-]+$";
 // the descriptions users read in `mailhost plugins --settings smtp`.
 // [`SmtpConfig`] is the checked form.
 /// The settings of an account that sends over SMTP.
+///
+/// Presets (`preset = "office365"` on the account; the host fills the keys the
+/// account leaves out, and an explicit key wins): Exchange Online and Gmail
+/// submission with XOAUTH2, as their providers document them.
 #[derive(Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "SMTP account")]
+#[schemars(
+    title = "SMTP account",
+    extend("x-presets" = {
+        "gmail": {
+            "host": "smtp.gmail.com",
+            "mechanism": "xoauth2",
+            "oauth_scope": "https://mail.google.com/",
+            "port": 587,
+            "security": "starttls"
+        },
+        "office365": {
+            "host": "smtp.office365.com",
+            "mechanism": "xoauth2",
+            "oauth_scope": "https://outlook.office365.com/.default",
+            "port": 587,
+            "security": "starttls"
+        }
+    })
+)]
 struct Settings {
     /// SMTP server: an IP address or a fully qualified domain name
     #[schemars(length(min = 1, max = 253), regex(pattern = HOST_PATTERN))]

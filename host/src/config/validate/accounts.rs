@@ -143,6 +143,7 @@ impl Validator<'_> {
         let mut max_per_minute = None;
         let mut description = String::new();
         let mut save_copy_to = None;
+        let mut preset: Option<(String, Range<usize>)> = None;
         let mut settings = serde_json::Map::new();
         let mut spans: BTreeMap<String, Range<usize>> = BTreeMap::new();
         for (key, value) in t {
@@ -172,6 +173,14 @@ impl Validator<'_> {
                 "description" => {
                     description = value.get_ref().as_str().unwrap_or_default().to_string()
                 }
+                "preset" => match value.get_ref().as_str() {
+                    Some(p) => preset = Some((p.to_string(), span(value))),
+                    None => self.err(
+                        &span(value),
+                        "`preset` must be a string",
+                        format!("e.g. preset = \"office365\"; `mailhost plugins --settings {plugin_name}` lists the plugin's presets"),
+                    ),
+                },
                 "save_copy_to" => match value.get_ref().as_str() {
                     Some(a) => {
                         save_copy_to = Some(crate::copies::CopyTarget {
@@ -221,6 +230,17 @@ impl Validator<'_> {
                 }
             }
         }
+        let preset = preset.and_then(|(p, at)| {
+            self.apply_preset(
+                &aname,
+                plugin_name,
+                schema,
+                &p,
+                &at,
+                &mut settings,
+                &mut spans,
+            )
+        });
         for (key, path) in resolve_paths(&mut settings, schema, &self.src.base_dir) {
             let at = spans.get(&key).cloned().unwrap_or_else(|| span(name));
             let what = format!("account `{aname}` `{key}`");
@@ -256,6 +276,58 @@ impl Validator<'_> {
             settings,
             modes: manifest.modes.iter().map(|m| m.to_string()).collect(),
             loc: self.loc(&span(name)),
+            preset,
+        })
+    }
+
+    /// Fills the keys that the plugin's preset sets (`x-presets` in its
+    /// schema) and the account leaves out: a key the account sets wins. The
+    /// filled keys are then checked like written ones, located at `preset`.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_preset(
+        &mut self,
+        aname: &str,
+        plugin_name: &str,
+        schema: &serde_json::Value,
+        preset: &str,
+        at: &Range<usize>,
+        settings: &mut serde_json::Map<String, serde_json::Value>,
+        spans: &mut BTreeMap<String, Range<usize>>,
+    ) -> Option<AppliedPreset> {
+        let presets = schema.get("x-presets").and_then(|p| p.as_object());
+        let Some(values) = presets
+            .and_then(|p| p.get(preset))
+            .and_then(|v| v.as_object())
+        else {
+            let known = presets
+                .map(|p| p.keys().cloned().collect::<Vec<_>>().join(", "))
+                .filter(|k| !k.is_empty())
+                .unwrap_or_else(|| "none".to_string());
+            self.err(
+                at,
+                format!(
+                    "account `{aname}`: plugin `{plugin_name}` has no preset `{}`",
+                    preset.escape_debug()
+                ),
+                format!("its presets: {known} (`mailhost plugins --settings {plugin_name}`)"),
+            );
+            return None;
+        };
+        let mut filled = serde_json::Map::new();
+        let mut explicit = Vec::new();
+        for (k, v) in values {
+            if settings.contains_key(k) {
+                explicit.push(k.clone());
+            } else {
+                settings.insert(k.clone(), v.clone());
+                spans.insert(k.clone(), at.clone());
+                filled.insert(k.clone(), v.clone());
+            }
+        }
+        Some(AppliedPreset {
+            name: preset.to_string(),
+            filled,
+            explicit,
         })
     }
 
