@@ -56,9 +56,8 @@ pub fn connector(cfg: &SmtpConfig) -> Result<TlsConnector, PluginError> {
     } else {
         // The system's roots are read on the first handshake that needs them
         // (not for a server whose certificate is pinned or issued by `ca_file`).
-        let inner = LazyRootsVerifier::new(provider, pinned.clone()).map_err(|e| {
-            PluginError::config(format!("smtp setting `ca_file`: {e}"))
-        })?;
+        let inner = LazyRootsVerifier::new(provider, pinned.clone())
+            .map_err(|e| PluginError::config(format!("smtp setting `ca_file`: {e}")))?;
         let inner = Arc::new(inner);
         builder
             .dangerous()
