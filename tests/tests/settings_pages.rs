@@ -208,6 +208,44 @@ username = "frank@bureau.example"
     let (_, meta) = smtp::saved_for(&to).expect("saved");
     assert_eq!(meta["user"], "testuser", "{meta}");
 
+    // Without a password the send goes unauthenticated, as that user — not
+    // with the account's credentials, and not with an empty PLAIN password.
+    let to = format!("{}@example.com", smtp::unique("optional-noauth"));
+    mailhost()
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "send",
+            "--user",
+            "frank",
+            "--to",
+            &to,
+            "--subject",
+            "as frank",
+            "--text",
+            "x",
+        ])
+        .assert()
+        .success();
+    let (_, meta) = smtp::saved_for(&to).expect("saved");
+    assert_eq!(meta["user"], serde_json::Value::Null, "{meta}");
+
+    // With auth = "required" a user without a password is a configuration
+    // error at send time, naming the user; nothing is sent.
+    let required = text.replace("auth = \"optional\"", "auth = \"required\"");
+    let cfg_required = write(dir.path(), &required);
+    let to = format!("{}@example.com", smtp::unique("required-nopass"));
+    mailhost()
+        .arg("--config")
+        .arg(&cfg_required)
+        .args(["send", "--user", "frank", "--to", &to, "--text", "x"])
+        .assert()
+        .code(78)
+        .stderr(predicates::str::contains(
+            "user frank@bureau.example has no password",
+        ));
+    assert!(smtp::saved_for(&to).is_none());
+
     // A user of the account without a username: `config validate` names them.
     let missing =
         format!("{text}\n[users.gina.accounts.office]\nmailbox = \"gina@bureau.example\"\n");

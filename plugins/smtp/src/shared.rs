@@ -127,6 +127,21 @@ impl Shared {
             return Ok(None);
         }
         let creds = match who {
+            // "Username required, password optional" (auth = "optional"): a
+            // user without a password sends unauthenticated, as that user —
+            // never with the account's own credentials (that would send as
+            // someone else). PLAIN forbids an empty password (RFC 4616).
+            Who::User {
+                username,
+                password_ref,
+            } if password_ref.is_empty() => {
+                if self.cfg.auth == AuthPolicy::Required {
+                    return Err(PluginError::config(format!(
+                        "auth = \"required\" but user {username} has no password: set `password` in their [users.NAME.accounts.ACCOUNT] section, or use auth = \"optional\" to let them send unauthenticated"
+                    )));
+                }
+                return Ok(None);
+            }
             Who::User {
                 username,
                 password_ref,
