@@ -157,6 +157,41 @@ pub struct Stats {
     pub lost_leases: std::sync::atomic::AtomicU64,
     /// Per account: tries by class, and the time tries took.
     pub accounts: Mutex<std::collections::BTreeMap<String, AccountStats>>,
+    /// account → last status written, so the database is written only on
+    /// change (shared by the workers and the API's account check, so that
+    /// neither skips a write the other made stale).
+    seen: Mutex<HashMap<String, String>>,
+}
+
+/// The persisted connection state of an account that works.
+pub const OPERATING: &str = "Operating";
+/// The persisted connection state of an account that could not be reached.
+pub const UNABLE_TO_CONNECT: &str = "Unable to connect";
+
+/// Records an account's connection state in the outbox (what `/v1/status`
+/// shows), writing only when it changed since this process last wrote it.
+pub async fn note_account_status(
+    outbox: &Outbox,
+    stats: &Stats,
+    account: &str,
+    state: &str,
+    reason: &str,
+) {
+    let key = format!("{state}\n{reason}");
+    {
+        let mut seen = stats.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.get(account) == Some(&key) {
+            return;
+        }
+        seen.insert(account.to_string(), key);
+    }
+    if let Err(e) = outbox
+        .store()
+        .set_account_status(account, state, reason, now_ms())
+        .await
+    {
+        tracing::warn!("outbox: recording the status of account `{account}` failed: {e}");
+    }
 }
 
 /// Upper bounds (seconds) of the try-latency histogram's buckets.
@@ -194,8 +229,6 @@ struct Shared<D> {
     deliver: Arc<D>,
     cfg: WorkerConfig,
     accounts: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// account → last status written, so the database is written only on change.
-    seen: Mutex<HashMap<String, String>>,
     stats: Arc<Stats>,
 }
 
@@ -218,7 +251,6 @@ pub async fn run<D: Deliver>(
         deliver,
         cfg,
         accounts: Mutex::new(HashMap::new()),
-        seen: Mutex::new(HashMap::new()),
         stats,
     });
     // Keep this process's leases alive while it runs.
@@ -315,22 +347,7 @@ impl<D: Deliver> Shared<D> {
     }
 
     async fn note_status(&self, account: &str, state: &str, reason: &str) {
-        let key = format!("{state}\n{reason}");
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.get(account) == Some(&key) {
-                return;
-            }
-            seen.insert(account.to_string(), key);
-        }
-        if let Err(e) = self
-            .outbox
-            .store()
-            .set_account_status(account, state, reason, now_ms())
-            .await
-        {
-            tracing::warn!("outbox: recording the status of account `{account}` failed: {e}");
-        }
+        note_account_status(&self.outbox, &self.stats, account, state, reason).await
     }
 
     async fn settle(&self, rec: &MessageRecord, attempts: &[AttemptRecord], s: Settle) {
@@ -506,7 +523,7 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
                     code: reply_code(&reply),
                     text: reply,
                 });
-                sh.note_status(&account, "Operating", "").await;
+                sh.note_status(&account, OPERATING, "").await;
                 let s = settle_to(State::Sent, now_ms(), pos, since, None);
                 return sh.settle(&rec, &attempts, s).await;
             }
@@ -524,7 +541,7 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
                 });
                 last_error = Some(format!("{}: {text}", way.label));
                 if class == ErrorClass::UNAVAILABLE {
-                    sh.note_status(&account, "Unable to connect", e.message())
+                    sh.note_status(&account, UNABLE_TO_CONNECT, e.message())
                         .await;
                 }
                 if class == ErrorClass::PERMANENT {
