@@ -162,6 +162,20 @@ async fn create(
             "the service is shutting down; send again to another instance or later",
         ));
     }
+    let (routing, content) = read_submission(&app, query, &headers, body).await?;
+    let accepted = accept(&app, &who, routing, content).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+/// The submission in a `POST /v1/messages` (or `/v1/compose`) request:
+/// JSON fields with the routing keys beside them, or raw MIME with the
+/// routing in the query.
+async fn read_submission(
+    app: &App,
+    query: Routing,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Routing, Content), Problem> {
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -219,8 +233,7 @@ async fn create(
             ))
         }
     };
-    let accepted = accept(&app, &who, routing, content).await?;
-    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+    Ok((routing, content))
 }
 
 /// What a submission carries.
@@ -229,15 +242,15 @@ enum Content {
     Mime(Vec<u8>),
 }
 
-/// Checks the caller's bindings, prepares the message with the library's one
-/// use case (`Engine::prepare`: decide, defaults, build, purpose checks), and
-/// queues it durably.
-async fn accept(
+/// Checks the caller's bindings and prepares the message with the library's
+/// one use case (`Engine::prepare`: decide, defaults, build, purpose checks);
+/// a compose through a desktop mode is refused (the service has no desktop).
+async fn prepare(
     app: &Shared,
     who: &Caller,
     routing: Routing,
     content: Content,
-) -> Result<Accepted, Problem> {
+) -> Result<(submit::Prepared, Option<String>), Problem> {
     let tenant = who.tenant(routing.tenant)?;
     let user = who.user(routing.user)?;
     let action = match routing.action.as_deref().unwrap_or("send") {
@@ -308,6 +321,17 @@ async fn accept(
             ));
         }
     }
+    Ok((prepared, key))
+}
+
+/// Prepares the message and queues it durably.
+async fn accept(
+    app: &Shared,
+    who: &Caller,
+    routing: Routing,
+    content: Content,
+) -> Result<Accepted, Problem> {
+    let (prepared, key) = prepare(app, who, routing, content).await?;
     let new = NewMessage::from_prepared(&prepared, key, Priority::Single)
         .map_err(|e| Problem::internal(e.to_string()))?;
     let message_id = new.message_id.clone();
