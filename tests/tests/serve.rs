@@ -877,6 +877,14 @@ fn desktop_compose_modes_are_unavailable_in_the_service() {
     );
     assert_problem(&r, 422, "desktop-compose");
     assert!(r.2["detail"].as_str().unwrap().contains("builtin"));
+    let r = s.call(
+        "POST",
+        "/v1/compose",
+        Some(OPS_TOKEN),
+        Some("application/json"),
+        serde_json::to_vec(&json!({"from": "erp@example.com", "to": ["bob@example.com"], "subject": "x", "text": "x"})).unwrap(),
+    );
+    assert_problem(&r, 422, "desktop-compose");
     assert_eq!(total(&counts(&s)), 0);
 }
 
@@ -972,4 +980,172 @@ fn config_validate_names_bad_api_tokens_and_unknown_outbox_keys() {
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("unknown field `lease`"), "{err}");
     assert!(err.contains("lease_secs"), "{err}");
+}
+
+fn account_state(s: &Service, account: &str) -> (String, String) {
+    let v = s.get("/v1/status");
+    let a = v["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"] == account)
+        .unwrap_or_else(|| panic!("no account {account} in {v:#}"))
+        .clone();
+    (
+        a["state"].as_str().unwrap().to_string(),
+        a["reason"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn account_checks_run_on_demand_and_record_the_connection_state() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on the sink's port: its check fails.
+    config(dir.path(), free_port(), "");
+    let s = Service::start(dir.path(), &["--no-workers"]);
+    let check = |name: &str, token: &str, body: &[u8]| {
+        s.call(
+            "POST",
+            &format!("/v1/accounts/{name}/check"),
+            Some(token),
+            Some("application/json"),
+            body.to_vec(),
+        )
+    };
+
+    let r = check("server", OPS_TOKEN, br#"{"to": "bob@example.com"}"#);
+    assert_eq!(r.0, 200, "{:#}", r.2);
+    assert_eq!(r.2["account"], "server");
+    assert_eq!(r.2["ok"], true, "{:#}", r.2);
+    let steps = r.2["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{:#}", r.2);
+    for st in steps {
+        for k in ["name", "outcome", "detail", "server_text", "duration_ms"] {
+            assert!(st.get(k).is_some(), "step without {k}: {st:#}");
+        }
+    }
+    assert_eq!(account_state(&s, "server").0, "Operating");
+
+    let r = check("sink", OPS_TOKEN, b"");
+    assert_eq!(r.0, 200, "{:#}", r.2);
+    assert_eq!(r.2["ok"], false, "{:#}", r.2);
+    assert!(r.2["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|st| st["outcome"] == "failed"));
+    let (state, reason) = account_state(&s, "sink");
+    assert_eq!(state, "Unable to connect");
+    assert!(!reason.is_empty());
+
+    assert_problem(&check("nope", OPS_TOKEN, b""), 404, "not-found");
+    assert_problem(&check("server", ERP_TOKEN, b""), 403, "scope");
+    assert_problem(&check("server", OPS_TOKEN, b"{\"cc\": 1}"), 400, "bad-json");
+    assert_problem(
+        &s.call("POST", "/v1/accounts/server/check", None, None, Vec::new()),
+        401,
+        "unauthorized",
+    );
+}
+
+#[test]
+fn policy_explain_answers_for_the_tenants_a_token_may_act_for() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), 2525, "");
+    let s = Service::start(dir.path(), &["--no-workers"]);
+    let explain = |q: &str, token: &str| {
+        s.call(
+            "GET",
+            &format!("/v1/policy/explain?{q}"),
+            Some(token),
+            None,
+            Vec::new(),
+        )
+    };
+    let r = explain("tenant=globex&to=bob@example.com", OPS_TOKEN);
+    assert_eq!(r.0, 200, "{:#}", r.2);
+    assert_eq!(r.2["action"], "send");
+    assert!(!r.2["trace"].as_array().unwrap().is_empty(), "{:#}", r.2);
+    assert!(r.2["refused"].is_null(), "{:#}", r.2);
+    assert_eq!(r.2["chain"][0]["label"], "m365", "{:#}", r.2);
+    let text = r.2["text"].as_str().unwrap();
+    assert!(text.contains("saw:") && text.contains("chose:"), "{text}");
+
+    let r = explain("tenant=acme&action=compose", ERP_TOKEN);
+    assert_eq!(r.0, 200, "{:#}", r.2);
+    assert_eq!(r.2["action"], "compose");
+
+    assert_problem(
+        &explain("tenant=initech", ERP_TOKEN),
+        403,
+        "token-not-bound",
+    );
+    // Bound to two tenants: it must say which.
+    assert_problem(&explain("", ERP_TOKEN), 400, "missing-field");
+    assert_problem(
+        &explain("tenant=acme&action=fly", OPS_TOKEN),
+        400,
+        "bad-query",
+    );
+    assert_problem(
+        &explain("tenant=acme&colour=red", OPS_TOKEN),
+        400,
+        "bad-query",
+    );
+}
+
+#[test]
+fn compose_runs_now_and_returns_what_it_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    // Drafts in the Graph mailbox: no desktop needed.
+    edit(
+        &cfg,
+        "[policy]\n",
+        "[policy]\ncompose_mode = \"m365-draft\"\n",
+    );
+    let s = Service::start(dir.path(), &["--no-workers"]);
+    let compose = |token: &str, body: &Value| {
+        s.call(
+            "POST",
+            "/v1/compose",
+            Some(token),
+            Some("application/json"),
+            serde_json::to_vec(body).unwrap(),
+        )
+    };
+    let subject = unique("compose");
+    let r = compose(
+        ERP_TOKEN,
+        &json!({"tenant": "globex", "from": MAILBOX, "to": ["bob@example.com"], "subject": subject, "text": "draft"}),
+    );
+    assert_eq!(r.0, 200, "{:#}\nlog:\n{}", r.2, s.log());
+    for k in ["kind", "draft_id", "web_link", "message"] {
+        assert!(r.2.get(k).is_some(), "no {k}: {:#}", r.2);
+    }
+    assert_eq!(r.2["candidate"]["label"], "m365", "{:#}", r.2);
+    // Not queued.
+    assert_eq!(total(&counts(&s)), 0);
+
+    assert_problem(
+        &compose(
+            ERP_TOKEN,
+            &json!({"tenant": "initech", "to": ["bob@example.com"], "subject": "x", "text": "x"}),
+        ),
+        403,
+        "token-not-bound",
+    );
+    assert_problem(
+        &compose(
+            ERP_TOKEN,
+            &json!({"tenant": "globex", "action": "send", "to": ["bob@example.com"], "subject": "x", "text": "x"}),
+        ),
+        400,
+        "bad-field",
+    );
+    assert_problem(
+        &s.call("POST", "/v1/compose", Some(ERP_TOKEN), None, b"x".to_vec()),
+        415,
+        "media-type",
+    );
 }

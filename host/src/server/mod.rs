@@ -6,13 +6,16 @@
 //!   query) → 202 `{id, message_id, duplicate}` once the message is committed;
 //! - `GET /v1/messages/{id}`, `GET /v1/messages?state=&limit=&before=`;
 //! - `POST /v1/messages/{id}/retry`, `POST /v1/messages/{id}/cancel`;
-//! - `GET /v1/status`, `GET /healthz`, `GET /readyz`.
+//! - `POST /v1/compose` (a compose run now, not queued);
+//! - `POST /v1/accounts/{name}/check`, `GET /v1/policy/explain` (see [`ops`]);
+//! - `GET /v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
 //! Every `/v1` call needs `Authorization: Bearer TOKEN` (`[api.tokens]`).
 //! Errors are `application/problem+json` (RFC 9457).
 
 pub mod auth;
 pub mod cli;
+mod ops;
 pub mod problem;
 
 use std::net::SocketAddr;
@@ -61,6 +64,9 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/messages/{id}/retry", post(retry))
         .route("/v1/messages/{id}/cancel", post(cancel))
         .route("/v1/status", get(status))
+        .route("/v1/accounts/{name}/check", post(ops::check))
+        .route("/v1/policy/explain", get(ops::explain))
+        .route("/v1/compose", post(ops::compose))
         .route("/metrics", get(metrics))
         .fallback(fallback)
         // The body is read with our own limit so that an oversized body gets a problem document.
