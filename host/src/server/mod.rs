@@ -8,7 +8,8 @@
 //! - `POST /v1/messages/{id}/retry`, `POST /v1/messages/{id}/cancel`;
 //! - `POST /v1/compose` (a compose run now, not queued);
 //! - `POST /v1/accounts/{name}/check`, `GET /v1/policy/explain` (see [`ops`]);
-//! - `GET /v1/status`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! - `GET /v1/status`, `GET /v1/openapi.json`, `GET /healthz`, `GET /readyz`,
+//!   `GET /metrics`.
 //!
 //! Every `/v1` call needs `Authorization: Bearer TOKEN` (`[api.tokens]`).
 //! Errors are `application/problem+json` (RFC 9457).
@@ -67,6 +68,7 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/accounts/{name}/check", post(ops::check))
         .route("/v1/policy/explain", get(ops::explain))
         .route("/v1/compose", post(ops::compose))
+        .route("/v1/openapi.json", get(ops::openapi))
         .route("/metrics", get(metrics))
         .fallback(fallback)
         // The body is read with our own limit so that an oversized body gets a problem document.

@@ -3,13 +3,15 @@
 //! - `POST /v1/accounts/{name}/check` (admin): the account's "Test settings";
 //! - `GET /v1/policy/explain` (admin, or send for the users/tenants the token
 //!   is bound to): the policy's decision and its trace;
-//! - `POST /v1/compose` (send): a compose run now, not queued.
+//! - `POST /v1/compose` (send): a compose run now, not queued;
+//! - `GET /v1/openapi.json`: the API's OpenAPI 3.1 document.
 
 use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State as AxState};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,13 @@ use crate::engine::{Composed, FailureClass};
 use crate::outbox::worker::{note_account_status, OPERATING, UNABLE_TO_CONNECT};
 use crate::policy::{Action, Decision, Request};
 use crate::submit::Outcome;
+
+/// The OpenAPI 3.1 document of every route (kept in step with the router by a test).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub(super) async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
 
 fn need_admin(who: &super::Caller) -> Result<(), Problem> {
     if who.admin {
@@ -270,5 +279,54 @@ pub(super) async fn compose(
             "The compose failed",
             f.to_string(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OPENAPI;
+
+    /// `(method, path)` of every `.route(...)` in the router's source.
+    fn routes() -> Vec<(String, String)> {
+        let src = include_str!("mod.rs");
+        let start = src.find("pub fn router(").expect("the router");
+        let end = start + src[start..].find(".fallback(").expect("the router's end");
+        let mut out = Vec::new();
+        for part in src[start..end].split(".route(").skip(1) {
+            let path = part.split('"').nth(1).expect("a route's path");
+            let handlers = &part[part.find(',').expect("a route's handler")..];
+            for m in ["get", "post", "put", "patch", "delete"] {
+                // `get(x)` first, or `.get(x)` chained.
+                if handlers.contains(&format!("{m}(")) {
+                    out.push((m.to_string(), path.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_openapi_document_names_every_route_and_nothing_else() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json parses");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().expect("paths");
+        let routes = routes();
+        assert!(routes.len() >= 13, "{routes:?}");
+        for (m, p) in &routes {
+            assert!(
+                paths.get(p).and_then(|x| x.get(m)).is_some(),
+                "{} {p} is routed but not in openapi.json",
+                m.to_uppercase()
+            );
+        }
+        for (p, ops) in paths {
+            for m in ops.as_object().expect("path item").keys() {
+                assert!(
+                    routes.iter().any(|(rm, rp)| rm == m && rp == p),
+                    "openapi.json has {} {p}, which is not routed",
+                    m.to_uppercase()
+                );
+            }
+        }
     }
 }
