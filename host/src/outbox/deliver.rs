@@ -89,22 +89,22 @@ impl Deliver for EngineDeliver {
     }
 }
 
-/// The message as it was built, from what the outbox stored.
+/// The message as it was built, from what the outbox stored: the exact
+/// bytes and ids, the structured parts parsed again ([`crate::message::restore`]).
 fn restore(rec: &MessageRecord) -> Result<mailhost_plugin_api::OutgoingMessage, PluginError> {
     let mime = rec
         .mime
         .as_deref()
         .ok_or_else(|| PluginError::permanent("the stored message has no MIME body"))?;
-    let options: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&rec.options_json).unwrap_or_default();
     let env_from = (!rec.envelope_from.is_empty()).then_some(rec.envelope_from.as_str());
-    let mut m = crate::message::from_eml(mime, env_from, &rec.envelope_to, options)
-        .map_err(|e| PluginError::permanent(format!("the stored message cannot be read: {e}")))?;
-    m.message_id = rec.message_id.clone().into();
-    m.idempotency_key = rec
-        .idempotency_key
-        .clone()
-        .unwrap_or_else(|| rec.message_id.clone())
-        .into();
-    Ok(m)
+    let key = rec.idempotency_key.as_deref().unwrap_or(&rec.message_id);
+    crate::message::restore(
+        mime,
+        env_from,
+        &rec.envelope_to,
+        &rec.message_id,
+        key,
+        &rec.options_json,
+    )
+    .map_err(|e| PluginError::permanent(format!("the stored message cannot be read: {e}")))
 }
