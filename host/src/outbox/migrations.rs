@@ -54,3 +54,26 @@ pub async fn migrator(scripts: &'static [Script]) -> Result<Migrator, String> {
         .await
         .map_err(|e| e.to_string())
 }
+
+/// Brings the database behind `conn` (a pool of either backend) up to the
+/// embedded `scripts`; an error names the database at `location`.
+pub async fn run<'a, A>(
+    scripts: &'static [Script],
+    conn: A,
+    location: &str,
+) -> Result<(), super::OutboxError>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    let failed = |detail: String| super::OutboxError::Migrate {
+        location: location.to_string(),
+        detail,
+    };
+    migrator(scripts)
+        .await
+        .map_err(failed)?
+        .run(conn)
+        .await
+        .map_err(|e| failed(e.to_string()))
+}

@@ -55,19 +55,7 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(|e| open(e.to_string()))?;
-        let migrator = migrations::migrator(migrations::POSTGRES)
-            .await
-            .map_err(|detail| OutboxError::Migrate {
-                location: location.clone(),
-                detail,
-            })?;
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|e| OutboxError::Migrate {
-                location: location.clone(),
-                detail: e.to_string(),
-            })?;
+        migrations::run(migrations::POSTGRES, &pool, &location).await?;
         Ok(PgStore { pool, location })
     }
 

@@ -48,19 +48,7 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(|e| open(e.to_string()))?;
-        let migrator = migrations::migrator(migrations::SQLITE)
-            .await
-            .map_err(|detail| OutboxError::Migrate {
-                location: location.clone(),
-                detail,
-            })?;
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|e| OutboxError::Migrate {
-                location: location.clone(),
-                detail: e.to_string(),
-            })?;
+        migrations::run(migrations::SQLITE, &pool, &location).await?;
         Ok(SqliteStore { pool, location })
     }
 
