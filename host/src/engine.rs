@@ -76,16 +76,6 @@ pub enum FailureClass {
 }
 
 impl FailureClass {
-    pub const ALL: [Self; 7] = [
-        Self::Refused,
-        Self::Transient,
-        Self::Auth,
-        Self::Config,
-        Self::Unavailable,
-        Self::Unsupported,
-        Self::Permanent,
-    ];
-
     /// The lower-case name used in JSON, logs and the outbox.
     pub fn name(self) -> &'static str {
         match self {
@@ -97,15 +87,6 @@ impl FailureClass {
             Self::Unsupported => "unsupported",
             Self::Permanent => "permanent",
         }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    /// Whether a later try may succeed without anyone changing anything.
-    pub fn is_transient(self) -> bool {
-        self == Self::Transient
     }
 }
 

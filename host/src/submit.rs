@@ -55,22 +55,6 @@ pub struct Submission {
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
-impl Submission {
-    /// A submission with everything but the content left to the policy.
-    pub fn new(action: Action, content: Content) -> Self {
-        Self {
-            action,
-            user: None,
-            tenant: None,
-            purpose: None,
-            mode: None,
-            content,
-            idempotency_key: None,
-            options: serde_json::Map::new(),
-        }
-    }
-}
-
 /// A request that passed the policy, built and checked: ready to deliver, or to queue.
 #[derive(Debug, Clone)]
 pub struct Prepared {
