@@ -101,6 +101,16 @@ fn each_mistake_names_its_place() {
             "max_per_minute` must be a whole number",
         ),
         (
+            "[accounts.a]\nplugin = \"pickup\"\ndir = \"x\"\nmax_concurrent = -1\n",
+            "test.toml:4:18",
+            "max_concurrent` must be a whole number from 1 to 10000",
+        ),
+        (
+            "[accounts.a]\nplugin = \"pickup\"\ndir = \"x\"\nmax_age_secs = \"1h\"\n",
+            "test.toml:4:16",
+            "max_age_secs` must be a whole number of seconds",
+        ),
+        (
             "[accounts.smtp]\nplugin = \"pickup\"\ndir = \"x\"\n",
             "test.toml:1:11",
             "account `smtp` is named after a mode",
@@ -197,7 +207,7 @@ fn each_mistake_names_its_place() {
 #[test]
 fn hints_list_what_is_valid() {
     let e = errors("[accounts.a]\nplugin = \"pickup\"\ndir = \"x\"\ndirr = 1\n");
-    assert!(e.contains("hint: valid keys: plugin, from, max_per_minute, description, save_copy_to, preset, create_dir, dir, envelope_headers, keep_bcc"), "{e}");
+    assert!(e.contains("hint: valid keys: plugin, from, max_per_minute, max_concurrent, max_age_secs, description, save_copy_to, preset, create_dir, dir, envelope_headers, keep_bcc"), "{e}");
     let e = errors("[policy]\nsend_mode = \"carrier-pigeon\"\n");
     assert!(
         e.contains("valid: autodetect, graph, mapi-full, mapi-simple, outlook, pickup, smtp"),

@@ -442,6 +442,89 @@ async fn shared_rate_limit(db: Db) {
     db.done().await;
 }
 
+async fn shared_send_slots(db: Db) {
+    let other = db.another().await;
+    let now = now_ms();
+    let until = now + 60_000;
+    let a = db
+        .store
+        .take_send_slot("sink", 2, "p1", now, until)
+        .await
+        .unwrap();
+    let b = other
+        .take_send_slot("sink", 2, "p2", now, until)
+        .await
+        .unwrap();
+    assert!(a.is_some() && b.is_some() && a != b);
+    // both slots are taken, whichever process asks
+    assert_eq!(
+        db.store
+            .take_send_slot("sink", 2, "p1", now, until)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        other
+            .take_send_slot("sink", 2, "p2", now, until)
+            .await
+            .unwrap(),
+        None
+    );
+    // another account has its own slots
+    assert!(other
+        .take_send_slot("graph", 2, "p2", now, until)
+        .await
+        .unwrap()
+        .is_some());
+    // a slot given back is free again
+    db.store
+        .free_send_slot(a.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(other
+        .take_send_slot("sink", 2, "p2", now, until)
+        .await
+        .unwrap()
+        .is_some());
+    // p1 died holding a slot: it frees itself once its time has passed, and
+    // renewing keeps a live process's slots
+    let c = db
+        .store
+        .take_send_slot("mx", 1, "p1", now, now + 1_000)
+        .await
+        .unwrap();
+    assert!(c.is_some());
+    let d = other
+        .take_send_slot("mx", 1, "p2", now, now + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(d, None);
+    other.renew("p1", now + 1_000).await.unwrap();
+    let later = other
+        .take_send_slot("mx", 1, "p2", now + 1_001, now + 60_000)
+        .await
+        .unwrap();
+    assert!(later.is_some(), "an expired slot stayed taken");
+    // releasing a process's leases gives its slots back too
+    other.renew("p2", now + 120_000).await.unwrap();
+    assert_eq!(
+        db.store
+            .take_send_slot("mx", 1, "p1", now + 2_000, now + 60_000)
+            .await
+            .unwrap(),
+        None
+    );
+    other.release("p2", now + 2_000).await.unwrap();
+    assert!(db
+        .store
+        .take_send_slot("mx", 1, "p1", now + 2_000, now + 60_000)
+        .await
+        .unwrap()
+        .is_some());
+    db.done().await;
+}
+
 async fn group_commit_survives_reopen(db: Db) {
     let store = db.another().await;
     let outbox = Outbox::with_store(store);
@@ -515,6 +598,7 @@ both!(claim_order_leases_and_expiry);
 both!(state_transitions_and_attempts);
 both!(two_claimers_never_share);
 both!(shared_rate_limit);
+both!(shared_send_slots);
 both!(group_commit_survives_reopen);
 both!(account_status_is_shared);
 

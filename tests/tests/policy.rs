@@ -17,6 +17,8 @@ fn account(name: &str, plugin: &str, modes: &[&str]) -> (String, Account) {
             plugin: plugin.into(),
             from: Some(format!("{name}@example.com")),
             max_per_minute: None,
+            max_concurrent: None,
+            max_age_secs: None,
             description: String::new(),
             save_copy_to: None,
             settings: serde_json::json!({}),

@@ -655,7 +655,7 @@ fn captured(dir: &Path) -> Vec<String> {
 
 #[test]
 fn sigterm_and_kill_9_mid_drain_lose_nothing() {
-    const N: usize = 400;
+    const N: usize = 5_000;
     const CONCURRENCY: usize = 4;
     let dir = tempfile::tempdir().unwrap();
     // smtp-sink runs as nobody: its capture directory must be reachable and writable for it.
@@ -678,17 +678,47 @@ fn sigterm_and_kill_9_mid_drain_lose_nothing() {
     {
         let s = Service::start(dir.path(), &["--no-workers"]);
         let rcpt = "bulk@example.com";
-        for n in 0..N {
-            let r = s.post_json(
-                Some(OPS_TOKEN),
-                &json!({"to": [rcpt], "subject": format!("bulk {n}"), "text": "x"}),
-            );
-            assert_eq!(r.0, 202, "{:#}", r.2);
-            ids.insert(
-                r.2["message_id"].as_str().unwrap().to_string(),
-                r.2["id"].as_str().unwrap().to_string(),
-            );
-        }
+        // ten clients at once, as an ERP's workers would post
+        let parts: Vec<Vec<(String, String)>> = std::thread::scope(|sc| {
+            let s = &s;
+            let handles: Vec<_> = (0..10)
+                .map(|c| {
+                    sc.spawn(move || {
+                        // each client its own connection and runtime
+                        let rt = rt();
+                        let client = reqwest::Client::builder()
+                            .tls_backend_preconfigured(
+                                mailhost::tokens::tls_config(None).unwrap(),
+                            )
+                            .build()
+                            .unwrap();
+                        (0..N)
+                            .filter(|n| n % 10 == c)
+                            .map(|n| {
+                                let body = json!({"to": [rcpt], "subject": format!("bulk {n}"), "text": "x"});
+                                let (status, v) = rt.block_on(async {
+                                    let r = client
+                                        .post(format!("{}/v1/messages", s.base))
+                                        .bearer_auth(OPS_TOKEN)
+                                        .json(&body)
+                                        .send()
+                                        .await
+                                        .unwrap();
+                                    (r.status().as_u16(), r.json::<Value>().await.unwrap())
+                                });
+                                assert_eq!(status, 202, "{v:#}");
+                                (
+                                    v["message_id"].as_str().unwrap().to_string(),
+                                    v["id"].as_str().unwrap().to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        ids.extend(parts.into_iter().flatten());
         assert_eq!(counts(&s)["queued"], N as u64);
     }
     assert_eq!(ids.len(), N);
@@ -1180,4 +1210,86 @@ fn the_openapi_document_lists_routes_the_service_answers() {
             assert!(!fallback, "{m} {p} is documented but not routed");
         }
     }
+}
+
+#[test]
+fn account_concurrency_holds_across_two_services_and_max_age_is_per_account() {
+    const N: usize = 4;
+    let schema = unique("obx_slots").replace('-', "_");
+    let store = rt()
+        .block_on(mailhost::outbox::postgres::PgStore::open(
+            PG_URL,
+            Some(&schema),
+        ))
+        .unwrap();
+    // a sink that takes a second over each DATA: sends overlap unless something stops them
+    let sink_port = free_port();
+    let _sink = Sink::start(sink_port, &["-w", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), sink_port, "max_age_secs = 3600");
+    edit(
+        &cfg,
+        "database = \"outbox.db\"",
+        &format!("database = \"{PG_URL}?options=-c%20search_path%3D{schema}\""),
+    );
+    edit(
+        &cfg,
+        &format!("port = {sink_port}\n"),
+        &format!("port = {sink_port}\nmax_concurrent = 1\n"),
+    );
+    // the outbox retries for an hour, but `server` only for a second before the next way out
+    edit(&cfg, "port = 2526\n", "port = 2526\nmax_age_secs = 1\n");
+    let a = Service::start(dir.path(), &[]);
+    let b = Service::start(dir.path(), &[]);
+    let mut ids = Vec::new();
+    for n in 0..N {
+        let s = if n % 2 == 0 { &a } else { &b };
+        let r = s.post_json(
+            Some(OPS_TOKEN),
+            &json!({"to": ["slots@example.com"], "subject": format!("slot {n}"), "text": "x"}),
+        );
+        assert_eq!(r.0, 202, "{:#}", r.2);
+        ids.push(r.2["id"].as_str().unwrap().to_string());
+    }
+    let mut starts = Vec::new();
+    for id in &ids {
+        let m = a.wait_for(id, "sent", |m| m["state"] == "sent");
+        let ok = m["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["class"] == "ok")
+            .cloned()
+            .unwrap();
+        starts.push(ok["at"].as_i64().unwrap());
+    }
+    starts.sort();
+    // max_concurrent = 1 across both processes: each send starts after the one
+    // before it ended (each takes over a second at the sink)
+    for w in starts.windows(2) {
+        assert!(
+            w[1] - w[0] >= 900,
+            "two sends through one account overlapped: starts {starts:?}\nA:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        );
+    }
+
+    // `server` answers 450; its own max_age (1 s) sends the message on to `sink`
+    let r = a.post_json(
+        Some(ERP_TOKEN),
+        &json!({"tenant": "acme", "to": ["rcpt-4xx@example.com"], "subject": "age", "text": "x"}),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let id = r.2["id"].as_str().unwrap().to_string();
+    let m = a.wait_for(&id, "sent", |m| m["state"] == "sent");
+    let att = m["attempts"].as_array().unwrap();
+    assert!(att.len() >= 2, "{m:#}");
+    assert_eq!(att[0]["candidate"], "server");
+    assert_eq!(att[0]["class"], "transient");
+    assert_eq!(att.last().unwrap()["candidate"], "sink", "{m:#}");
+    assert_eq!(att.last().unwrap()["class"], "ok");
+    drop(a);
+    drop(b);
+    rt().block_on(store.drop_schema(&schema)).unwrap();
 }

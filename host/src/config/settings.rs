@@ -35,6 +35,8 @@ pub const HOST_ACCOUNT_KEYS: &[&str] = &[
     "plugin",
     "from",
     "max_per_minute",
+    "max_concurrent",
+    "max_age_secs",
     "description",
     "save_copy_to",
     "preset",
@@ -128,6 +130,12 @@ pub struct Account {
     pub plugin: String,
     pub from: Option<String>,
     pub max_per_minute: Option<u32>,
+    /// Sends in flight at once through this account, across every `serve`
+    /// process on one outbox database.
+    pub max_concurrent: Option<u32>,
+    /// How long the outbox retries this account after temporary failures
+    /// before the next way out (overrides `[outbox] max_age_secs`).
+    pub max_age_secs: Option<u64>,
     pub description: String,
     /// Another account that stores a copy of each message sent through this one (see `crate::copies`).
     pub save_copy_to: Option<crate::copies::CopyTarget>,

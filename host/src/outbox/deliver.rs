@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mailhost_plugin_api::PluginError;
 
-use super::worker::{Deliver, Recheck};
+use super::worker::{AccountLimits, Deliver, Recheck};
 use super::MessageRecord;
 use crate::engine::Engine;
 use crate::policy::{Action, Candidate};
@@ -51,12 +51,15 @@ impl Deliver for EngineDeliver {
         Recheck::Refuse(last.unwrap_or_else(|| "the stored policy chain holds no way out".into()))
     }
 
-    fn max_per_minute(&self, account: &str) -> Option<u32> {
-        self.0
-            .settings()
-            .accounts
-            .get(account)
-            .and_then(|a| a.max_per_minute)
+    fn limits(&self, account: &str) -> AccountLimits {
+        match self.0.settings().accounts.get(account) {
+            Some(a) => AccountLimits {
+                max_per_minute: a.max_per_minute,
+                max_concurrent: a.max_concurrent,
+                max_age: a.max_age_secs.map(std::time::Duration::from_secs),
+            },
+            None => AccountLimits::default(),
+        }
     }
 
     fn attempt(&self, rec: &MessageRecord, way_out: &Candidate) -> Result<String, PluginError> {

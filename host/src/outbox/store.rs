@@ -94,6 +94,22 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> impl Future<Output = Result<Option<i64>, OutboxError>> + Send;
 
+    /// Takes one of an account's `limit` send slots (its `max_concurrent`),
+    /// shared by every process on this database: `Some(slot)` when taken,
+    /// `None` when all are in use. A slot held by a process that died frees
+    /// itself at `until` (renewed with the leases, see [`Store::renew`]).
+    fn take_send_slot(
+        &self,
+        account: &str,
+        limit: u32,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<Option<String>, OutboxError>> + Send;
+
+    /// Gives a slot from [`Store::take_send_slot`] back.
+    fn free_send_slot(&self, slot: &str) -> impl Future<Output = Result<(), OutboxError>> + Send;
+
     /// Records what the service saw of an account's connection.
     fn set_account_status(
         &self,
@@ -277,6 +293,12 @@ macro_rules! impl_store {
                 .execute(&self.pool)
                 .await
                 .map_err(|e| self.err("renew leases", e))?;
+                sqlx::query("UPDATE outbox_send_slots SET until = $2 WHERE owner = $1")
+                    .bind(owner)
+                    .bind(lease_until)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err("renew send slots", e))?;
                 Ok(r.rows_affected())
             }
 
@@ -348,6 +370,11 @@ macro_rules! impl_store {
                 .execute(&self.pool)
                 .await
                 .map_err(|e| self.err("release leases", e))?;
+                sqlx::query("DELETE FROM outbox_send_slots WHERE owner = $1")
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err("release send slots", e))?;
                 Ok(r.rows_affected())
             }
 
@@ -518,6 +545,61 @@ macro_rules! impl_store {
                     .map_err(q)?;
                 tx.commit().await.map_err(q)?;
                 Ok(None)
+            }
+
+            async fn take_send_slot(
+                &self,
+                account: &str,
+                limit: u32,
+                owner: &str,
+                now: i64,
+                until: i64,
+            ) -> Result<Option<String>, $crate::outbox::OutboxError> {
+                let q = |e| self.err("send slot", e);
+                let mut tx = self.pool.begin().await.map_err(q)?;
+                let lock: Option<&str> = $rate_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).bind(account).execute(&mut *tx).await.map_err(q)?;
+                }
+                // Slots of processes that died (their `until` passed) are free again.
+                sqlx::query("DELETE FROM outbox_send_slots WHERE account = $1 AND until <= $2")
+                    .bind(account)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q)?;
+                let (n,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM outbox_send_slots WHERE account = $1")
+                        .bind(account)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(q)?;
+                if n >= limit as i64 {
+                    tx.rollback().await.map_err(q)?;
+                    return Ok(None);
+                }
+                let slot = uuid::Uuid::new_v4().to_string();
+                sqlx::query(
+                    "INSERT INTO outbox_send_slots (slot, account, owner, until) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&slot)
+                .bind(account)
+                .bind(owner)
+                .bind(until)
+                .execute(&mut *tx)
+                .await
+                .map_err(q)?;
+                tx.commit().await.map_err(q)?;
+                Ok(Some(slot))
+            }
+
+            async fn free_send_slot(&self, slot: &str) -> Result<(), $crate::outbox::OutboxError> {
+                sqlx::query("DELETE FROM outbox_send_slots WHERE slot = $1")
+                    .bind(slot)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err("free a send slot", e))?;
+                Ok(())
             }
 
             async fn set_account_status(
@@ -724,6 +806,19 @@ impl Store for AnyStore {
         now: i64,
     ) -> Result<Option<i64>, OutboxError> {
         dispatch!(self, s => s.take_rate_slot(account, per_minute, now).await)
+    }
+    async fn take_send_slot(
+        &self,
+        account: &str,
+        limit: u32,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<Option<String>, OutboxError> {
+        dispatch!(self, s => s.take_send_slot(account, limit, owner, now, until).await)
+    }
+    async fn free_send_slot(&self, slot: &str) -> Result<(), OutboxError> {
+        dispatch!(self, s => s.free_send_slot(slot).await)
     }
     async fn set_account_status(
         &self,

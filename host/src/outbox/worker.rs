@@ -10,9 +10,10 @@
 //! - no way out left → `failed` with the last error.
 //!
 //! Every try is recorded. Plugin calls block: they run on blocking threads,
-//! at most `concurrency` at a time and `per_account` per account. The
-//! per-account `max_per_minute` is taken from the database, so it holds
-//! across processes. The worker never sleeps on a backoff: a deferred message
+//! at most `concurrency` at a time and `per_account` per account in this
+//! process. An account's `max_per_minute` and `max_concurrent` are taken from
+//! the database, so they hold across processes; its `max_age_secs` overrides
+//! the outbox's. The worker never sleeps on a backoff: a deferred message
 //! goes back to the database with its `next_attempt_at`.
 //!
 //! Commit order (the duplicate window): a message is marked `sending` (with a
@@ -49,11 +50,26 @@ pub enum Recheck {
 pub trait Deliver: Send + Sync + 'static {
     /// The claim-time policy check for a stored message.
     fn recheck(&self, rec: &MessageRecord) -> Recheck;
-    /// The account's `max_per_minute`, if it has one.
-    fn max_per_minute(&self, account: &str) -> Option<u32>;
+    /// The account's limits from its config.
+    fn limits(&self, account: &str) -> AccountLimits;
     /// One try through one way out; the server's reply on success.
     fn attempt(&self, rec: &MessageRecord, way_out: &Candidate) -> Result<String, PluginError>;
 }
+
+/// An account's own limits (`[accounts.NAME]`); `None`: no limit / the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountLimits {
+    /// Sends per minute, across every process on the database.
+    pub max_per_minute: Option<u32>,
+    /// Sends in flight at once, across every process on the database.
+    pub max_concurrent: Option<u32>,
+    /// Overrides [`WorkerConfig::max_age`] for this account.
+    pub max_age: Option<Duration>,
+}
+
+/// How long a try waits in-process for one of its account's send slots
+/// before the message goes back to the queue (it keeps its lease meanwhile).
+const SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// How the worker runs.
 #[derive(Debug, Clone)]
@@ -346,6 +362,41 @@ impl<D: Deliver> Shared<D> {
             .clone()
     }
 
+    /// One of the account's `limit` send slots in the database, waiting up to
+    /// [`SLOT_WAIT`] (bounded by a third of the lease) for one to free.
+    async fn send_slot(&self, account: &str, limit: u32) -> Result<String, String> {
+        let wait = SLOT_WAIT.min(self.cfg.lease / 3);
+        let give_up = std::time::Instant::now() + wait;
+        loop {
+            let now = now_ms();
+            let until = now + self.cfg.lease.as_millis() as i64;
+            match self
+                .outbox
+                .store()
+                .take_send_slot(account, limit, &self.cfg.owner, now, until)
+                .await
+            {
+                Ok(Some(slot)) => return Ok(slot),
+                Ok(None) if std::time::Instant::now() < give_up => {
+                    let pause = 20 + rand::random_range(0..=60u64);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                Ok(None) => {
+                    return Err(format!(
+                        "account `{account}` has max_concurrent = {limit} sends in flight (all processes); tried again shortly"
+                    ))
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    async fn free_slot(&self, slot: &str) {
+        if let Err(e) = self.outbox.store().free_send_slot(slot).await {
+            tracing::warn!("outbox: giving a send slot back failed: {e}; it frees itself when its lease runs out");
+        }
+    }
+
     async fn note_status(&self, account: &str, state: &str, reason: &str) {
         note_account_status(&self.outbox, &self.stats, account, state, reason).await
     }
@@ -462,9 +513,14 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
             since = None;
             continue;
         }
+        let limits = way
+            .account
+            .as_deref()
+            .map(|a| sh.deliver.limits(a))
+            .unwrap_or_default();
         // The account's budget per minute, shared through the database.
         if let Some(account) = &way.account {
-            if let Some(limit) = sh.deliver.max_per_minute(account) {
+            if let Some(limit) = limits.max_per_minute {
                 match sh
                     .outbox
                     .store()
@@ -492,6 +548,19 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
         }
         let slots = sh.account_slots(way.account.as_deref().unwrap_or(&way.label));
         let permit = slots.acquire_owned().await;
+        // The account's sends in flight, across processes.
+        let slot = match (&way.account, limits.max_concurrent) {
+            (Some(account), Some(limit)) => match sh.send_slot(account, limit).await {
+                Ok(slot) => Some(slot),
+                Err(why) => {
+                    drop(permit);
+                    let next = now_ms() + 500 + rand::random_range(0..=500i64);
+                    let s = settle_to(State::Deferred, next, pos, since, Some(why));
+                    return sh.settle(&rec, &attempts, s).await;
+                }
+            },
+            _ => None,
+        };
         let at = now_ms();
         let t0 = std::time::Instant::now();
         let result = {
@@ -505,6 +574,9 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
                     )))
                 })
         };
+        if let Some(slot) = slot {
+            sh.free_slot(&slot).await;
+        }
         drop(permit);
         let account = way.account.clone().unwrap_or_else(|| way.label.clone());
         let class = match &result {
@@ -558,7 +630,8 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
                         e.retry_after_ms().map(Duration::from_millis),
                     );
                     let next = now_ms() + wait.as_millis() as i64;
-                    if next - first <= sh.cfg.max_age.as_millis() as i64 {
+                    let max_age = limits.max_age.unwrap_or(sh.cfg.max_age);
+                    if next - first <= max_age.as_millis() as i64 {
                         let s = settle_to(State::Deferred, next, pos, since, last_error);
                         return sh.settle(&rec, &attempts, s).await;
                     }

@@ -141,6 +141,8 @@ impl Validator<'_> {
         }
         let mut from = None;
         let mut max_per_minute = None;
+        let mut max_concurrent = None;
+        let mut max_age_secs = None;
         let mut description = String::new();
         let mut save_copy_to = None;
         let mut preset: Option<(String, Range<usize>)> = None;
@@ -168,6 +170,22 @@ impl Validator<'_> {
                         &span(value),
                         "`max_per_minute` must be a whole number from 1 to 1000000",
                         "messages per minute this account may send; leave it out for no limit",
+                    ),
+                },
+                "max_concurrent" => match value.get_ref().as_integer() {
+                    Some(n) if (1..=10_000).contains(&n) => max_concurrent = Some(n as u32),
+                    _ => self.err(
+                        &span(value),
+                        "`max_concurrent` must be a whole number from 1 to 10000",
+                        "sends in flight at once through this account, across every `mailhost serve` on the outbox; leave it out for no limit",
+                    ),
+                },
+                "max_age_secs" => match value.get_ref().as_integer() {
+                    Some(n) if (1..=30 * 86_400).contains(&n) => max_age_secs = Some(n as u64),
+                    _ => self.err(
+                        &span(value),
+                        "`max_age_secs` must be a whole number of seconds from 1 to 2592000 (30 days)",
+                        "how long the outbox retries this account after temporary failures before the next way out; leave it out for `[outbox] max_age_secs`",
                     ),
                 },
                 "description" => {
@@ -271,6 +289,8 @@ impl Validator<'_> {
             plugin: plugin_name.to_string(),
             from,
             max_per_minute,
+            max_concurrent,
+            max_age_secs,
             description,
             save_copy_to,
             settings,
