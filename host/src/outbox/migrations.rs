@@ -19,7 +19,7 @@ pub const SQLITE: &[Script] = &[
     ),
     (
         3,
-        "send slots",
+        "send slots, claim order",
         include_str!("migrations/sqlite/0003_send_slots.sql"),
     ),
 ];
@@ -32,7 +32,7 @@ pub const POSTGRES: &[Script] = &[
     ),
     (
         3,
-        "send slots",
+        "send slots, claim order",
         include_str!("migrations/postgres/0003_send_slots.sql"),
     ),
 ];

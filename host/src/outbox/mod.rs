@@ -362,12 +362,17 @@ impl OutboxSettings {
 const GROUP_MAX: usize = 512;
 
 type Pending = (NewMessage, oneshot::Sender<Result<Enqueued, OutboxError>>);
+type PendingSettle = (
+    store::SettleItem,
+    oneshot::Sender<Result<bool, OutboxError>>,
+);
 
 /// The outbox: a store plus group commit for enqueues.
 #[derive(Clone)]
 pub struct Outbox {
     store: Arc<AnyStore>,
     tx: mpsc::Sender<Pending>,
+    settle_tx: mpsc::Sender<PendingSettle>,
     enqueued: Arc<tokio::sync::Notify>,
 }
 
@@ -392,9 +397,12 @@ impl Outbox {
         let (tx, rx) = mpsc::channel::<Pending>(GROUP_MAX * 4);
         let enqueued = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(group_commit(store.clone(), rx, enqueued.clone()));
+        let (settle_tx, settle_rx) = mpsc::channel::<PendingSettle>(GROUP_MAX * 4);
+        tokio::spawn(group_settle(store.clone(), settle_rx));
         Outbox {
             store,
             tx,
+            settle_tx,
             enqueued,
         }
     }
@@ -408,6 +416,17 @@ impl Outbox {
         self.enqueued.notified().await
     }
 
+    /// Records an outcome durably (committed before this returns); false when
+    /// the lease was lost. Concurrent calls share commits.
+    pub async fn settle(&self, item: store::SettleItem) -> Result<bool, OutboxError> {
+        let (reply, rx) = oneshot::channel();
+        self.settle_tx
+            .send((item, reply))
+            .await
+            .map_err(|_| OutboxError::Closed)?;
+        rx.await.map_err(|_| OutboxError::Closed)?
+    }
+
     /// Stores `msg` durably (committed before this returns). Concurrent calls share commits.
     pub async fn enqueue(&self, msg: NewMessage) -> Result<Enqueued, OutboxError> {
         let (reply, rx) = oneshot::channel();
@@ -416,6 +435,29 @@ impl Outbox {
             .await
             .map_err(|_| OutboxError::Closed)?;
         rx.await.map_err(|_| OutboxError::Closed)?
+    }
+}
+
+/// Takes whatever outcomes the workers are waiting to record (up to
+/// GROUP_MAX), writes them in one transaction, answers each after the commit.
+/// A worker holds its concurrency slot until its answer comes, so a crash
+/// loses at most `concurrency` outcomes per process (the duplicate window).
+async fn group_settle(store: Arc<AnyStore>, mut rx: mpsc::Receiver<PendingSettle>) {
+    let mut batch: Vec<PendingSettle> = Vec::with_capacity(GROUP_MAX);
+    while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        let (items, replies): (Vec<store::SettleItem>, Vec<_>) = batch.drain(..).unzip();
+        match store.settle_batch(&items, now_ms()).await {
+            Ok(done) => {
+                for (reply, d) in replies.into_iter().zip(done) {
+                    let _ = reply.send(Ok(d));
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
     }
 }
 

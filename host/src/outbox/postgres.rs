@@ -87,6 +87,7 @@ impl PgStore {
 impl_store!(
     PgStore,
     sqlx::Postgres,
+    "",
     " FOR UPDATE SKIP LOCKED",
     Some("SELECT pg_advisory_xact_lock(hashtext($1))")
 );

@@ -72,4 +72,10 @@ impl SqliteStore {
     }
 }
 
-impl_store!(SqliteStore, sqlx::Sqlite, "", None);
+impl_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    " INDEXED BY outbox_due",
+    "",
+    None
+);

@@ -51,6 +51,14 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> impl Future<Output = Result<bool, OutboxError>> + Send;
 
+    /// Several outcomes in one transaction (group commit of the workers'
+    /// marks); one answer per item, as [`Store::settle`] gives.
+    fn settle_batch(
+        &self,
+        items: &[SettleItem],
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<bool>, OutboxError>> + Send;
+
     /// Puts every message `owner` holds back to `queued` (graceful shutdown).
     fn release(
         &self,
@@ -125,6 +133,15 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<BTreeMap<String, (String, String, i64)>, OutboxError>> + Send;
 }
 
+/// One outcome for [`Store::settle_batch`].
+#[derive(Debug, Clone)]
+pub struct SettleItem {
+    pub id: String,
+    pub owner: String,
+    pub attempts: Vec<AttemptRecord>,
+    pub settle: Settle,
+}
+
 /// The columns of a record, without the MIME.
 pub(crate) const COLS: &str = "id, state, action, user_name, tenant, purpose, idempotency_key, \
      message_id, envelope_from, envelope_to, options_json, decision_json, chain_pos, \
@@ -155,11 +172,14 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Defines the Store methods for one concrete store over one sqlx database.
+/// `$claim_index` follows the table name in the claim's inner SELECT (SQLite,
+/// without statistics, would otherwise pick the state index and sort every
+/// due message for each claim);
 /// `$claim_suffix` goes at the end of the claim's inner SELECT (row locks);
 /// `$rate_lock` is run first in the rate-limit transaction (None: the DELETE
 /// that starts it takes SQLite's write lock).
 macro_rules! impl_store {
-    ($ty:ty, $db:ty, $claim_suffix:expr, $rate_lock:expr) => {
+    ($ty:ty, $db:ty, $claim_index:expr, $claim_suffix:expr, $rate_lock:expr) => {
         impl $crate::outbox::store::Store for $ty {
             fn location(&self) -> &str {
                 &self.location
@@ -254,10 +274,11 @@ macro_rules! impl_store {
                 .map_err(q)?;
                 let sql = format!(
                     "UPDATE outbox_messages SET state = 'sending', lease_owner = $1, lease_until = $2, \
-                     updated_at = $3 WHERE id IN (SELECT id FROM outbox_messages \
+                     updated_at = $3 WHERE id IN (SELECT id FROM outbox_messages{} \
                      WHERE state IN ('queued', 'deferred') AND next_attempt_at <= $3 \
                      ORDER BY priority, next_attempt_at, created_at LIMIT $4{}) \
                      RETURNING {}, mime",
+                    $claim_index,
                     $claim_suffix,
                     $crate::outbox::store::COLS
                 );
@@ -310,54 +331,76 @@ macro_rules! impl_store {
                 s: &$crate::outbox::Settle,
                 now: i64,
             ) -> Result<bool, $crate::outbox::OutboxError> {
+                let item = $crate::outbox::store::SettleItem {
+                    id: id.to_string(),
+                    owner: owner.to_string(),
+                    attempts: attempts.to_vec(),
+                    settle: s.clone(),
+                };
+                let done = self.settle_batch(std::slice::from_ref(&item), now).await?;
+                Ok(done.first().copied().unwrap_or(false))
+            }
+
+            async fn settle_batch(
+                &self,
+                items: &[$crate::outbox::store::SettleItem],
+                now: i64,
+            ) -> Result<Vec<bool>, $crate::outbox::OutboxError> {
                 let q = |e| self.err("record the outcome", e);
                 let mut tx = self.pool.begin().await.map_err(q)?;
-                let lease_owner: Option<&str> = (s.state == $crate::outbox::State::Sending).then_some(owner);
-                let row: Option<(i64,)> = sqlx::query_as(
-                    "UPDATE outbox_messages SET state = $3, next_attempt_at = $4, chain_pos = $5, \
-                     position_since = $6, last_error = $7, attempts_count = attempts_count + $8, \
-                     lease_owner = $9, lease_until = CASE WHEN $9 IS NULL THEN NULL ELSE lease_until END, \
-                     updated_at = $10 \
-                     WHERE id = $1 AND lease_owner = $2 AND state = 'sending' RETURNING attempts_count",
-                )
-                .bind(id)
-                .bind(owner)
-                .bind(s.state.as_str())
-                .bind(s.next_attempt_at)
-                .bind(s.chain_pos as i64)
-                .bind(s.position_since)
-                .bind(&s.last_error)
-                .bind(attempts.len() as i64)
-                .bind(lease_owner)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(q)?;
-                let Some((count,)) = row else {
-                    tx.rollback().await.map_err(q)?;
-                    return Ok(false);
-                };
-                let first = count - attempts.len() as i64;
-                for (i, a) in attempts.iter().enumerate() {
-                    sqlx::query(
-                        "INSERT INTO outbox_attempts (message, seq, at, chain_pos, candidate, plugin, class, code, text) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                let mut done = Vec::with_capacity(items.len());
+                for it in items {
+                    let (id, owner, attempts, s) = (&it.id, &it.owner, &it.attempts, &it.settle);
+                    let lease_owner: Option<&str> =
+                        (s.state == $crate::outbox::State::Sending).then_some(owner.as_str());
+                    let row: Option<(i64,)> = sqlx::query_as(
+                        "UPDATE outbox_messages SET state = $3, next_attempt_at = $4, chain_pos = $5, \
+                         position_since = $6, last_error = $7, attempts_count = attempts_count + $8, \
+                         lease_owner = $9, lease_until = CASE WHEN $9 IS NULL THEN NULL ELSE lease_until END, \
+                         updated_at = $10 \
+                         WHERE id = $1 AND lease_owner = $2 AND state = 'sending' RETURNING attempts_count",
                     )
                     .bind(id)
-                    .bind(first + i as i64)
-                    .bind(a.at)
-                    .bind(a.chain_pos as i64)
-                    .bind(&a.candidate)
-                    .bind(&a.plugin)
-                    .bind(&a.class)
-                    .bind(&a.code)
-                    .bind(&a.text)
-                    .execute(&mut *tx)
+                    .bind(owner)
+                    .bind(s.state.as_str())
+                    .bind(s.next_attempt_at)
+                    .bind(s.chain_pos as i64)
+                    .bind(s.position_since)
+                    .bind(&s.last_error)
+                    .bind(attempts.len() as i64)
+                    .bind(lease_owner)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(q)?;
+                    // The lease ran out and another worker has the message: nothing is written.
+                    let Some((count,)) = row else {
+                        done.push(false);
+                        continue;
+                    };
+                    let first = count - attempts.len() as i64;
+                    for (i, a) in attempts.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO outbox_attempts (message, seq, at, chain_pos, candidate, plugin, class, code, text) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(id)
+                        .bind(first + i as i64)
+                        .bind(a.at)
+                        .bind(a.chain_pos as i64)
+                        .bind(&a.candidate)
+                        .bind(&a.plugin)
+                        .bind(&a.class)
+                        .bind(&a.code)
+                        .bind(&a.text)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(q)?;
+                    }
+                    done.push(true);
                 }
                 tx.commit().await.map_err(q)?;
-                Ok(true)
+                Ok(done)
             }
 
             async fn release(&self, owner: &str, now: i64) -> Result<u64, $crate::outbox::OutboxError> {
@@ -777,6 +820,9 @@ impl Store for AnyStore {
         now: i64,
     ) -> Result<bool, OutboxError> {
         dispatch!(self, s => s.settle(id, owner, attempts, settle, now).await)
+    }
+    async fn settle_batch(&self, items: &[SettleItem], now: i64) -> Result<Vec<bool>, OutboxError> {
+        dispatch!(self, s => s.settle_batch(items, now).await)
     }
     async fn release(&self, owner: &str, now: i64) -> Result<u64, OutboxError> {
         dispatch!(self, s => s.release(owner, now).await)

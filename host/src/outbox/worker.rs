@@ -17,8 +17,9 @@
 //! goes back to the database with its `next_attempt_at`.
 //!
 //! Commit order (the duplicate window): a message is marked `sending` (with a
-//! lease) before its first try, and `sent` in the transaction right after the
-//! server accepted it. A crash between the server's acceptance and that commit
+//! lease) before its first try, and `sent` right after the server accepted it,
+//! in the next group commit of outcomes (the process's tasks share commits;
+//! each waits for its own before it takes another message). A crash between the server's acceptance and that commit
 //! leaves it `sending`; once the lease expires it is sent again with the same
 //! Message-ID. So after a crash at most `concurrency` messages per worker
 //! process can be delivered twice (the ones in flight at that moment).
@@ -48,7 +49,8 @@ pub enum Recheck {
 
 /// The engine as the worker sees it. `attempt` blocks (plugins are blocking).
 pub trait Deliver: Send + Sync + 'static {
-    /// The claim-time policy check for a stored message.
+    /// The claim-time policy check for a stored message. Runs on the async
+    /// worker: it must not block (it reads the config, never a plugin).
     fn recheck(&self, rec: &MessageRecord) -> Recheck;
     /// The account's limits from its config.
     fn limits(&self, account: &str) -> AccountLimits;
@@ -262,6 +264,7 @@ pub async fn run<D: Deliver>(
     let lease = cfg.lease;
     let poll = cfg.poll;
     let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let min_claim = (cfg.concurrency / 4).max(1);
     let shared = Arc::new(Shared {
         outbox: outbox.clone(),
         deliver,
@@ -290,7 +293,8 @@ pub async fn run<D: Deliver>(
         }
         while inflight.try_join_next().is_some() {}
         let free = slots.available_permits();
-        if free == 0 {
+        // Claim in groups (one claim is one commit), unless nothing is in flight.
+        if free == 0 || (free < min_claim && !inflight.is_empty()) {
             tokio::select! {
                 _ = inflight.join_next() => {}
                 _ = shutdown.changed() => {}
@@ -404,12 +408,13 @@ impl<D: Deliver> Shared<D> {
     async fn settle(&self, rec: &MessageRecord, attempts: &[AttemptRecord], s: Settle) {
         use std::sync::atomic::Ordering::Relaxed;
         let state = s.state;
-        match self
-            .outbox
-            .store()
-            .settle(&rec.id, &self.cfg.owner, attempts, &s, now_ms())
-            .await
-        {
+        let item = super::store::SettleItem {
+            id: rec.id.clone(),
+            owner: self.cfg.owner.clone(),
+            attempts: attempts.to_vec(),
+            settle: s.clone(),
+        };
+        match self.outbox.settle(item).await {
             Ok(true) => {
                 let c = match state {
                     State::Sent => &self.stats.sent,
@@ -449,12 +454,8 @@ fn settle_to(
 /// One claimed message: the policy check, then one try per way out.
 async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
     let now = now_ms();
-    let check = {
-        let (d, r) = (sh.deliver.clone(), rec.clone());
-        tokio::task::spawn_blocking(move || d.recheck(&r))
-            .await
-            .unwrap_or_else(|e| Recheck::Hold(format!("the policy check failed: {e}")))
-    };
+    // A look at the config only: cheap and non-blocking, so no thread hop.
+    let check = sh.deliver.recheck(&rec);
     let pos0 = rec.chain_pos as usize;
     match check {
         Recheck::Go => {}
