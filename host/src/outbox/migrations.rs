@@ -11,17 +11,31 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 /// (version, description, SQL)
 type Script = (i64, &'static str, &'static str);
 
-pub const SQLITE: &[Script] = &[(
-    1,
-    "outbox",
-    include_str!("migrations/sqlite/0001_outbox.sql"),
-)];
+pub const SQLITE: &[Script] = &[
+    (
+        1,
+        "outbox",
+        include_str!("migrations/sqlite/0001_outbox.sql"),
+    ),
+    (
+        2,
+        "batches",
+        include_str!("migrations/sqlite/0002_batches.sql"),
+    ),
+];
 
-pub const POSTGRES: &[Script] = &[(
-    1,
-    "outbox",
-    include_str!("migrations/postgres/0001_outbox.sql"),
-)];
+pub const POSTGRES: &[Script] = &[
+    (
+        1,
+        "outbox",
+        include_str!("migrations/postgres/0001_outbox.sql"),
+    ),
+    (
+        2,
+        "batches",
+        include_str!("migrations/postgres/0002_batches.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct Embedded(&'static [Script]);

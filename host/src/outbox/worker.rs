@@ -438,6 +438,11 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
             return sh.settle(&rec, &[a], s).await;
         }
     }
+    // A batch message waits for its batch's send slot (pacing.rs).
+    let hold_ms = sh.cfg.hold.as_millis() as i64;
+    if super::pacing::hold_for_pacing(&sh.outbox, &sh.cfg.owner, &rec, hold_ms).await {
+        return;
+    }
     let chain = match stored_chain(&rec.decision_json) {
         Ok(c) => c,
         Err(why) => {
