@@ -270,7 +270,7 @@ fn csv_error(line: usize, e: &csv::Error) -> RowError {
 }
 
 /// The recipients of a row, and its fields checked: no NUL anywhere, no line break in a recipient.
-fn row_of(line: usize, fields: Map<String, Value>) -> Result<Row, RowError> {
+pub(crate) fn row_of(line: usize, fields: Map<String, Value>) -> Result<Row, RowError> {
     for (k, v) in &fields {
         if k.contains('\0') || has_nul(v) {
             return Err(RowError::field(line, k, "contains a NUL character"));
