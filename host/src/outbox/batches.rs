@@ -155,10 +155,19 @@ macro_rules! impl_batch_store {
                     tx.rollback().await.map_err(q)?;
                     return Ok(Enqueued { id: first, duplicate: true });
                 }
-                for chunk in msgs.chunks(400) {
+                // Row n's id starts with n in hex: claims that tie on time take
+                // the rows in file order.
+                let ids: Vec<String> = (0..msgs.len())
+                    .map(|n| {
+                        let u = uuid::Uuid::new_v4().to_string();
+                        format!("{:08x}{}", n, &u[8..])
+                    })
+                    .collect();
+                let rows: Vec<(usize, &NewMessage)> = msgs.iter().enumerate().collect();
+                for chunk in rows.chunks(400) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(INSERT_MSG);
-                    qb.push_values(chunk, |mut b, m| {
-                        b.push_bind(uuid::Uuid::new_v4().to_string())
+                    qb.push_values(chunk, |mut b, (n, m)| {
+                        b.push_bind(ids[*n].clone())
                             .push_bind("queued")
                             .push_bind(m.action.clone())
                             .push_bind(m.user.clone())

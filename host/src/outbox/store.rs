@@ -240,7 +240,7 @@ macro_rules! impl_store {
                     "UPDATE outbox_messages SET state = 'sending', lease_owner = $1, lease_until = $2, \
                      updated_at = $3 WHERE id IN (SELECT id FROM outbox_messages \
                      WHERE state IN ('queued', 'deferred') AND next_attempt_at <= $3 AND {} \
-                     ORDER BY priority, next_attempt_at, created_at LIMIT $4{}) \
+                     ORDER BY priority, next_attempt_at, created_at, id LIMIT $4{}) \
                      RETURNING {}, mime",
                     $crate::outbox::pacing::CLAIMABLE,
                     $claim_suffix,
@@ -259,8 +259,8 @@ macro_rules! impl_store {
                     .map(|r| Self::record(r, true))
                     .collect::<Result<Vec<_>, _>>()?;
                 out.sort_by(|a, b| {
-                    (a.priority, a.next_attempt_at, a.created_at)
-                        .cmp(&(b.priority, b.next_attempt_at, b.created_at))
+                    (a.priority, a.next_attempt_at, a.created_at, &a.id)
+                        .cmp(&(b.priority, b.next_attempt_at, b.created_at, &b.id))
                 });
                 Ok(out)
             }
