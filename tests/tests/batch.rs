@@ -486,6 +486,12 @@ async fn pacing_and_claims(store: AnyStore) {
     assert!(claimed
         .iter()
         .all(|m| m.batch_id.as_deref() == Some(e.id.as_str())));
+    // in file order
+    let mids: Vec<&str> = claimed.iter().map(|m| m.message_id.as_str()).collect();
+    let want: Vec<String> = (0..3)
+        .map(|n| format!("<batch-store-{n}@example.com>"))
+        .collect();
+    assert_eq!(mids, want);
 
     // an unpaced batch never waits; cancel takes what is not sent
     let free = store
@@ -762,7 +768,7 @@ fn the_api_queues_shows_lists_and_cancels_batches() {
         serde_json::to_vec(&bad).unwrap(),
     );
     assert_problem(&r, 400, "invalid-batch");
-    assert_eq!(r.2["rows"][0]["at"], "line 2");
+    assert_eq!(r.2["rows"][0]["at"], "row 2");
     assert_eq!(r.2["rows"][0]["field"], "name");
     assert_eq!(s.get("/v1/batches")["batches"].as_array().unwrap().len(), 1);
     assert_problem(

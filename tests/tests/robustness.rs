@@ -459,7 +459,9 @@ fn hostile_batch_rows_are_refused_by_line_and_nothing_is_queued() {
         r#"{{"to": "a@example.com", "name": "{}"}}"#,
         "x".repeat(100_000)
     );
-    let cases: Vec<(&str, Vec<u8>, &[&str], i32, &str)> = vec![
+    // (file, bytes, extra arguments, exit code, what stderr says)
+    type Case<'a> = (&'a str, Vec<u8>, &'a [&'a str], i32, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "rows.jsonl",
             format!(
@@ -619,7 +621,7 @@ fn a_queued_batch_is_resumed_and_ctrl_c_leaves_the_rest_queued() {
     assert_eq!(emls(dir.path()).len(), 2);
 
     // One a minute: the first goes, then Ctrl-C.
-    let mut child = std::process::Command::new(mailhost_bin())
+    let child = std::process::Command::new(mailhost_bin())
         .current_dir(dir.path())
         .env_remove("MAILHOST_CONFIG")
         .env_remove("MAILHOST_PLUGIN_PATH")

@@ -277,18 +277,20 @@ fn run(engine: &Arc<Engine>, a: &SendBatchArgs, json: bool) -> u8 {
             Ok(o) => o,
             Err(e) => return report(json, exit::UNAVAILABLE, "outbox-unavailable", &e.to_string(), None),
         };
-        let id = match (&prepared, &a.resume) {
-            (Some(p), _) => match outbox.create_batch(&p.batch, p.messages.clone()).await {
+        let id = match (prepared, &a.resume) {
+            (Some(p), _) => {
+                let n = p.messages.len();
+                match outbox.create_batch(&p.batch, p.messages).await {
                 Ok(e) => {
                     if e.duplicate {
                         eprintln!("mailhost: a batch with this idempotency key is queued already: {} (nothing new queued)", e.id);
                     } else if !json {
-                        eprintln!("queued batch {} ({} message(s), rate {}) in {}", e.id, p.messages.len(), rate_text(p.batch.per_minute), outbox.store().location());
+                        eprintln!("queued batch {} ({n} message(s), rate {}) in {}", e.id, rate_text(p.batch.per_minute), outbox.store().location());
                     }
                     e.id
                 }
                 Err(e) => return report(json, exit::TRANSIENT, "outbox-unavailable", &format!("the batch was not queued: {e}"), None),
-            },
+            }},
             (None, Some(id)) => id.clone(),
             (None, None) => return exit::USAGE,
         };

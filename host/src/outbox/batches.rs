@@ -163,30 +163,42 @@ macro_rules! impl_batch_store {
                         format!("{:08x}{}", n, &u[8..])
                     })
                     .collect();
-                let rows: Vec<(usize, &NewMessage)> = msgs.iter().enumerate().collect();
-                for chunk in rows.chunks(400) {
+                let index: Vec<usize> = (0..msgs.len()).collect();
+                for chunk in index.chunks(400) {
+                    // Per chunk: bounded extra memory whatever the batch's size.
+                    let extra: Vec<(String, String)> = chunk
+                        .iter()
+                        .map(|&n| {
+                            let m = &msgs[n];
+                            (
+                                super::store::idem_scope(m.tenant.as_deref()),
+                                serde_json::to_string(&m.envelope_to).unwrap_or_default(),
+                            )
+                        })
+                        .collect();
                     let mut qb = sqlx::QueryBuilder::<$db>::new(INSERT_MSG);
-                    qb.push_values(chunk, |mut b, (n, m)| {
-                        b.push_bind(ids[*n].clone())
+                    qb.push_values(chunk.iter().zip(&extra), |mut b, (&n, (scope, to))| {
+                        let m = &msgs[n];
+                        b.push_bind(&ids[n])
                             .push_bind("queued")
-                            .push_bind(m.action.clone())
-                            .push_bind(m.user.clone())
-                            .push_bind(m.tenant.clone())
-                            .push_bind(m.purpose.clone())
-                            .push_bind(super::store::idem_scope(m.tenant.as_deref()))
-                            .push_bind(m.idempotency_key.clone())
-                            .push_bind(m.message_id.clone())
-                            .push_bind(m.mime.clone())
-                            .push_bind(m.envelope_from.clone())
-                            .push_bind(serde_json::to_string(&m.envelope_to).unwrap_or_default())
-                            .push_bind(m.options_json.clone())
-                            .push_bind(m.decision_json.clone())
+                            .push_bind(&m.action)
+                            .push_bind(&m.user)
+                            .push_bind(&m.tenant)
+                            .push_bind(&m.purpose)
+                            .push_bind(scope)
+                            .push_bind(&m.idempotency_key)
+                            .push_bind(&m.message_id)
+                            .push_bind(&m.mime)
+                            .push_bind(&m.envelope_from)
+                            .push_bind(to)
+                            .push_bind(&m.options_json)
+                            .push_bind(&m.decision_json)
                             .push_bind(0i64)
                             .push_bind(super::Priority::Batch as i64)
                             .push_bind(now)
                             .push_bind(now)
                             .push_bind(now)
-                            .push_bind(id.clone());
+                            .push_bind(&id);
                     });
                     qb.build().execute(&mut *tx).await.map_err(q)?;
                 }

@@ -245,6 +245,7 @@ pub async fn run<D: Deliver>(
     let owner = cfg.owner.clone();
     let lease = cfg.lease;
     let poll = cfg.poll;
+    let hold_ms = cfg.hold.as_millis() as i64;
     let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let shared = Arc::new(Shared {
         outbox: outbox.clone(),
@@ -306,6 +307,10 @@ pub async fn run<D: Deliver>(
             continue;
         }
         for rec in claimed {
+            // A batch message waits for its batch's send slot, taken in claim (file) order (pacing.rs).
+            if super::pacing::hold_for_pacing(&outbox, &owner, &rec, hold_ms).await {
+                continue;
+            }
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
@@ -437,11 +442,6 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
             );
             return sh.settle(&rec, &[a], s).await;
         }
-    }
-    // A batch message waits for its batch's send slot (pacing.rs).
-    let hold_ms = sh.cfg.hold.as_millis() as i64;
-    if super::pacing::hold_for_pacing(&sh.outbox, &sh.cfg.owner, &rec, hold_ms).await {
-        return;
     }
     let chain = match stored_chain(&rec.decision_json) {
         Ok(c) => c,

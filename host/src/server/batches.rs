@@ -83,6 +83,13 @@ fn row_problem(rows: &RowErrors) -> Problem {
         .with("bad_rows", serde_json::json!(rows.total))
 }
 
+/// Errors about the JSON body's `rows` name them `row N` (they have no lines).
+fn as_rows(rows: &mut RowErrors) {
+    for e in rows.list.iter_mut().filter(|e| e.row > 0) {
+        e.at = format!("row {}", e.row);
+    }
+}
+
 /// JSON rows: each an object, numbered from 1 in the errors.
 fn json_rows(rows: Vec<serde_json::Value>, max_rows: usize) -> Result<Vec<Row>, RowErrors> {
     if rows.len() > max_rows {
@@ -147,14 +154,15 @@ pub(super) async fn create(
     let bad_json = |e: serde_json::Error| {
         Problem::bad_request("bad-json", format!("the body is not a batch: {e}"))
     };
-    let (head, rows) = match ctype.as_str() {
+    // JSON `rows` are numbered as rows, JSON Lines by their line.
+    let (head, rows, numbered) = match ctype.as_str() {
         "application/json" => {
             let mut b: BatchBody = serde_json::from_slice(&raw).map_err(bad_json)?;
             let rows = b.rows.take().ok_or_else(|| {
                 Problem::bad_request("bad-field", "`rows` is missing: give one object per recipient, each with `to` and the template's fields")
             })?;
             let rows = json_rows(rows, limits.max_batch_rows).map_err(|e| row_problem(&e))?;
-            (b, rows)
+            (b, rows, true)
         }
         "application/x-ndjson" | "application/jsonl" | "application/json-lines" => {
             let end = raw.iter().position(|b| *b == b'\n').unwrap_or(raw.len());
@@ -176,7 +184,7 @@ pub(super) async fn create(
             rest.extend_from_slice(raw.get(end + 1..).unwrap_or_default());
             let rows = input::parse(crate::batch::Format::Jsonl, &rest, &limits)
                 .map_err(|e| row_problem(&e))?;
-            (b, rows)
+            (b, rows, false)
         }
         other => {
             return Err(Problem::new(
@@ -208,7 +216,12 @@ pub(super) async fn create(
     let prepared = tokio::task::spawn_blocking(move || prepare_all(&engine, &req))
         .await
         .map_err(|e| Problem::internal(format!("preparing the batch failed: {e}")))?;
-    let prepared = match prepared {
+    let prepared = match prepared.map_err(|(mut rows, refused)| {
+        if numbered {
+            as_rows(&mut rows);
+        }
+        (rows, refused)
+    }) {
         Ok(p) => p,
         Err((rows, refused)) if refused > 0 && refused == rows.total => {
             return Err(Problem::new(
