@@ -804,6 +804,37 @@ fn the_api_queues_shows_lists_and_cancels_batches() {
         "token-not-bound",
     );
 
+    // a huge row, a NUL, CR/LF in a recipient: named by row
+    let hostile = json!({
+        "tenant": "acme",
+        "template": {"subject": "x", "text": "{{ v }}"},
+        "rows": [
+            {"to": "a@example.com", "v": "x".repeat(100_000)},
+            {"to": "a@example.com", "v": "nul\u{0}"},
+            {"to": "a@example.com\r\nBcc: evil@example.com", "v": "x"},
+        ],
+    });
+    let r = s.post(
+        "/v1/batches",
+        "application/json",
+        serde_json::to_vec(&hostile).unwrap(),
+    );
+    assert_problem(&r, 400, "invalid-batch");
+    let detail = r.2["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("row 1: the row is larger than 65536 bytes"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("row 2: field `v` contains a NUL"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("row 3: field `to` contains a line break"),
+        "{detail}"
+    );
+    assert_eq!(s.get("/v1/batches")["batches"].as_array().unwrap().len(), 1);
+
     // JSON Lines: the batch on line 1, then the rows; cancel what is not sent yet
     let slow = format!("{}@example.com", unique("slow"));
     let ndjson = format!(

@@ -617,3 +617,60 @@ pub async fn outbox_batches(
         _ => exit::USAGE,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::batches::BatchRecord;
+
+    fn status(counts: &[(&str, u64)], failures: &[(&str, u64)]) -> BatchStatus {
+        let mut c: std::collections::BTreeMap<String, u64> = State::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+        for (k, n) in counts {
+            c.insert(k.to_string(), *n);
+        }
+        BatchStatus {
+            batch: BatchRecord {
+                id: "b".into(),
+                label: None,
+                tenant: None,
+                user: None,
+                idempotency_key: None,
+                total: counts.iter().map(|(_, n)| n).sum(),
+                per_minute: 60,
+                created_at: 0,
+            },
+            counts: c,
+            failures: failures.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            done: true,
+            next_due: None,
+        }
+    }
+
+    #[test]
+    fn the_exit_code_is_the_class_of_the_failures() {
+        assert_eq!(batch_exit_code(&status(&[("sent", 3)], &[])), exit::OK);
+        assert_eq!(
+            batch_exit_code(&status(&[("sent", 1), ("failed", 2)], &[("permanent", 2)])),
+            exit::PERMANENT
+        );
+        assert_eq!(
+            batch_exit_code(&status(&[("failed", 3)], &[("auth", 2), ("permanent", 1)])),
+            exit::AUTH
+        );
+        assert_eq!(
+            batch_exit_code(&status(&[("failed", 1)], &[("refused", 1)])),
+            exit::UNAVAILABLE
+        );
+        assert_eq!(
+            batch_exit_code(&status(&[("sent", 1), ("deferred", 1)], &[])),
+            exit::TRANSIENT
+        );
+        assert_eq!(
+            batch_exit_code(&status(&[("sent", 1), ("cancelled", 1)], &[])),
+            exit::UNAVAILABLE
+        );
+    }
+}

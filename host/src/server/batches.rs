@@ -91,7 +91,11 @@ fn as_rows(rows: &mut RowErrors) {
 }
 
 /// JSON rows: each an object, numbered from 1 in the errors.
-fn json_rows(rows: Vec<serde_json::Value>, max_rows: usize) -> Result<Vec<Row>, RowErrors> {
+fn json_rows(
+    rows: Vec<serde_json::Value>,
+    max_rows: usize,
+    max_row_bytes: u64,
+) -> Result<Vec<Row>, RowErrors> {
     if rows.len() > max_rows {
         return Err(RowErrors::one(RowError::whole(format!(
             "the batch has {} rows, more than {max_rows} ([limits] max_batch_rows); split it",
@@ -105,6 +109,16 @@ fn json_rows(rows: Vec<serde_json::Value>, max_rows: usize) -> Result<Vec<Row>, 
             e.at = format!("row {}", i + 1);
             e
         };
+        let size = serde_json::to_vec(&v).map(|b| b.len() as u64).unwrap_or(0);
+        if size > max_row_bytes {
+            errors.push(at(RowError::line(
+                i + 1,
+                format!(
+                    "the row is larger than {max_row_bytes} bytes ([limits] max_batch_row_bytes)"
+                ),
+            )));
+            continue;
+        }
         match v {
             serde_json::Value::Object(o) => match input::row_of(i + 1, o) {
                 Ok(r) => out.push(r),
@@ -161,7 +175,7 @@ pub(super) async fn create(
             let rows = b.rows.take().ok_or_else(|| {
                 Problem::bad_request("bad-field", "`rows` is missing: give one object per recipient, each with `to` and the template's fields")
             })?;
-            let rows = json_rows(rows, limits.max_batch_rows).map_err(|e| row_problem(&e))?;
+            let rows = json_rows(rows, limits.max_batch_rows, limits.max_batch_row_bytes).map_err(|e| row_problem(&e))?;
             (b, rows, true)
         }
         "application/x-ndjson" | "application/jsonl" | "application/json-lines" => {
