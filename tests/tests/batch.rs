@@ -373,22 +373,26 @@ fn refused_rows_set_the_exit_code_and_the_rest_is_sent() {
     assert!(saved_for(&good).is_some());
 }
 
-/// A fresh database: a SQLite file, or a PostgreSQL schema dropped at the end.
+/// A fresh database: a SQLite file, or a PostgreSQL schema dropped at the
+/// end; two handles on it, as two processes would have.
 async fn with_db<F, Fut>(pg: bool, f: F)
 where
-    F: FnOnce(AnyStore) -> Fut,
+    F: FnOnce(AnyStore, AnyStore) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     if pg {
         let schema = unique("batch_test").replace('-', "_");
-        let store = AnyStore::Postgres(PgStore::open(PG_URL, Some(&schema)).await.unwrap());
-        f(store).await;
+        let open =
+            || async { AnyStore::Postgres(PgStore::open(PG_URL, Some(&schema)).await.unwrap()) };
+        f(open().await, open().await).await;
         let cleanup = PgStore::open(PG_URL, Some(&schema)).await.unwrap();
         cleanup.drop_schema(&schema).await.unwrap();
     } else {
         let dir = tempfile::tempdir().unwrap();
-        let store = AnyStore::Sqlite(SqliteStore::open(&dir.path().join("o.db")).await.unwrap());
-        f(store).await;
+        let path = dir.path().join("o.db");
+        let a = AnyStore::Sqlite(SqliteStore::open(&path).await.unwrap());
+        let b = AnyStore::Sqlite(SqliteStore::open(&path).await.unwrap());
+        f(a, b).await;
     }
 }
 
@@ -419,7 +423,7 @@ fn batch(per_minute: u32, key: Option<&str>) -> NewBatch {
     }
 }
 
-async fn pacing_and_claims(store: AnyStore) {
+async fn pacing_and_claims(store: AnyStore, other: AnyStore) {
     let t0 = now_ms();
     let e = store
         .create_batch(
@@ -447,17 +451,17 @@ async fn pacing_and_claims(store: AnyStore) {
     assert_eq!(s.batch.per_minute, 60);
     assert!(!s.done);
 
-    // 60 a minute: one slot a second, shared by every caller.
+    // 60 a minute: one slot a second, shared by every process on the database.
     assert_eq!(store.take_batch_slot(&e.id, t0).await.unwrap(), None);
     assert_eq!(
-        store.take_batch_slot(&e.id, t0 + 10).await.unwrap(),
+        other.take_batch_slot(&e.id, t0 + 10).await.unwrap(),
         Some(t0 + 1000)
     );
     assert_eq!(
         store.take_batch_slot(&e.id, t0 + 999).await.unwrap(),
         Some(t0 + 1000)
     );
-    assert_eq!(store.take_batch_slot(&e.id, t0 + 1000).await.unwrap(), None);
+    assert_eq!(other.take_batch_slot(&e.id, t0 + 1000).await.unwrap(), None);
     assert_eq!(
         store.take_batch_slot(&e.id, t0 + 1001).await.unwrap(),
         Some(t0 + 2000)
@@ -493,6 +497,28 @@ async fn pacing_and_claims(store: AnyStore) {
         .collect();
     assert_eq!(mids, want);
 
+    // Racing for one slot from two handles at once: exactly one gets it.
+    let race = store
+        .create_batch(&batch(60, None), vec![new_msg(300, Priority::Batch)], t0)
+        .await
+        .unwrap();
+    let id = race.id.as_str();
+    let at = t0 + 5;
+    let r = tokio::join!(
+        store.take_batch_slot(id, at),
+        other.take_batch_slot(id, at),
+        store.take_batch_slot(id, at),
+        other.take_batch_slot(id, at),
+        store.take_batch_slot(id, at),
+        other.take_batch_slot(id, at),
+    );
+    let got = [r.0, r.1, r.2, r.3, r.4, r.5]
+        .into_iter()
+        .map(|x| x.unwrap())
+        .filter(Option::is_none)
+        .count();
+    assert_eq!(got, 1, "one slot, one taker");
+
     // an unpaced batch never waits; cancel takes what is not sent
     let free = store
         .create_batch(
@@ -509,7 +535,7 @@ async fn pacing_and_claims(store: AnyStore) {
     assert_eq!(s.counts["cancelled"], 2);
     assert!(s.done);
     let list = store.list_batches(Some("acme"), None, 10).await.unwrap();
-    assert_eq!(list.len(), 2);
+    assert_eq!(list.len(), 3);
     assert!(store
         .list_batches(Some("globex"), None, 10)
         .await
