@@ -17,6 +17,23 @@ use crate::engine::{Engine, FailureClass};
 use crate::outbox::batches::{BatchStatus, BatchStore};
 use crate::outbox::{now_ms, worker, Outbox, State, Store};
 
+/// `println!` that ignores a closed stdout (a reader that stopped listening
+/// must not turn a queued or sent batch into a failure).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct SendBatchArgs {
     /// JSON Lines (`.jsonl`, one object per line), CSV (`.csv`, a header row
@@ -75,7 +92,7 @@ pub struct SendBatchArgs {
 const WAIT_FOR_DEFERRED_MS: i64 = 120_000;
 
 fn report(json: bool, code: u8, kind: &str, message: &str, rows: Option<&RowErrors>) -> u8 {
-    eprintln!("mailhost: {message}");
+    errln!("mailhost: {message}");
     if json {
         let mut v =
             serde_json::json!({"error": {"code": kind, "exit_code": code, "message": message}});
@@ -248,12 +265,12 @@ fn run(engine: &Arc<Engine>, a: &SendBatchArgs, json: bool) -> u8 {
                 "dry_run": true, "rows": p.messages.len(), "per_minute": p.batch.per_minute, "first": first
             }));
         } else {
-            println!(
+            outln!(
                 "dry run: {} message(s) valid, nothing queued; rate {}; the first message:\n",
                 p.messages.len(),
                 rate_text(p.batch.per_minute)
             );
-            println!("{first}");
+            outln!("{first}");
         }
         return exit::OK;
     }
@@ -263,7 +280,7 @@ fn run(engine: &Arc<Engine>, a: &SendBatchArgs, json: bool) -> u8 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("mailhost: cannot start the async runtime: {e}");
+            errln!("mailhost: cannot start the async runtime: {e}");
             return exit::CONFIG;
         }
     };
@@ -283,9 +300,9 @@ fn run(engine: &Arc<Engine>, a: &SendBatchArgs, json: bool) -> u8 {
                 match outbox.create_batch(&p.batch, p.messages).await {
                 Ok(e) => {
                     if e.duplicate {
-                        eprintln!("mailhost: a batch with this idempotency key is queued already: {} (nothing new queued)", e.id);
+                        errln!("mailhost: a batch with this idempotency key is queued already: {} (nothing new queued)", e.id);
                     } else if !json {
-                        eprintln!("queued batch {} ({n} message(s), rate {}) in {}", e.id, rate_text(p.batch.per_minute), outbox.store().location());
+                        errln!("queued batch {} ({n} message(s), rate {}) in {}", e.id, rate_text(p.batch.per_minute), outbox.store().location());
                     }
                     e.id
                 }
@@ -303,8 +320,8 @@ fn run(engine: &Arc<Engine>, a: &SendBatchArgs, json: bool) -> u8 {
             if json {
                 print_json(&status);
             } else {
-                println!("{id}");
-                eprintln!("queued; `mailhost serve` sends it (or `mailhost send-batch --resume {id}`); `mailhost outbox batch {id}` shows where it is");
+                outln!("{id}");
+                errln!("queued; `mailhost serve` sends it (or `mailhost send-batch --resume {id}`); `mailhost outbox batch {id}` shows where it is");
             }
             return exit::OK;
         }
@@ -354,7 +371,7 @@ async fn drain(engine: &Arc<Engine>, outbox: &Outbox, id: &str, json: bool) -> u
                 }
             }
             Ok(None) => break,
-            Err(e) => eprintln!("mailhost: reading batch {id}: {e}"),
+            Err(e) => errln!("mailhost: reading batch {id}: {e}"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -363,7 +380,7 @@ async fn drain(engine: &Arc<Engine>, outbox: &Outbox, id: &str, json: bool) -> u
     }
     let _ = stop_tx.send(true);
     if let Ok(Err(e)) = w.await {
-        eprintln!("mailhost: the outbox worker: {e}");
+        errln!("mailhost: the outbox worker: {e}");
     }
     // The final counts, after the worker settled what it had in flight.
     if let Ok(Some(s)) = outbox.store().batch_status(id).await {
@@ -386,11 +403,11 @@ async fn drain(engine: &Arc<Engine>, outbox: &Outbox, id: &str, json: bool) -> u
         v["interrupted"] = serde_json::json!(interrupted);
         print_json(&v);
     } else {
-        println!("{}", summary(&s));
+        outln!("{}", summary(&s));
     }
     let open = s.count(State::Queued) + s.count(State::Sending) + s.count(State::Deferred);
     if open > 0 {
-        eprintln!(
+        errln!(
             "mailhost: {open} message(s) of batch {id} are still queued (durably){}; send them with `mailhost send-batch --resume {id}` or let `mailhost serve` send them; drop them with `mailhost outbox cancel-batch {id}`",
             if interrupted { " after Ctrl-C" } else { "" }
         );
@@ -510,7 +527,7 @@ impl Progress {
                 if line != self.last_line
                     && (self.last_at.elapsed() >= Duration::from_secs(1) || s.done)
                 {
-                    eprintln!("{line}");
+                    errln!("{line}");
                     self.last_line = line;
                     self.last_at = std::time::Instant::now();
                 }
@@ -544,7 +561,7 @@ pub async fn outbox_batches(
     use crate::server::cli::OutboxCommand;
     let store = outbox.store();
     let failed = |e: crate::outbox::OutboxError| {
-        eprintln!("mailhost: {e}");
+        errln!("mailhost: {e}");
         exit::UNAVAILABLE
     };
     match cmd {
@@ -558,7 +575,7 @@ pub async fn outbox_batches(
                 return exit::OK;
             }
             for b in &list {
-                println!(
+                outln!(
                     "{}  {}  {:>7} message(s)  {}  {}",
                     b.id,
                     when(b.created_at),
@@ -568,7 +585,7 @@ pub async fn outbox_batches(
                 );
             }
             if list.is_empty() {
-                println!("(no batches)");
+                outln!("(no batches)");
             }
             exit::OK
         }
@@ -577,18 +594,18 @@ pub async fn outbox_batches(
                 if json {
                     print_json(&s);
                 } else {
-                    println!("{}", summary(&s));
-                    println!("created     {}", when(s.batch.created_at));
-                    println!("rate        {}", rate_text(s.batch.per_minute));
+                    outln!("{}", summary(&s));
+                    outln!("created     {}", when(s.batch.created_at));
+                    outln!("rate        {}", rate_text(s.batch.per_minute));
                     if let Some(l) = &s.batch.label {
-                        println!("name        {l}");
+                        outln!("name        {l}");
                     }
-                    println!("done        {}", if s.done { "yes" } else { "no" });
+                    outln!("done        {}", if s.done { "yes" } else { "no" });
                 }
                 exit::OK
             }
             Ok(None) => {
-                eprintln!("mailhost: no batch `{id}` in {}", store.location());
+                errln!("mailhost: no batch `{id}` in {}", store.location());
                 exit::DATA
             }
             Err(e) => failed(e),
@@ -597,7 +614,7 @@ pub async fn outbox_batches(
             match store.batch_status(id).await {
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    eprintln!("mailhost: no batch `{id}` in {}", store.location());
+                    errln!("mailhost: no batch `{id}` in {}", store.location());
                     return exit::DATA;
                 }
                 Err(e) => return failed(e),
@@ -607,7 +624,7 @@ pub async fn outbox_batches(
                     if json {
                         print_json(&serde_json::json!({"id": id, "cancelled": n}));
                     } else {
-                        println!("batch {id}: {n} message(s) cancelled (those sending or sent are not touched)");
+                        outln!("batch {id}: {n} message(s) cancelled (those sending or sent are not touched)");
                     }
                     exit::OK
                 }
