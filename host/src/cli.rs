@@ -64,6 +64,7 @@ const AFTER_HELP: &str = "\
 Examples:
   mailhost send --to you@example.com --subject Hello --text 'It works'
   mailhost send --eml invoice.eml
+  mailhost send-batch customers.csv --subject 'Invoice {{ number }}' --text-file invoice.txt --rate 120
   mailhost --config /etc/mailhost/mailhost.toml send --user alice --tenant acme --to a@example.com --subject Hi --text Hi
   mailhost check office --to admin@example.com
   mailhost policy explain --user alice --action compose
@@ -128,6 +129,8 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Send many messages: a template and a JSON Lines or CSV file of rows, or a folder of .eml files.
+    SendBatch(crate::batch::cli::SendBatchArgs),
     /// Run the service: the HTTP API and the workers that drain the outbox.
     Serve(crate::server::cli::ServeArgs),
     /// The durable outbox of the service: list, show, retry, cancel.
@@ -334,6 +337,10 @@ fn dispatch(cli: &Cli) -> u8 {
             Ok(s) => crate::server::cli::outbox(&s, command, cli.json),
             Err(code) => code,
         },
+        Command::SendBatch(a) => match load_settings(cli, &plugins) {
+            Ok(s) => crate::batch::cli::send_batch(Engine::new(s, plugins), a, cli.json),
+            Err(code) => code,
+        },
         Command::Serve(a) => match load_settings(cli, &plugins) {
             Ok(s) => crate::server::cli::serve(Engine::new(s, plugins), a),
             Err(code) => code,
@@ -432,6 +439,7 @@ fn dispatch(cli: &Cli) -> u8 {
                 Command::Plugins { .. }
                 | Command::Config { .. }
                 | Command::Serve(_)
+                | Command::SendBatch(_)
                 | Command::Outbox { .. }
                 | Command::ApiToken(_)
                 | Command::Plugin(_)

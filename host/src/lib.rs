@@ -5,6 +5,7 @@
 //! plugin loader, policy, message building, the engine that walks a policy
 //! chain, and the CLI.
 
+pub mod batch;
 pub mod browser;
 pub mod cli;
 pub mod config;

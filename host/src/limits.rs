@@ -27,6 +27,11 @@ pub struct Limits {
     pub max_recipients: usize,
     /// Rows of one batch (`send-batch`, `POST /v1/batches`).
     pub max_batch_rows: usize,
+    /// A batch's input: the JSON Lines or CSV file (or the whole
+    /// `POST /v1/batches` body), and the `.eml` files of a folder together.
+    pub max_batch_bytes: u64,
+    /// One row of a batch (a JSON Lines line, a CSV record).
+    pub max_batch_row_bytes: u64,
 }
 
 impl Default for Limits {
@@ -35,6 +40,8 @@ impl Default for Limits {
             max_message_bytes: 64 * 1024 * 1024,
             max_recipients: 10_000,
             max_batch_rows: 1_000_000,
+            max_batch_bytes: 256 * 1024 * 1024,
+            max_batch_row_bytes: 64 * 1024,
         }
     }
 }

@@ -542,6 +542,18 @@ fn zero_limits_are_refused_at_their_key() {
         ) && e.contains("test.toml:3:3: [limits] max_batch_rows is 0"),
         "{e}"
     );
+    let e = errors("[limits]\nmax_batch_bytes = 0\n");
+    assert!(
+        e.contains("test.toml:2:1: [limits] max_batch_bytes is 0"),
+        "{e}"
+    );
+    let e = errors("[outbox]\ndrain_secs = 5\nbatch_per_minute = 100000\n");
+    assert!(
+        e.contains("test.toml:3:1: [outbox] batch_per_minute = 100000 is more than 60000"),
+        "{e}"
+    );
+    let e = errors("[outbox]\nbatch_per_minute = -1\n");
+    assert!(e.contains("test.toml:2:"), "{e}");
     let e = errors("[limits]\nmax_recipents = 5\n");
     assert!(
         e.contains("test.toml:2:1: unknown field `max_recipents`"),

@@ -449,3 +449,212 @@ fn json_errors_are_json_on_stdout() {
     assert_eq!(v["error"]["code"], "config");
     let _ = std::io::stdout().flush();
 }
+
+/// `send-batch` with one hostile row among good ones: exit 65 (69 when the
+/// bad rows are policy refusals), the error names the line, and nothing is queued or written.
+#[test]
+fn hostile_batch_rows_are_refused_by_line_and_nothing_is_queued() {
+    let good = r#"{"to": "a@example.com", "name": "Ann"}"#;
+    let huge = format!(
+        r#"{{"to": "a@example.com", "name": "{}"}}"#,
+        "x".repeat(100_000)
+    );
+    // (file, bytes, extra arguments, exit code, what stderr says)
+    type Case<'a> = (&'a str, Vec<u8>, &'a [&'a str], i32, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "rows.jsonl",
+            format!(
+                "{good}\n{{\"to\": \"b@example.com\\r\\nBcc: x@evil.test\", \"name\": \"B\"}}\n"
+            )
+            .into_bytes(),
+            &[],
+            65,
+            "line 2: field `to` contains a line break",
+        ),
+        (
+            "rows.jsonl",
+            format!("{good}\n{{\"to\": \"b@example.com\", \"name\": \"B\\u0000\"}}\n").into_bytes(),
+            &[],
+            65,
+            "line 2: field `name` contains a NUL",
+        ),
+        (
+            "rows.jsonl",
+            format!("{good}\n{huge}\n").into_bytes(),
+            &[],
+            65,
+            "line 2: the row is larger than 65536 bytes ([limits] max_batch_row_bytes)",
+        ),
+        (
+            "rows.jsonl",
+            [
+                format!("{good}\n").into_bytes(),
+                b"{\"to\": \"b@example.com\", \"name\": \"\xff\"}\n".to_vec(),
+            ]
+            .concat(),
+            &[],
+            65,
+            "line 2: not valid UTF-8",
+        ),
+        (
+            "rows.jsonl",
+            format!(
+                "{good}\n{{\"to\": \"b@example.com\", \"name\": \"B\\r\\nBcc: x@evil.test\"}}\n"
+            )
+            .into_bytes(),
+            &[],
+            65,
+            "line 2: the rendered subject contains a line break",
+        ),
+        (
+            "rows.csv",
+            b"to,name\na@example.com,Ann\nb@example.com\n".to_vec(),
+            &[],
+            65,
+            "line 3: the row has 1 field(s) but the header row has 2",
+        ),
+        (
+            "rows.csv",
+            b"to,name\na@example.com,Ann\nb@example.com,B\xffb\n".to_vec(),
+            &[],
+            65,
+            "line 3: field `name` is not valid UTF-8",
+        ),
+        // the purpose's rules hold on every built message
+        (
+            "rows.jsonl",
+            format!("{good}\n{{\"to\": \"x@evil.test\", \"name\": \"X\"}}\n").into_bytes(),
+            &["--purpose", "notification"],
+            69,
+            "line 2: refused by purpose recipients",
+        ),
+        (
+            "rows.jsonl",
+            "{\"to\": \"x@evil.test\", \"name\": \"X\"}\n"
+                .as_bytes()
+                .to_vec(),
+            &["--purpose", "notification"],
+            69,
+            "line 1: refused by purpose recipients",
+        ),
+    ];
+    for (name, bytes, extra, code, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+        std::fs::write(dir.path().join("t.txt"), "Hello {{ name }}").unwrap();
+        mailhost(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .args([
+                "send-batch",
+                name,
+                "--subject",
+                "Hi {{ name }}",
+                "--text-file",
+                "t.txt",
+            ])
+            .args(extra)
+            .assert()
+            .code(code)
+            .stderr(predicate::str::contains(says))
+            .stderr(predicate::str::contains("nothing was queued"));
+        assert!(
+            emls(dir.path()).is_empty(),
+            "{says}: nothing may be written"
+        );
+        mailhost(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--json", "outbox", "batches"])
+            .assert()
+            .success()
+            .stdout(predicate::str::diff("[]\n"));
+    }
+}
+
+/// A batch queued with `--no-wait` is sent by `--resume`; Ctrl-C leaves the
+/// rest queued and says how to go on.
+#[test]
+fn a_queued_batch_is_resumed_and_ctrl_c_leaves_the_rest_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    std::fs::write(
+        dir.path().join("rows.csv"),
+        "to,name\na@example.com,Ann\nb@example.com,Bob\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("t.txt"), "Hello {{ name }}").unwrap();
+    let args = [
+        "send-batch",
+        "rows.csv",
+        "--subject",
+        "Hi",
+        "--text-file",
+        "t.txt",
+    ];
+    let out = mailhost(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(args)
+        .args(["--rate", "0", "--no-wait"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(
+        emls(dir.path()).is_empty(),
+        "--no-wait sends nothing itself"
+    );
+    mailhost(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["send-batch", "--resume", &id])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 of 2 sent"));
+    assert_eq!(emls(dir.path()).len(), 2);
+
+    // One a minute: the first goes, then Ctrl-C.
+    let child = std::process::Command::new(mailhost_bin())
+        .current_dir(dir.path())
+        .env_remove("MAILHOST_CONFIG")
+        .env_remove("MAILHOST_PLUGIN_PATH")
+        .env_remove("RUST_LOG")
+        .arg("--plugins")
+        .arg(profile_dir())
+        .arg("--config")
+        .arg(&cfg)
+        .args(args)
+        .args(["--rate", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + BOUND;
+    while emls(dir.path()).len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first row was not sent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 message(s) of batch"), "{err}");
+    assert!(err.contains("after Ctrl-C"), "{err}");
+    assert!(err.contains("mailhost send-batch --resume"), "{err}");
+    assert_eq!(emls(dir.path()).len(), 3);
+}

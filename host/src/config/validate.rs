@@ -200,6 +200,7 @@ impl Validator<'_> {
                 self.err(&span(api), message, hint);
             }
         }
+        let outbox = self.outbox_settings(&raw);
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -213,11 +214,7 @@ impl Validator<'_> {
             users,
             purposes,
             limits,
-            outbox: raw
-                .outbox
-                .as_ref()
-                .map(|o| o.get_ref().clone())
-                .unwrap_or_default(),
+            outbox,
             api: raw
                 .api
                 .as_ref()
@@ -282,6 +279,28 @@ impl Validator<'_> {
         section.clone()
     }
 
+    /// `[outbox]`: the batch rate is at most 1,000 a second; said at the key.
+    fn outbox_settings(&mut self, raw: &RawConfig) -> crate::outbox::OutboxSettings {
+        let Some(o) = &raw.outbox else {
+            return Default::default();
+        };
+        let v = o.get_ref().clone();
+        if let Some(n) = v.batch_per_minute {
+            if n > crate::outbox::MAX_BATCH_PER_MINUTE {
+                let at = self.key_in(&span(o), "batch_per_minute");
+                self.err(
+                    &at,
+                    format!(
+                        "[outbox] batch_per_minute = {n} is more than {} (1,000 a second)",
+                        crate::outbox::MAX_BATCH_PER_MINUTE
+                    ),
+                    "give messages per minute (e.g. 600), or 0 to send batches unpaced",
+                );
+            }
+        }
+        v
+    }
+
     /// `[limits]`: a 0 would refuse every input; said at the key.
     fn limits(&mut self, raw: &RawConfig) -> crate::limits::Limits {
         let Some(l) = &raw.limits else {
@@ -292,6 +311,8 @@ impl Validator<'_> {
             ("max_message_bytes", v.max_message_bytes),
             ("max_recipients", v.max_recipients as u64),
             ("max_batch_rows", v.max_batch_rows as u64),
+            ("max_batch_bytes", v.max_batch_bytes),
+            ("max_batch_row_bytes", v.max_batch_row_bytes),
         ] {
             if value == 0 {
                 let at = self.key_in(&span(l), key);
@@ -305,6 +326,9 @@ impl Validator<'_> {
                                 crate::limits::Limits::default().max_message_bytes,
                             "max_recipients" =>
                                 crate::limits::Limits::default().max_recipients as u64,
+                            "max_batch_bytes" => crate::limits::Limits::default().max_batch_bytes,
+                            "max_batch_row_bytes" =>
+                                crate::limits::Limits::default().max_batch_row_bytes,
                             _ => crate::limits::Limits::default().max_batch_rows as u64,
                         }
                     ),

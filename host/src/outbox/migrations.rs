@@ -18,6 +18,11 @@ pub const SQLITE: &[Script] = &[
         include_str!("migrations/sqlite/0001_outbox.sql"),
     ),
     (
+        2,
+        "batches",
+        include_str!("migrations/sqlite/0002_batches.sql"),
+    ),
+    (
         3,
         "send slots, claim order",
         include_str!("migrations/sqlite/0003_send_slots.sql"),
@@ -29,6 +34,11 @@ pub const POSTGRES: &[Script] = &[
         1,
         "outbox",
         include_str!("migrations/postgres/0001_outbox.sql"),
+    ),
+    (
+        2,
+        "batches",
+        include_str!("migrations/postgres/0002_batches.sql"),
     ),
     (
         3,

@@ -17,8 +17,10 @@
 //! `FOR UPDATE SKIP LOCKED`). Both behind [`store::Store`]; [`Outbox`] adds
 //! group commit (concurrent enqueues share one transaction).
 
+pub mod batches;
 pub mod deliver;
 pub mod migrations;
+pub mod pacing;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;
@@ -215,6 +217,9 @@ pub struct MessageRecord {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The batch the message belongs to (`send-batch`, `POST /v1/batches`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
 }
 
 /// One try through one way out.
@@ -307,7 +312,16 @@ pub struct OutboxSettings {
     /// How long a stopping service waits for sends in flight (default 30).
     #[serde(default)]
     pub drain_secs: Option<u64>,
+    /// Messages per minute of one batch (`send-batch`, `POST /v1/batches`)
+    /// unless the batch names its own rate; 0 = not paced (default 60).
+    #[serde(default)]
+    pub batch_per_minute: Option<u32>,
 }
+
+/// The default of `[outbox] batch_per_minute`.
+pub const DEFAULT_BATCH_PER_MINUTE: u32 = 60;
+/// The highest batch rate: 1,000 a second.
+pub const MAX_BATCH_PER_MINUTE: u32 = 60_000;
 
 impl OutboxSettings {
     /// The database to open: a `postgres://` URL or a SQLite path.
@@ -351,6 +365,11 @@ impl OutboxSettings {
         w.max_backoff =
             Duration::from_millis(policy.max_backoff_ms.max(policy.initial_backoff_ms).max(1));
         w
+    }
+
+    /// A batch's rate when it names none.
+    pub fn batch_rate(&self) -> u32 {
+        self.batch_per_minute.unwrap_or(DEFAULT_BATCH_PER_MINUTE)
     }
 
     pub fn drain(&self) -> Duration {
@@ -425,6 +444,11 @@ impl Outbox {
             .await
             .map_err(|_| OutboxError::Closed)?;
         rx.await.map_err(|_| OutboxError::Closed)?
+    }
+
+    /// Wakes an idle worker of this process (something was committed).
+    pub fn notify_enqueued(&self) {
+        self.enqueued.notify_one();
     }
 
     /// Stores `msg` durably (committed before this returns). Concurrent calls share commits.

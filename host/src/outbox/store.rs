@@ -146,7 +146,7 @@ pub struct SettleItem {
 pub(crate) const COLS: &str = "id, state, action, user_name, tenant, purpose, idempotency_key, \
      message_id, envelope_from, envelope_to, options_json, decision_json, chain_pos, \
      position_since, priority, attempts_count, next_attempt_at, lease_owner, lease_until, \
-     last_error, created_at, updated_at";
+     last_error, created_at, updated_at, batch_id";
 
 pub(crate) const INSERT_HEAD: &str = "INSERT INTO outbox_messages (id, state, action, user_name, \
      tenant, purpose, idem_scope, idempotency_key, message_id, mime, envelope_from, envelope_to, \
@@ -275,10 +275,11 @@ macro_rules! impl_store {
                 let sql = format!(
                     "UPDATE outbox_messages SET state = 'sending', lease_owner = $1, lease_until = $2, \
                      updated_at = $3 WHERE id IN (SELECT id FROM outbox_messages{} \
-                     WHERE state IN ('queued', 'deferred') AND next_attempt_at <= $3 \
-                     ORDER BY priority, next_attempt_at, created_at LIMIT $4{}) \
+                     WHERE state IN ('queued', 'deferred') AND next_attempt_at <= $3 AND {} \
+                     ORDER BY priority, next_attempt_at, created_at, id LIMIT $4{}) \
                      RETURNING {}, mime",
                     $claim_index,
+                    $crate::outbox::pacing::CLAIMABLE,
                     $claim_suffix,
                     $crate::outbox::store::COLS
                 );
@@ -295,8 +296,8 @@ macro_rules! impl_store {
                     .map(|r| Self::record(r, true))
                     .collect::<Result<Vec<_>, _>>()?;
                 out.sort_by(|a, b| {
-                    (a.priority, a.next_attempt_at, a.created_at)
-                        .cmp(&(b.priority, b.next_attempt_at, b.created_at))
+                    (a.priority, a.next_attempt_at, a.created_at, &a.id)
+                        .cmp(&(b.priority, b.next_attempt_at, b.created_at, &b.id))
                 });
                 Ok(out)
             }
@@ -754,6 +755,7 @@ macro_rules! impl_store {
                     last_error: r.try_get("last_error").map_err(c)?,
                     created_at: r.try_get("created_at").map_err(c)?,
                     updated_at: r.try_get("updated_at").map_err(c)?,
+                    batch_id: r.try_get("batch_id").map_err(c)?,
                 })
             }
         }

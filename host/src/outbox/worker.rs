@@ -263,6 +263,7 @@ pub async fn run<D: Deliver>(
     let owner = cfg.owner.clone();
     let lease = cfg.lease;
     let poll = cfg.poll;
+    let hold_ms = cfg.hold.as_millis() as i64;
     let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
     let min_claim = (cfg.concurrency / 4).max(1);
     let shared = Arc::new(Shared {
@@ -326,6 +327,10 @@ pub async fn run<D: Deliver>(
             continue;
         }
         for rec in claimed {
+            // A batch message waits for its batch's send slot, taken in claim (file) order (pacing.rs).
+            if super::pacing::hold_for_pacing(&outbox, &owner, &rec, hold_ms).await {
+                continue;
+            }
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };

@@ -39,6 +39,17 @@ pub enum OutboxCommand {
     Retry { id: String },
     /// Do not send a queued or deferred message.
     Cancel { id: String },
+    /// Batches (`send-batch`, `POST /v1/batches`), newest first.
+    Batches {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// One batch: its messages per state, its rate, whether it is done.
+    Batch { id: String },
+    /// Cancel every message of a batch not yet sent.
+    CancelBatch { id: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -184,6 +195,11 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
             exit::UNAVAILABLE
         };
         match cmd {
+            OutboxCommand::Batches { .. }
+            | OutboxCommand::Batch { .. }
+            | OutboxCommand::CancelBatch { .. } => {
+                crate::batch::cli::outbox_batches(&outbox, cmd, json).await
+            }
             OutboxCommand::List {
                 state,
                 limit,

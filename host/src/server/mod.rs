@@ -7,6 +7,8 @@
 //! - `GET /v1/messages/{id}`, `GET /v1/messages?state=&limit=&before=`;
 //! - `POST /v1/messages/{id}/retry`, `POST /v1/messages/{id}/cancel`;
 //! - `POST /v1/compose` (a compose run now, not queued);
+//! - `POST /v1/batches`, `GET /v1/batches/{id}`, `GET /v1/batches`,
+//!   `POST /v1/batches/{id}/cancel` (see [`batches`]);
 //! - `POST /v1/accounts/{name}/check`, `GET /v1/policy/explain` (see [`ops`]);
 //! - `GET /v1/status`, `GET /v1/openapi.json`, `GET /healthz`, `GET /readyz`,
 //!   `GET /metrics`.
@@ -15,6 +17,7 @@
 //! Errors are `application/problem+json` (RFC 9457).
 
 pub mod auth;
+mod batches;
 pub mod cli;
 mod ops;
 pub mod problem;
@@ -64,6 +67,9 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/messages/{id}", get(show))
         .route("/v1/messages/{id}/retry", post(retry))
         .route("/v1/messages/{id}/cancel", post(cancel))
+        .route("/v1/batches", post(batches::create).get(batches::list))
+        .route("/v1/batches/{id}", get(batches::show))
+        .route("/v1/batches/{id}/cancel", post(batches::cancel))
         .route("/v1/status", get(status))
         .route("/v1/accounts/{name}/check", post(ops::check))
         .route("/v1/policy/explain", get(ops::explain))

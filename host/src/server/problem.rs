@@ -14,6 +14,8 @@ pub struct Problem {
     pub code: &'static str,
     pub title: &'static str,
     pub detail: String,
+    /// Extension members (RFC 9457 §3.2), e.g. `rows` for a batch's bad rows.
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -24,6 +26,8 @@ struct Body<'a> {
     status: u16,
     detail: &'a str,
     code: &'a str,
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -38,7 +42,14 @@ impl Problem {
             code,
             title,
             detail: detail.into(),
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// Adds an extension member (a name the standard members do not use).
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Problem {
+        self.extensions.insert(key.to_string(), value);
+        self
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Problem {
@@ -107,6 +118,7 @@ impl IntoResponse for Problem {
             status: self.status.as_u16(),
             detail: &self.detail,
             code: self.code,
+            extensions: &self.extensions,
         };
         let json = serde_json::to_vec(&body).unwrap_or_default();
         let mut r = (self.status, json).into_response();

@@ -9,8 +9,8 @@ CREATE TABLE outbox_send_slots (
 CREATE INDEX outbox_send_slots_account ON outbox_send_slots (account, until);
 CREATE INDEX outbox_send_slots_owner ON outbox_send_slots (owner);
 
--- Claims take due messages in (priority, next_attempt_at, created_at) order:
+-- Claims take due messages in (priority, next_attempt_at, created_at, id) order:
 -- an index in exactly that order lets a claim read only the rows it takes.
 DROP INDEX outbox_due;
-CREATE INDEX outbox_due ON outbox_messages (priority, next_attempt_at, created_at)
+CREATE INDEX outbox_due ON outbox_messages (priority, next_attempt_at, created_at, id)
     WHERE state IN ('queued', 'deferred');

@@ -1,0 +1,693 @@
+//! `mailhost send-batch FILE`: validates and builds every row, queues the
+//! batch durably in the outbox, then (unless `--no-wait`) drains it in this
+//! process with the outbox worker while showing progress.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{
+    input, prepare_all, BatchContent, BatchRequest, Format, RowError, RowErrors, Template,
+};
+use crate::cli::{exit, exit_code, print_json};
+use crate::engine::{Engine, FailureClass};
+use crate::outbox::batches::{BatchStatus, BatchStore};
+use crate::outbox::{now_ms, worker, Outbox, State, Store};
+
+/// `println!` that ignores a closed stdout (a reader that stopped listening
+/// must not turn a queued or sent batch into a failure).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! errln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SendBatchArgs {
+    /// JSON Lines (`.jsonl`, one object per line), CSV (`.csv`, a header row
+    /// with a `to` column) or a folder of `.eml` files (each sent as it is).
+    #[arg(required_unless_present = "resume")]
+    pub file: Option<PathBuf>,
+    /// The file's format when its name does not tell: jsonl or csv.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The subject template (e.g. 'Invoice {{ number }}').
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// The plain-text body template.
+    #[arg(long)]
+    pub text_file: Option<PathBuf>,
+    /// The HTML body template (fields are HTML-escaped).
+    #[arg(long)]
+    pub html_file: Option<PathBuf>,
+    /// A TOML file with `subject`, `text` and/or `html` (and optionally `from`)
+    /// instead of --subject/--text-file/--html-file.
+    #[arg(long, conflicts_with_all = ["subject", "text_file", "html_file"])]
+    pub template: Option<PathBuf>,
+    /// From (default: the account's).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// A name for the batch (default: the file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Messages per minute for this batch (default: [outbox] batch_per_minute; 0 = not paced).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// The same key again (per tenant) answers with the first batch instead of queueing a second.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub tenant: Option<String>,
+    #[arg(long)]
+    pub purpose: Option<String>,
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Validate and render every row, print the first message; queue nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Queue the batch and return; `mailhost serve` sends it.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Send what is left of a queued batch (after Ctrl-C, or a batch queued with --no-wait).
+    #[arg(long, value_name = "BATCH_ID", conflicts_with_all = ["file", "dry_run", "no_wait"])]
+    pub resume: Option<String>,
+}
+
+/// How long the drain waits for a deferred message (a temporary failure, an
+/// account's rate limit) before it leaves the rest to the service.
+const WAIT_FOR_DEFERRED_MS: i64 = 120_000;
+
+fn report(json: bool, code: u8, kind: &str, message: &str, rows: Option<&RowErrors>) -> u8 {
+    errln!("mailhost: {message}");
+    if json {
+        let mut v =
+            serde_json::json!({"error": {"code": kind, "exit_code": code, "message": message}});
+        if let Some(r) = rows {
+            v["error"]["rows"] = serde_json::to_value(&r.list).unwrap_or_default();
+            v["error"]["bad_rows"] = serde_json::json!(r.total);
+        }
+        print_json(&v);
+    }
+    code
+}
+
+/// Reads the batch's input and template from the command line.
+fn request(
+    engine: &Engine,
+    a: &SendBatchArgs,
+) -> Result<BatchRequest, (u8, String, Option<RowErrors>)> {
+    let limits = &engine.settings().limits;
+    let usage = |m: String| (exit::USAGE, m, None);
+    let data = |e: RowErrors| (exit::DATA, e.to_string(), Some(e));
+    let Some(file) = &a.file else {
+        return Err(usage("give the batch file (or --resume BATCH_ID)".into()));
+    };
+    let content = if file.is_dir() {
+        if a.subject.is_some()
+            || a.text_file.is_some()
+            || a.html_file.is_some()
+            || a.template.is_some()
+            || a.from.is_some()
+        {
+            return Err(usage(format!(
+                "{} is a folder of .eml files, which are sent as they are: leave out --subject, --text-file, --html-file, --template and --from",
+                file.display()
+            )));
+        }
+        BatchContent::Eml(input::read_eml_dir(file, limits).map_err(data)?)
+    } else {
+        let format = match a.format.as_deref() {
+            Some("jsonl") | Some("ndjson") => Format::Jsonl,
+            Some("csv") => Format::Csv,
+            Some(other) => return Err(usage(format!("--format {other} is unknown; use jsonl or csv"))),
+            None => Format::of(file).ok_or_else(|| {
+                usage(format!(
+                    "cannot tell the format of {} from its name; name it .jsonl or .csv, or give --format jsonl|csv",
+                    file.display()
+                ))
+            })?,
+        };
+        let bytes =
+            crate::limits::read_bounded(file, limits.max_batch_bytes, "limits.max_batch_bytes")
+                .map_err(|e| data(RowErrors::one(RowError::whole(e.to_string()))))?;
+        let rows = input::parse(format, &bytes, limits).map_err(data)?;
+        let read = |p: &PathBuf| -> Result<String, (u8, String, Option<RowErrors>)> {
+            let b = crate::limits::read_bounded(
+                p,
+                limits.max_message_bytes,
+                "limits.max_message_bytes",
+            )
+            .map_err(|e| (exit::DATA, format!("template: {e}"), None))?;
+            String::from_utf8(b).map_err(|_| {
+                (
+                    exit::DATA,
+                    format!(
+                        "template {} is not valid UTF-8; save it as UTF-8",
+                        p.display()
+                    ),
+                    None,
+                )
+            })
+        };
+        let mut template = match &a.template {
+            Some(p) => toml::from_str::<Template>(&read(p)?).map_err(|e| {
+                (
+                    exit::DATA,
+                    format!("template {}: {}; write `subject = \"...\"` and `text = \"...\"` and/or `html = \"...\"`", p.display(), e.message()),
+                    None,
+                )
+            })?,
+            None => Template {
+                subject: a.subject.clone().unwrap_or_default(),
+                text: a.text_file.as_ref().map(read).transpose()?,
+                html: a.html_file.as_ref().map(read).transpose()?,
+                from: None,
+            },
+        };
+        if a.from.is_some() {
+            template.from = a.from.clone();
+        }
+        if template.text.is_none() && template.html.is_none() {
+            return Err(usage(
+                "a JSON Lines or CSV batch needs a template: --subject with --text-file and/or --html-file, or --template FILE".into(),
+            ));
+        }
+        BatchContent::Rows { template, rows }
+    };
+    Ok(BatchRequest {
+        label: a
+            .name
+            .clone()
+            .or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned())),
+        user: a.user.clone(),
+        tenant: a.tenant.clone(),
+        purpose: a.purpose.clone(),
+        mode: a.mode.clone(),
+        idempotency_key: a.idempotency_key.clone(),
+        per_minute: a.rate,
+        content,
+    })
+}
+
+/// `mailhost send-batch`
+pub fn send_batch(engine: Engine, a: &SendBatchArgs, json: bool) -> u8 {
+    let engine = Arc::new(engine);
+    let code = run(&engine, a, json);
+    engine.close();
+    code
+}
+
+fn run(engine: &Arc<Engine>, a: &SendBatchArgs, json: bool) -> u8 {
+    let prepared = if a.resume.is_some() {
+        None
+    } else {
+        let req = match request(engine, a) {
+            Ok(r) => r,
+            Err((code, m, rows)) => {
+                let kind = if code == exit::USAGE {
+                    "usage"
+                } else {
+                    "invalid-batch"
+                };
+                return report(
+                    json,
+                    code,
+                    kind,
+                    &format!("the batch was not queued: {m}"),
+                    rows.as_ref(),
+                );
+            }
+        };
+        match prepare_all(engine, &req) {
+            Ok(p) => Some(p),
+            Err((rows, refused)) => {
+                // Every row refused by the policy: the policy's exit code.
+                let (code, kind) = if refused == rows.total {
+                    (exit::UNAVAILABLE, "refused")
+                } else {
+                    (exit::DATA, "invalid-batch")
+                };
+                return report(
+                    json,
+                    code,
+                    kind,
+                    &format!("the batch was not queued: {rows}"),
+                    Some(&rows),
+                );
+            }
+        }
+    };
+    if a.dry_run {
+        let Some(p) = prepared else {
+            return exit::USAGE;
+        };
+        let first = p
+            .messages
+            .first()
+            .map(|m| String::from_utf8_lossy(&m.mime).into_owned())
+            .unwrap_or_default();
+        if json {
+            print_json(&serde_json::json!({
+                "dry_run": true, "rows": p.messages.len(), "per_minute": p.batch.per_minute, "first": first
+            }));
+        } else {
+            outln!(
+                "dry run: {} message(s) valid, nothing queued; rate {}; the first message:\n",
+                p.messages.len(),
+                rate_text(p.batch.per_minute)
+            );
+            outln!("{first}");
+        }
+        return exit::OK;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            errln!("mailhost: cannot start the async runtime: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let code = rt.block_on(async {
+        let settings = engine.settings();
+        let location = match settings.outbox.location(&settings.base_dir) {
+            Ok(l) => l,
+            Err(e) => return report(json, exit::CONFIG, "config", &format!("{}: {e}", settings.source), None),
+        };
+        let outbox = match Outbox::open(&location).await {
+            Ok(o) => o,
+            Err(e) => return report(json, exit::UNAVAILABLE, "outbox-unavailable", &e.to_string(), None),
+        };
+        let id = match (prepared, &a.resume) {
+            (Some(p), _) => {
+                let n = p.messages.len();
+                match outbox.create_batch(&p.batch, p.messages).await {
+                Ok(e) => {
+                    if e.duplicate {
+                        errln!("mailhost: a batch with this idempotency key is queued already: {} (nothing new queued)", e.id);
+                    } else if !json {
+                        errln!("queued batch {} ({n} message(s), rate {}) in {}", e.id, rate_text(p.batch.per_minute), outbox.store().location());
+                    }
+                    e.id
+                }
+                Err(e) => return report(json, exit::TRANSIENT, "outbox-unavailable", &format!("the batch was not queued: {e}"), None),
+            }},
+            (None, Some(id)) => id.clone(),
+            (None, None) => return exit::USAGE,
+        };
+        let status = match outbox.store().batch_status(&id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return report(json, exit::DATA, "not-found", &format!("no batch `{id}` in {}", outbox.store().location()), None),
+            Err(e) => return report(json, exit::UNAVAILABLE, "outbox-unavailable", &e.to_string(), None),
+        };
+        if a.no_wait {
+            if json {
+                print_json(&status);
+            } else {
+                outln!("{id}");
+                errln!("queued; `mailhost serve` sends it (or `mailhost send-batch --resume {id}`); `mailhost outbox batch {id}` shows where it is");
+            }
+            return exit::OK;
+        }
+        drain(engine, &outbox, &id, json).await
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    code
+}
+
+fn rate_text(per_minute: u32) -> String {
+    if per_minute == 0 {
+        "not paced".into()
+    } else {
+        format!("{per_minute}/min")
+    }
+}
+
+/// Runs the outbox worker in this process until the batch is done, only
+/// deferred messages far in the future are left, or Ctrl-C.
+async fn drain(engine: &Arc<Engine>, outbox: &Outbox, id: &str, json: bool) -> u8 {
+    let settings = engine.settings();
+    let cfg = settings.outbox.worker(worker::owner_id(), &settings.policy);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let deliver = Arc::new(crate::outbox::deliver::EngineDeliver(engine.clone()));
+    let stats = Arc::new(worker::Stats::default());
+    let w = tokio::spawn(worker::run(
+        outbox.clone(),
+        deliver,
+        cfg,
+        stats,
+        stop_rx,
+        settings.outbox.drain(),
+    ));
+    let mut progress = Progress::new(id);
+    let mut interrupted = false;
+    let mut last: Option<BatchStatus> = None;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        match outbox.store().batch_status(id).await {
+            Ok(Some(s)) => {
+                progress.show(&s);
+                let stop = s.done || left_to_service(&s);
+                last = Some(s);
+                if stop {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => errln!("mailhost: reading batch {id}: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = &mut ctrl_c => { interrupted = true; break; }
+        }
+    }
+    let _ = stop_tx.send(true);
+    if let Ok(Err(e)) = w.await {
+        errln!("mailhost: the outbox worker: {e}");
+    }
+    // The final counts, after the worker settled what it had in flight.
+    if let Ok(Some(s)) = outbox.store().batch_status(id).await {
+        last = Some(s);
+    }
+    progress.finish();
+    let Some(s) = last else {
+        return report(
+            json,
+            exit::DATA,
+            "not-found",
+            &format!("no batch `{id}`"),
+            None,
+        );
+    };
+    let code = batch_exit_code(&s);
+    if json {
+        let mut v = serde_json::to_value(&s).unwrap_or_default();
+        v["exit_code"] = serde_json::json!(code);
+        v["interrupted"] = serde_json::json!(interrupted);
+        print_json(&v);
+    } else {
+        outln!("{}", summary(&s));
+    }
+    let open = s.count(State::Queued) + s.count(State::Sending) + s.count(State::Deferred);
+    if open > 0 {
+        errln!(
+            "mailhost: {open} message(s) of batch {id} are still queued (durably){}; send them with `mailhost send-batch --resume {id}` or let `mailhost serve` send them; drop them with `mailhost outbox cancel-batch {id}`",
+            if interrupted { " after Ctrl-C" } else { "" }
+        );
+    }
+    code
+}
+
+/// Only deferred messages are left, and the first is due later than the drain waits.
+fn left_to_service(s: &BatchStatus) -> bool {
+    s.count(State::Queued) == 0
+        && s.count(State::Sending) == 0
+        && s.next_due
+            .is_some_and(|t| t - now_ms() > WAIT_FOR_DEFERRED_MS)
+}
+
+/// 0 when every message was sent; else the class of the failures (the most
+/// frequent failure class; rows still open are temporary, cancelled ones refused).
+pub fn batch_exit_code(s: &BatchStatus) -> u8 {
+    if s.count(State::Sent) == s.batch.total {
+        return exit::OK;
+    }
+    let class = |name: &str| match name {
+        "transient" => FailureClass::Transient,
+        "auth" => FailureClass::Auth,
+        "config" => FailureClass::Config,
+        "unavailable" => FailureClass::Unavailable,
+        "unsupported" => FailureClass::Unsupported,
+        "refused" => FailureClass::Refused,
+        _ => FailureClass::Permanent,
+    };
+    if let Some((name, _)) = s.failures.iter().max_by_key(|(_, n)| **n) {
+        return exit_code(Some(class(name)));
+    }
+    if s.count(State::Failed) > 0 {
+        return exit::PERMANENT;
+    }
+    let open = s.count(State::Queued) + s.count(State::Sending) + s.count(State::Deferred);
+    if open > 0 {
+        return exit::TRANSIENT;
+    }
+    // Only cancelled messages are missing.
+    exit_code(Some(FailureClass::Refused))
+}
+
+/// One line: the batch and its counts.
+pub fn summary(s: &BatchStatus) -> String {
+    let counts: Vec<String> = s
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let mut out = format!(
+        "batch {}: {} of {} sent ({})",
+        s.batch.id,
+        s.count(State::Sent),
+        s.batch.total,
+        counts.join(", ")
+    );
+    if !s.failures.is_empty() {
+        let f: Vec<String> = s.failures.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        out.push_str(&format!("; failures: {}", f.join(", ")));
+    }
+    out
+}
+
+/// A progress bar on a terminal; plain lines when stderr is not one.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    id: String,
+    last_line: String,
+    last_at: std::time::Instant,
+}
+
+impl Progress {
+    fn new(id: &str) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} (eta {eta})",
+            ) {
+                b.set_style(style);
+            }
+            b
+        });
+        Progress {
+            bar,
+            id: id.to_string(),
+            last_line: String::new(),
+            last_at: std::time::Instant::now(),
+        }
+    }
+
+    fn show(&mut self, s: &BatchStatus) {
+        let msg = format!(
+            "sent {}, failed {}, deferred {}",
+            s.count(State::Sent),
+            s.count(State::Failed),
+            s.count(State::Deferred)
+        );
+        match &self.bar {
+            Some(b) => {
+                b.set_length(s.batch.total);
+                b.set_position(s.finished());
+                b.set_message(msg);
+            }
+            None => {
+                let line = format!(
+                    "batch {}: {}/{} done ({msg})",
+                    self.id,
+                    s.finished(),
+                    s.batch.total
+                );
+                if line != self.last_line
+                    && (self.last_at.elapsed() >= Duration::from_secs(1) || s.done)
+                {
+                    errln!("{line}");
+                    self.last_line = line;
+                    self.last_at = std::time::Instant::now();
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.abandon();
+        }
+    }
+}
+
+fn when(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// `mailhost outbox batches | batch ID | cancel-batch ID`
+pub async fn outbox_batches(
+    outbox: &Outbox,
+    cmd: &crate::server::cli::OutboxCommand,
+    json: bool,
+) -> u8 {
+    use crate::server::cli::OutboxCommand;
+    let store = outbox.store();
+    let failed = |e: crate::outbox::OutboxError| {
+        errln!("mailhost: {e}");
+        exit::UNAVAILABLE
+    };
+    match cmd {
+        OutboxCommand::Batches { limit, tenant } => {
+            let list = match store.list_batches(tenant.as_deref(), None, *limit).await {
+                Ok(l) => l,
+                Err(e) => return failed(e),
+            };
+            if json {
+                print_json(&list);
+                return exit::OK;
+            }
+            for b in &list {
+                outln!(
+                    "{}  {}  {:>7} message(s)  {}  {}",
+                    b.id,
+                    when(b.created_at),
+                    b.total,
+                    rate_text(b.per_minute),
+                    b.label.as_deref().unwrap_or("")
+                );
+            }
+            if list.is_empty() {
+                outln!("(no batches)");
+            }
+            exit::OK
+        }
+        OutboxCommand::Batch { id } => match store.batch_status(id).await {
+            Ok(Some(s)) => {
+                if json {
+                    print_json(&s);
+                } else {
+                    outln!("{}", summary(&s));
+                    outln!("created     {}", when(s.batch.created_at));
+                    outln!("rate        {}", rate_text(s.batch.per_minute));
+                    if let Some(l) = &s.batch.label {
+                        outln!("name        {l}");
+                    }
+                    outln!("done        {}", if s.done { "yes" } else { "no" });
+                }
+                exit::OK
+            }
+            Ok(None) => {
+                errln!("mailhost: no batch `{id}` in {}", store.location());
+                exit::DATA
+            }
+            Err(e) => failed(e),
+        },
+        OutboxCommand::CancelBatch { id } => {
+            match store.batch_status(id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    errln!("mailhost: no batch `{id}` in {}", store.location());
+                    return exit::DATA;
+                }
+                Err(e) => return failed(e),
+            }
+            match store.cancel_batch(id, now_ms()).await {
+                Ok(n) => {
+                    if json {
+                        print_json(&serde_json::json!({"id": id, "cancelled": n}));
+                    } else {
+                        outln!("batch {id}: {n} message(s) cancelled (those sending or sent are not touched)");
+                    }
+                    exit::OK
+                }
+                Err(e) => failed(e),
+            }
+        }
+        _ => exit::USAGE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::batches::BatchRecord;
+
+    fn status(counts: &[(&str, u64)], failures: &[(&str, u64)]) -> BatchStatus {
+        let mut c: std::collections::BTreeMap<String, u64> = State::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), 0))
+            .collect();
+        for (k, n) in counts {
+            c.insert(k.to_string(), *n);
+        }
+        BatchStatus {
+            batch: BatchRecord {
+                id: "b".into(),
+                label: None,
+                tenant: None,
+                user: None,
+                idempotency_key: None,
+                total: counts.iter().map(|(_, n)| n).sum(),
+                per_minute: 60,
+                created_at: 0,
+            },
+            counts: c,
+            failures: failures.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            done: true,
+            next_due: None,
+        }
+    }
+
+    #[test]
+    fn the_exit_code_is_the_class_of_the_failures() {
+        assert_eq!(batch_exit_code(&status(&[("sent", 3)], &[])), exit::OK);
+        assert_eq!(
+            batch_exit_code(&status(&[("sent", 1), ("failed", 2)], &[("permanent", 2)])),
+            exit::PERMANENT
+        );
+        assert_eq!(
+            batch_exit_code(&status(&[("failed", 3)], &[("auth", 2), ("permanent", 1)])),
+            exit::AUTH
+        );
+        assert_eq!(
+            batch_exit_code(&status(&[("failed", 1)], &[("refused", 1)])),
+            exit::UNAVAILABLE
+        );
+        assert_eq!(
+            batch_exit_code(&status(&[("sent", 1), ("deferred", 1)], &[])),
+            exit::TRANSIENT
+        );
+        assert_eq!(
+            batch_exit_code(&status(&[("sent", 1), ("cancelled", 1)], &[])),
+            exit::UNAVAILABLE
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! The batch endpoints:
+//!
+//! - `POST /v1/batches`: `application/json` (`template` + `rows`, and the
+//!   routing keys), or `application/x-ndjson` (the first line the same object
+//!   without `rows`, then one row per line) → 202 `{id, total, duplicate}`
+//!   once the batch and every message are committed; one bad row → 400
+//!   `invalid-batch` listing the rows, nothing queued;
+//! - `GET /v1/batches/{id}`: messages per state, created, rate, done;
+//! - `GET /v1/batches?limit=&before=&tenant=`: newest first, paged;
+//! - `POST /v1/batches/{id}/cancel`: cancels the messages not yet sent.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::problem::Problem;
+use super::{caller, Shared};
+use crate::batch::{
+    input, prepare_all, BatchContent, BatchRequest, Row, RowError, RowErrors, Template,
+};
+use crate::outbox::batches::{BatchRecord, BatchStatus, BatchStore};
+use crate::outbox::now_ms;
+
+/// The JSON body (and the first line of an NDJSON body, without `rows`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    template: Option<Template>,
+    #[serde(default)]
+    rows: Option<Vec<serde_json::Value>>,
+    name: Option<String>,
+    /// Messages per minute (default `[outbox] batch_per_minute`; 0 = not paced).
+    rate: Option<u32>,
+    idempotency_key: Option<String>,
+    user: Option<String>,
+    tenant: Option<String>,
+    purpose: Option<String>,
+    mode: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Accepted {
+    id: String,
+    total: u64,
+    /// True when the idempotency key was seen before: this is the first batch's id.
+    duplicate: bool,
+}
+
+fn need_send(app: &Shared, who: &Caller) -> Result<(), Problem> {
+    if !who.send {
+        return Err(Problem::forbidden(
+            "scope",
+            format!("API token `{}` lacks the `send` scope", who.name),
+        ));
+    }
+    if !app.accepting.load(Ordering::Relaxed) {
+        return Err(Problem::unavailable(
+            "shutting-down",
+            "the service is shutting down; send again to another instance or later",
+        ));
+    }
+    Ok(())
+}
+
+fn too_large(limit: u64) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "The request body is too large",
+        format!("the batch is larger than {limit} bytes ([limits] max_batch_bytes); split it or raise the limit"),
+    )
+}
+
+fn row_problem(rows: &RowErrors) -> Problem {
+    Problem::bad_request("invalid-batch", rows.to_string())
+        .with("rows", serde_json::to_value(&rows.list).unwrap_or_default())
+        .with("bad_rows", serde_json::json!(rows.total))
+}
+
+/// Errors about the JSON body's `rows` name them `row N` (they have no lines).
+fn as_rows(rows: &mut RowErrors) {
+    for e in rows.list.iter_mut().filter(|e| e.row > 0) {
+        e.at = format!("row {}", e.row);
+    }
+}
+
+/// JSON rows: each an object, numbered from 1 in the errors.
+fn json_rows(
+    rows: Vec<serde_json::Value>,
+    max_rows: usize,
+    max_row_bytes: u64,
+) -> Result<Vec<Row>, RowErrors> {
+    if rows.len() > max_rows {
+        return Err(RowErrors::one(RowError::whole(format!(
+            "the batch has {} rows, more than {max_rows} ([limits] max_batch_rows); split it",
+            rows.len()
+        ))));
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    let mut errors = RowErrors::default();
+    for (i, v) in rows.into_iter().enumerate() {
+        let at = |mut e: RowError| {
+            e.at = format!("row {}", i + 1);
+            e
+        };
+        let size = serde_json::to_vec(&v).map(|b| b.len() as u64).unwrap_or(0);
+        if size > max_row_bytes {
+            errors.push(at(RowError::line(
+                i + 1,
+                format!(
+                    "the row is larger than {max_row_bytes} bytes ([limits] max_batch_row_bytes)"
+                ),
+            )));
+            continue;
+        }
+        match v {
+            serde_json::Value::Object(o) => match input::row_of(i + 1, o) {
+                Ok(r) => out.push(r),
+                Err(e) => errors.push(at(e)),
+            },
+            _ => errors.push(at(RowError::line(i + 1, "not a JSON object"))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `POST /v1/batches`
+pub(super) async fn create(
+    AxState(app): AxState<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let who = caller(&app, &headers)?;
+    need_send(&app, &who)?;
+    let limits = app.engine.settings().limits.clone();
+    let limit = limits.max_batch_bytes;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit {
+            return Err(too_large(limit));
+        }
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let raw = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .await
+        .map_err(|_| too_large(limit))?;
+    let bad_json = |e: serde_json::Error| {
+        Problem::bad_request("bad-json", format!("the body is not a batch: {e}"))
+    };
+    // JSON `rows` are numbered as rows, JSON Lines by their line.
+    let (head, rows, numbered) = match ctype.as_str() {
+        "application/json" => {
+            let mut b: BatchBody = serde_json::from_slice(&raw).map_err(bad_json)?;
+            let rows = b.rows.take().ok_or_else(|| {
+                Problem::bad_request("bad-field", "`rows` is missing: give one object per recipient, each with `to` and the template's fields")
+            })?;
+            let rows = json_rows(rows, limits.max_batch_rows, limits.max_batch_row_bytes).map_err(|e| row_problem(&e))?;
+            (b, rows, true)
+        }
+        "application/x-ndjson" | "application/jsonl" | "application/json-lines" => {
+            let end = raw.iter().position(|b| *b == b'\n').unwrap_or(raw.len());
+            let b: BatchBody = serde_json::from_slice(&raw[..end]).map_err(|e| {
+                Problem::bad_request(
+                    "bad-json",
+                    format!("line 1 (the batch: template and options) is not valid: {e}"),
+                )
+            })?;
+            if b.rows.is_some() {
+                return Err(Problem::bad_request(
+                    "bad-field",
+                    "line 1 of a JSON Lines batch holds the template and options; the rows follow, one per line",
+                ));
+            }
+            // Keep the line numbers: line 1 becomes an empty line.
+            let mut rest = Vec::with_capacity(raw.len() - end + 1);
+            rest.push(b'\n');
+            rest.extend_from_slice(raw.get(end + 1..).unwrap_or_default());
+            let rows = input::parse(crate::batch::Format::Jsonl, &rest, &limits)
+                .map_err(|e| row_problem(&e))?;
+            (b, rows, false)
+        }
+        other => {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "media-type",
+                "Unsupported media type",
+                format!("Content-Type `{other}` is not accepted for a batch; use application/json (template + rows) or application/x-ndjson"),
+            ))
+        }
+    };
+    let template = head.template.ok_or_else(|| {
+        Problem::bad_request(
+            "bad-field",
+            "`template` is missing: give {\"subject\": ..., \"text\": ... and/or \"html\": ...}",
+        )
+    })?;
+    let req = BatchRequest {
+        label: head.name,
+        user: who.user(head.user)?,
+        tenant: who.tenant(head.tenant)?,
+        purpose: head.purpose,
+        mode: head.mode,
+        idempotency_key: head.idempotency_key,
+        per_minute: head.rate,
+        content: BatchContent::Rows { template, rows },
+    };
+    let engine = app.engine.clone();
+    // The policy probes plugins: blocking.
+    let prepared = tokio::task::spawn_blocking(move || prepare_all(&engine, &req))
+        .await
+        .map_err(|e| Problem::internal(format!("preparing the batch failed: {e}")))?;
+    let prepared = match prepared.map_err(|(mut rows, refused)| {
+        if numbered {
+            as_rows(&mut rows);
+        }
+        (rows, refused)
+    }) {
+        Ok(p) => p,
+        Err((rows, refused)) if refused > 0 && refused == rows.total => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "refused-by-policy",
+                "Refused by policy",
+                rows.to_string(),
+            )
+            .with("rows", serde_json::to_value(&rows.list).unwrap_or_default()))
+        }
+        Err((rows, _)) => return Err(row_problem(&rows)),
+    };
+    let total = prepared.messages.len() as u64;
+    let e = app
+        .outbox
+        .create_batch(&prepared.batch, prepared.messages)
+        .await
+        .map_err(|e| {
+            Problem::unavailable(
+                "outbox-unavailable",
+                format!("the batch was not queued: {e}"),
+            )
+        })?;
+    let total = if e.duplicate {
+        match app.outbox.store().batch_status(&e.id).await {
+            Ok(Some(s)) => s.batch.total,
+            _ => total,
+        }
+    } else {
+        total
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted {
+            id: e.id,
+            total,
+            duplicate: e.duplicate,
+        }),
+    )
+        .into_response())
+}
+
+fn bad_id(id: &str) -> Result<(), Problem> {
+    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(Problem::not_found(format!("no batch `{id}`")));
+    }
+    Ok(())
+}
+
+async fn load_for(app: &Shared, who: &Caller, id: &str) -> Result<BatchStatus, Problem> {
+    bad_id(id)?;
+    let got = app
+        .outbox
+        .store()
+        .batch_status(id)
+        .await
+        .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    match got {
+        Some(s) if who.may_touch(s.batch.tenant.as_deref(), s.batch.user.as_deref()) => Ok(s),
+        // Someone else's batch is "not found" for this token (no probing of ids).
+        _ => Err(Problem::not_found(format!("no batch `{id}`"))),
+    }
+}
+
+/// `GET /v1/batches/{id}`
+pub(super) async fn show(
+    AxState(app): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<BatchStatus>, Problem> {
+    let who = caller(&app, &headers)?;
+    Ok(Json(load_for(&app, &who, &id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    before: Option<String>,
+    tenant: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Page {
+    batches: Vec<BatchRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// `GET /v1/batches`
+pub(super) async fn list(
+    AxState(app): AxState<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page>, Problem> {
+    let who = caller(&app, &headers)?;
+    let Query(q) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(c) => Some(
+            c.split_once('_')
+                .and_then(|(a, i)| Some((a.parse::<i64>().ok()?, i.to_string())))
+                .ok_or_else(|| {
+                    Problem::bad_request("bad-query", "`before` is not a cursor from `next`")
+                })?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let tenant = if who.admin {
+        q.tenant
+    } else {
+        who.tenant(q.tenant)?
+    };
+    let mut batches = app
+        .outbox
+        .store()
+        .list_batches(tenant.as_deref(), before, limit)
+        .await
+        .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    let next = (batches.len() == limit as usize)
+        .then(|| batches.last().map(|b| format!("{}_{}", b.created_at, b.id)))
+        .flatten();
+    batches.retain(|b| who.may_touch(b.tenant.as_deref(), b.user.as_deref()));
+    Ok(Json(Page { batches, next }))
+}
+
+/// `POST /v1/batches/{id}/cancel`
+pub(super) async fn cancel(
+    AxState(app): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<BatchStatus>, Problem> {
+    let who = caller(&app, &headers)?;
+    if !who.send {
+        return Err(Problem::forbidden(
+            "scope",
+            format!("API token `{}` lacks the `send` scope", who.name),
+        ));
+    }
+    load_for(&app, &who, &id).await?;
+    app.outbox
+        .store()
+        .cancel_batch(&id, now_ms())
+        .await
+        .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    Ok(Json(load_for(&app, &who, &id).await?))
+}
