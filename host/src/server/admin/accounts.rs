@@ -427,7 +427,10 @@ fn render(st: &AdminState, s: &Session, v: &View<'_>, top: &str) -> Html<String>
     body.push_str("</fieldset><fieldset><legend>Plugin settings</legend>");
     let secret_states: std::collections::BTreeMap<&str, &str> =
         v.secrets.iter().map(|(k, s)| (k.as_str(), *s)).collect();
-    for (k, prop) in &props {
+    // Required keys first, then the rest in the schema's (alphabetical) order.
+    let mut ordered: Vec<(&String, &Value)> = props.iter().collect();
+    ordered.sort_by_key(|(k, _)| !required.contains(*k));
+    for (k, prop) in ordered {
         if is_secret_key(k, Some(schema)) {
             body.push_str(&secret_input(
                 k,

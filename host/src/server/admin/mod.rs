@@ -99,7 +99,6 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: Shared) -> Router<S> {
         .route("/admin/assets/admin.css", get(css))
         .route("/admin/assets/admin.js", get(js))
         .route("/admin/status", get(status::show))
-        .route("/admin/status.json", get(status::json))
         .route("/admin/status/{name}/refresh", post(status::refresh))
         .route("/admin/outbox", get(status::outbox))
         .route("/admin/outbox/{id}", get(status::message))
@@ -139,7 +138,7 @@ async fn headers(req: Request, next: Next) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     r

@@ -4,9 +4,9 @@
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Form, Json};
+use axum::Form;
 use mailhost_plugin_api::{CheckReport, PluginError, StepOutcome};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{
     csrf_field, esc, field, notice, page, url_enc, when, AdminState, Denied, Nav, Session,
@@ -19,7 +19,7 @@ pub const CONNECTING: &str = "Connection in progress";
 /// The state of an account nothing has tried yet.
 pub const NOT_CONNECTED: &str = "Not connected";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub(crate) struct AccountRow {
     pub account: String,
     pub plugin: String,
@@ -29,13 +29,13 @@ pub(crate) struct AccountRow {
     pub since: String,
 }
 
-#[derive(Debug, Serialize)]
-pub(crate) struct StatusJson {
+#[derive(Debug)]
+pub(crate) struct StatusRows {
     pub sending_enabled: bool,
     pub accounts: Vec<AccountRow>,
 }
 
-async fn rows(st: &AdminState) -> Result<StatusJson, String> {
+async fn rows(st: &AdminState) -> Result<StatusRows, String> {
     let engine = st.engine();
     let seen = st
         .app
@@ -61,21 +61,9 @@ async fn rows(st: &AdminState) -> Result<StatusJson, String> {
             }
         })
         .collect();
-    Ok(StatusJson {
+    Ok(StatusRows {
         sending_enabled: engine.settings().policy.enabled,
         accounts,
-    })
-}
-
-/// `GET /admin/status.json`: what the page polls.
-pub(super) async fn json(
-    AxState(st): AxState<AdminState>,
-    headers: HeaderMap,
-) -> Result<Response, Denied> {
-    st.session(&headers)?;
-    Ok(match rows(&st).await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => super::super::Problem::unavailable("outbox-unavailable", e).into_response(),
     })
 }
 

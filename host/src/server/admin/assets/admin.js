@@ -4,25 +4,31 @@
 "use strict";
 
 (function () {
-  // Live connection status: poll the JSON the status page is rendered from.
+  // Live connection status: fetch the status page again and take its
+  // account rows (one renderer, escaped on the server; no JSON endpoint).
   var table = document.getElementById("account-status");
   if (table) {
     var live = document.getElementById("status-live");
     var refresh = function () {
-      fetch("/admin/status.json", { credentials: "same-origin", headers: { "Accept": "application/json" } })
-        .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
-        .then(function (s) {
-          s.accounts.forEach(function (a) {
-            var row = table.querySelector('tr[data-account="' + CSS.escape(a.account) + '"]');
+      fetch("/admin/status", { credentials: "same-origin", redirect: "error" })
+        .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.text(); })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var rows = doc.querySelector("#account-status tbody");
+          var kill = doc.getElementById("kill-state");
+          if (!rows) { throw new Error("no status in the answer"); }
+          // Keep the focused Refresh button: replace only the cells that change.
+          rows.querySelectorAll("tr[data-account]").forEach(function (fresh) {
+            var row = table.querySelector('tr[data-account="' + CSS.escape(fresh.getAttribute("data-account")) + '"]');
             if (!row) { return; }
-            var state = row.querySelector(".state");
-            state.textContent = a.state;
-            state.className = "state state-" + a.state.replace(/ /g, "-");
-            row.querySelector(".reason").textContent = a.reason;
-            row.querySelector(".since").textContent = a.since;
+            ["state", "reason", "since"].forEach(function (c) {
+              var a = row.querySelector("." + c);
+              var b = fresh.querySelector("." + c);
+              if (a && b) { a.textContent = b.textContent; a.className = b.className; }
+            });
           });
           var k = document.getElementById("kill-state");
-          if (k) { k.textContent = s.sending_enabled ? "on" : "off (kill switch)"; }
+          if (k && kill) { k.textContent = kill.textContent; }
           if (live) { live.textContent = "updated " + new Date().toLocaleTimeString(); }
         })
         .catch(function (e) { if (live) { live.textContent = "live update failed: " + e.message; } });
