@@ -153,6 +153,10 @@ test("the example plugin's form comes from its schema", async () => {
   const text = await page.locator(".notice").first().textContent();
   assert.match(text, /do not validate/);
   assert.match(text, /mailhost\.toml:\d+/);
+  // The message also stands under the field.
+  assert.match(await page.locator("#f-url-error").textContent(), /url/);
+  assert.equal(await page.getByLabel(/^url/).getAttribute("aria-invalid"), "true");
+  await shot("05b-example-plugin-invalid");
 });
 
 test("flip a user's compose mode and Explain changes", async () => {

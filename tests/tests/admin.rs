@@ -598,6 +598,15 @@ fn saves_are_validated_like_the_cli_refused_when_stale_and_applied_without_a_res
         body.contains(&html_at),
         "the page says what the CLI says ({at}):\n{body}"
     );
+    // And under the field itself, tied to the input for screen readers.
+    assert!(
+        body.contains("aria-invalid=\"true\" aria-errormessage=\"f-port-error\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("<p class=\"error\" id=\"f-port-error\">"),
+        "{body}"
+    );
     // Flip alice's compose mode: applied at once (the API's explain sees it).
     let (_, _, page) = s.request("GET", "/admin/users", Some(&session), &[], &[]);
     let etag = hidden(&page, "etag");

@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::edit::{self, NewSecret};
 use super::status::{record_check, steps_html};
 use super::{csrf_field, esc, field, notice, page, url_enc, AdminState, Denied, Nav, Session};
-use crate::config::{is_secret_key, HOST_ACCOUNT_KEYS};
+use crate::config::is_secret_key;
 use crate::engine::Engine;
 use crate::loader::LoadedPlugin;
 
@@ -76,6 +76,8 @@ struct View<'a> {
     is_new: bool,
     etag: String,
     test_to: String,
+    /// Validation messages by key, shown under their field.
+    errors: std::collections::BTreeMap<String, String>,
 }
 
 fn secret_kind(v: &Value) -> &'static str {
@@ -148,6 +150,51 @@ fn view<'a>(
         is_new,
         etag,
         test_to: String::new(),
+        errors: Default::default(),
+    }
+}
+
+/// The validator's messages that are about `key` of account `account`.
+fn errors_by_key(
+    account: &str,
+    plugin: &LoadedPlugin,
+    errors: &[String],
+) -> std::collections::BTreeMap<String, String> {
+    let mut keys: Vec<String> = plugin
+        .schema()
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.extend(["from", "max_per_minute", "description", "preset"].map(String::from));
+    let mut out = std::collections::BTreeMap::new();
+    for e in errors {
+        let first = e.lines().next().unwrap_or("");
+        for k in &keys {
+            let about = first.contains(&format!("account `{account}` `{k}`"))
+                || first.contains(&format!("[accounts.{account}] {k}"))
+                || first.contains(&format!("accounts.{account}.{k}"));
+            if about {
+                out.entry(k.clone())
+                    .and_modify(|m: &mut String| {
+                        m.push('\n');
+                        m.push_str(first)
+                    })
+                    .or_insert_with(|| first.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The inline message under a field, and the attributes that tie it to the input.
+fn field_error(id: &str, err: Option<&String>) -> (String, String) {
+    match err {
+        None => (String::new(), String::new()),
+        Some(e) => (
+            format!("<p class=\"error\" id=\"{id}-error\">{}</p>", esc(e)),
+            format!(" aria-invalid=\"true\" aria-errormessage=\"{id}-error\""),
+        ),
     }
 }
 
@@ -195,7 +242,8 @@ fn input(key: &str, prop: &Value, required: bool, v: &View<'_>) -> String {
         .and_then(|d| d.as_str())
         .unwrap_or("");
     let title = prop.get("title").and_then(|d| d.as_str()).unwrap_or(key);
-    let req_attr = if required { " required" } else { "" };
+    let (err_html, err_attr) = field_error(&id, v.errors.get(key));
+    let req_attr = &format!("{}{err_attr}", if required { " required" } else { "" });
     let req_mark = if required {
         " <span aria-hidden=\"true\">*</span><span class=\"sr-only\">(required)</span>"
     } else {
@@ -238,7 +286,7 @@ fn input(key: &str, prop: &Value, required: bool, v: &View<'_>) -> String {
             ));
         }
         return format!(
-            "<div class=\"field\">{label}{h}<select id=\"{id}\" name=\"{n}\"{req_attr}{d}>{opts}</select></div>",
+            "<div class=\"field\">{label}{h}<select id=\"{id}\" name=\"{n}\"{req_attr}{d}>{opts}</select>{err_html}</div>",
             h = help(&id, desc),
             n = esc(&name),
             d = described(&id, desc),
@@ -251,7 +299,7 @@ fn input(key: &str, prop: &Value, required: bool, v: &View<'_>) -> String {
                 .or_else(|| default.and_then(|d| d.as_bool()))
                 .unwrap_or(false);
             format!(
-                "<div class=\"field check\"><input type=\"hidden\" name=\"present.{k}\" value=\"1\"><input type=\"checkbox\" id=\"{id}\" name=\"{n}\" value=\"true\"{c}{d}> <label for=\"{id}\">{t}{code}</label>{h}</div>",
+                "<div class=\"field check\"><input type=\"hidden\" name=\"present.{k}\" value=\"1\"><input type=\"checkbox\" id=\"{id}\" name=\"{n}\" value=\"true\"{c}{d}{err_attr}> <label for=\"{id}\">{t}{code}</label>{h}{err_html}</div>",
                 k = esc(key),
                 n = esc(&name),
                 c = if on { " checked" } else { "" },
@@ -278,7 +326,7 @@ fn input(key: &str, prop: &Value, required: bool, v: &View<'_>) -> String {
                 attrs.push_str(&format!(" placeholder=\"{}\"", esc(&value_text(Some(d)))));
             }
             format!(
-                "<div class=\"field\">{label}{h}<input type=\"number\" id=\"{id}\" name=\"{n}\" value=\"{val}\"{attrs}{req_attr}{d}></div>",
+                "<div class=\"field\">{label}{h}<input type=\"number\" id=\"{id}\" name=\"{n}\" value=\"{val}\"{attrs}{req_attr}{d}>{err_html}</div>",
                 h = help(&id, desc),
                 n = esc(&name),
                 val = esc(&value_text(cur)),
@@ -323,7 +371,7 @@ fn input(key: &str, prop: &Value, required: bool, v: &View<'_>) -> String {
                 ""
             };
             format!(
-                "<div class=\"field\">{label}{h}<input type=\"text\" id=\"{id}\" name=\"{n}\" value=\"{val}\"{attrs}{req_attr}{d}></div>",
+                "<div class=\"field\">{label}{h}<input type=\"text\" id=\"{id}\" name=\"{n}\" value=\"{val}\"{attrs}{req_attr}{d}>{err_html}</div>",
                 h = help(&id, &format!("{desc}{list_help}")),
                 n = esc(&name),
                 val = esc(&value_text(cur)),
@@ -333,7 +381,12 @@ fn input(key: &str, prop: &Value, required: bool, v: &View<'_>) -> String {
     }
 }
 
-fn secret_input(key: &str, prop: Option<&Value>, state: Option<&str>) -> String {
+fn secret_input(
+    key: &str,
+    prop: Option<&Value>,
+    state: Option<&str>,
+    err: Option<&String>,
+) -> String {
     let id = format!(
         "s-{}",
         key.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
@@ -343,8 +396,9 @@ fn secret_input(key: &str, prop: Option<&Value>, state: Option<&str>) -> String 
         .and_then(|d| d.as_str())
         .unwrap_or("");
     let state_text = state.unwrap_or("not set");
+    let (err_html, err_attr) = field_error(&id, err);
     format!(
-        "<div class=\"field\"><label for=\"{id}\">{k} <span class=\"secret-state\" id=\"{id}-state\">{st}</span></label>{h}<input type=\"password\" id=\"{id}\" name=\"secret.{k}\" value=\"\" autocomplete=\"new-password\" placeholder=\"{ph}\" aria-describedby=\"{id}-state{dh}\">{clear}</div>",
+        "<div class=\"field\"><label for=\"{id}\">{k} <span class=\"secret-state\" id=\"{id}-state\">{st}</span></label>{h}<input type=\"password\" id=\"{id}\" name=\"secret.{k}\" value=\"\" autocomplete=\"new-password\" placeholder=\"{ph}\" aria-describedby=\"{id}-state{dh}\"{err_attr}>{clear}{err_html}</div>",
         k = esc(key),
         st = esc(state_text),
         h = help(&id, desc),
@@ -436,6 +490,7 @@ fn render(st: &AdminState, s: &Session, v: &View<'_>, top: &str) -> Html<String>
                 k,
                 Some(prop),
                 secret_states.get(k.as_str()).copied(),
+                v.errors.get(k.as_str()),
             ));
         } else {
             body.push_str(&input(k, prop, required.contains(k), v));
@@ -572,12 +627,7 @@ fn apply_form(
     }
     edit::set(t, "plugin", plugin.name().into());
     for (key, prop) in &props {
-        if HOST_ACCOUNT_KEYS.contains(&key.as_str())
-            && key != "from"
-            && key != "max_per_minute"
-            && key != "description"
-            && key != "preset"
-        {
+        if key == "plugin" {
             continue;
         }
         if is_secret_key(key, Some(schema)) {
@@ -759,16 +809,21 @@ pub(super) async fn submit(
             }
             Err(e) => notice(false, &e.html()),
         };
-        let v = if r.is_ok() {
-            view(
+        let v = match &r {
+            Ok(_) => view(
                 &name,
                 &plugin,
                 stored(&st, &engine, &name),
                 false,
                 current_etag(&st, &engine),
-            )
-        } else {
-            view_from_form(&st, &engine, &name, &plugin, &form, is_new, etag)
+            ),
+            Err(e) => {
+                let mut v = view_from_form(&st, &engine, &name, &plugin, &form, is_new, etag);
+                if let edit::SaveError::Invalid(errs) = e {
+                    v.errors = errors_by_key(&name, &plugin, errs);
+                }
+                v
+            }
         };
         return Ok(render(&st, &s, &v, &top));
     }
@@ -797,10 +852,13 @@ pub(super) async fn submit(
             } else {
                 let trial = Arc::new(Engine::new(settings.clone(), engine.plugins().clone()));
                 let to = if action == "send-test" { to } else { None };
-                let got = super::status::run_check(&st, trial.clone(), &name, to).await;
+                let got = super::status::run_check(trial.clone(), &name, to).await;
                 let t2 = trial.clone();
                 let _ = tokio::task::spawn_blocking(move || t2.close()).await;
-                if !is_new && !form_changes(&form) {
+                // A test of the running settings is also the account's connection state.
+                let same = settings.accounts.get(&name).map(|a| &a.settings)
+                    == engine.settings().accounts.get(&name).map(|a| &a.settings);
+                if !is_new && same {
                     record_check(&st, &name, &got).await;
                 }
                 top.push_str(&steps_html(&name, &got));
@@ -808,13 +866,9 @@ pub(super) async fn submit(
         }
         (Ok(_), other) => top.push_str(&notice(false, &format!("Unknown action <code>{}</code>.", esc(other)))),
     }
-    let v = view_from_form(&st, &engine, &name, &plugin, &form, is_new, etag);
+    let mut v = view_from_form(&st, &engine, &name, &plugin, &form, is_new, etag);
+    if let Err(errs) = &candidate {
+        v.errors = errors_by_key(&name, &plugin, errs);
+    }
     Ok(render(&st, &s, &v, &top))
-}
-
-/// Whether a secret was typed (then the test is of unsaved settings and says
-/// nothing about the running account's connection).
-fn form_changes(form: &[(String, String)]) -> bool {
-    form.iter()
-        .any(|(k, v)| (k.starts_with("secret.") && !v.is_empty()) || k.starts_with("clear."))
 }

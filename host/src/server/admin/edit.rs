@@ -213,11 +213,6 @@ pub(crate) async fn save(
         write_secret(&l.base_dir, s).map_err(SaveError::Io)?;
     }
     write_config(&l.path, &text).map_err(SaveError::Io)?;
-    // Read back what was written: the engine is built from the file as it now is.
-    let settings = match validate(&l, &text, engine.plugins()) {
-        Ok(s) => s,
-        Err(_) => settings,
-    };
     let warnings = settings.warnings.iter().map(|w| w.to_string()).collect();
     let fresh = Arc::new(Engine::new(settings, engine.plugins().clone()));
     let old = st.app.engine.set(fresh);

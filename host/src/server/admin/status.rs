@@ -204,7 +204,6 @@ pub(super) async fn show(
 
 /// Runs an account's check on a blocking thread.
 pub(crate) async fn run_check(
-    st: &AdminState,
     engine: std::sync::Arc<crate::engine::Engine>,
     account: &str,
     to: Option<&str>,
@@ -215,7 +214,6 @@ pub(crate) async fn run_check(
     }
     .to_string();
     let name = account.to_string();
-    let _ = st;
     tokio::task::spawn_blocking(move || engine.check(&name, &options))
         .await
         .unwrap_or_else(|e| Err(PluginError::permanent(format!("the check stopped: {e}"))))
@@ -242,7 +240,7 @@ pub(super) async fn refresh(
         .await);
     }
     note_account_status(&st.app.outbox, &st.app.stats, &name, CONNECTING, "").await;
-    let got = run_check(&st, engine, &name, None).await;
+    let got = run_check(engine, &name, None).await;
     record_check(&st, &name, &got).await;
     Ok(render(&st, &s, &steps_html(&name, &got)).await)
 }
