@@ -131,6 +131,16 @@ test("send a test mail, then save a new password into a secrets file", async () 
   await page.locator(".notice.ok").waitFor();
 });
 
+test("an OAuth client gets a token now; the page shows its claims, not the token", async () => {
+  await page.goto(`${BASE}/admin/accounts`);
+  await page.locator('form[action="/admin/oauth/m365/token"] button').click();
+  const text = await page.locator(".notice").first().textContent();
+  assert.match(text, /issued a token/);
+  assert.match(text, /audience https:\/\/graph\.microsoft\.com/);
+  assert.ok(!(await page.content()).includes("eyJ"), "no token in the page");
+  await shot("04b-accounts-oauth");
+});
+
 test("the example plugin's form comes from its schema", async () => {
   await page.goto(`${BASE}/admin/accounts`);
   await page.getByLabel("Name").fill("hook");

@@ -20,6 +20,8 @@ const ADMIN_TOKEN: &str = "admin-token-for-admin-tests";
 const SEND_TOKEN: &str = "send-token-for-admin-tests";
 /// The SMTP password stored in a secrets file: it must never appear in a response.
 const STORED_SECRET: &str = "testpass";
+/// The OAuth client secret of the Graph double, in a secrets file.
+const OAUTH_SECRET: &str = "test-secret";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -46,11 +48,26 @@ fn config(dir: &Path) -> PathBuf {
     }
     std::fs::create_dir_all(dir.join("secrets")).unwrap();
     std::fs::write(dir.join("secrets/node.password"), STORED_SECRET).unwrap();
+    std::fs::write(dir.join("secrets/m365.secret"), OAUTH_SECRET).unwrap();
     let text = format!(
         r#"# mailhost for the admin page tests
 [policy]
 account = "node"        # the system account
 send_mode = "autodetect"
+
+[oauth.m365]
+tenant = "test-tenant"
+client_id = "test-client"
+client_secret = "file:secrets/m365.secret"
+authority = "{shared}"
+ca_file = "{ca}"
+
+[oauth.wrong]
+tenant = "test-tenant"
+client_id = "test-client"
+client_secret = "not-the-secret"
+authority = "{shared}"
+ca_file = "{ca}"
 
 [accounts.node]
 plugin = "smtp"
@@ -87,6 +104,7 @@ hash = "{send}"
 scopes = ["send"]
 "#,
         ca = peer_ca().display(),
+        shared = mailhost_tests::graph::SHARED,
         admin = hash_token(ADMIN_TOKEN),
         send = hash_token(SEND_TOKEN),
     );
@@ -655,6 +673,58 @@ fn saves_are_validated_like_the_cli_refused_when_stale_and_applied_without_a_res
     let (_, _, page) = s.request("GET", "/admin/accounts/node", Some(&session), &[], &[]);
     assert!(page.contains("Node &lt;smtp-server&gt; peer"), "{page}");
     assert!(!page.contains("Node <smtp-server> peer"));
+}
+
+#[test]
+fn oauth_clients_get_a_token_now_and_the_page_shows_its_claims_not_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let s = Service::start(dir.path());
+    let (session, csrf) = s.login(ADMIN_TOKEN);
+    let (_, _, page) = s.request("GET", "/admin/accounts", Some(&session), &[], &[]);
+    assert!(
+        page.contains("Get a token now") && page.contains("test-client"),
+        "{page}"
+    );
+    assert!(!page.contains(OAUTH_SECRET) && !page.contains("not-the-secret"));
+    let get = |client: &str| {
+        s.request(
+            "POST",
+            &format!("/admin/oauth/{client}/token"),
+            Some(&session),
+            &[],
+            &[
+                ("csrf", &csrf),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+        )
+    };
+    let (status, _, body) = get("m365");
+    assert_eq!(status, 200);
+    assert!(body.contains("[oauth.m365] issued a token"), "{body}");
+    assert!(
+        body.contains("audience https://graph.microsoft.com"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("eyJ"),
+        "the token itself is not shown: {body}"
+    );
+    assert!(!body.contains(OAUTH_SECRET));
+    // The identity provider's refusal, in its words.
+    let (_, _, body) = get("wrong");
+    assert!(body.contains("did not issue a token"), "{body}");
+    assert!(body.contains("AADSTS7000215"), "{body}");
+    assert!(!body.contains("not-the-secret"), "{body}");
+    // Without the CSRF token: refused.
+    let (status, _, _) = s.request(
+        "POST",
+        "/admin/oauth/m365/token",
+        Some(&session),
+        &[],
+        &[("scope", "x")],
+    );
+    assert_eq!(status, 403);
 }
 
 #[test]

@@ -28,8 +28,106 @@ pub(super) async fn list(
     headers: HeaderMap,
 ) -> Result<Html<String>, Denied> {
     let s = st.session(&headers)?;
+    Ok(render_list(&st, &s, ""))
+}
+
+/// What a token's payload says (audience, roles or scopes, expiry); never the token.
+fn token_claims(token: &str) -> String {
+    use base64::Engine as _;
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    let Some(c) = claims else {
+        return format!("an opaque token of {} characters", token.len());
+    };
+    let text = |k: &str| match c.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        Some(other) => other.to_string(),
+        None => "–".into(),
+    };
+    let exp = c
+        .get("exp")
+        .and_then(|e| e.as_i64())
+        .map(|e| super::when(e * 1000))
+        .unwrap_or_else(|| "–".into());
+    format!(
+        "audience {}; roles {}; scopes {}; expires {}",
+        text("aud"),
+        text("roles"),
+        text("scp"),
+        exp
+    )
+}
+
+/// `POST /admin/oauth/{name}/token`: "get a token now" for an `[oauth.NAME]` client.
+pub(super) async fn oauth_token(
+    AxState(st): AxState<AdminState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Html<String>, Denied> {
+    let s = st.post_session(&headers, field(&form, "csrf"))?;
     let engine = st.engine();
-    let mut body = String::new();
+    let scope = field(&form, "scope")
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .unwrap_or("https://graph.microsoft.com/.default")
+        .to_string();
+    let top = if !engine.settings().oauth.contains_key(&name) {
+        notice(
+            false,
+            &format!(
+                "There is no OAuth client <code>[oauth.{}]</code>.",
+                esc(&name)
+            ),
+        )
+    } else {
+        let (n, sc) = (name.clone(), scope.clone());
+        let got = tokio::task::spawn_blocking(move || engine.oauth_token(&n, &sc))
+            .await
+            .unwrap_or_else(|e| {
+                Err(mailhost_plugin_api::PluginError::permanent(format!(
+                    "the token request stopped: {e}"
+                )))
+            });
+        match got {
+            Ok(token) => notice(
+                true,
+                &format!(
+                    "<strong>[oauth.{}] issued a token</strong> for <code>{}</code>: {}. (The token itself is not shown.)",
+                    esc(&name),
+                    esc(&scope),
+                    esc(&token_claims(&token))
+                ),
+            ),
+            Err(e) => notice(
+                false,
+                &format!(
+                    "<strong>[oauth.{}] did not issue a token</strong> for <code>{}</code>:<pre>{}</pre>",
+                    esc(&name),
+                    esc(&scope),
+                    esc(&e.to_string())
+                ),
+            ),
+        }
+    };
+    Ok(render_list(&st, &s, &top))
+}
+
+fn render_list(st: &AdminState, s: &Session, top: &str) -> Html<String> {
+    let engine = st.engine();
+    let mut body = String::from(top);
     if let Some(why) = edit::read_only_reason(engine.settings(), st.shared_outbox()) {
         body.push_str(&notice(false, &format!("Read-only here: {}.", esc(&why))));
     }
@@ -62,7 +160,24 @@ pub(super) async fn list(
     body.push_str(&format!(
         "<h2>Add an account</h2><form method=\"get\" action=\"/admin/accounts/new\"><div class=\"field\"><label for=\"new-name\">Name</label><p class=\"help\" id=\"new-name-help\">Letters, digits, <code>-</code> and <code>_</code>; not the name of a mode.</p><input type=\"text\" id=\"new-name\" name=\"name\" required pattern=\"[A-Za-z0-9_-]+\" aria-describedby=\"new-name-help\"></div><div class=\"field\"><label for=\"new-plugin\">Plugin</label><select id=\"new-plugin\" name=\"plugin\">{plugins}</select></div><div class=\"actions\"><button type=\"submit\">Continue</button></div></form>"
     ));
-    Ok(page(&s, Nav::Accounts, "Accounts", &body))
+    if !engine.settings().oauth.is_empty() {
+        body.push_str("<h2>OAuth clients</h2><p>The host's token broker gets tokens for these clients (<code>[oauth.NAME]</code>); accounts name one with <code>oauth</code>.</p><table><thead><tr><th scope=\"col\">Client</th><th scope=\"col\">Tenant</th><th scope=\"col\">Client id</th><th scope=\"col\">Authority</th><th scope=\"col\">Get a token now</th></tr></thead><tbody>");
+        for o in engine.settings().oauth.values() {
+            let id = format!("scope-{}", o.name);
+            body.push_str(&format!(
+                "<tr><th scope=\"row\">{n}</th><td>{t}</td><td><code>{c}</code></td><td>{a}</td><td><form method=\"post\" action=\"/admin/oauth/{u}/token\">{csrf}<label class=\"sr-only\" for=\"{id}\">Scope for {n}</label><input type=\"text\" id=\"{id}\" name=\"scope\" value=\"https://graph.microsoft.com/.default\"> <button type=\"submit\">Get a token now</button></form></td></tr>",
+                n = esc(&o.name),
+                u = url_enc(&o.name),
+                t = esc(&o.tenant),
+                c = esc(&o.client_id),
+                a = esc(&o.authority),
+                id = esc(&id),
+                csrf = csrf_field(s),
+            ));
+        }
+        body.push_str("</tbody></table>");
+    }
+    page(s, Nav::Accounts, "Accounts", &body)
 }
 
 /// What the form shows for one account.

@@ -106,6 +106,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: Shared) -> Router<S> {
         .route("/admin/outbox/{id}/cancel", post(status::cancel))
         .route("/admin/accounts", get(accounts::list))
         .route("/admin/accounts/new", get(accounts::new_form))
+        .route("/admin/oauth/{name}/token", post(accounts::oauth_token))
         .route(
             "/admin/accounts/{name}",
             get(accounts::form).post(accounts::submit),
