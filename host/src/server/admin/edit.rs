@@ -260,3 +260,55 @@ pub(crate) fn set(t: &mut toml_edit::Table, key: &str, v: toml_edit::Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_value_keeps_its_comment_and_new_tables_follow() {
+        let mut doc: DocumentMut = "# top\n[policy]\nenabled = true   # the kill switch\n"
+            .parse()
+            .unwrap();
+        set(
+            table(&mut doc, &["policy"]).unwrap(),
+            "enabled",
+            false.into(),
+        );
+        set(
+            table(&mut doc, &["users", "bob"]).unwrap(),
+            "compose_mode",
+            "builtin".into(),
+        );
+        let text = doc.to_string();
+        assert!(text.starts_with("# top\n[policy]\n"), "{text}");
+        assert!(
+            text.contains("enabled = false   # the kill switch"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[users.bob]\ncompose_mode = \"builtin\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains("[users]\n"),
+            "the parent stays implicit: {text}"
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_not_a_table_is_an_error() {
+        let mut doc: DocumentMut = "users = 1\n".parse().unwrap();
+        let e = table(&mut doc, &["users", "bob"]).unwrap_err();
+        assert!(e.contains("[users] is not a table"), "{e}");
+    }
+
+    #[test]
+    fn secret_file_names_stay_in_the_secrets_folder() {
+        assert_eq!(secret_file_name("node", "password"), "node.password");
+        assert_eq!(secret_file_name("../x", "a/b"), "___x.a_b");
+        assert_eq!(secret_ref("node.password"), "file:secrets/node.password");
+        assert_eq!(etag("a"), etag("a"));
+        assert_ne!(etag("a"), etag("b"));
+    }
+}

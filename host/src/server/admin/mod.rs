@@ -506,3 +506,82 @@ pub(crate) fn when(ms: i64) -> String {
         })
         .unwrap_or_else(|| ms.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn everything_rendered_is_escaped() {
+        assert_eq!(
+            esc(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        assert_eq!(url_enc("a b/\"<c>"), "a%20b%2F%22%3Cc%3E");
+    }
+
+    fn host(h: &str, proto: Option<&str>) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(header::HOST, HeaderValue::from_str(h).unwrap());
+        if let Some(p) = proto {
+            m.insert("x-forwarded-proto", HeaderValue::from_str(p).unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn cookies_are_secure_unless_on_loopback_over_plain_http() {
+        for h in [
+            "127.0.0.1:8025",
+            "localhost:8025",
+            "[::1]:8025",
+            "127.0.0.1",
+        ] {
+            assert!(plain_loopback(&host(h, None)), "{h}");
+            let c = set_cookie(&host(h, None), SESSION_COOKIE, "v", None);
+            assert!(!c.to_str().unwrap().contains("Secure"), "{h}");
+        }
+        for (h, p) in [
+            ("mail.example.com", None),
+            ("127.0.0.1:8025", Some("https")),
+        ] {
+            assert!(!plain_loopback(&host(h, p)), "{h}");
+            let c = set_cookie(&host(h, p), SESSION_COOKIE, "v", None);
+            let c = c.to_str().unwrap();
+            assert!(
+                c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Secure"),
+                "{c}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_foreign_or_opaque_origin_is_refused() {
+        let mut h = host("127.0.0.1:8025", None);
+        assert!(
+            check_origin(&h).is_ok(),
+            "no Origin: the CSRF token decides"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8025"),
+        );
+        assert!(check_origin(&h).is_ok());
+        for o in ["http://evil.example", "null", "http://127.0.0.1:9999"] {
+            h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+            assert!(check_origin(&h).is_err(), "{o}");
+        }
+    }
+
+    #[test]
+    fn cookie_values_are_found_among_several() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; mh_admin=abc; mh_login=x"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(cookie(&h, "mh_admi"), None);
+        assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+}
