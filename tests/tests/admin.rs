@@ -92,6 +92,10 @@ allow_client_support_address = true
 [users.alice]
 compose_mode = "builtin"   # alice's own choice
 
+[users.alice.accounts.node]
+username = "alice"
+password = "file:secrets/node.password"
+
 [outbox]
 database = "outbox.db"
 
@@ -544,6 +548,44 @@ fn stored_secrets_never_leave_and_typed_ones_go_to_a_0600_file() {
     for path in ["/admin/accounts/node", "/admin/status"] {
         let (_, _, body) = s.request("GET", path, Some(&session), &[], &[]);
         assert!(!body.contains(typed), "{path} echoes the new password");
+    }
+    // A user's own password for an account: write-only too, into its own 0600 file.
+    let (_, _, page) = s.request("GET", "/admin/users", Some(&session), &[], &[]);
+    assert!(
+        page.contains("Credentials for account <code>node</code>"),
+        "{page}"
+    );
+    assert!(!page.contains(typed) && !page.contains(STORED_SECRET));
+    let alices = "alices-own-password";
+    let (_, _, body) = s.request(
+        "POST",
+        "/admin/users",
+        Some(&session),
+        &[],
+        &[
+            ("csrf", &csrf),
+            ("etag", &hidden(&page, "etag")),
+            ("cred.alice.node.username", "alice"),
+            ("cred.alice.node.password", alices),
+        ],
+    );
+    assert!(body.contains("Users saved."), "{body}");
+    assert!(!body.contains(alices));
+    let toml = s.config_text();
+    assert!(!toml.contains(alices), "{toml}");
+    assert!(
+        toml.contains("password = \"file:secrets/user-alice-node.password\""),
+        "{toml}"
+    );
+    let file = dir.path().join("secrets/user-alice-node.password");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), alices);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }
 
