@@ -10,6 +10,7 @@
 //! - `POST /v1/accounts/{name}/check`, `GET /v1/policy/explain` (see [`ops`]);
 //! - `GET /v1/status`, `GET /v1/openapi.json`, `GET /healthz`, `GET /readyz`,
 //!   `GET /metrics`.
+//! - `/admin`: the admin web page (session cookie, not a token; see [`admin`]).
 //!
 //! Every `/v1` call needs `Authorization: Bearer TOKEN` (`[api.tokens]`).
 //! Errors are `application/problem+json` (RFC 9457).
