@@ -43,6 +43,23 @@ if ! command -v msmtp >/dev/null 2>&1; then
   fi
 fi
 
+step "browser for the admin page tests (Debian's chromium, Playwright from tests/admin-browser)"
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+      || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }) \
+      || { echo "test.sh: could not install chromium (apt-get install chromium); the admin page tests need it" >&2; exit 1; }
+  else
+    sudo apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+      || { echo "test.sh: install chromium (apt-get install chromium); the admin page tests need it" >&2; exit 1; }
+  fi
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: npm is missing (the peers' Node servers need it too): apt-get install nodejs npm" >&2
+  exit 1
+fi
+(cd tests/admin-browser && npm ci --no-audit --no-fund >/dev/null)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

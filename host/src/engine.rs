@@ -678,6 +678,13 @@ impl Engine {
         }
     }
 
+    /// An access token for `[oauth.provider]` and `scope` from the host's
+    /// broker (cached like the plugins' tokens); the admin page's "get a
+    /// token now". Blocking.
+    pub fn oauth_token(&self, provider: &str, scope: &str) -> Result<String, PluginError> {
+        self.env.broker().token(provider, scope, true)
+    }
+
     /// Runs an account's settings check.
     pub fn check(&self, account: &str, options_json: &str) -> Result<CheckReport, PluginError> {
         let acc = self.settings.accounts.get(account).ok_or_else(|| {

@@ -13,6 +13,7 @@ pub mod copies;
 pub mod discover;
 pub mod engine;
 pub mod limits;
+pub mod live;
 pub mod loader;
 pub mod message;
 pub mod outbox;

@@ -33,6 +33,11 @@ impl HostEnv {
         self
     }
 
+    /// The token broker behind this handle (shared by every plugin).
+    pub fn broker(&self) -> &Arc<TokenBroker> {
+        &self.broker
+    }
+
     /// Tag log lines with the plugin or account this handle serves.
     pub fn with_origin(mut self, origin: &str) -> Self {
         self.origin = origin.to_string();

@@ -94,6 +94,7 @@ async fn api_enqueue(engine: Arc<Engine>, outbox: Outbox, total: usize) -> f64 {
         drain: std::time::Duration::from_secs(1),
         workers: false,
     };
+    let engine = Arc::new(mailhost::live::LiveEngine::new(engine));
     let deliver = Arc::new(EngineDeliver(engine.clone()));
     let server = tokio::spawn(serve(
         engine,

@@ -345,7 +345,9 @@ async fn drain(engine: &Arc<Engine>, outbox: &Outbox, id: &str, json: bool) -> u
     let settings = engine.settings();
     let cfg = settings.outbox.worker(worker::owner_id(), &settings.policy);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let deliver = Arc::new(crate::outbox::deliver::EngineDeliver(engine.clone()));
+    let deliver = Arc::new(crate::outbox::deliver::EngineDeliver(Arc::new(
+        crate::live::LiveEngine::new(engine.clone()),
+    )));
     let stats = Arc::new(worker::Stats::default());
     let w = tokio::spawn(worker::run(
         outbox.clone(),

@@ -19,7 +19,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 use crate::loader::PluginSet;
-pub use checks::MAX_VALUE_BYTES;
+pub use checks::{is_secret_key, MAX_VALUE_BYTES};
 pub use settings::*;
 pub use source::{ConfigError, ConfigErrors, Loc, Source};
 pub(crate) use validate::names;

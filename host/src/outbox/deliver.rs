@@ -7,13 +7,12 @@ use mailhost_plugin_api::PluginError;
 
 use super::worker::{AccountLimits, Deliver, Recheck};
 use super::MessageRecord;
-use crate::engine::Engine;
 use crate::policy::{Action, Candidate};
 use crate::submit::Outcome;
 
 /// Sends stored messages through the engine's plugins.
 #[derive(Clone)]
-pub struct EngineDeliver(pub Arc<Engine>);
+pub struct EngineDeliver(pub Arc<crate::live::LiveEngine>);
 
 impl std::fmt::Debug for EngineDeliver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -23,7 +22,8 @@ impl std::fmt::Debug for EngineDeliver {
 
 impl Deliver for EngineDeliver {
     fn recheck(&self, rec: &MessageRecord) -> Recheck {
-        let s = self.0.settings();
+        let engine = self.0.get();
+        let s = engine.settings();
         // The kill switch holds mail: it goes out once sending is switched on again.
         if !s.policy.enabled {
             return Recheck::Hold(format!(
@@ -40,7 +40,7 @@ impl Deliver for EngineDeliver {
         // that is gone only takes that way out away.
         let mut last = None;
         for c in chain.iter().skip(rec.chain_pos as usize) {
-            match self.0.recheck(rec.tenant.as_deref(), c) {
+            match engine.recheck(rec.tenant.as_deref(), c) {
                 Ok(()) => return Recheck::Go,
                 Err(r) if r.rule.starts_with("tenant") => {
                     return Recheck::Refuse(format!("{}: {}", r.rule, r.message))
@@ -52,7 +52,7 @@ impl Deliver for EngineDeliver {
     }
 
     fn limits(&self, account: &str) -> AccountLimits {
-        match self.0.settings().accounts.get(account) {
+        match self.0.get().settings().accounts.get(account) {
             Some(a) => AccountLimits {
                 max_per_minute: a.max_per_minute,
                 max_concurrent: a.max_concurrent,
@@ -64,7 +64,7 @@ impl Deliver for EngineDeliver {
 
     fn attempt(&self, rec: &MessageRecord, way_out: &Candidate) -> Result<String, PluginError> {
         if let Some(a) = &way_out.account {
-            if !self.0.settings().accounts.contains_key(a) {
+            if !self.0.get().settings().accounts.contains_key(a) {
                 return Err(PluginError::config(format!(
                     "account `{a}` is no longer configured"
                 )));
@@ -77,6 +77,7 @@ impl Deliver for EngineDeliver {
         };
         let msg = restore(rec)?;
         self.0
+            .get()
             .attempt(action, way_out, rec.user.as_deref(), &msg)
             .map(|o| match o {
                 Outcome::Sent(d) => {

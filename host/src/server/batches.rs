@@ -142,7 +142,7 @@ pub(super) async fn create(
 ) -> Result<Response, Problem> {
     let who = caller(&app, &headers)?;
     need_send(&app, &who)?;
-    let limits = app.engine.settings().limits.clone();
+    let limits = app.engine.get().settings().limits.clone();
     let limit = limits.max_batch_bytes;
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
@@ -225,7 +225,7 @@ pub(super) async fn create(
         per_minute: head.rate,
         content: BatchContent::Rows { template, rows },
     };
-    let engine = app.engine.clone();
+    let engine = app.engine.get();
     // The policy probes plugins: blocking.
     let prepared = tokio::task::spawn_blocking(move || prepare_all(&engine, &req))
         .await

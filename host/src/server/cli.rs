@@ -141,6 +141,8 @@ pub fn serve(engine: Engine, a: &ServeArgs) -> u8 {
         Err(c) => return c,
     };
     let engine = Arc::new(engine);
+    // The admin page may swap in an engine built from a saved config.
+    let live = Arc::new(crate::live::LiveEngine::new(engine.clone()));
     let code = rt.block_on(async {
         let outbox = match open_outbox(&settings).await {
             Ok(o) => o,
@@ -153,8 +155,8 @@ pub fn serve(engine: Engine, a: &ServeArgs) -> u8 {
             workers: !a.no_workers,
         };
         let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let deliver = Arc::new(crate::outbox::deliver::EngineDeliver(engine.clone()));
-        match super::serve(engine.clone(), deliver, outbox, opts, stop_rx, None).await {
+        let deliver = Arc::new(crate::outbox::deliver::EngineDeliver(live.clone()));
+        match super::serve(live.clone(), deliver, outbox, opts, stop_rx, None).await {
             Ok(()) => exit::OK,
             Err(e) => {
                 eprintln!("mailhost: serve: {e}");
@@ -164,6 +166,10 @@ pub fn serve(engine: Engine, a: &ServeArgs) -> u8 {
     });
     // A plugin call that never returns must not keep the process alive past the drain.
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    let current = live.get();
+    if !Arc::ptr_eq(&current, &engine) {
+        current.close();
+    }
     engine.close();
     code
 }

@@ -12,10 +12,12 @@
 //! - `POST /v1/accounts/{name}/check`, `GET /v1/policy/explain` (see [`ops`]);
 //! - `GET /v1/status`, `GET /v1/openapi.json`, `GET /healthz`, `GET /readyz`,
 //!   `GET /metrics`.
+//! - `/admin`: the admin web page (session cookie, not a token; see [`admin`]).
 //!
 //! Every `/v1` call needs `Authorization: Bearer TOKEN` (`[api.tokens]`).
 //! Errors are `application/problem+json` (RFC 9457).
 
+pub mod admin;
 pub mod auth;
 mod batches;
 pub mod cli;
@@ -36,7 +38,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::engine::Engine;
+use crate::live::LiveEngine;
 use crate::message::MessageRequest;
 use crate::outbox::worker::{self, Deliver, Stats, WorkerConfig};
 use crate::outbox::{now_ms, Change, ListFilter, NewMessage, Outbox, Priority, State, Store};
@@ -47,7 +49,8 @@ use problem::Problem;
 
 /// The shared state of the API handlers.
 pub struct App {
-    pub engine: Arc<Engine>,
+    /// Replaced when the admin page saves the config.
+    pub engine: Arc<LiveEngine>,
     pub outbox: Outbox,
     pub tokens: Tokens,
     pub max_body: usize,
@@ -76,6 +79,7 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/compose", post(ops::compose))
         .route("/v1/openapi.json", get(ops::openapi))
         .route("/metrics", get(metrics))
+        .merge(admin::router(app.clone()))
         .fallback(fallback)
         // The body is read with our own limit so that an oversized body gets a problem document.
         .layer(DefaultBodyLimit::disable())
@@ -316,7 +320,7 @@ async fn prepare(
         idempotency_key: key.clone(),
         options: serde_json::Map::new(),
     };
-    let engine = app.engine.clone();
+    let engine = app.engine.get();
     // The policy probes plugins: blocking.
     let prepared = tokio::task::spawn_blocking(move || engine.prepare(&sub))
         .await
@@ -596,8 +600,8 @@ async fn status(
         |e: crate::outbox::OutboxError| Problem::unavailable("outbox-unavailable", e.to_string());
     let messages = store.counts().await.map_err(unavailable)?;
     let seen = store.account_statuses().await.map_err(unavailable)?;
-    let accounts = app
-        .engine
+    let engine = app.engine.get();
+    let accounts = engine
         .settings()
         .accounts
         .values()
@@ -617,7 +621,7 @@ async fn status(
         .collect();
     let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     Ok(Json(StatusView {
-        sending_enabled: app.engine.settings().policy.enabled,
+        sending_enabled: engine.settings().policy.enabled,
         accepting: app.accepting.load(Ordering::Relaxed),
         outbox: store.location().to_string(),
         messages,
@@ -737,15 +741,15 @@ pub struct ServeOptions {
 
 /// Runs the API and the workers until SIGTERM/SIGINT (or `stop` turns true).
 pub async fn serve<D: Deliver>(
-    engine: Arc<Engine>,
+    engine: Arc<LiveEngine>,
     deliver: Arc<D>,
     outbox: Outbox,
     opts: ServeOptions,
     mut stop: watch::Receiver<bool>,
     bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<(), String> {
-    let max_body = engine.settings().limits.max_request_bytes();
-    let tokens = Tokens::new(&engine.settings().api);
+    let max_body = engine.get().settings().limits.max_request_bytes();
+    let tokens = Tokens::new(&engine.get().settings().api);
     if tokens.is_empty() {
         tracing::warn!("serve: no [api.tokens] in the config: every /v1 request is refused (401); make one with `mailhost api-token NAME`");
     }

@@ -84,10 +84,11 @@ pub(super) async fn check(
 ) -> Result<Json<CheckView>, Problem> {
     let who = caller(&app, &headers)?;
     need_admin(&who)?;
-    if !app.engine.settings().accounts.contains_key(&name) {
+    if !app.engine.get().settings().accounts.contains_key(&name) {
         return Err(Problem::not_found(format!(
             "no account `{name}`; configured: {}",
             app.engine
+                .get()
                 .settings()
                 .accounts
                 .keys()
@@ -112,7 +113,7 @@ pub(super) async fn check(
         None => serde_json::json!({}),
     }
     .to_string();
-    let engine = app.engine.clone();
+    let engine = app.engine.get();
     let account = name.clone();
     // The check talks to the server: blocking.
     let got = tokio::task::spawn_blocking(move || engine.check(&account, &options))
@@ -220,7 +221,7 @@ pub(super) async fn explain(
             .map(str::to_string)
             .collect(),
     };
-    let engine = app.engine.clone();
+    let engine = app.engine.get();
     // The policy probes plugins: blocking.
     let decision = tokio::task::spawn_blocking(move || engine.decide(action, &req))
         .await
@@ -259,7 +260,7 @@ pub(super) async fn compose(
         }
     }
     let (prepared, _) = prepare(&app, &who, routing, content).await?;
-    let engine = app.engine.clone();
+    let engine = app.engine.get();
     // Plugins block.
     let outcome = tokio::task::spawn_blocking(move || engine.deliver(&prepared))
         .await

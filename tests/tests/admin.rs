@@ -1,0 +1,812 @@
+//! The admin web page of `mailhost serve`: the security properties checked at
+//! the HTTP level (no browser), and the pages driven in Debian's chromium by
+//! Playwright (`tests/admin-browser/`), against the Node smtp-server peer
+//! (2587, `testuser`/`testpass`). Screenshots land in
+//! `target/admin-screenshots/`.
+//!
+//! Needs the cdylibs and the binary built (`cargo build -p mailhost -p
+//! mailhost-smtp -p mailhost-example`), the peers running (`PEERS_DIR`), and
+//! for the browser case `/usr/bin/chromium` and `npm ci` in
+//! `tests/admin-browser` (`scripts/test.sh` installs both).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mailhost::server::auth::hash_token;
+use mailhost_tests::{copy_as, mailhost_bin, peer_ca, plugin_file_name, plugin_path, profile_dir};
+
+const ADMIN_TOKEN: &str = "admin-token-for-admin-tests";
+const SEND_TOKEN: &str = "send-token-for-admin-tests";
+/// The SMTP password stored in a secrets file: it must never appear in a response.
+const STORED_SECRET: &str = "testpass";
+/// The OAuth client secret of the Graph double, in a secrets file.
+const OAUTH_SECRET: &str = "test-secret";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A config with comments (kept across saves), the Node smtp-server account
+/// `node` whose password sits in a secrets file, and a user `alice`.
+fn config(dir: &Path) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for p in ["smtp", "example"] {
+        copy_as(&plugin_path(p), &plugins, &plugin_file_name(p));
+    }
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    std::fs::write(dir.join("secrets/node.password"), STORED_SECRET).unwrap();
+    std::fs::write(dir.join("secrets/m365.secret"), OAUTH_SECRET).unwrap();
+    let text = format!(
+        r#"# mailhost for the admin page tests
+[policy]
+account = "node"        # the system account
+send_mode = "autodetect"
+
+[oauth.m365]
+tenant = "test-tenant"
+client_id = "test-client"
+client_secret = "file:secrets/m365.secret"
+authority = "{shared}"
+ca_file = "{ca}"
+
+[oauth.wrong]
+tenant = "test-tenant"
+client_id = "test-client"
+client_secret = "not-the-secret"
+authority = "{shared}"
+ca_file = "{ca}"
+
+[accounts.node]
+plugin = "smtp"
+from = "erp@example.com"
+description = "Node <smtp-server> peer"
+host = "127.0.0.1"
+port = 2587
+security = "starttls"
+ca_file = "{ca}"
+auth = "required"
+username = "testuser"
+password = "file:secrets/node.password"
+
+[tenants.acme]
+account = "node"
+support_address = "help@acme.example"
+
+[purposes.support]
+allowed_recipients = ["support@example.com"]
+allow_client_support_address = true
+
+[users.alice]
+compose_mode = "builtin"   # alice's own choice
+
+[users.alice.accounts.node]
+username = "alice"
+password = "file:secrets/node.password"
+
+[outbox]
+database = "outbox.db"
+
+[api.tokens.ops]
+hash = "{admin}"
+scopes = ["admin"]
+
+[api.tokens.erp]
+hash = "{send}"
+scopes = ["send"]
+"#,
+        ca = peer_ca().display(),
+        shared = mailhost_tests::graph::SHARED,
+        admin = hash_token(ADMIN_TOKEN),
+        send = hash_token(SEND_TOKEN),
+    );
+    let path = dir.join("mailhost.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Service {
+    child: Child,
+    base: String,
+    dir: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Service {
+    fn start(dir: &Path) -> Service {
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+        let child = Command::new(mailhost_bin())
+            .current_dir(dir)
+            .env_remove("MAILHOST_PLUGIN_PATH")
+            .env_remove("RUST_LOG")
+            .args([
+                "-v",
+                "--config",
+                "mailhost.toml",
+                "--plugins",
+                "plugins",
+                "serve",
+            ])
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let s = Service {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_path_buf(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .tls_backend_preconfigured(mailhost::tokens::tls_config(None).unwrap())
+                .build()
+                .unwrap(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ready = || {
+            rt().block_on(async {
+                match s.client.get(format!("{}/readyz", s.base)).send().await {
+                    Ok(r) => r.status().is_success(),
+                    Err(_) => false,
+                }
+            })
+        };
+        while !ready() {
+            assert!(
+                Instant::now() < deadline,
+                "serve did not start:\n{}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+    }
+
+    fn config_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mailhost.toml")).unwrap()
+    }
+
+    /// (status, headers, body). `form` is sent url-encoded when not empty.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        rt().block_on(async {
+            let mut r = self
+                .client
+                .request(method.parse().unwrap(), format!("{}{path}", self.base));
+            if let Some(c) = cookie {
+                r = r.header("cookie", c);
+            }
+            for (k, v) in headers {
+                r = r.header(*k, *v);
+            }
+            if method == "POST" {
+                let body: String = form
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                r = r
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body);
+            }
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let h = resp.headers().clone();
+            (status, h, resp.text().await.unwrap())
+        })
+    }
+
+    /// Signs in with `token`: the session cookie (`name=value`) and the page's CSRF token.
+    fn login(&self, token: &str) -> (String, String) {
+        let (_, h, body) = self.request("GET", "/admin/login", None, &[], &[]);
+        let pre = set_cookie(&h, "mh_login").expect("the login form sets its cookie");
+        let csrf = hidden(&body, "csrf");
+        let (status, h, body) = self.request(
+            "POST",
+            "/admin/login",
+            Some(&format!("mh_login={pre}")),
+            &[],
+            &[("csrf", &csrf), ("token", token)],
+        );
+        assert_eq!(status, 303, "login failed: {body}");
+        let session = set_cookie(&h, "mh_admin").expect("a session cookie");
+        let cookie = format!("mh_admin={session}");
+        let (_, _, page) = self.request("GET", "/admin/status", Some(&cookie), &[], &[]);
+        (cookie, hidden(&page, "csrf"))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The value of cookie `name` in the response's Set-Cookie headers.
+fn set_cookie(h: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    h.get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+}
+
+fn set_cookie_line(h: &reqwest::header::HeaderMap, name: &str) -> String {
+    h.get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The value of the first hidden input `name` in a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no hidden `{name}` in:\n{page}"));
+    let rest = &page[at + marker.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+#[test]
+fn sign_in_needs_an_admin_token_and_sets_a_strict_http_only_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let s = Service::start(dir.path());
+    // Pages without a session go to the login form.
+    let (status, h, _) = s.request("GET", "/admin/status", None, &[], &[]);
+    assert_eq!(status, 303);
+    assert_eq!(h.get("location").unwrap(), "/admin/login");
+    // The assets are inside the binary.
+    let (status, h, css) = s.request("GET", "/admin/assets/admin.css", None, &[], &[]);
+    assert_eq!(status, 200);
+    assert!(h
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    assert!(css.contains(":focus-visible"));
+    // Wrong token, a send-only token, a login without its CSRF token: refused.
+    let (_, h, body) = s.request("GET", "/admin/login", None, &[], &[]);
+    let pre = set_cookie(&h, "mh_login").unwrap();
+    let csrf = hidden(&body, "csrf");
+    let cookie = format!("mh_login={pre}");
+    let (status, h, _) = s.request(
+        "POST",
+        "/admin/login",
+        Some(&cookie),
+        &[],
+        &[("csrf", &csrf), ("token", "nope")],
+    );
+    assert_eq!(status, 401);
+    assert!(set_cookie(&h, "mh_admin").is_none());
+    let (status, _, body) = s.request(
+        "POST",
+        "/admin/login",
+        Some(&cookie),
+        &[],
+        &[("csrf", &csrf), ("token", SEND_TOKEN)],
+    );
+    assert_eq!(status, 403);
+    assert!(body.contains("lacks the `admin` scope"), "{body}");
+    let (status, h, _) = s.request(
+        "POST",
+        "/admin/login",
+        None,
+        &[],
+        &[("csrf", &csrf), ("token", ADMIN_TOKEN)],
+    );
+    assert_eq!(status, 403, "a login without the form's cookie is refused");
+    assert!(set_cookie(&h, "mh_admin").is_none());
+    // The right token: a session cookie, HttpOnly and SameSite=Strict; not
+    // Secure on loopback http (the browser would not send it back).
+    let (status, h, _) = s.request(
+        "POST",
+        "/admin/login",
+        Some(&cookie),
+        &[],
+        &[("csrf", &csrf), ("token", ADMIN_TOKEN)],
+    );
+    assert_eq!(status, 303);
+    let line = set_cookie_line(&h, "mh_admin");
+    assert!(
+        line.contains("HttpOnly") && line.contains("SameSite=Strict"),
+        "{line}"
+    );
+    assert!(!line.contains("Secure"), "{line}");
+    assert!(
+        !line.contains(ADMIN_TOKEN),
+        "the token is not the cookie: {line}"
+    );
+    // Behind an https proxy the cookie is Secure.
+    let (_, h, body) = s.request(
+        "GET",
+        "/admin/login",
+        None,
+        &[("x-forwarded-proto", "https")],
+        &[],
+    );
+    let pre2 = set_cookie(&h, "mh_login").unwrap();
+    let (_, h, _) = s.request(
+        "POST",
+        "/admin/login",
+        Some(&format!("mh_login={pre2}")),
+        &[("x-forwarded-proto", "https")],
+        &[("csrf", &hidden(&body, "csrf")), ("token", ADMIN_TOKEN)],
+    );
+    assert!(set_cookie_line(&h, "mh_admin").contains("; Secure"));
+    // Logout ends the session.
+    let (session, csrf) = s.login(ADMIN_TOKEN);
+    assert_eq!(
+        s.request("GET", "/admin/users", Some(&session), &[], &[]).0,
+        200
+    );
+    assert_eq!(
+        s.request(
+            "POST",
+            "/admin/logout",
+            Some(&session),
+            &[],
+            &[("csrf", &csrf)]
+        )
+        .0,
+        303
+    );
+    assert_eq!(
+        s.request("GET", "/admin/users", Some(&session), &[], &[]).0,
+        303
+    );
+}
+
+#[test]
+fn posts_without_the_sessions_csrf_token_or_from_another_origin_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let s = Service::start(dir.path());
+    let (session, csrf) = s.login(ADMIN_TOKEN);
+    let before = s.config_text();
+    let (_, _, page) = s.request("GET", "/admin/policy", Some(&session), &[], &[]);
+    let etag = hidden(&page, "etag");
+    let kill = |csrf: Option<&str>, origin: Option<&str>| {
+        let mut form = vec![("do", "kill"), ("confirm", "1"), ("etag", etag.as_str())];
+        if let Some(c) = csrf {
+            form.push(("csrf", c));
+        }
+        let headers: Vec<(&str, &str)> = origin.map(|o| vec![("origin", o)]).unwrap_or_default();
+        s.request("POST", "/admin/policy", Some(&session), &headers, &form)
+    };
+    let (status, _, body) = kill(None, None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("CSRF token is missing"), "{body}");
+    let (status, _, body) = kill(Some("forged"), None);
+    assert_eq!(status, 403);
+    assert!(body.contains("does not match"), "{body}");
+    let (status, _, body) = kill(Some(&csrf), Some("http://evil.example"));
+    assert_eq!(status, 403);
+    assert!(body.contains("another site"), "{body}");
+    assert_eq!(s.config_text(), before, "nothing was written");
+    // Another session's token does not work either.
+    let (other, _) = s.login(ADMIN_TOKEN);
+    let (status, _, _) = s.request(
+        "POST",
+        "/admin/policy",
+        Some(&other),
+        &[],
+        &[
+            ("do", "kill"),
+            ("confirm", "1"),
+            ("etag", &etag),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(status, 403);
+    // The real thing works (and asks for the confirmation first).
+    let (status, _, body) = kill(Some(&csrf), Some(&s.base));
+    assert_eq!(status, 200);
+    assert!(body.contains("Sending is switched off."), "{body}");
+    assert!(s.config_text().contains("enabled = false"));
+    // Every admin response forbids framing and caching, and scripts come from here only.
+    let (_, h, _) = s.request("GET", "/admin/status", Some(&session), &[], &[]);
+    assert!(h
+        .get("content-security-policy")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert_eq!(h.get("cache-control").unwrap(), "no-store");
+    assert_eq!(h.get("x-frame-options").unwrap(), "DENY");
+}
+
+#[test]
+fn stored_secrets_never_leave_and_typed_ones_go_to_a_0600_file() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let s = Service::start(dir.path());
+    let (session, csrf) = s.login(ADMIN_TOKEN);
+    // Every page (the status page also polls itself).
+    for path in [
+        "/admin/status",
+        "/admin/accounts",
+        "/admin/accounts/node",
+        "/admin/policy",
+        "/admin/users",
+        "/admin/explain?user=alice&action=send",
+        "/admin/outbox",
+    ] {
+        let (status, _, body) = s.request("GET", path, Some(&session), &[], &[]);
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(
+            !body.contains(STORED_SECRET),
+            "{path} shows the stored password"
+        );
+        assert!(
+            !body.contains("secrets/node.password"),
+            "{path} shows the secret's file"
+        );
+    }
+    let (_, _, page) = s.request("GET", "/admin/accounts/node", Some(&session), &[], &[]);
+    assert!(
+        page.contains("set (from a file)"),
+        "the page says the password is set"
+    );
+    // Test settings with the stored password: each step, the server's words.
+    let etag = hidden(&page, "etag");
+    let base = [
+        ("csrf", csrf.as_str()),
+        ("etag", etag.as_str()),
+        ("plugin", "smtp"),
+        ("k.host", "127.0.0.1"),
+        ("k.port", "2587"),
+        ("k.security", "starttls"),
+    ];
+    let (status, _, body) = s.request(
+        "POST",
+        "/admin/accounts/node",
+        Some(&session),
+        &[],
+        &[&base[..], &[("do", "test")]].concat(),
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("every step passed"), "{body}");
+    assert!(
+        body.contains("235"),
+        "the server's AUTH reply is shown: {body}"
+    );
+    assert!(!body.contains(STORED_SECRET));
+    // A new password typed on the page: into secrets/, mode 0600, never the TOML, never echoed.
+    let typed = "n3w-Secret-typed-on-the-page";
+    let (status, _, body) = s.request(
+        "POST",
+        "/admin/accounts/node",
+        Some(&session),
+        &[],
+        &[&base[..], &[("do", "save"), ("secret.password", typed)]].concat(),
+    );
+    assert_eq!(status, 200);
+    assert!(body.contains("Saved and applied"), "{body}");
+    assert!(!body.contains(typed));
+    let toml = s.config_text();
+    assert!(!toml.contains(typed), "{toml}");
+    assert!(
+        toml.contains("password = \"file:secrets/node.password\""),
+        "{toml}"
+    );
+    assert!(
+        toml.contains("# mailhost for the admin page tests")
+            && toml.contains("# the system account"),
+        "comments are kept:\n{toml}"
+    );
+    let file = dir.path().join("secrets/node.password");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), typed);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    for path in ["/admin/accounts/node", "/admin/status"] {
+        let (_, _, body) = s.request("GET", path, Some(&session), &[], &[]);
+        assert!(!body.contains(typed), "{path} echoes the new password");
+    }
+    // A user's own password for an account: write-only too, into its own 0600 file.
+    let (_, _, page) = s.request("GET", "/admin/users", Some(&session), &[], &[]);
+    assert!(
+        page.contains("Credentials for account <code>node</code>"),
+        "{page}"
+    );
+    assert!(!page.contains(typed) && !page.contains(STORED_SECRET));
+    let alices = "alices-own-password";
+    let (_, _, body) = s.request(
+        "POST",
+        "/admin/users",
+        Some(&session),
+        &[],
+        &[
+            ("csrf", &csrf),
+            ("etag", &hidden(&page, "etag")),
+            ("cred.alice.node.username", "alice"),
+            ("cred.alice.node.password", alices),
+        ],
+    );
+    assert!(body.contains("Users saved."), "{body}");
+    assert!(!body.contains(alices));
+    let toml = s.config_text();
+    assert!(!toml.contains(alices), "{toml}");
+    assert!(
+        toml.contains("password = \"file:secrets/user-alice-node.password\""),
+        "{toml}"
+    );
+    let file = dir.path().join("secrets/user-alice-node.password");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), alices);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
+
+#[test]
+fn saves_are_validated_like_the_cli_refused_when_stale_and_applied_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let s = Service::start(dir.path());
+    let (session, csrf) = s.login(ADMIN_TOKEN);
+    let explain = || {
+        let (status, _, body) = s.request(
+            "GET",
+            "/v1/policy/explain?user=alice&action=compose",
+            None,
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+            &[],
+        );
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    assert!(explain().contains("user chose `builtin`"));
+    // A port out of range: refused with the CLI's file:line message.
+    let (_, _, page) = s.request("GET", "/admin/accounts/node", Some(&session), &[], &[]);
+    let etag = hidden(&page, "etag");
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("etag", etag.as_str()),
+        ("plugin", "smtp"),
+        ("k.port", "70000"),
+        ("do", "save"),
+    ];
+    let before = s.config_text();
+    let (_, _, body) = s.request("POST", "/admin/accounts/node", Some(&session), &[], &bad);
+    assert!(
+        body.contains("Not saved: the change does not validate"),
+        "{body}"
+    );
+    assert_eq!(s.config_text(), before);
+    // The CLI on the same change says the same, at the same place.
+    let copy = tempfile::tempdir().unwrap();
+    config(copy.path());
+    let cfg = copy.path().join("mailhost.toml");
+    std::fs::write(&cfg, before.replace("port = 2587", "port = 70000")).unwrap();
+    let out = Command::new(mailhost_bin())
+        .current_dir(copy.path())
+        .args([
+            "--config",
+            "mailhost.toml",
+            "--plugins",
+            "plugins",
+            "config",
+            "validate",
+        ])
+        .output()
+        .unwrap();
+    let cli =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    let line = cli
+        .lines()
+        .find(|l| l.contains("mailhost.toml:") && l.contains("port"))
+        .unwrap_or_else(|| panic!("the CLI names the port: {cli}"));
+    let at = &line[line.find("mailhost.toml:").unwrap()..];
+    let html_at = at
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;");
+    assert!(
+        body.contains(&html_at),
+        "the page says what the CLI says ({at}):\n{body}"
+    );
+    // And under the field itself, tied to the input for screen readers.
+    assert!(
+        body.contains("aria-invalid=\"true\" aria-errormessage=\"f-port-error\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("<p class=\"error\" id=\"f-port-error\">"),
+        "{body}"
+    );
+    // Flip alice's compose mode: applied at once (the API's explain sees it).
+    let (_, _, page) = s.request("GET", "/admin/users", Some(&session), &[], &[]);
+    let etag = hidden(&page, "etag");
+    let (_, _, body) = s.request(
+        "POST",
+        "/admin/users",
+        Some(&session),
+        &[],
+        &[
+            ("csrf", &csrf),
+            ("etag", &etag),
+            ("user.alice.compose_mode", "imap-draft"),
+            ("user.alice.send_mode", ""),
+        ],
+    );
+    assert!(body.contains("Users saved."), "{body}");
+    assert!(
+        s.config_text()
+            .contains("compose_mode = \"imap-draft\"   # alice's own choice"),
+        "the comment stays:\n{}",
+        s.config_text()
+    );
+    assert!(
+        explain().contains("user chose `imap-draft`"),
+        "{}",
+        explain()
+    );
+    // A second save from the same (now stale) page is refused, not merged.
+    let (_, _, body) = s.request(
+        "POST",
+        "/admin/users",
+        Some(&session),
+        &[],
+        &[
+            ("csrf", &csrf),
+            ("etag", &etag),
+            ("user.alice.compose_mode", "builtin"),
+        ],
+    );
+    assert!(
+        body.contains("the config changed since this page was loaded"),
+        "{body}"
+    );
+    assert!(s.config_text().contains("imap-draft"));
+    // What is rendered is escaped.
+    let (_, _, page) = s.request("GET", "/admin/accounts/node", Some(&session), &[], &[]);
+    assert!(page.contains("Node &lt;smtp-server&gt; peer"), "{page}");
+    assert!(!page.contains("Node <smtp-server> peer"));
+}
+
+#[test]
+fn oauth_clients_get_a_token_now_and_the_page_shows_its_claims_not_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let s = Service::start(dir.path());
+    let (session, csrf) = s.login(ADMIN_TOKEN);
+    let (_, _, page) = s.request("GET", "/admin/accounts", Some(&session), &[], &[]);
+    assert!(
+        page.contains("Get a token now") && page.contains("test-client"),
+        "{page}"
+    );
+    assert!(!page.contains(OAUTH_SECRET) && !page.contains("not-the-secret"));
+    let get = |client: &str| {
+        s.request(
+            "POST",
+            &format!("/admin/oauth/{client}/token"),
+            Some(&session),
+            &[],
+            &[
+                ("csrf", &csrf),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+        )
+    };
+    let (status, _, body) = get("m365");
+    assert_eq!(status, 200);
+    assert!(body.contains("[oauth.m365] issued a token"), "{body}");
+    assert!(
+        body.contains("audience https://graph.microsoft.com"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("eyJ"),
+        "the token itself is not shown: {body}"
+    );
+    assert!(!body.contains(OAUTH_SECRET));
+    // The identity provider's refusal, in its words.
+    let (_, _, body) = get("wrong");
+    assert!(body.contains("did not issue a token"), "{body}");
+    assert!(body.contains("AADSTS7000215"), "{body}");
+    assert!(!body.contains("not-the-secret"), "{body}");
+    // Without the CSRF token: refused.
+    let (status, _, _) = s.request(
+        "POST",
+        "/admin/oauth/m365/token",
+        Some(&session),
+        &[],
+        &[("scope", "x")],
+    );
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn admin_pages_in_chromium() {
+    let chromium = Path::new("/usr/bin/chromium");
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("admin-browser");
+    assert!(
+        chromium.exists(),
+        "/usr/bin/chromium is missing: `apt-get install chromium` (scripts/test.sh does)"
+    );
+    assert!(
+        suite.join("node_modules/playwright-core").exists(),
+        "run `npm ci` in {} (scripts/test.sh does)",
+        suite.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let s = Service::start(dir.path());
+    let shots = profile_dir().parent().unwrap().join("admin-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("node")
+        .arg(suite.join("admin.test.js"))
+        .current_dir(&suite)
+        .env("MAILHOST_URL", &s.base)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("SEND_TOKEN", SEND_TOKEN)
+        .env("STORED_SECRET", STORED_SECRET)
+        .env("PEER_CA", peer_ca())
+        .env("CONFIG_DIR", dir.path())
+        .env("SCREENSHOTS", &shots)
+        .env("USER_DATA_DIR", profile.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser tests failed:\n{stdout}\n{stderr}\nserve log:\n{}",
+        s.log()
+    );
+}
