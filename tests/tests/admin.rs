@@ -770,6 +770,60 @@ fn oauth_clients_get_a_token_now_and_the_page_shows_its_claims_not_the_token() {
 }
 
 #[test]
+fn the_status_page_shows_each_batchs_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let s = Service::start(dir.path());
+    let (session, _) = s.login(ADMIN_TOKEN);
+    let (_, _, page) = s.request("GET", "/admin/status", Some(&session), &[], &[]);
+    assert!(page.contains("No batches yet"), "{page}");
+    // a paced batch of three: the first goes at once, the rest wait for their slots
+    let body = serde_json::json!({
+        "name": "November <invoices>",
+        "rate": 1,
+        "template": {"subject": "Invoice {{ n }}", "text": "Hello {{ n }}"},
+        "rows": [
+            {"to": "batch-a@example.com", "n": 1},
+            {"to": "batch-b@example.com", "n": 2},
+            {"to": "batch-c@example.com", "n": 3}
+        ]
+    });
+    let (status, id) = rt().block_on(async {
+        let r = s
+            .client
+            .post(format!("{}/v1/batches", s.base))
+            .bearer_auth(SEND_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: serde_json::Value = r.json().await.unwrap();
+        (status, v["id"].as_str().unwrap_or_default().to_string())
+    });
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let page = loop {
+        let (_, _, page) = s.request("GET", "/admin/status", Some(&session), &[], &[]);
+        if page.contains("<td class=\"sent\">1</td>") {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first row was never sent:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(page.contains(&format!("data-batch=\"{id}\"")), "{page}");
+    // the name is escaped; progress 1 of 3 settled, 2 waiting, paced at 1/min
+    assert!(page.contains("November &lt;invoices&gt;"), "{page}");
+    assert!(!page.contains("November <invoices>"), "{page}");
+    assert!(page.contains("<progress max=\"3\" value=\"1\""), "{page}");
+    assert!(page.contains("<td class=\"waiting\">2</td>"), "{page}");
+    assert!(page.contains("1/min"), "{page}");
+}
+
+#[test]
 fn admin_pages_in_chromium() {
     let chromium = Path::new("/usr/bin/chromium");
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("admin-browser");

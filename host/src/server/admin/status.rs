@@ -190,7 +190,61 @@ async fn render(st: &AdminState, s: &Session, top: &str) -> Html<String> {
             &esc(&format!("the outbox cannot be read: {e}")),
         )),
     }
+    body.push_str(&batches_html(st).await);
     page(s, Nav::Status, "Status", &body)
+}
+
+/// How many of the newest batches the status page shows.
+const BATCHES_SHOWN: u32 = 10;
+
+/// The newest batches with their progress (counts per state, from the messages).
+async fn batches_html(st: &AdminState) -> String {
+    use crate::outbox::batches::BatchStore;
+    let store = st.app.outbox.store();
+    let list = match store.list_batches(None, None, BATCHES_SHOWN).await {
+        Ok(l) => l,
+        Err(e) => {
+            return notice(
+                false,
+                &esc(&format!("the outbox's batches cannot be read: {e}")),
+            )
+        }
+    };
+    let mut out = String::from("<h2>Batches</h2>");
+    if list.is_empty() {
+        out.push_str("<p id=\"batches-none\">No batches yet (<code>mailhost send-batch</code>, <code>POST /v1/batches</code>).</p>");
+        return out;
+    }
+    out.push_str("<table id=\"batch-status\"><thead><tr><th scope=\"col\">Batch</th><th scope=\"col\">Created</th><th scope=\"col\">Progress</th><th scope=\"col\">Sent</th><th scope=\"col\">Failed</th><th scope=\"col\">Cancelled</th><th scope=\"col\">Waiting</th><th scope=\"col\">Rate</th></tr></thead><tbody>");
+    for b in list {
+        let Ok(Some(s)) = store.batch_status(&b.id).await else {
+            continue;
+        };
+        let waiting = s.count(State::Queued) + s.count(State::Sending) + s.count(State::Deferred);
+        let total = s.batch.total.max(1);
+        let name = s.batch.label.clone().unwrap_or_else(|| s.batch.id.clone());
+        let rate = if s.batch.per_minute == 0 {
+            "not paced".to_string()
+        } else {
+            format!("{}/min", s.batch.per_minute)
+        };
+        out.push_str(&format!(
+            "<tr data-batch=\"{id}\"><th scope=\"row\" title=\"{id}\">{name}</th><td>{created}</td><td class=\"progress\"><progress max=\"{total}\" value=\"{fin}\" aria-label=\"{name}: {fin} of {total} settled\">{fin}/{total}</progress> {fin}/{total}{done}</td><td class=\"sent\">{sent}</td><td class=\"failed\">{failed}</td><td class=\"cancelled\">{cancelled}</td><td class=\"waiting\">{waiting}</td><td>{rate}</td></tr>",
+            id = esc(&s.batch.id),
+            name = esc(&name),
+            created = esc(&when(s.batch.created_at)),
+            total = total,
+            fin = s.finished(),
+            done = if s.done { " · done" } else { "" },
+            sent = s.count(State::Sent),
+            failed = s.count(State::Failed),
+            cancelled = s.count(State::Cancelled),
+            waiting = waiting,
+            rate = esc(&rate),
+        ));
+    }
+    out.push_str("</tbody></table>");
+    out
 }
 
 /// `GET /admin/status`

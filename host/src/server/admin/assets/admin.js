@@ -27,6 +27,10 @@
               if (a && b) { a.textContent = b.textContent; a.className = b.className; }
             });
           });
+          // Batch progress: the whole table (it has no focusable controls).
+          var batches = document.getElementById("batch-status");
+          var freshBatches = doc.getElementById("batch-status");
+          if (batches && freshBatches) { batches.replaceWith(freshBatches); }
           var k = document.getElementById("kill-state");
           if (k && kill) { k.textContent = kill.textContent; }
           if (live) { live.textContent = "updated " + new Date().toLocaleTimeString(); }
