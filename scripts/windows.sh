@@ -33,7 +33,7 @@ if [ -n "$pkgs" ]; then
 fi
 
 step "build for $TARGET (the host and the plugins the Windows tests load)"
-cargo build --target "$TARGET" -p mailhost -p mailhost-pickup -p mailhost-smtp
+cargo build --target "$TARGET" -p mailhost -p mailhost-pickup -p mailhost-smtp -p mailhost-mapi -p mailhost-outlook
 
 step "fresh Wine prefix (no display) with the bcryptprimitives.dll test shim"
 export WINEPREFIX="$ROOT/target/wine/prefix" WINEDEBUG=-all
@@ -44,11 +44,14 @@ rm -rf "$WINEPREFIX"
 mkdir -p "$WINEPREFIX"
 # One wineserver for the whole stage, started here so that no test's output
 # files are inherited by it; ended on the way out.
-"$WINESERVER" -p
+"$WINESERVER" -p >/dev/null 2>&1 </dev/null
 trap '"$WINESERVER" -k 2>/dev/null || true' EXIT
 "$WINE" wineboot --init >/dev/null 2>&1
 x86_64-w64-mingw32-gcc -shared -O2 tests/windows/bcryptprimitives.c \
   -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" -ladvapi32
+# The test double of a default mail client (Simple MAPI), registered by the tests.
+export MAILHOST_TEST_CLIENT_DLL="$ROOT/target/wine/testclient.dll"
+x86_64-w64-mingw32-gcc -shared -O2 tests/windows/testclient.c -o "$MAILHOST_TEST_CLIENT_DLL"
 
 step "peers"
 if [ -z "${PEERS_DIR:-}" ]; then

@@ -6,6 +6,14 @@
 //!
 //! Every run of a Windows program is bounded: one that does not exit in time
 //! is killed and fails its test (that is how the SMTP exit hang shows).
+//!
+//! The desktop-client plugins run against real Windows mechanisms with test
+//! doubles for the clients: the prefix's registry (written with `wine reg`),
+//! Wine's `mapi32.dll`, which forwards `MAPISendMailW` to the default mail
+//! client's DLL, here `tests/windows/testclient.c` (it records what it got and
+//! answers a chosen `MAPI_E_*` code), and COM activation of
+//! `Outlook.Application`. There is no test Outlook COM server yet: the Outlook
+//! tests cover detection and a failed activation, not a delivered item.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -122,7 +130,7 @@ fn plugins_load_over_the_abi_under_windows() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    for name in ["pickup", "smtp"] {
+    for name in ["pickup", "smtp", "mapi", "outlook"] {
         assert!(loaded.contains(&name), "{name} not loaded: {run:?}");
     }
     assert_eq!(v["failed"].as_array().map(Vec::len), Some(0), "{run:?}");
@@ -214,4 +222,322 @@ ca_file = '{ca}'
     let eml = String::from_utf8_lossy(&eml);
     assert!(eml.contains("sent by mailhost.exe under Wine"), "{eml}");
     assert!(!run.stderr.contains("testpass"), "{run:?}");
+}
+
+/// `wine reg ARGS` in the test prefix; fails the test when `reg` fails.
+fn reg(args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = wine(Path::new("reg"));
+    cmd.args(args);
+    let run = run_bounded(cmd, dir.path(), LIMIT);
+    assert!(run.status.success(), "reg {args:?}: {run:?}");
+}
+
+/// `wine reg delete KEY /f`, which may find nothing to delete.
+fn reg_delete(key: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = wine(Path::new("reg"));
+    cmd.args(["delete", key, "/f"]);
+    let _ = run_bounded(cmd, dir.path(), LIMIT);
+}
+
+/// `mailhost.exe ARGS` in `dir` (with `mailhost.toml` there) and extra environment.
+fn mailhost_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut cmd = wine(&win_exe());
+    cmd.current_dir(dir)
+        .args([
+            "--plugins",
+            &win_path(&win_dir()),
+            "--config",
+            "mailhost.toml",
+        ])
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tempfile::tempdir().unwrap();
+    run_bounded(cmd, out.path(), LIMIT)
+}
+
+/// The Windows temporary directory of the prefix (where attachments go).
+fn prefix_temp_entries() -> Vec<String> {
+    let prefix = PathBuf::from(std::env::var_os("WINEPREFIX").unwrap());
+    let mut found = Vec::new();
+    for user in std::fs::read_dir(prefix.join("drive_c/users"))
+        .unwrap()
+        .flatten()
+    {
+        let temp = user.path().join("AppData/Local/Temp");
+        if let Ok(entries) = std::fs::read_dir(temp) {
+            for e in entries.flatten() {
+                found.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}
+
+const CLIENTS_MAIL: &str = r"HKLM\Software\Clients\Mail";
+
+/// Simple MAPI end to end: detection from the registry, then Wine's
+/// mapi32.dll forwarding MAPISendMailW to the registered test client. One test
+/// because the registry is the prefix's, shared by everything running in it.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn simple_mapi_through_the_registered_default_mail_client() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"mapi-simple\"\ncompose_mode = \"mapi-simple\"\n",
+    )
+    .unwrap();
+
+    // No default mail client: the probe says so and policy explain shows it.
+    reg_delete(CLIENTS_MAIL);
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert_eq!(run.status.code(), Some(69), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("plugin `mapi`: no default mail client is set"),
+        "{run:?}"
+    );
+
+    // A client whose DLL is missing: named, with what is wrong.
+    reg(&["add", CLIENTS_MAIL, "/ve", "/d", "Gone Client", "/f"]);
+    reg(&[
+        "add",
+        &format!(r"{CLIENTS_MAIL}\Gone Client"),
+        "/v",
+        "DLLPath",
+        "/d",
+        r"C:\nowhere\gone.dll",
+        "/f",
+    ]);
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert!(
+        run.stdout
+            .contains(r"the default mail client `Gone Client`")
+            && run
+                .stdout
+                .contains(r"its DLLPath C:\nowhere\gone.dll: cannot read it"),
+        "{run:?}"
+    );
+
+    // The test client: Simple MAPI is offered.
+    let client = std::env::var_os("MAILHOST_TEST_CLIENT_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_CLIENT_DLL: run through scripts/windows.sh");
+    reg(&["add", CLIENTS_MAIL, "/ve", "/d", "MailhostTestClient", "/f"]);
+    reg(&[
+        "add",
+        &format!(r"{CLIENTS_MAIL}\MailhostTestClient"),
+        "/v",
+        "DLLPath",
+        "/d",
+        &win_path(&client),
+        "/f",
+    ]);
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert!(
+        run.stdout
+            .contains("plugin `mapi` probe: available (level simple)"),
+        "{run:?}"
+    );
+
+    // send: recipients by class, HTML as text, the attachment readable during the call.
+    let log = dir.path().join("client.log");
+    let env = [("MAILHOST_TEST_CLIENT_LOG", win_path(&log))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    std::fs::write(dir.path().join("Bestellung äö.txt"), "zwölf Zeichen").unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "Anna Ärger <anna@example.com>",
+            "--cc",
+            "cc@example.com",
+            "--bcc",
+            "bcc@example.com",
+            "--subject",
+            "Grüße aus Wine",
+            "--html",
+            "<p>Hallo <b>Welt</b></p><p>zweiter Absatz</p>",
+            "--attach",
+            "Bestellung äö.txt",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("handed to the mail client `MailhostTestClient`"),
+        "{run:?}"
+    );
+    let got = std::fs::read_to_string(&log).unwrap();
+    let expected = "flags=1\nsubject=Grüße aus Wine\nbody=Hallo Welt\\r\\n\\r\\nzweiter Absatz\nrecip1=SMTP:anna@example.com\nrecip2=SMTP:cc@example.com\nrecip3=SMTP:bcc@example.com\nfile=Bestellung äö.txt\nsize=14\nend\n";
+    assert_eq!(got, expected);
+    assert!(
+        !prefix_temp_entries()
+            .iter()
+            .any(|e| e.starts_with("mailhost-attachments-")),
+        "attachment files left behind: {:?}",
+        prefix_temp_entries()
+    );
+
+    // compose: the client's modal window (MAPI_LOGON_UI | MAPI_DIALOG).
+    std::fs::remove_file(&log).unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "Entwurf",
+            "--text",
+            "bitte prüfen",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    let got = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        got.starts_with("flags=9\nsubject=Entwurf\nbody=bitte prüfen\n"),
+        "{got}"
+    );
+
+    // The client's answers become classes: user abort, login failure.
+    let mut abort = env.clone();
+    abort.push(("MAILHOST_TEST_CLIENT_ANSWER", "1"));
+    let run = mailhost_in(
+        dir.path(),
+        &abort,
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(76), "{run:?}");
+    assert!(
+        run.stderr.contains("answered MAPI_E_USER_ABORT (1): the user cancelled; nothing was sent [class permanent]"),
+        "{run:?}"
+    );
+    let mut login = env.clone();
+    login.push(("MAILHOST_TEST_CLIENT_ANSWER", "3"));
+    let run = mailhost_in(
+        dir.path(),
+        &login,
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(77), "{run:?}");
+    assert!(run.stderr.contains("MAPI_E_LOGIN_FAILURE (3)"), "{run:?}");
+
+    reg_delete(CLIENTS_MAIL);
+}
+
+/// Outlook: detection from the registry (not installed, registered, the new
+/// Outlook in use) and COM activation of what is registered.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn outlook_detection_and_activation() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"outlook\"\ncompose_mode = \"outlook\"\n",
+    )
+    .unwrap();
+    let progid = r"HKCR\Outlook.Application";
+    let prefs = r"HKCU\Software\Microsoft\Office\16.0\Outlook\Preferences";
+    reg_delete(progid);
+    reg_delete(prefs);
+    let run = mailhost_in(
+        dir.path(),
+        &[],
+        &["policy", "explain", "--action", "compose"],
+    );
+    assert!(
+        run.stdout.contains(r"plugin `outlook`: Outlook Classic is not installed (HKCR\Outlook.Application\CLSID is missing)"),
+        "{run:?}"
+    );
+
+    // Registered (a CLSID nothing serves): the probe offers it, activation fails cleanly.
+    reg(&[
+        "add",
+        &format!(r"{progid}\CLSID"),
+        "/ve",
+        "/d",
+        "{0006F03A-0000-0000-C000-000000000046}",
+        "/f",
+    ]);
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert!(
+        run.stdout.contains("plugin `outlook` probe: available"),
+        "{run:?}"
+    );
+    let run = mailhost_in(
+        dir.path(),
+        &[],
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "x",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(69), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("outlook: CoCreateInstance(Outlook.Application) failed (HRESULT 0x80040154)")
+            && run
+                .stderr
+                .contains("Outlook Classic is not registered on this machine"),
+        "{run:?}"
+    );
+
+    // The new Outlook in use: neither COM nor MAPI.
+    reg(&[
+        "add",
+        prefs,
+        "/v",
+        "UseNewOutlook",
+        "/t",
+        "REG_DWORD",
+        "/d",
+        "1",
+        "/f",
+    ]);
+    let run = mailhost_in(
+        dir.path(),
+        &[],
+        &["policy", "explain", "--action", "compose"],
+    );
+    assert!(
+        run.stdout.contains("the new Outlook is in use (Outlook's UseNewOutlook = 1); it offers neither COM nor MAPI"),
+        "{run:?}"
+    );
+    reg_delete(progid);
+    reg_delete(prefs);
 }
