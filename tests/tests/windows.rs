@@ -541,3 +541,76 @@ fn outlook_detection_and_activation() {
     reg_delete(progid);
     reg_delete(prefs);
 }
+
+/// The chain `policy explain --json` shows.
+fn chain_of(dir: &Path, action: &str) -> Vec<String> {
+    let run = mailhost_in(
+        dir,
+        &[],
+        &["--json", "policy", "explain", "--action", action],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    v["chain"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no chain: {run:?}"))
+        .iter()
+        .map(|c| c["label"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Autodetect on Windows: Outlook Classic when registered, then the MAPI level
+/// the default mail client offers, then the account (send) or the builtin editor.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn autodetect_picks_outlook_then_the_mapi_level_then_falls_through() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\naccount = \"local\"\nsend_mode = \"autodetect\"\ncompose_mode = \"autodetect\"\nsend_autodetect = [\"outlook\", \"mapi-full\", \"mapi-simple\", \"account\"]\ncompose_autodetect = [\"outlook\", \"mapi-full\", \"mapi-simple\", \"builtin\"]\n\n[accounts.local]\nplugin = \"pickup\"\nfrom = \"erp@example.com\"\ndir = \"outbox\"\n",
+    )
+    .unwrap();
+    let progid = r"HKCR\Outlook.Application";
+    let client = std::env::var_os("MAILHOST_TEST_CLIENT_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_CLIENT_DLL: run through scripts/windows.sh");
+    reg_delete(progid);
+    reg_delete(CLIENTS_MAIL);
+    assert_eq!(chain_of(dir.path(), "send"), ["local"]);
+    assert_eq!(chain_of(dir.path(), "compose"), ["builtin"]);
+
+    reg(&["add", CLIENTS_MAIL, "/ve", "/d", "MailhostTestClient", "/f"]);
+    reg(&[
+        "add",
+        &format!(r"{CLIENTS_MAIL}\MailhostTestClient"),
+        "/v",
+        "DLLPath",
+        "/d",
+        &win_path(&client),
+        "/f",
+    ]);
+    assert_eq!(chain_of(dir.path(), "send"), ["mode:mapi-simple", "local"]);
+    assert_eq!(
+        chain_of(dir.path(), "compose"),
+        ["mode:mapi-simple", "builtin"]
+    );
+
+    reg(&[
+        "add",
+        &format!(r"{progid}\CLSID"),
+        "/ve",
+        "/d",
+        "{0006F03A-0000-0000-C000-000000000046}",
+        "/f",
+    ]);
+    assert_eq!(
+        chain_of(dir.path(), "send"),
+        ["mode:outlook", "mode:mapi-simple", "local"]
+    );
+    assert_eq!(
+        chain_of(dir.path(), "compose"),
+        ["mode:outlook", "mode:mapi-simple", "builtin"]
+    );
+    reg_delete(progid);
+    reg_delete(CLIENTS_MAIL);
+}
