@@ -52,6 +52,9 @@ x86_64-w64-mingw32-gcc -shared -O2 tests/windows/bcryptprimitives.c \
 # The test double of a default mail client (Simple MAPI), registered by the tests.
 export MAILHOST_TEST_CLIENT_DLL="$ROOT/target/wine/testclient.dll"
 x86_64-w64-mingw32-gcc -shared -O2 tests/windows/testclient.c -o "$MAILHOST_TEST_CLIENT_DLL"
+# The test double of Outlook Classic's object model (an in-process COM server).
+export MAILHOST_TEST_OUTLOOK_DLL="$ROOT/target/wine/testoutlook.dll"
+x86_64-w64-mingw32-gcc -shared -O2 tests/windows/testoutlook.c -o "$MAILHOST_TEST_OUTLOOK_DLL" -lole32 -loleaut32 -luuid
 
 step "peers"
 if [ -z "${PEERS_DIR:-}" ]; then

@@ -12,8 +12,10 @@
 //! Wine's `mapi32.dll`, which forwards `MAPISendMailW` to the default mail
 //! client's DLL, here `tests/windows/testclient.c` (it records what it got and
 //! answers a chosen `MAPI_E_*` code), and COM activation of
-//! `Outlook.Application`. There is no test Outlook COM server yet: the Outlook
-//! tests cover detection and a failed activation, not a delivered item.
+//! `Outlook.Application`, served by `tests/windows/testoutlook.c`, an
+//! in-process COM server that records the object-model calls. Real Outlook is
+//! an out-of-process server: cross-process activation and marshalling are not
+//! covered here.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -516,6 +518,111 @@ fn outlook_detection_and_activation() {
                 .contains("Outlook Classic is not registered on this machine"),
         "{run:?}"
     );
+
+    // The test double registered as Outlook.Application: a send and a compose
+    // go through the object model, non-ASCII text and an attachment included.
+    let double = std::env::var_os("MAILHOST_TEST_OUTLOOK_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_OUTLOOK_DLL: run through scripts/windows.sh");
+    let clsid = "{6D41A0C5-3E0B-4C57-9E33-7A1F2B4C9D10}";
+    let server = format!(r"HKCR\CLSID\{clsid}\InprocServer32");
+    reg(&["add", &format!(r"{progid}\CLSID"), "/ve", "/d", clsid, "/f"]);
+    reg(&["add", &server, "/ve", "/d", &win_path(&double), "/f"]);
+    reg(&[
+        "add",
+        &server,
+        "/v",
+        "ThreadingModel",
+        "/d",
+        "Apartment",
+        "/f",
+    ]);
+    let log = dir.path().join("outlook.log");
+    let log_env = win_path(&log);
+    let env = [("MAILHOST_TEST_OUTLOOK_LOG", log_env.as_str())];
+    std::fs::write(dir.path().join("Angebot 2026.pdf"), "%PDF-1.4 test").unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "Anna Ärger <anna@example.com>",
+            "--to",
+            "bob@example.com",
+            "--bcc",
+            "hidden@example.com",
+            "--subject",
+            "Grüße",
+            "--html",
+            "<p>Schöne Grüße</p>",
+            "--attach",
+            "Angebot 2026.pdf",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout.contains("handed to Outlook (MailItem.Send)"),
+        "{run:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "CreateItem(0)\nTo=anna@example.com; bob@example.com\nBCC=hidden@example.com\nSubject=Grüße\nHTMLBody=<p>Schöne Grüße</p>\nAttachments.Add=Angebot 2026.pdf\nsize=13\nSend\n"
+    );
+    std::fs::remove_file(&log).unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "Entwurf",
+            "--text",
+            "bitte prüfen",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "CreateItem(0)\nTo=anna@example.com\nSubject=Entwurf\nBody=bitte prüfen\nDisplay(false)\n"
+    );
+    // The object model guard's answer (E_ABORT in EXCEPINFO) is a permanent failure.
+    let run = mailhost_in(
+        dir.path(),
+        &[
+            ("MAILHOST_TEST_OUTLOOK_LOG", log_env.as_str()),
+            ("MAILHOST_TEST_OUTLOOK_FAIL", "Send"),
+        ],
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(76), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "outlook: MailItem.Send failed (HRESULT 0x80004004): refused by the test double"
+        ) && run.stderr.contains("object model guard"),
+        "{run:?}"
+    );
+    assert!(
+        !prefix_temp_entries()
+            .iter()
+            .any(|e| e.starts_with("mailhost-attachments-")),
+        "attachment files left behind"
+    );
+    reg_delete(&format!(r"HKCR\CLSID\{clsid}"));
 
     // The new Outlook in use: neither COM nor MAPI.
     reg(&[

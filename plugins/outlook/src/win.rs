@@ -9,8 +9,9 @@ use mailhost_winmail::win::{on_sta_thread, wide};
 use mailhost_winmail::AttachmentFiles;
 use windows::core::{GUID, PCWSTR};
 use windows::Win32::System::Com::{
-    CLSIDFromProgID, CoCreateInstance, IDispatch, CLSCTX_LOCAL_SERVER, DISPATCH_FLAGS,
-    DISPATCH_METHOD, DISPATCH_PROPERTYGET, DISPATCH_PROPERTYPUT, DISPPARAMS, EXCEPINFO,
+    CLSIDFromProgID, CoCreateInstance, IDispatch, CLSCTX_INPROC_SERVER, CLSCTX_LOCAL_SERVER,
+    DISPATCH_FLAGS, DISPATCH_METHOD, DISPATCH_PROPERTYGET, DISPATCH_PROPERTYPUT, DISPPARAMS,
+    EXCEPINFO,
 };
 use windows::Win32::System::Ole::DISPID_PROPERTYPUT;
 use windows::Win32::System::Variant::VARIANT;
@@ -165,9 +166,12 @@ fn application() -> Result<WinDispatch, ComError> {
     // SAFETY: a NUL-terminated ProgID.
     let clsid = unsafe { CLSIDFromProgID(PCWSTR(progid.as_ptr())) }
         .map_err(|e| fail("CLSIDFromProgID(Outlook.Application)", e))?;
-    // SAFETY: a CLSID from the registry; Outlook is a local (out-of-process) server.
-    let object: IDispatch = unsafe { CoCreateInstance(&clsid, None, CLSCTX_LOCAL_SERVER) }
-        .map_err(|e| fail("CoCreateInstance(Outlook.Application)", e))?;
+    // Outlook registers a local (out-of-process) server; an in-process
+    // registration (the Wine test double) is taken where it is the one offered.
+    // SAFETY: a CLSID from the registry.
+    let object: IDispatch =
+        unsafe { CoCreateInstance(&clsid, None, CLSCTX_LOCAL_SERVER | CLSCTX_INPROC_SERVER) }
+            .map_err(|e| fail("CoCreateInstance(Outlook.Application)", e))?;
     Ok(WinDispatch {
         object,
         name: "Application".to_string(),
