@@ -55,6 +55,9 @@ x86_64-w64-mingw32-gcc -shared -O2 tests/windows/testclient.c -o "$MAILHOST_TEST
 # The test double of Outlook Classic's object model (an in-process COM server).
 export MAILHOST_TEST_OUTLOOK_DLL="$ROOT/target/wine/testoutlook.dll"
 x86_64-w64-mingw32-gcc -shared -O2 tests/windows/testoutlook.c -o "$MAILHOST_TEST_OUTLOOK_DLL" -lole32 -loleaut32 -luuid
+# The test double of the new Outlook's program (olk.exe).
+export MAILHOST_TEST_OLK_EXE="$ROOT/target/wine/testolk.exe"
+x86_64-w64-mingw32-gcc -O2 -municode tests/windows/testolk.c -o "$MAILHOST_TEST_OLK_EXE"
 
 step "peers"
 if [ -z "${PEERS_DIR:-}" ]; then

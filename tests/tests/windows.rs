@@ -647,6 +647,64 @@ fn outlook_detection_and_activation() {
     );
     reg_delete(progid);
     reg_delete(prefs);
+
+    // Only the new Outlook: compose hands it an X-Unsent draft (mode
+    // outlook-new); a send through Outlook is not offered.
+    let olk = std::env::var_os("MAILHOST_TEST_OLK_EXE")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_OLK_EXE: run through scripts/windows.sh");
+    let app_path = r"HKCU\Software\Microsoft\Windows\CurrentVersion\App Paths\olk.exe";
+    reg(&["add", app_path, "/ve", "/d", &win_path(&olk), "/f"]);
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"outlook\"\ncompose_mode = \"outlook-new\"\n",
+    )
+    .unwrap();
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert!(
+        run.stdout.contains(
+            "plugin `outlook`: probe level is `outlook-new`, which does not offer outlook"
+        ),
+        "{run:?}"
+    );
+    let drafted = dir.path().join("olk.eml");
+    let drafted_env = win_path(&drafted);
+    let run = mailhost_in(
+        dir.path(),
+        &[("MAILHOST_TEST_OLK_LOG", drafted_env.as_str())],
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "Neuer Entwurf",
+            "--text",
+            "für das neue Outlook",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout.contains("opened in the new Outlook as a draft"),
+        "{run:?}"
+    );
+    // olk.exe runs on its own (mailhost does not wait for it): wait, bounded.
+    let started = Instant::now();
+    while !drafted.exists() {
+        assert!(
+            started.elapsed() < LIMIT,
+            "the new Outlook double was not given the draft"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let eml = std::fs::read_to_string(&drafted).unwrap();
+    assert!(eml.starts_with("X-Unsent: 1\r\n"), "{eml}");
+    assert!(
+        eml.contains("Subject: Neuer Entwurf") && eml.contains("To: anna@example.com"),
+        "{eml}"
+    );
+    reg_delete(app_path);
 }
 
 /// The chain `policy explain --json` shows.

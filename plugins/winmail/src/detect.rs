@@ -150,14 +150,19 @@ fn new_outlook_in_use(reg: &dyn Registry) -> bool {
     })
 }
 
+const OLK_APP_PATH: &str = r"Software\Microsoft\Windows\CurrentVersion\App Paths\olk.exe";
+
+/// The new Outlook's program (`olk.exe`), from its App Paths registration
+/// (the user's, then the machine's), when it is installed.
+pub fn new_outlook(reg: &dyn Registry) -> Option<String> {
+    [Hive::CurrentUser, Hive::LocalMachine]
+        .iter()
+        .find_map(|&hive| non_empty(reg.string(hive, View::Native, OLK_APP_PATH, "")))
+        .map(|p| p.trim_matches('"').to_string())
+}
+
 fn new_outlook_installed(reg: &dyn Registry) -> bool {
-    reg.string(
-        Hive::CurrentUser,
-        View::Native,
-        r"Software\Microsoft\Windows\CurrentVersion\App Paths\olk.exe",
-        "",
-    )
-    .is_some()
+    new_outlook(reg).is_some()
 }
 
 /// Outlook Classic, installed, registered and the one in use; `Err(reason)`
@@ -400,6 +405,22 @@ mod tests {
         let err = outlook(&reg).unwrap_err();
         assert!(err.contains("only the new Outlook"), "{err}");
         assert!(err.contains("neither COM nor MAPI"), "{err}");
+    }
+
+    #[test]
+    fn the_new_outlook_program_from_app_paths() {
+        assert_eq!(new_outlook(&MapRegistry::new()), None);
+        let reg = MapRegistry::new().set(
+            Hive::LocalMachine,
+            View::Native,
+            r"Software\Microsoft\Windows\CurrentVersion\App Paths\olk.exe",
+            "",
+            "\"C:\\Program Files\\WindowsApps\\olk.exe\"",
+        );
+        assert_eq!(
+            new_outlook(&reg).as_deref(),
+            Some(r"C:\Program Files\WindowsApps\olk.exe")
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ pub mod text;
 #[cfg(windows)]
 pub mod win;
 
-pub use detect::{default_mail_client, mapi_level, outlook, MailClient, MapiLevel, Outlook};
+pub use detect::{
+    default_mail_client, mapi_level, new_outlook, outlook, MailClient, MapiLevel, Outlook,
+};
 pub use files::AttachmentFiles;
 pub use pe::PeExports;
 pub use registry::{Hive, MapRegistry, Registry, View};
