@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs what it needs (Rust
 # components, the real test servers from ../shared/peers), starts the servers,
-# then runs fmt, clippy, every test and a smoke run of the benchmarks.
+# then runs fmt, clippy, every test, a smoke run of the benchmarks and the
+# Windows stage (the Windows build's tests under Wine, scripts/windows.sh).
 #
 #   scripts/test.sh            # from the repository root (or anywhere)
 #   MAILHOST_SHARED=/path/to/shared scripts/test.sh
@@ -81,5 +82,12 @@ set -e
 # One closing line over every test binary and doc-test run.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+
+step "windows: the Windows build under Wine, against the same peers (scripts/windows.sh)"
+set +e
+MAILHOST_SHARED="$SHARED" "$ROOT/scripts/windows.sh"
+windows_status=$?
+set -e
+[ "$status" = 0 ] && status=$windows_status
 exit "$status"
 

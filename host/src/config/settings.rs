@@ -23,6 +23,7 @@ pub const COMPOSE_MODES: &[&str] = &[
     "autodetect",
     "builtin",
     "outlook",
+    "outlook-new",
     "mapi-full",
     "mapi-simple",
     "m365-draft",
@@ -85,6 +86,7 @@ impl Default for PolicySettings {
             ],
             compose_autodetect: vec![
                 "outlook".into(),
+                "outlook-new".into(),
                 "mapi-full".into(),
                 "mapi-simple".into(),
                 "builtin".into(),

@@ -16,6 +16,17 @@
 //! **adopted** ([`crate::stream::SmtpStream::adopt`]): its descriptor is
 //! duplicated and registered here, the old registration dropped. The pool
 //! prefers connections already at home, so this is rare.
+//!
+//! A caller's runtime is dropped by a **thread-exit destructor**, and it must
+//! not wait there: `Runtime`'s own `Drop` waits for its blocking-pool threads
+//! (`lookup_host`, `spawn_blocking` for the host's secrets and tokens) to
+//! acknowledge shutdown. For the main thread that destructor runs at process
+//! exit — on Windows inside `DLL_PROCESS_DETACH`, under the loader lock and
+//! after `ExitProcess` already ended every other thread — so the
+//! acknowledgement never comes and the process never exits (`mailhost send`
+//! delivered, then hung). [`CallerRuntime`] shuts down without waiting
+//! instead: idle blocking threads end on their own, and at process exit they
+//! are gone already.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -31,7 +42,19 @@ thread_local! {
     /// The id of the runtime driving this thread (caller or background worker).
     static HOME: Cell<u64> = const { Cell::new(0) };
     /// This thread's own runtime for sends (its id is in HOME).
-    static CALLER: Option<Runtime> = caller_runtime();
+    static CALLER: CallerRuntime = CallerRuntime(caller_runtime());
+}
+
+/// A caller thread's runtime, shut down without waiting when the thread ends
+/// (see the module docs: waiting there hangs the process at exit).
+struct CallerRuntime(Option<Runtime>);
+
+impl Drop for CallerRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 fn next_id() -> u64 {
@@ -54,7 +77,7 @@ pub fn on_caller<T>(f: impl Future<Output = Result<T, PluginError>>) -> Result<T
     let unavailable =
         || PluginError::unavailable("smtp: cannot start a runtime on the calling thread");
     CALLER
-        .try_with(|c| match c {
+        .try_with(|c| match &c.0 {
             Some(rt) => rt.block_on(f),
             None => Err(unavailable()),
         })
@@ -70,4 +93,41 @@ pub fn background() -> std::io::Result<Runtime> {
         .on_thread_start(move || HOME.with(|h| h.set(id)))
         .enable_all()
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A thread whose runtime still has a busy blocking-pool thread ends at
+    /// once: its runtime's destructor does not wait (at process exit on
+    /// Windows that wait never ended).
+    #[test]
+    fn a_caller_thread_ends_without_waiting_for_its_blocking_pool() {
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let caller = std::thread::spawn(move || {
+            on_caller(async move {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.send(());
+                    let _ = release_rx.recv();
+                });
+                rx.await
+                    .map_err(|_| PluginError::permanent("the blocking task did not start"))
+            })
+        });
+        // join() returns once the thread's destructors (its runtime's) ran.
+        let (joined_tx, joined_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = joined_tx.send(caller.join().map(|r| r.is_ok()));
+        });
+        let joined = joined_rx.recv_timeout(Duration::from_secs(30));
+        let _ = release_tx.send(());
+        assert!(
+            matches!(joined, Ok(Ok(true))),
+            "the caller thread did not end: {joined:?}"
+        );
+    }
 }

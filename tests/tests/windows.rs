@@ -1,0 +1,781 @@
+//! The Windows build (`x86_64-pc-windows-gnu`) run under Wine against the same
+//! peers as the Linux tests. `scripts/windows.sh` builds what these need,
+//! creates a fresh Wine prefix (with the `bcryptprimitives.dll` test shim) and
+//! runs them with `--ignored`; a plain `cargo test` skips them because they
+//! need that build and prefix.
+//!
+//! Every run of a Windows program is bounded: one that does not exit in time
+//! is killed and fails its test (that is how the SMTP exit hang shows).
+//!
+//! The desktop-client plugins run against real Windows mechanisms with test
+//! doubles for the clients: the prefix's registry (written with `wine reg`),
+//! Wine's `mapi32.dll`, which forwards `MAPISendMailW` to the default mail
+//! client's DLL, here `tests/windows/testclient.c` (it records what it got and
+//! answers a chosen `MAPI_E_*` code), and COM activation of
+//! `Outlook.Application`, served by `tests/windows/testoutlook.c`, an
+//! in-process COM server that records the object-model calls. Real Outlook is
+//! an out-of-process server: cross-process activation and marshalling are not
+//! covered here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use mailhost_tests::loader::workspace_root;
+use mailhost_tests::{peer_ca, smtp::saved_for};
+
+/// Long enough for a cold Wine start on a busy 2-core machine; a hang never ends.
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// Where the Windows build put `mailhost.exe` and the plugin DLLs.
+fn win_dir() -> PathBuf {
+    std::env::var_os("MAILHOST_WINDOWS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/x86_64-pc-windows-gnu/debug"))
+}
+
+fn win_exe() -> PathBuf {
+    let exe = win_dir().join("mailhost.exe");
+    assert!(
+        exe.exists(),
+        "{} is not built: run scripts/windows.sh",
+        exe.display()
+    );
+    exe
+}
+
+/// A Unix path as Wine's `Z:` drive shows it to the Windows program.
+fn win_path(p: &Path) -> String {
+    format!("Z:{}", p.display()).replace('/', "\\")
+}
+
+/// `wine64 PROGRAM ARGS...` in the test prefix (`WINEPREFIX`, set by scripts/windows.sh).
+fn wine(program: &Path) -> Command {
+    let prefix = std::env::var_os("WINEPREFIX")
+        .expect("WINEPREFIX is not set: run these tests through scripts/windows.sh");
+    let wine = std::env::var_os("WINE").unwrap_or_else(|| "/usr/lib/wine/wine64".into());
+    let mut c = Command::new(wine);
+    c.arg(program)
+        .env("WINEPREFIX", prefix)
+        .env("WINEDEBUG", "-all")
+        .env_remove("MAILHOST_CONFIG")
+        .env_remove("MAILHOST_PLUGIN_PATH")
+        .env_remove("RUST_LOG");
+    c
+}
+
+#[derive(Debug)]
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` and waits at most `limit` for it to exit; a program still
+/// running then is killed and the test fails. Output goes to files, not pipes:
+/// a wineserver started by the program may keep inherited pipes open after
+/// the program exited.
+fn run_bounded(mut cmd: Command, dir: &Path, limit: Duration) -> Run {
+    let out_path = dir.join("stdout.txt");
+    let err_path = dir.join("stderr.txt");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("start wine64 (apt-get install wine64, or run scripts/windows.sh)");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not exit within {} s (killed). stdout:\n{}\nstderr:\n{}",
+                limit.as_secs(),
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Run {
+        status,
+        stdout: std::fs::read_to_string(&out_path).unwrap(),
+        stderr: std::fs::read_to_string(&err_path).unwrap(),
+    }
+}
+
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn plugins_load_over_the_abi_under_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = wine(&win_exe());
+    cmd.current_dir(dir.path())
+        .args(["--plugins", &win_path(&win_dir()), "plugins", "--json"]);
+    let run = run_bounded(cmd, dir.path(), LIMIT);
+    assert!(run.status.success(), "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let loaded: Vec<&str> = v["loaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for name in ["pickup", "smtp", "mapi", "outlook"] {
+        assert!(loaded.contains(&name), "{name} not loaded: {run:?}");
+    }
+    assert_eq!(v["failed"].as_array().map(Vec::len), Some(0), "{run:?}");
+}
+
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn a_pickup_send_writes_the_file_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let subject = unique("win-pickup");
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\naccount = \"local\"\n\n[accounts.local]\nplugin = \"pickup\"\nfrom = \"erp@example.com\"\ndir = \"outbox\"\n",
+    )
+    .unwrap();
+    let mut cmd = wine(&win_exe());
+    cmd.current_dir(dir.path()).args([
+        "--plugins",
+        &win_path(&win_dir()),
+        "--config",
+        "mailhost.toml",
+        "send",
+        "--to",
+        "someone@example.com",
+        "--subject",
+        &subject,
+        "--text",
+        "from Windows",
+    ]);
+    let run = run_bounded(cmd, dir.path(), LIMIT);
+    assert!(run.status.success(), "{run:?}");
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let eml = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(eml.contains(&subject), "{eml}");
+}
+
+/// The SMTP plugin over STARTTLS + AUTH to the Node smtp-server peer: the
+/// message arrives and the process exits (it used to deliver and then hang).
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn an_smtp_send_over_starttls_delivers_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let rcpt = format!("{}@example.com", unique("win-smtp"));
+    let config = format!(
+        r#"[policy]
+account = "peer"
+
+[accounts.peer]
+plugin = "smtp"
+from = "erp@example.com"
+host = "localhost"
+port = 2587
+security = "starttls"
+auth = "required"
+username = "testuser"
+password = "env:WIN_SMTP_PASSWORD"
+ca_file = '{ca}'
+"#,
+        ca = win_path(&peer_ca())
+    );
+    std::fs::write(dir.path().join("mailhost.toml"), config).unwrap();
+    let mut cmd = wine(&win_exe());
+    cmd.current_dir(dir.path())
+        .env("WIN_SMTP_PASSWORD", "testpass")
+        .args([
+            "--plugins",
+            &win_path(&win_dir()),
+            "--config",
+            "mailhost.toml",
+            "send",
+            "--to",
+            &rcpt,
+            "--subject",
+            "Grüße aus Windows",
+            "--text",
+            "sent by mailhost.exe under Wine",
+        ]);
+    let run = run_bounded(cmd, dir.path(), LIMIT);
+    assert!(run.status.success(), "{run:?}");
+    let (eml, meta) = saved_for(&rcpt).unwrap_or_else(|| panic!("{rcpt} not captured; {run:?}"));
+    assert_eq!(meta["port"], 2587, "{meta}");
+    assert_eq!(meta["user"], "testuser", "{meta}");
+    assert_eq!(meta["tls"], true, "{meta}");
+    let eml = String::from_utf8_lossy(&eml);
+    assert!(eml.contains("sent by mailhost.exe under Wine"), "{eml}");
+    assert!(!run.stderr.contains("testpass"), "{run:?}");
+}
+
+/// `wine reg ARGS` in the test prefix; fails the test when `reg` fails.
+fn reg(args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = wine(Path::new("reg"));
+    cmd.args(args);
+    let run = run_bounded(cmd, dir.path(), LIMIT);
+    assert!(run.status.success(), "reg {args:?}: {run:?}");
+}
+
+/// `wine reg delete KEY /f`, which may find nothing to delete.
+fn reg_delete(key: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = wine(Path::new("reg"));
+    cmd.args(["delete", key, "/f"]);
+    let _ = run_bounded(cmd, dir.path(), LIMIT);
+}
+
+/// `mailhost.exe ARGS` in `dir` (with `mailhost.toml` there) and extra environment.
+fn mailhost_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut cmd = wine(&win_exe());
+    cmd.current_dir(dir)
+        .args([
+            "--plugins",
+            &win_path(&win_dir()),
+            "--config",
+            "mailhost.toml",
+        ])
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tempfile::tempdir().unwrap();
+    run_bounded(cmd, out.path(), LIMIT)
+}
+
+/// The Windows temporary directory of the prefix (where attachments go).
+fn prefix_temp_entries() -> Vec<String> {
+    let prefix = PathBuf::from(std::env::var_os("WINEPREFIX").unwrap());
+    let mut found = Vec::new();
+    for user in std::fs::read_dir(prefix.join("drive_c/users"))
+        .unwrap()
+        .flatten()
+    {
+        let temp = user.path().join("AppData/Local/Temp");
+        if let Ok(entries) = std::fs::read_dir(temp) {
+            for e in entries.flatten() {
+                found.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}
+
+const CLIENTS_MAIL: &str = r"HKLM\Software\Clients\Mail";
+
+/// Simple MAPI end to end: detection from the registry, then Wine's
+/// mapi32.dll forwarding MAPISendMailW to the registered test client. One test
+/// because the registry is the prefix's, shared by everything running in it.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn simple_mapi_through_the_registered_default_mail_client() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"mapi-simple\"\ncompose_mode = \"mapi-simple\"\n",
+    )
+    .unwrap();
+
+    // No default mail client: the probe says so and policy explain shows it.
+    reg_delete(CLIENTS_MAIL);
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert_eq!(run.status.code(), Some(69), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("plugin `mapi`: no default mail client is set"),
+        "{run:?}"
+    );
+
+    // A client whose DLL is missing: named, with what is wrong.
+    reg(&["add", CLIENTS_MAIL, "/ve", "/d", "Gone Client", "/f"]);
+    reg(&[
+        "add",
+        &format!(r"{CLIENTS_MAIL}\Gone Client"),
+        "/v",
+        "DLLPath",
+        "/d",
+        r"C:\nowhere\gone.dll",
+        "/f",
+    ]);
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert!(
+        run.stdout
+            .contains(r"the default mail client `Gone Client`")
+            && run
+                .stdout
+                .contains(r"its DLLPath C:\nowhere\gone.dll: cannot read it"),
+        "{run:?}"
+    );
+
+    // The test client: Simple MAPI is offered.
+    let client = std::env::var_os("MAILHOST_TEST_CLIENT_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_CLIENT_DLL: run through scripts/windows.sh");
+    reg(&["add", CLIENTS_MAIL, "/ve", "/d", "MailhostTestClient", "/f"]);
+    reg(&[
+        "add",
+        &format!(r"{CLIENTS_MAIL}\MailhostTestClient"),
+        "/v",
+        "DLLPath",
+        "/d",
+        &win_path(&client),
+        "/f",
+    ]);
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert!(
+        run.stdout
+            .contains("plugin `mapi` probe: available (level simple)"),
+        "{run:?}"
+    );
+
+    // send: recipients by class, HTML as text, the attachment readable during the call.
+    let log = dir.path().join("client.log");
+    let env = [("MAILHOST_TEST_CLIENT_LOG", win_path(&log))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    std::fs::write(dir.path().join("Bestellung äö.txt"), "zwölf Zeichen").unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "Anna Ärger <anna@example.com>",
+            "--cc",
+            "cc@example.com",
+            "--bcc",
+            "bcc@example.com",
+            "--subject",
+            "Grüße aus Wine",
+            "--html",
+            "<p>Hallo <b>Welt</b></p><p>zweiter Absatz</p>",
+            "--attach",
+            "Bestellung äö.txt",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("handed to the mail client `MailhostTestClient`"),
+        "{run:?}"
+    );
+    let got = std::fs::read_to_string(&log).unwrap();
+    let expected = "flags=1\nsubject=Grüße aus Wine\nbody=Hallo Welt\\r\\n\\r\\nzweiter Absatz\nrecip1=SMTP:anna@example.com\nrecip2=SMTP:cc@example.com\nrecip3=SMTP:bcc@example.com\nfile=Bestellung äö.txt\nsize=14\nend\n";
+    assert_eq!(got, expected);
+    assert!(
+        !prefix_temp_entries()
+            .iter()
+            .any(|e| e.starts_with("mailhost-attachments-")),
+        "attachment files left behind: {:?}",
+        prefix_temp_entries()
+    );
+
+    // compose: the client's modal window (MAPI_LOGON_UI | MAPI_DIALOG).
+    std::fs::remove_file(&log).unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "Entwurf",
+            "--text",
+            "bitte prüfen",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    let got = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        got.starts_with("flags=9\nsubject=Entwurf\nbody=bitte prüfen\n"),
+        "{got}"
+    );
+
+    // The client's answers become classes: user abort, login failure.
+    let mut abort = env.clone();
+    abort.push(("MAILHOST_TEST_CLIENT_ANSWER", "1"));
+    let run = mailhost_in(
+        dir.path(),
+        &abort,
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(76), "{run:?}");
+    assert!(
+        run.stderr.contains("answered MAPI_E_USER_ABORT (1): the user cancelled; nothing was sent [class permanent]"),
+        "{run:?}"
+    );
+    let mut login = env.clone();
+    login.push(("MAILHOST_TEST_CLIENT_ANSWER", "3"));
+    let run = mailhost_in(
+        dir.path(),
+        &login,
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(77), "{run:?}");
+    assert!(run.stderr.contains("MAPI_E_LOGIN_FAILURE (3)"), "{run:?}");
+
+    reg_delete(CLIENTS_MAIL);
+}
+
+/// Outlook: detection from the registry (not installed, registered, the new
+/// Outlook in use) and COM activation of what is registered.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn outlook_detection_and_activation() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"outlook\"\ncompose_mode = \"outlook\"\n",
+    )
+    .unwrap();
+    let progid = r"HKCR\Outlook.Application";
+    let prefs = r"HKCU\Software\Microsoft\Office\16.0\Outlook\Preferences";
+    reg_delete(progid);
+    reg_delete(prefs);
+    let run = mailhost_in(
+        dir.path(),
+        &[],
+        &["policy", "explain", "--action", "compose"],
+    );
+    assert!(
+        run.stdout.contains(r"plugin `outlook`: Outlook Classic is not installed (HKCR\Outlook.Application\CLSID is missing)"),
+        "{run:?}"
+    );
+
+    // Registered (a CLSID nothing serves): the probe offers it, activation fails cleanly.
+    reg(&[
+        "add",
+        &format!(r"{progid}\CLSID"),
+        "/ve",
+        "/d",
+        "{0006F03A-0000-0000-C000-000000000046}",
+        "/f",
+    ]);
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert!(
+        run.stdout.contains("plugin `outlook` probe: available"),
+        "{run:?}"
+    );
+    let run = mailhost_in(
+        dir.path(),
+        &[],
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "x",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(69), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("outlook: CoCreateInstance(Outlook.Application) failed (HRESULT 0x80040154)")
+            && run
+                .stderr
+                .contains("Outlook Classic is not registered on this machine"),
+        "{run:?}"
+    );
+
+    // The test double registered as Outlook.Application: a send and a compose
+    // go through the object model, non-ASCII text and an attachment included.
+    let double = std::env::var_os("MAILHOST_TEST_OUTLOOK_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_OUTLOOK_DLL: run through scripts/windows.sh");
+    let clsid = "{6D41A0C5-3E0B-4C57-9E33-7A1F2B4C9D10}";
+    let server = format!(r"HKCR\CLSID\{clsid}\InprocServer32");
+    reg(&["add", &format!(r"{progid}\CLSID"), "/ve", "/d", clsid, "/f"]);
+    reg(&["add", &server, "/ve", "/d", &win_path(&double), "/f"]);
+    reg(&[
+        "add",
+        &server,
+        "/v",
+        "ThreadingModel",
+        "/d",
+        "Apartment",
+        "/f",
+    ]);
+    let log = dir.path().join("outlook.log");
+    let log_env = win_path(&log);
+    let env = [("MAILHOST_TEST_OUTLOOK_LOG", log_env.as_str())];
+    std::fs::write(dir.path().join("Angebot 2026.pdf"), "%PDF-1.4 test").unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "Anna Ärger <anna@example.com>",
+            "--to",
+            "bob@example.com",
+            "--bcc",
+            "hidden@example.com",
+            "--subject",
+            "Grüße",
+            "--html",
+            "<p>Schöne Grüße</p>",
+            "--attach",
+            "Angebot 2026.pdf",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout.contains("handed to Outlook (MailItem.Send)"),
+        "{run:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "CreateItem(0)\nTo=anna@example.com; bob@example.com\nBCC=hidden@example.com\nSubject=Grüße\nHTMLBody=<p>Schöne Grüße</p>\nAttachments.Add=Angebot 2026.pdf\nsize=13\nSend\n"
+    );
+    std::fs::remove_file(&log).unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "Entwurf",
+            "--text",
+            "bitte prüfen",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "CreateItem(0)\nTo=anna@example.com\nSubject=Entwurf\nBody=bitte prüfen\nDisplay(false)\n"
+    );
+    // The object model guard's answer (E_ABORT in EXCEPINFO) is a permanent failure.
+    let run = mailhost_in(
+        dir.path(),
+        &[
+            ("MAILHOST_TEST_OUTLOOK_LOG", log_env.as_str()),
+            ("MAILHOST_TEST_OUTLOOK_FAIL", "Send"),
+        ],
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(76), "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "outlook: MailItem.Send failed (HRESULT 0x80004004): refused by the test double"
+        ) && run.stderr.contains("object model guard"),
+        "{run:?}"
+    );
+    assert!(
+        !prefix_temp_entries()
+            .iter()
+            .any(|e| e.starts_with("mailhost-attachments-")),
+        "attachment files left behind"
+    );
+    reg_delete(&format!(r"HKCR\CLSID\{clsid}"));
+
+    // The new Outlook in use: neither COM nor MAPI.
+    reg(&[
+        "add",
+        prefs,
+        "/v",
+        "UseNewOutlook",
+        "/t",
+        "REG_DWORD",
+        "/d",
+        "1",
+        "/f",
+    ]);
+    let run = mailhost_in(
+        dir.path(),
+        &[],
+        &["policy", "explain", "--action", "compose"],
+    );
+    assert!(
+        run.stdout.contains("the new Outlook is in use (Outlook's UseNewOutlook = 1); it offers neither COM nor MAPI"),
+        "{run:?}"
+    );
+    reg_delete(progid);
+    reg_delete(prefs);
+
+    // Only the new Outlook: compose hands it an X-Unsent draft (mode
+    // outlook-new); a send through Outlook is not offered.
+    let olk = std::env::var_os("MAILHOST_TEST_OLK_EXE")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_OLK_EXE: run through scripts/windows.sh");
+    let app_path = r"HKCU\Software\Microsoft\Windows\CurrentVersion\App Paths\olk.exe";
+    reg(&["add", app_path, "/ve", "/d", &win_path(&olk), "/f"]);
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"outlook\"\ncompose_mode = \"outlook-new\"\n",
+    )
+    .unwrap();
+    let run = mailhost_in(dir.path(), &[], &["policy", "explain", "--action", "send"]);
+    assert!(
+        run.stdout.contains(
+            "plugin `outlook`: probe level is `outlook-new`, which does not offer outlook"
+        ),
+        "{run:?}"
+    );
+    let drafted = dir.path().join("olk.eml");
+    let drafted_env = win_path(&drafted);
+    let run = mailhost_in(
+        dir.path(),
+        &[("MAILHOST_TEST_OLK_LOG", drafted_env.as_str())],
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "Neuer Entwurf",
+            "--text",
+            "für das neue Outlook",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout.contains("opened in the new Outlook as a draft"),
+        "{run:?}"
+    );
+    // olk.exe runs on its own (mailhost does not wait for it): wait, bounded.
+    let started = Instant::now();
+    while !drafted.exists() {
+        assert!(
+            started.elapsed() < LIMIT,
+            "the new Outlook double was not given the draft"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let eml = std::fs::read_to_string(&drafted).unwrap();
+    assert!(eml.starts_with("X-Unsent: 1\r\n"), "{eml}");
+    assert!(
+        eml.contains("Subject: Neuer Entwurf") && eml.contains("To: anna@example.com"),
+        "{eml}"
+    );
+    reg_delete(app_path);
+}
+
+/// The chain `policy explain --json` shows.
+fn chain_of(dir: &Path, action: &str) -> Vec<String> {
+    let run = mailhost_in(
+        dir,
+        &[],
+        &["--json", "policy", "explain", "--action", action],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {run:?}"));
+    v["chain"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no chain: {run:?}"))
+        .iter()
+        .map(|c| c["label"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Autodetect on Windows: Outlook Classic when registered, then the MAPI level
+/// the default mail client offers, then the account (send) or the builtin editor.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn autodetect_picks_outlook_then_the_mapi_level_then_falls_through() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\naccount = \"local\"\nsend_mode = \"autodetect\"\ncompose_mode = \"autodetect\"\nsend_autodetect = [\"outlook\", \"mapi-full\", \"mapi-simple\", \"account\"]\ncompose_autodetect = [\"outlook\", \"mapi-full\", \"mapi-simple\", \"builtin\"]\n\n[accounts.local]\nplugin = \"pickup\"\nfrom = \"erp@example.com\"\ndir = \"outbox\"\n",
+    )
+    .unwrap();
+    let progid = r"HKCR\Outlook.Application";
+    let client = std::env::var_os("MAILHOST_TEST_CLIENT_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_CLIENT_DLL: run through scripts/windows.sh");
+    reg_delete(progid);
+    reg_delete(CLIENTS_MAIL);
+    assert_eq!(chain_of(dir.path(), "send"), ["local"]);
+    assert_eq!(chain_of(dir.path(), "compose"), ["builtin"]);
+
+    reg(&["add", CLIENTS_MAIL, "/ve", "/d", "MailhostTestClient", "/f"]);
+    reg(&[
+        "add",
+        &format!(r"{CLIENTS_MAIL}\MailhostTestClient"),
+        "/v",
+        "DLLPath",
+        "/d",
+        &win_path(&client),
+        "/f",
+    ]);
+    assert_eq!(chain_of(dir.path(), "send"), ["mode:mapi-simple", "local"]);
+    assert_eq!(
+        chain_of(dir.path(), "compose"),
+        ["mode:mapi-simple", "builtin"]
+    );
+
+    reg(&[
+        "add",
+        &format!(r"{progid}\CLSID"),
+        "/ve",
+        "/d",
+        "{0006F03A-0000-0000-C000-000000000046}",
+        "/f",
+    ]);
+    assert_eq!(
+        chain_of(dir.path(), "send"),
+        ["mode:outlook", "mode:mapi-simple", "local"]
+    );
+    assert_eq!(
+        chain_of(dir.path(), "compose"),
+        ["mode:outlook", "mode:mapi-simple", "builtin"]
+    );
+    reg_delete(progid);
+    reg_delete(CLIENTS_MAIL);
+}
