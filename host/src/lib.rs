@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod browser;
+pub mod checked;
 pub mod cli;
 pub mod config;
 pub mod copies;

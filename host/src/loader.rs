@@ -12,7 +12,9 @@ mod check;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use crate::checked;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use mailhost_plugin_api::{
@@ -126,9 +128,11 @@ pub struct LoadedPlugin {
     path: PathBuf,
     manifest: Manifest,
     module: PluginModRef,
-    /// The manifest's settings schema, parsed and compiled once at load.
+    /// The manifest's settings schema, parsed once at load.
     schema: Arc<serde_json::Value>,
-    validator: Arc<jsonschema::Validator>,
+    /// The schema compiled, at load when this host has not seen it valid
+    /// before ([`crate::checked`]), else when first needed.
+    validator: Arc<OnceLock<Result<jsonschema::Validator, String>>>,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -176,9 +180,43 @@ impl LoadedPlugin {
         &self.schema
     }
 
-    /// The schema compiled with format validation on ([`compile_schema`]).
-    pub fn validator(&self) -> &jsonschema::Validator {
-        &self.validator
+    /// The schema compiled with format validation on ([`compile_schema`]);
+    /// compiled on first use when the load did not need to.
+    pub fn validator(&self) -> Result<&jsonschema::Validator, String> {
+        self.validator
+            .get_or_init(|| {
+                compile_schema(&self.schema).map_err(|e| {
+                    format!(
+                        "plugin `{}` has an invalid settings JSON Schema: {e}",
+                        self.manifest.name
+                    )
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Whether these settings (JSON text) were found valid against this
+    /// plugin's schema before, by this host ([`crate::checked`]).
+    pub fn settings_known_valid(&self, settings_json: &str) -> bool {
+        checked::known(
+            checked::Kind::Settings,
+            &[
+                self.manifest.settings_schema.as_bytes(),
+                settings_json.as_bytes(),
+            ],
+        )
+    }
+
+    /// Remembers that these settings are valid against this plugin's schema.
+    pub fn remember_settings_valid(&self, settings_json: &str) {
+        checked::remember(
+            checked::Kind::Settings,
+            &[
+                self.manifest.settings_schema.as_bytes(),
+                settings_json.as_bytes(),
+            ],
+        )
     }
 
     /// Asks the plugin to check account settings without connecting, through
@@ -539,12 +577,18 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
         manifest,
         module,
         schema: Arc::new(schema),
-        validator: Arc::new(validator),
+        validator: Arc::new(match validator {
+            Some(v) => OnceLock::from(Ok(v)),
+            None => OnceLock::new(),
+        }),
     })
 }
 
-/// Checks the manifest; returns its settings schema, parsed and compiled.
-fn check_manifest(m: &Manifest) -> Result<(serde_json::Value, jsonschema::Validator), String> {
+/// Checks the manifest; returns its settings schema, parsed, and compiled
+/// unless this host found the same schema valid before ([`crate::checked`]).
+fn check_manifest(
+    m: &Manifest,
+) -> Result<(serde_json::Value, Option<jsonschema::Validator>), String> {
     let name = m.name.as_str();
     if name.is_empty()
         || !name
@@ -569,9 +613,14 @@ fn check_manifest(m: &Manifest) -> Result<(serde_json::Value, jsonschema::Valida
     }
     let schema: serde_json::Value = serde_json::from_str(m.settings_schema.as_str())
         .map_err(|e| format!("plugin `{name}` has a settings schema that is not JSON: {e}"))?;
+    let text = [m.settings_schema.as_bytes()];
+    if checked::known(checked::Kind::Schema, &text) {
+        return Ok((schema, None));
+    }
     let validator = compile_schema(&schema)
         .map_err(|e| format!("plugin `{name}` has an invalid settings JSON Schema: {e}"))?;
-    Ok((schema, validator))
+    checked::remember(checked::Kind::Schema, &text);
+    Ok((schema, Some(validator)))
 }
 
 /// Maps abi_stable's error to a kind and a short reason an admin can act on.

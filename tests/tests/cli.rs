@@ -435,3 +435,75 @@ fn support_purpose_goes_to_its_address_with_system_information() {
             "may not send to someone@else.example",
         ));
 }
+
+#[test]
+fn checks_found_valid_are_remembered_and_mistakes_are_always_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let facts = |c: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(c.join("checked"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let account = |dir_value: &str| {
+        format!("[policy]\naccount = \"local\"\n\n[accounts.local]\nplugin = \"pickup\"\ndir = {dir_value}\n")
+    };
+    std::fs::write(dir.path().join("good.toml"), account("\"out\"")).unwrap();
+    std::fs::write(dir.path().join("bad.toml"), account("5")).unwrap();
+    mailhost(dir.path())
+        .env("MAILHOST_CACHE_DIR", &cache)
+        .args(["--config", "good.toml", "config", "validate"])
+        .assert()
+        .success();
+    let first = facts(&cache);
+    assert!(first.iter().any(|f| f.starts_with("schema-")), "{first:?}");
+    assert_eq!(
+        first.iter().filter(|f| f.starts_with("settings-")).count(),
+        1,
+        "{first:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(cache.join("checked"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+    // the plugin's schema is remembered as valid, yet a wrong value is still
+    // reported, every time, and never remembered
+    for _ in 0..2 {
+        mailhost(dir.path())
+            .env("MAILHOST_CACHE_DIR", &cache)
+            .args(["--config", "bad.toml", "config", "validate"])
+            .assert()
+            .code(78)
+            .stderr(predicate::str::contains("bad.toml:6:1"))
+            .stderr(predicate::str::contains("5 is not of type \"string\""));
+    }
+    assert_eq!(facts(&cache), first);
+    // the good one again: valid, from what was remembered
+    mailhost(dir.path())
+        .env("MAILHOST_CACHE_DIR", &cache)
+        .args(["--config", "good.toml", "config", "validate"])
+        .assert()
+        .success();
+    assert_eq!(facts(&cache), first);
+    // off: nothing is written anywhere
+    let off = dir.path().join("off");
+    mailhost(dir.path())
+        .env("MAILHOST_CACHE_DIR", "off")
+        .env("HOME", &off)
+        .env("XDG_CACHE_HOME", &off)
+        .args(["--config", "good.toml", "config", "validate"])
+        .assert()
+        .success();
+    assert!(!off.exists());
+}

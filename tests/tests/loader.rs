@@ -668,9 +668,11 @@ fn the_settings_schema_is_parsed_once_and_validates_formats() {
     assert_eq!(p.schema(), &text);
     assert!(p
         .validator()
+        .unwrap()
         .is_valid(&serde_json::json!({"url": "https://x.example/"})));
     assert!(!p
         .validator()
+        .unwrap()
         .is_valid(&serde_json::json!({"url": "not a url"})));
     // The plugin's own check, without connecting.
     let problems = p

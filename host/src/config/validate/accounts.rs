@@ -422,7 +422,25 @@ impl Validator<'_> {
                 format!("valid keys: {}", valid.join(", ")),
             );
         }
-        for e in plugin_ref.validator().iter_errors(settings) {
+        // Settings this host found valid against this schema before need no
+        // compiled schema at all (crate::checked): most one-shot sends.
+        let settings_json = settings.to_string();
+        if unknown.is_empty() && plugin_ref.settings_known_valid(&settings_json) {
+            return;
+        }
+        let validator = match plugin_ref.validator() {
+            Ok(v) => v,
+            Err(e) => {
+                self.err(
+                    &span(at_name),
+                    format!("account `{aname}`: {e}"),
+                    "the plugin is broken: ask its author for a fixed build".to_string(),
+                );
+                return;
+            }
+        };
+        let before = self.errors.len();
+        for e in validator.iter_errors(settings) {
             let path = e.instance_path.to_string();
             let first = path
                 .trim_start_matches('/')
@@ -484,6 +502,9 @@ impl Validator<'_> {
                     self.err(&at, format!("account `{aname}`{key}: {text}"), hint);
                 }
             }
+        }
+        if unknown.is_empty() && self.errors.len() == before {
+            plugin_ref.remember_settings_valid(&settings_json);
         }
     }
 }
