@@ -25,7 +25,9 @@ pub struct Limits {
     pub max_message_bytes: u64,
     /// Recipients (To + Cc + Bcc) of one message.
     pub max_recipients: usize,
-    /// Rows of one batch (`send-batch`, `POST /v1/batches`).
+    /// Rows of one batch (`send-batch`, `POST /v1/batches`). Every row is
+    /// built before anything is queued, so the built messages of one batch
+    /// are in memory at once: 100,000 rows of 2 KB are about 200 MB.
     pub max_batch_rows: usize,
     /// A batch's input: the JSON Lines or CSV file (or the whole
     /// `POST /v1/batches` body), and the `.eml` files of a folder together.
@@ -39,7 +41,7 @@ impl Default for Limits {
         Self {
             max_message_bytes: 64 * 1024 * 1024,
             max_recipients: 10_000,
-            max_batch_rows: 1_000_000,
+            max_batch_rows: 100_000,
             max_batch_bytes: 256 * 1024 * 1024,
             max_batch_row_bytes: 64 * 1024,
         }

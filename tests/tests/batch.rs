@@ -957,3 +957,53 @@ fn a_single_message_overtakes_a_running_batch_and_batch_sends_keep_their_spacing
         assert!(w[1] - w[0] >= 2000 - 500, "batch sends at {batch_at:?}");
     }
 }
+
+#[test]
+fn the_api_stops_reading_rows_past_the_bound() {
+    let (dir, _) = setup("\n[limits]\nmax_batch_rows = 3\n");
+    let s = Service::start(dir.path());
+    let rows = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"to": format!("r{i}@example.com")}))
+            .collect()
+    };
+    let body = |n: usize| {
+        serde_json::to_vec(
+            &json!({"tenant": "acme", "template": {"subject": "x", "text": "x"}, "rows": rows(n)}),
+        )
+        .unwrap()
+    };
+    // at the bound: accepted
+    let r = s.post("/v1/batches", "application/json", body(3));
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    // one past it, and 200,000 past it: refused while reading, nothing queued
+    for n in [4, 200_000] {
+        let r = s.post("/v1/batches", "application/json", body(n));
+        assert_problem(&r, 400, "bad-json");
+        assert!(
+            r.2["detail"]
+                .as_str()
+                .unwrap()
+                .contains("more than 3 rows ([limits] max_batch_rows)"),
+            "{:#}",
+            r.2
+        );
+    }
+    assert_eq!(s.get("/v1/batches")["batches"].as_array().unwrap().len(), 1);
+    // rows on line 1 of a JSON Lines batch: said so, however many
+    let ndjson = format!(
+        "{}\n{}\n",
+        json!({"tenant": "acme", "template": {"subject": "x", "text": "x"}, "rows": rows(50)}),
+        json!({"to": "a@example.com"}),
+    );
+    let r = s.post("/v1/batches", "application/x-ndjson", ndjson.into_bytes());
+    assert_problem(&r, 400, "bad-json");
+    assert!(
+        r.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rows do not belong on line 1"),
+        "{:#}",
+        r.2
+    );
+}

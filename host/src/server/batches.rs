@@ -33,7 +33,7 @@ use crate::outbox::now_ms;
 struct BatchBody {
     template: Option<Template>,
     #[serde(default)]
-    rows: Option<Vec<serde_json::Value>>,
+    rows: Option<BoundedRows>,
     name: Option<String>,
     /// Messages per minute (default `[outbox] batch_per_minute`; 0 = not paced).
     rate: Option<u32>,
@@ -42,6 +42,60 @@ struct BatchBody {
     tenant: Option<String>,
     purpose: Option<String>,
     mode: Option<String>,
+}
+
+/// The JSON `rows`, read with a bound on their number: parsing stops at the
+/// first row past `[limits] max_batch_rows` instead of building a huge
+/// array in memory first (a JSON value takes many times its text).
+#[derive(Debug)]
+struct BoundedRows(Vec<serde_json::Value>);
+
+thread_local! {
+    /// The row bound for the `serde_json::from_slice` call on this thread
+    /// (set around that one synchronous call by [`parse_bounded`]).
+    static MAX_ROWS: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+impl<'de> Deserialize<'de> for BoundedRows {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V(usize);
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BoundedRows;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of row objects")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<BoundedRows, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                    if self.0 == 0 {
+                        return Err(serde::de::Error::custom(
+                            "rows do not belong on line 1 of a JSON Lines batch (the template and options); the rows follow, one per line",
+                        ));
+                    }
+                    if out.len() == self.0 {
+                        return Err(serde::de::Error::custom(format!(
+                            "the batch has more than {} rows ([limits] max_batch_rows); split it",
+                            self.0
+                        )));
+                    }
+                    out.push(v);
+                }
+                Ok(BoundedRows(out))
+            }
+        }
+        d.deserialize_seq(V(MAX_ROWS.with(|m| m.get())))
+    }
+}
+
+/// Parses a batch body with `rows` bounded to `max_rows`.
+fn parse_bounded(raw: &[u8], max_rows: usize) -> Result<BatchBody, serde_json::Error> {
+    MAX_ROWS.with(|m| m.set(max_rows));
+    let r = serde_json::from_slice(raw);
+    MAX_ROWS.with(|m| m.set(usize::MAX));
+    r
 }
 
 #[derive(Debug, Serialize)]
@@ -171,8 +225,8 @@ pub(super) async fn create(
     // JSON `rows` are numbered as rows, JSON Lines by their line.
     let (head, rows, numbered) = match ctype.as_str() {
         "application/json" => {
-            let mut b: BatchBody = serde_json::from_slice(&raw).map_err(bad_json)?;
-            let rows = b.rows.take().ok_or_else(|| {
+            let mut b = parse_bounded(&raw, limits.max_batch_rows).map_err(bad_json)?;
+            let rows = b.rows.take().map(|r| r.0).ok_or_else(|| {
                 Problem::bad_request("bad-field", "`rows` is missing: give one object per recipient, each with `to` and the template's fields")
             })?;
             let rows = json_rows(rows, limits.max_batch_rows, limits.max_batch_row_bytes).map_err(|e| row_problem(&e))?;
@@ -180,7 +234,7 @@ pub(super) async fn create(
         }
         "application/x-ndjson" | "application/jsonl" | "application/json-lines" => {
             let end = raw.iter().position(|b| *b == b'\n').unwrap_or(raw.len());
-            let b: BatchBody = serde_json::from_slice(&raw[..end]).map_err(|e| {
+            let b = parse_bounded(&raw[..end], 0).map_err(|e| {
                 Problem::bad_request(
                     "bad-json",
                     format!("line 1 (the batch: template and options) is not valid: {e}"),
