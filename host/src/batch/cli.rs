@@ -68,12 +68,16 @@ pub struct SendBatchArgs {
     /// The same key again (per tenant) answers with the first batch instead of queueing a second.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// Send as this user (their modes and account, where the policy allows).
     #[arg(long)]
     pub user: Option<String>,
+    /// Send for this tenant (its account, with fallback to the global one).
     #[arg(long)]
     pub tenant: Option<String>,
+    /// A purpose from [purposes] (its permitted recipients apply to every row).
     #[arg(long)]
     pub purpose: Option<String>,
+    /// Ask for a send mode (e.g. smtp, graph), where user selection is allowed.
     #[arg(long)]
     pub mode: Option<String>,
     /// Validate and render every row, print the first message; queue nothing.
