@@ -23,6 +23,7 @@ pub mod migrations;
 pub mod pacing;
 pub mod postgres;
 pub mod sqlite;
+pub mod stats;
 pub mod store;
 pub mod worker;
 

@@ -166,80 +166,9 @@ fn reply_code(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Counters of what the worker did (for status and `/metrics`).
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub sent: std::sync::atomic::AtomicU64,
-    pub deferred: std::sync::atomic::AtomicU64,
-    pub failed: std::sync::atomic::AtomicU64,
-    pub lost_leases: std::sync::atomic::AtomicU64,
-    /// Per account: tries by class, and the time tries took.
-    pub accounts: Mutex<std::collections::BTreeMap<String, AccountStats>>,
-    /// account → last status written, so the database is written only on
-    /// change (shared by the workers and the API's account check, so that
-    /// neither skips a write the other made stale).
-    seen: Mutex<HashMap<String, String>>,
-}
-
-/// The persisted connection state of an account that works.
-pub const OPERATING: &str = "Operating";
-/// The persisted connection state of an account that could not be reached.
-pub const UNABLE_TO_CONNECT: &str = "Unable to connect";
-
-/// Records an account's connection state in the outbox (what `/v1/status`
-/// shows), writing only when it changed since this process last wrote it.
-pub async fn note_account_status(
-    outbox: &Outbox,
-    stats: &Stats,
-    account: &str,
-    state: &str,
-    reason: &str,
-) {
-    let key = format!("{state}\n{reason}");
-    {
-        let mut seen = stats.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.get(account) == Some(&key) {
-            return;
-        }
-        seen.insert(account.to_string(), key);
-    }
-    if let Err(e) = outbox
-        .store()
-        .set_account_status(account, state, reason, now_ms())
-        .await
-    {
-        tracing::warn!("outbox: recording the status of account `{account}` failed: {e}");
-    }
-}
-
-/// Upper bounds (seconds) of the try-latency histogram's buckets.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
-
-/// One account's tries in this process.
-#[derive(Debug, Default, Clone)]
-pub struct AccountStats {
-    /// class (`ok`, `transient`, ...) → tries
-    pub tries: std::collections::BTreeMap<String, u64>,
-    /// Cumulative counts per bucket of [`LATENCY_BUCKETS`], then the total count and sum.
-    pub buckets: [u64; LATENCY_BUCKETS.len()],
-    pub count: u64,
-    pub sum_secs: f64,
-}
-
-impl Stats {
-    fn record(&self, account: &str, class: &str, secs: f64) {
-        let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
-        let a = m.entry(account.to_string()).or_default();
-        *a.tries.entry(class.to_string()).or_default() += 1;
-        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                a.buckets[i] += 1;
-            }
-        }
-        a.count += 1;
-        a.sum_secs += secs;
-    }
-}
+pub use super::stats::{
+    note_account_status, AccountStats, Stats, LATENCY_BUCKETS, OPERATING, UNABLE_TO_CONNECT,
+};
 
 /// A running worker's shared parts.
 struct Shared<D> {
