@@ -35,7 +35,7 @@ use mailhost::outbox::sqlite::SqliteStore;
 use mailhost::outbox::{NewMessage, Priority, Store};
 use mailhost::server::auth::hash_token;
 use mailhost_tests::smtp::Sink;
-use mailhost_tests::{copy_as, mailhost_bin, plugin_file_name, profile_dir};
+use mailhost_tests::{copy_as, free_port, mailhost_bin, plugin_file_name, profile_dir};
 
 const CLIENTS: usize = 10;
 const TOKEN: &str = "bench-token";
@@ -65,14 +65,6 @@ fn skip(why: &str) {
         std::process::exit(1);
     }
     println!("service bench: skipped: {why}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn peers_src() -> PathBuf {

@@ -43,6 +43,15 @@ pub fn mailhost_bin() -> PathBuf {
     p
 }
 
+/// A loopback port nothing listens on right now (for a private server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 /// `$PEERS_DIR`, where the running peers keep state (see ../shared/peers/README.md).
 pub fn peers_dir() -> PathBuf {
     let dir = std::env::var_os("PEERS_DIR").expect(

@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mailhost::server::auth::hash_token;
-use mailhost_tests::{copy_as, mailhost_bin, peer_ca, plugin_file_name, plugin_path, profile_dir};
+use mailhost_tests::{
+    copy_as, free_port, mailhost_bin, peer_ca, plugin_file_name, plugin_path, profile_dir,
+};
 
 const ADMIN_TOKEN: &str = "admin-token-for-admin-tests";
 const SEND_TOKEN: &str = "send-token-for-admin-tests";
@@ -22,14 +24,6 @@ const SEND_TOKEN: &str = "send-token-for-admin-tests";
 const STORED_SECRET: &str = "testpass";
 /// The OAuth client secret of the Graph double, in a secrets file.
 const OAUTH_SECRET: &str = "test-secret";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

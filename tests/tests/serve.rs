@@ -11,20 +11,12 @@ use std::time::{Duration, Instant};
 use mailhost::server::auth::hash_token;
 use mailhost_tests::graph::{MAILBOX, SHARED};
 use mailhost_tests::smtp::{saved_for, Sink};
-use mailhost_tests::{copy_as, mailhost_bin, peer_ca, plugin_file_name, plugin_path};
+use mailhost_tests::{copy_as, free_port, mailhost_bin, peer_ca, plugin_file_name, plugin_path};
 use serde_json::{json, Value};
 
 const ERP_TOKEN: &str = "erp-token-for-tests";
 const OPS_TOKEN: &str = "ops-token-for-tests";
 const SECRET_VAR: &str = "MAILHOST_SERVE_TEST_SECRET";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn unique(tag: &str) -> String {
     format!(

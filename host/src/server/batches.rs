@@ -332,15 +332,8 @@ pub(super) async fn create(
         .into_response())
 }
 
-fn bad_id(id: &str) -> Result<(), Problem> {
-    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        return Err(Problem::not_found(format!("no batch `{id}`")));
-    }
-    Ok(())
-}
-
 async fn load_for(app: &Shared, who: &Caller, id: &str) -> Result<BatchStatus, Problem> {
-    bad_id(id)?;
+    super::bad_id("batch", id)?;
     let got = app
         .outbox
         .store()

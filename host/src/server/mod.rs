@@ -401,15 +401,17 @@ struct Shown {
     attempts: Vec<crate::outbox::AttemptRecord>,
 }
 
-fn bad_id(id: &str) -> Result<(), Problem> {
+/// An id that cannot be one of ours (`what`: "message", "batch") is not
+/// found, without asking the database.
+pub(crate) fn bad_id(what: &str, id: &str) -> Result<(), Problem> {
     if id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        return Err(Problem::not_found(format!("no message `{id}`")));
+        return Err(Problem::not_found(format!("no {what} `{id}`")));
     }
     Ok(())
 }
 
 async fn load_for(app: &App, who: &Caller, id: &str) -> Result<Shown, Problem> {
-    bad_id(id)?;
+    bad_id("message", id)?;
     let got = app
         .outbox
         .store()
