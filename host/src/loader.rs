@@ -133,6 +133,8 @@ pub struct LoadedPlugin {
     /// The schema compiled, at load when this host has not seen it valid
     /// before ([`crate::checked`]), else when first needed.
     validator: Arc<OnceLock<Result<jsonschema::Validator, String>>>,
+    /// [`Manifest::sends_mime_only`].
+    mime_only: bool,
 }
 
 impl fmt::Debug for LoadedPlugin {
@@ -155,6 +157,12 @@ impl LoadedPlugin {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// True when the plugin's `send` reads only the bytes, not the parts
+    /// ([`Manifest::send_reads_mime_only`]), read once at load.
+    pub fn sends_mime_only(&self) -> bool {
+        self.mime_only
     }
 
     /// A warning when the plugin does not say whether it contains its panics
@@ -574,6 +582,7 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
     }
     Ok(LoadedPlugin {
         path: abs,
+        mime_only: manifest.sends_mime_only(),
         manifest,
         module,
         schema: Arc::new(schema),

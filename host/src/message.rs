@@ -710,6 +710,32 @@ fn parts_of(
     }
 }
 
+/// A stored message as bytes and ids only, with empty `parts`: what a
+/// plugin whose `send` reads only the bytes gets ([`restore`] parses them).
+pub fn stored(
+    mime: &[u8],
+    envelope_from: Option<&str>,
+    envelope_to: &[String],
+    message_id: &str,
+    idempotency_key: &str,
+    options_json: &str,
+) -> OutgoingMessage {
+    OutgoingMessage {
+        envelope: Envelope {
+            from: envelope_from.map(RString::from).into(),
+            to: envelope_to
+                .iter()
+                .map(|s| RString::from(s.as_str()))
+                .collect(),
+        },
+        mime: mime.to_vec().into(),
+        parts: Default::default(),
+        idempotency_key: idempotency_key.into(),
+        message_id: message_id.into(),
+        options_json: options_json.into(),
+    }
+}
+
 /// Rebuilds the message a queue stored — the exact MIME, the envelope and
 /// the ids — with its structured parts parsed from the MIME again.
 pub fn restore(

@@ -102,6 +102,9 @@ impl fmt::Debug for Capabilities {
     }
 }
 
+/// The `extra_json` key of [`Manifest::send_reads_mime_only`].
+pub const SEND_READS_MIME_ONLY: &str = "send_reads_mime_only";
+
 /// What a plugin is: returned by the root module's `manifest` before anything is opened.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
@@ -175,6 +178,28 @@ impl Manifest {
         self
     }
 
+    /// Declares that `Transport::send` reads only the envelope, `mime`, the
+    /// ids and the options of an [`crate::OutgoingMessage`], never its `parts`
+    /// (an SMTP relay, a pickup folder). The host may then hand `send` a
+    /// message whose `parts` are empty instead of parsing stored MIME again
+    /// (the outbox does: it keeps only the bytes). `compose` always gets the
+    /// parts. Recorded in `extra_json` as `"send_reads_mime_only": true`.
+    pub fn send_reads_mime_only(mut self) -> Self {
+        let mut extra: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(self.extra_json.as_str()).unwrap_or_default();
+        extra.insert(SEND_READS_MIME_ONLY.into(), serde_json::Value::Bool(true));
+        self.extra_json = serde_json::Value::Object(extra).to_string().into();
+        self
+    }
+
+    /// True when the plugin declared [`Manifest::send_reads_mime_only`].
+    pub fn sends_mime_only(&self) -> bool {
+        serde_json::from_str::<serde_json::Value>(self.extra_json.as_str())
+            .ok()
+            .and_then(|v| v.get(SEND_READS_MIME_ONLY).and_then(|b| b.as_bool()))
+            .unwrap_or(false)
+    }
+
     /// True when the plugin declares it runs on `os` (or declares no OS at all).
     pub fn supports_os(&self, os: &str) -> bool {
         self.os.is_empty() || self.os.iter().any(|o| o.as_str() == os)
@@ -219,7 +244,25 @@ impl Probe {
 
 #[cfg(test)]
 mod tests {
-    use super::Capabilities;
+    use super::{Capabilities, Manifest};
+
+    #[test]
+    fn mime_only_send_is_declared_in_the_extras() {
+        let m = Manifest::new("x", "1.0.0");
+        assert!(!m.sends_mime_only());
+        let m = m.send_reads_mime_only();
+        assert!(m.sends_mime_only());
+        assert_eq!(m.extra_json.as_str(), r#"{"send_reads_mime_only":true}"#);
+        // other extras are kept; a malformed extra reads as "not declared"
+        let mut m = Manifest::new("x", "1.0.0");
+        m.extra_json = r#"{"later":1}"#.into();
+        let m = m.send_reads_mime_only();
+        assert!(m.extra_json.as_str().contains(r#""later":1"#));
+        assert!(m.sends_mime_only());
+        let mut m = Manifest::new("x", "1.0.0");
+        m.extra_json = "not json".into();
+        assert!(!m.sends_mime_only());
+    }
 
     #[test]
     fn panic_bits_are_not_listed_as_capabilities() {

@@ -75,9 +75,20 @@ impl Deliver for EngineDeliver {
         } else {
             Action::Send
         };
-        let msg = restore(rec)?;
-        self.0
-            .get()
+        let engine = self.0.get();
+        // A send through a plugin that reads only the bytes needs no parse.
+        let bytes_only = action == Action::Send
+            && way_out
+                .plugin
+                .as_deref()
+                .and_then(|p| engine.plugins().get(p))
+                .is_some_and(|p| p.sends_mime_only());
+        let msg = if bytes_only {
+            as_stored(rec)?
+        } else {
+            restore(rec)?
+        };
+        engine
             .attempt(action, way_out, rec.user.as_deref(), &msg)
             .map(|o| match o {
                 Outcome::Sent(d) => {
@@ -91,6 +102,24 @@ impl Deliver for EngineDeliver {
                 Outcome::Composed(c) => format!("{} ({})", c.message, c.web_link),
             })
     }
+}
+
+/// The message as it was built, with its exact bytes and ids but no parts:
+/// for a plugin whose `send` reads only those
+/// ([`mailhost_plugin_api::Manifest::send_reads_mime_only`]).
+fn as_stored(rec: &MessageRecord) -> Result<mailhost_plugin_api::OutgoingMessage, PluginError> {
+    let mime = rec
+        .mime
+        .as_deref()
+        .ok_or_else(|| PluginError::permanent("the stored message has no MIME body"))?;
+    Ok(crate::message::stored(
+        mime,
+        (!rec.envelope_from.is_empty()).then_some(rec.envelope_from.as_str()),
+        &rec.envelope_to,
+        &rec.message_id,
+        rec.idempotency_key.as_deref().unwrap_or(&rec.message_id),
+        &rec.options_json,
+    ))
 }
 
 /// The message as it was built, from what the outbox stored: the exact

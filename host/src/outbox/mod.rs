@@ -383,8 +383,8 @@ const GROUP_MAX: usize = 512;
 
 type Pending = (NewMessage, oneshot::Sender<Result<Enqueued, OutboxError>>);
 type PendingSettle = (
-    store::SettleItem,
-    oneshot::Sender<Result<bool, OutboxError>>,
+    Vec<store::SettleItem>,
+    oneshot::Sender<Result<Vec<bool>, OutboxError>>,
 );
 
 /// The outbox: a store plus group commit for enqueues.
@@ -439,9 +439,22 @@ impl Outbox {
     /// Records an outcome durably (committed before this returns); false when
     /// the lease was lost. Concurrent calls share commits.
     pub async fn settle(&self, item: store::SettleItem) -> Result<bool, OutboxError> {
+        let done = self.settle_many(vec![item]).await?;
+        Ok(done.first().copied().unwrap_or(false))
+    }
+
+    /// Records several outcomes durably in one go (shared with other
+    /// callers' commits); one flag per item, false where the lease was lost.
+    pub async fn settle_many(
+        &self,
+        items: Vec<store::SettleItem>,
+    ) -> Result<Vec<bool>, OutboxError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
         let (reply, rx) = oneshot::channel();
         self.settle_tx
-            .send((item, reply))
+            .send((items, reply))
             .await
             .map_err(|_| OutboxError::Closed)?;
         rx.await.map_err(|_| OutboxError::Closed)?
@@ -463,22 +476,29 @@ impl Outbox {
     }
 }
 
-/// Takes whatever outcomes the workers are waiting to record (up to
-/// GROUP_MAX), writes them in one transaction, answers each after the commit.
-/// A worker holds its concurrency slot until its answer comes, so a crash
-/// loses at most `concurrency` outcomes per process (the duplicate window).
+/// Takes whatever outcomes the workers' lanes are waiting to record (up to
+/// 64 groups), writes them in one transaction, answers each after the commit.
+/// A lane waits for its answer before it sends again, so a crash loses at
+/// most `concurrency × LANE_BATCH` outcomes per process (the duplicate window,
+/// worker.rs).
 async fn group_settle(store: Arc<AnyStore>, mut rx: mpsc::Receiver<PendingSettle>) {
-    let mut batch: Vec<PendingSettle> = Vec::with_capacity(GROUP_MAX);
-    while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
-        let (items, replies): (Vec<store::SettleItem>, Vec<_>) = batch.drain(..).unzip();
+    let mut batch: Vec<PendingSettle> = Vec::with_capacity(64);
+    while rx.recv_many(&mut batch, 64).await > 0 {
+        let mut items = Vec::new();
+        let mut replies = Vec::with_capacity(batch.len());
+        for (group, reply) in batch.drain(..) {
+            replies.push((reply, group.len()));
+            items.extend(group);
+        }
         match store.settle_batch(&items, now_ms()).await {
             Ok(done) => {
-                for (reply, d) in replies.into_iter().zip(done) {
-                    let _ = reply.send(Ok(d));
+                let mut done = done.into_iter();
+                for (reply, n) in replies {
+                    let _ = reply.send(Ok(done.by_ref().take(n).collect()));
                 }
             }
             Err(e) => {
-                for reply in replies {
+                for (reply, _) in replies {
                     let _ = reply.send(Err(e.clone()));
                 }
             }

@@ -15,6 +15,8 @@ use super::OutboxError;
 pub struct PgStore {
     pub(crate) pool: PgPool,
     pub(crate) location: String,
+    /// When (the claim's `now`) expired leases were last taken back.
+    pub(crate) expired_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl PgStore {
@@ -56,7 +58,11 @@ impl PgStore {
             .await
             .map_err(|e| open(e.to_string()))?;
         migrations::run(migrations::POSTGRES, &pool, &location).await?;
-        Ok(PgStore { pool, location })
+        Ok(PgStore {
+            pool,
+            location,
+            expired_at: Default::default(),
+        })
     }
 
     /// Drops the schema this store was opened in (tests clean up after themselves).

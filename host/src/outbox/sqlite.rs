@@ -17,6 +17,8 @@ use super::OutboxError;
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     pub(crate) location: String,
+    /// When (the claim's `now`) expired leases were last taken back.
+    pub(crate) expired_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl SqliteStore {
@@ -49,7 +51,11 @@ impl SqliteStore {
             .await
             .map_err(|e| open(e.to_string()))?;
         migrations::run(migrations::SQLITE, &pool, &location).await?;
-        Ok(SqliteStore { pool, location })
+        Ok(SqliteStore {
+            pool,
+            location,
+            expired_at: Default::default(),
+        })
     }
 
     /// The pragmas in force on a pooled connection: (journal_mode, synchronous).

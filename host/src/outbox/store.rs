@@ -23,7 +23,8 @@ pub trait Store: Send + Sync {
 
     /// Takes up to `max` due messages (queued or deferred with `next_attempt_at <= now`,
     /// single messages first) into `sending` under a lease for `owner` until `lease_until`.
-    /// Messages whose lease expired (a dead worker) are put back first.
+    /// Messages whose lease expired (a dead worker) are put back first (looked
+    /// for at most once a second of `now`).
     fn claim(
         &self,
         owner: &str,
@@ -263,15 +264,20 @@ macro_rules! impl_store {
                 lease_until: i64,
             ) -> Result<Vec<$crate::outbox::MessageRecord>, $crate::outbox::OutboxError> {
                 let q = |e| self.err("claim", e);
-                // A worker that died left its messages in `sending`: once the lease ran out they are due again.
-                sqlx::query(
+                // A worker that died left its messages in `sending`: once the lease ran out they
+                // are due again. Looked for at most once a second (a claim is frequent, a death rare).
+                let last = self.expired_at.load(std::sync::atomic::Ordering::Relaxed);
+                if now < last || now - last >= 1_000 {
+                    self.expired_at.store(now, std::sync::atomic::Ordering::Relaxed);
+                    sqlx::query(
                     "UPDATE outbox_messages SET state = 'queued', lease_owner = NULL, lease_until = NULL, \
                      next_attempt_at = $1, updated_at = $1 WHERE state = 'sending' AND lease_until < $1",
-                )
-                .bind(now)
-                .execute(&self.pool)
-                .await
-                .map_err(q)?;
+                    )
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(q)?;
+                }
                 let sql = format!(
                     "UPDATE outbox_messages SET state = 'sending', lease_owner = $1, lease_until = $2, \
                      updated_at = $3 WHERE id IN (SELECT id FROM outbox_messages{} \
@@ -349,59 +355,96 @@ macro_rules! impl_store {
             ) -> Result<Vec<bool>, $crate::outbox::OutboxError> {
                 let q = |e| self.err("record the outcome", e);
                 let mut tx = self.pool.begin().await.map_err(q)?;
-                let mut done = Vec::with_capacity(items.len());
-                for it in items {
-                    let (id, owner, attempts, s) = (&it.id, &it.owner, &it.attempts, &it.settle);
-                    let lease_owner: Option<&str> =
-                        (s.state == $crate::outbox::State::Sending).then_some(owner.as_str());
-                    let row: Option<(i64,)> = sqlx::query_as(
-                        "UPDATE outbox_messages SET state = $3, next_attempt_at = $4, chain_pos = $5, \
-                         position_since = $6, last_error = $7, attempts_count = attempts_count + $8, \
-                         lease_owner = $9, lease_until = CASE WHEN $9 IS NULL THEN NULL ELSE lease_until END, \
-                         updated_at = $10 \
-                         WHERE id = $1 AND lease_owner = $2 AND state = 'sending' RETURNING attempts_count",
-                    )
-                    .bind(id)
-                    .bind(owner)
-                    .bind(s.state.as_str())
-                    .bind(s.next_attempt_at)
-                    .bind(s.chain_pos as i64)
-                    .bind(s.position_since)
-                    .bind(&s.last_error)
-                    .bind(attempts.len() as i64)
-                    .bind(lease_owner)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(q)?;
-                    // The lease ran out and another worker has the message: nothing is written.
-                    let Some((count,)) = row else {
-                        done.push(false);
-                        continue;
-                    };
-                    let first = count - attempts.len() as i64;
-                    for (i, a) in attempts.iter().enumerate() {
-                        sqlx::query(
-                            "INSERT INTO outbox_attempts (message, seq, at, chain_pos, candidate, plugin, class, code, text) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        )
-                        .bind(id)
-                        .bind(first + i as i64)
-                        .bind(a.at)
-                        .bind(a.chain_pos as i64)
-                        .bind(&a.candidate)
-                        .bind(&a.plugin)
-                        .bind(&a.class)
-                        .bind(&a.code)
-                        .bind(&a.text)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(q)?;
-                    }
-                    done.push(true);
+                // One UPDATE per chunk of outcomes and one INSERT of their attempts
+                // (statements are round trips: one per message would dominate).
+                let mut counts: std::collections::HashMap<String, i64> =
+                    std::collections::HashMap::with_capacity(items.len());
+                for chunk in items.chunks(400) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE outbox_messages SET state = v.column3, next_attempt_at = v.column4, \
+                         chain_pos = v.column5, position_since = v.column6, last_error = v.column7, \
+                         attempts_count = outbox_messages.attempts_count + v.column8, \
+                         lease_owner = v.column9, \
+                         lease_until = CASE WHEN v.column9 IS NULL THEN NULL ELSE outbox_messages.lease_until END, \
+                         updated_at = ",
+                    );
+                    qb.push_bind(now);
+                    qb.push(" FROM (");
+                    qb.push_values(chunk, |mut b, it| {
+                        let s = &it.settle;
+                        let lease_owner: Option<&str> =
+                            (s.state == $crate::outbox::State::Sending).then_some(it.owner.as_str());
+                        b.push("CAST(")
+                            .push_bind_unseparated(&it.id)
+                            .push_unseparated(" AS TEXT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(&it.owner)
+                            .push_unseparated(" AS TEXT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(s.state.as_str())
+                            .push_unseparated(" AS TEXT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(s.next_attempt_at)
+                            .push_unseparated(" AS BIGINT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(s.chain_pos as i64)
+                            .push_unseparated(" AS BIGINT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(s.position_since)
+                            .push_unseparated(" AS BIGINT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(&s.last_error)
+                            .push_unseparated(" AS TEXT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(it.attempts.len() as i64)
+                            .push_unseparated(" AS BIGINT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(lease_owner)
+                            .push_unseparated(" AS TEXT)");
+                    });
+                    qb.push(
+                        ") AS v WHERE outbox_messages.id = v.column1 AND outbox_messages.lease_owner = v.column2 \
+                         AND outbox_messages.state = 'sending' \
+                         RETURNING outbox_messages.id, outbox_messages.attempts_count",
+                    );
+                    let rows: Vec<(String, i64)> =
+                        qb.build_query_as().fetch_all(&mut *tx).await.map_err(q)?;
+                    counts.extend(rows);
+                }
+                // The lease ran out and another worker has the message: nothing is written.
+                let rows: Vec<(&str, i64, &$crate::outbox::AttemptRecord)> = items
+                    .iter()
+                    .filter_map(|it| counts.get(it.id.as_str()).map(|c| (it, *c)))
+                    .flat_map(|(it, count)| {
+                        let first = count - it.attempts.len() as i64;
+                        it.attempts
+                            .iter()
+                            .enumerate()
+                            .map(move |(i, a)| (it.id.as_str(), first + i as i64, a))
+                    })
+                    .collect();
+                for chunk in rows.chunks(400) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO outbox_attempts (message, seq, at, chain_pos, candidate, plugin, class, code, text) ",
+                    );
+                    qb.push_values(chunk, |mut b, (id, seq, a)| {
+                        b.push_bind(*id)
+                            .push_bind(*seq)
+                            .push_bind(a.at)
+                            .push_bind(a.chain_pos as i64)
+                            .push_bind(&a.candidate)
+                            .push_bind(&a.plugin)
+                            .push_bind(&a.class)
+                            .push_bind(&a.code)
+                            .push_bind(&a.text);
+                    });
+                    qb.build().execute(&mut *tx).await.map_err(q)?;
                 }
                 tx.commit().await.map_err(q)?;
-                Ok(done)
+                Ok(items
+                    .iter()
+                    .map(|it| counts.contains_key(it.id.as_str()))
+                    .collect())
             }
 
             async fn release(&self, owner: &str, now: i64) -> Result<u64, $crate::outbox::OutboxError> {

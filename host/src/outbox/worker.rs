@@ -17,12 +17,14 @@
 //! goes back to the database with its `next_attempt_at`.
 //!
 //! Commit order (the duplicate window): a message is marked `sending` (with a
-//! lease) before its first try, and `sent` right after the server accepted it,
-//! in the next group commit of outcomes (the process's tasks share commits;
-//! each waits for its own before it takes another message). A crash between the server's acceptance and that commit
-//! leaves it `sending`; once the lease expires it is sent again with the same
-//! Message-ID. So after a crash at most `concurrency` messages per worker
-//! process can be delivered twice (the ones in flight at that moment).
+//! lease) before its first try. A lane tries up to [`LANE_BATCH`] messages one
+//! after the other and then commits their outcomes (`sent`, `deferred`,
+//! `failed`) in one group, shared with the other lanes' groups; it waits for
+//! that commit before it takes more. A crash between a server's acceptance and
+//! that commit leaves the message `sending`; once the lease expires it is sent
+//! again with the same Message-ID. So after a crash at most `concurrency ×
+//! LANE_BATCH` messages per worker process (8 × 8 = 64 with the default
+//! `concurrency = 8`) can be delivered twice.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -170,6 +172,10 @@ pub use super::stats::{
     note_account_status, AccountStats, Stats, LATENCY_BUCKETS, OPERATING, UNABLE_TO_CONNECT,
 };
 
+/// How many claimed messages one lane sends before their outcomes are
+/// committed (one commit for the group, shared with the other lanes').
+pub const LANE_BATCH: usize = 8;
+
 /// A running worker's shared parts.
 struct Shared<D> {
     outbox: Outbox,
@@ -181,6 +187,12 @@ struct Shared<D> {
 
 /// Runs until `shutdown` turns true; then stops claiming, waits up to
 /// `drain` for the messages in flight, and releases every lease it still holds.
+///
+/// The worker runs `concurrency` lanes. Each lane is one blocking thread that
+/// takes up to [`LANE_BATCH`] claimed messages, tries them one after the
+/// other (a plugin call blocks its thread), then commits their outcomes in
+/// one group before it takes more: no thread hop per message, one commit per
+/// group of lanes.
 pub async fn run<D: Deliver>(
     outbox: Outbox,
     deliver: Arc<D>,
@@ -193,8 +205,9 @@ pub async fn run<D: Deliver>(
     let lease = cfg.lease;
     let poll = cfg.poll;
     let hold_ms = cfg.hold.as_millis() as i64;
-    let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    let min_claim = (cfg.concurrency / 4).max(1);
+    let lanes = cfg.concurrency.max(1);
+    let lane_slots = Arc::new(Semaphore::new(lanes));
+    let min_claim = (lanes / 4).max(1);
     let shared = Arc::new(Shared {
         outbox: outbox.clone(),
         deliver,
@@ -222,7 +235,7 @@ pub async fn run<D: Deliver>(
             break Ok(());
         }
         while inflight.try_join_next().is_some() {}
-        let free = slots.available_permits();
+        let free = lane_slots.available_permits();
         // Claim in groups (one claim is one commit), unless nothing is in flight.
         if free == 0 || (free < min_claim && !inflight.is_empty()) {
             tokio::select! {
@@ -232,9 +245,10 @@ pub async fn run<D: Deliver>(
             continue;
         }
         let now = now_ms();
+        let want = (free * LANE_BATCH) as u32;
         let claimed = match outbox
             .store()
-            .claim(&owner, free as u32, now, now + lease.as_millis() as i64)
+            .claim(&owner, want, now, now + lease.as_millis() as i64)
             .await
         {
             Ok(c) => c,
@@ -255,17 +269,25 @@ pub async fn run<D: Deliver>(
             }
             continue;
         }
+        let mut ready = Vec::with_capacity(claimed.len());
         for rec in claimed {
             // A batch message waits for its batch's send slot, taken in claim (file) order (pacing.rs).
-            if super::pacing::hold_for_pacing(&outbox, &owner, &rec, hold_ms).await {
-                continue;
+            if !super::pacing::hold_for_pacing(&outbox, &owner, &rec, hold_ms).await {
+                ready.push(rec);
             }
-            let Ok(permit) = slots.clone().acquire_owned().await else {
+        }
+        // Spread what was claimed over the free lanes, keeping claim order within each.
+        let per_lane = ready.len().div_ceil(free).clamp(1, LANE_BATCH);
+        let mut ready = ready.into_iter().peekable();
+        while ready.peek().is_some() {
+            let group: Vec<MessageRecord> = ready.by_ref().take(per_lane).collect();
+            let Ok(permit) = lane_slots.clone().acquire_owned().await else {
                 break;
             };
             let shared = shared.clone();
-            inflight.spawn(async move {
-                process(&shared, rec).await;
+            let rt = tokio::runtime::Handle::current();
+            inflight.spawn_blocking(move || {
+                lane(&shared, &rt, group);
                 drop(permit);
             });
         }
@@ -278,7 +300,7 @@ pub async fn run<D: Deliver>(
     .is_ok();
     if !finished {
         tracing::warn!(
-            "outbox: {} message(s) still in flight after {} ms; releasing their leases (they may be sent again: same Message-ID)",
+            "outbox: {} lane(s) still in flight after {} ms; releasing their leases (their messages may be sent again: same Message-ID)",
             inflight.len(),
             drain.as_millis()
         );
@@ -290,6 +312,26 @@ pub async fn run<D: Deliver>(
         Err(e) => tracing::error!("outbox: releasing leases failed: {e}"),
     }
     result
+}
+
+/// One lane's group: each message in turn, then one commit of their outcomes.
+fn lane<D: Deliver>(sh: &Arc<Shared<D>>, rt: &tokio::runtime::Handle, group: Vec<MessageRecord>) {
+    let mut outcomes = Vec::with_capacity(group.len());
+    for rec in group {
+        let (attempts, s) = process(sh, rt, &rec);
+        outcomes.push((rec, attempts, s));
+    }
+    let items = outcomes
+        .iter()
+        .map(|(rec, attempts, s)| super::store::SettleItem {
+            id: rec.id.clone(),
+            owner: sh.cfg.owner.clone(),
+            attempts: attempts.clone(),
+            settle: s.clone(),
+        })
+        .collect();
+    let done = rt.block_on(sh.outbox.settle_many(items));
+    sh.record_outcomes(&outcomes, done);
 }
 
 impl<D: Deliver> Shared<D> {
@@ -339,17 +381,25 @@ impl<D: Deliver> Shared<D> {
         note_account_status(&self.outbox, &self.stats, account, state, reason).await
     }
 
-    async fn settle(&self, rec: &MessageRecord, attempts: &[AttemptRecord], s: Settle) {
+    /// Counts and logs a lane's committed outcomes.
+    fn record_outcomes(
+        &self,
+        outcomes: &[(MessageRecord, Vec<AttemptRecord>, Settle)],
+        done: Result<Vec<bool>, OutboxError>,
+    ) {
         use std::sync::atomic::Ordering::Relaxed;
-        let state = s.state;
-        let item = super::store::SettleItem {
-            id: rec.id.clone(),
-            owner: self.cfg.owner.clone(),
-            attempts: attempts.to_vec(),
-            settle: s.clone(),
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => {
+                for (rec, _, s) in outcomes {
+                    tracing::error!(id = %rec.id, "outbox: writing the outcome ({}) failed: {e}; the message is sent again when its lease runs out", s.state);
+                }
+                return;
+            }
         };
-        match self.outbox.settle(item).await {
-            Ok(true) => {
+        for ((rec, _, s), ok) in outcomes.iter().zip(done) {
+            let state = s.state;
+            if ok {
                 let c = match state {
                     State::Sent => &self.stats.sent,
                     State::Deferred => &self.stats.deferred,
@@ -357,13 +407,9 @@ impl<D: Deliver> Shared<D> {
                 };
                 c.fetch_add(1, Relaxed);
                 tracing::info!(id = %rec.id, message_id = %rec.message_id, state = %state, "outbox: {}", s.last_error.as_deref().unwrap_or(""));
-            }
-            Ok(false) => {
+            } else {
                 self.stats.lost_leases.fetch_add(1, Relaxed);
                 tracing::warn!(id = %rec.id, message_id = %rec.message_id, "outbox: the lease ran out before the outcome ({state}) was written; another worker has the message");
-            }
-            Err(e) => {
-                tracing::error!(id = %rec.id, "outbox: writing the outcome ({state}) failed: {e}; the message is sent again when its lease runs out")
             }
         }
     }
@@ -385,13 +431,18 @@ fn settle_to(
     }
 }
 
-/// One claimed message: the policy check, then one try per way out.
-async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
+/// One claimed message, on a lane's blocking thread: the policy check, then
+/// one try per way out. Returns the tries and the outcome to record. The
+/// few database steps run on `rt`; the plugin call runs on this thread,
+/// outside any runtime.
+fn process<D: Deliver>(
+    sh: &Arc<Shared<D>>,
+    rt: &tokio::runtime::Handle,
+    rec: &MessageRecord,
+) -> (Vec<AttemptRecord>, Settle) {
     let now = now_ms();
-    // A look at the config only: cheap and non-blocking, so no thread hop.
-    let check = sh.deliver.recheck(&rec);
     let pos0 = rec.chain_pos as usize;
-    match check {
+    match sh.deliver.recheck(rec) {
         Recheck::Go => {}
         Recheck::Hold(why) => {
             let next = now + sh.cfg.hold.as_millis() as i64;
@@ -402,7 +453,7 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
                 rec.position_since,
                 Some(format!("held: {why}")),
             );
-            return sh.settle(&rec, &[], s).await;
+            return (Vec::new(), s);
         }
         Recheck::Refuse(why) => {
             let a = AttemptRecord {
@@ -421,17 +472,18 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
                 None,
                 Some(format!("refused by policy: {why}")),
             );
-            return sh.settle(&rec, &[a], s).await;
+            return (vec![a], s);
         }
     }
     let chain = match stored_chain(&rec.decision_json) {
         Ok(c) => c,
         Err(why) => {
-            let s = settle_to(State::Failed, now, pos0, None, Some(why));
-            return sh.settle(&rec, &[], s).await;
+            return (
+                Vec::new(),
+                settle_to(State::Failed, now, pos0, None, Some(why)),
+            )
         }
     };
-    let rec = Arc::new(rec);
     let mut attempts: Vec<AttemptRecord> = Vec::new();
     let mut pos = pos0;
     let mut since = rec.position_since;
@@ -440,8 +492,10 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
         let Some(way) = chain.get(pos).cloned() else {
             let why =
                 last_error.unwrap_or_else(|| "the policy chain holds no way out to try".into());
-            let s = settle_to(State::Failed, now_ms(), pos, None, Some(why));
-            return sh.settle(&rec, &attempts, s).await;
+            return (
+                attempts,
+                settle_to(State::Failed, now_ms(), pos, None, Some(why)),
+            );
         };
         if way.is_builtin() || way.plugin.is_none() {
             pos += 1;
@@ -454,63 +508,53 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
             .map(|a| sh.deliver.limits(a))
             .unwrap_or_default();
         // The account's budget per minute, shared through the database.
-        if let Some(account) = &way.account {
-            if let Some(limit) = limits.max_per_minute {
-                match sh
-                    .outbox
-                    .store()
-                    .take_rate_slot(account, limit, now_ms())
-                    .await
-                {
-                    Ok(None) => {}
-                    Ok(Some(wait)) => {
-                        let why = format!("account `{account}` reached max_per_minute = {limit}; next try in {wait} ms");
-                        let s = settle_to(State::Deferred, now_ms() + wait, pos, since, Some(why));
-                        return sh.settle(&rec, &attempts, s).await;
-                    }
-                    Err(e) => {
-                        let s = settle_to(
-                            State::Deferred,
-                            now_ms() + sh.cfg.hold.as_millis() as i64,
-                            pos,
-                            since,
-                            Some(e.to_string()),
-                        );
-                        return sh.settle(&rec, &attempts, s).await;
-                    }
+        if let (Some(account), Some(limit)) = (&way.account, limits.max_per_minute) {
+            match rt.block_on(sh.outbox.store().take_rate_slot(account, limit, now_ms())) {
+                Ok(None) => {}
+                Ok(Some(wait)) => {
+                    let why = format!(
+                        "account `{account}` reached max_per_minute = {limit}; next try in {wait} ms"
+                    );
+                    let s = settle_to(State::Deferred, now_ms() + wait, pos, since, Some(why));
+                    return (attempts, s);
+                }
+                Err(e) => {
+                    let next = now_ms() + sh.cfg.hold.as_millis() as i64;
+                    let s = settle_to(State::Deferred, next, pos, since, Some(e.to_string()));
+                    return (attempts, s);
                 }
             }
         }
         let slots = sh.account_slots(way.account.as_deref().unwrap_or(&way.label));
-        let permit = slots.acquire_owned().await;
+        let permit = rt.block_on(slots.acquire_owned());
         // The account's sends in flight, across processes.
         let slot = match (&way.account, limits.max_concurrent) {
-            (Some(account), Some(limit)) => match sh.send_slot(account, limit).await {
+            (Some(account), Some(limit)) => match rt.block_on(sh.send_slot(account, limit)) {
                 Ok(slot) => Some(slot),
                 Err(why) => {
                     drop(permit);
                     let next = now_ms() + 500 + rand::random_range(0..=500i64);
-                    let s = settle_to(State::Deferred, next, pos, since, Some(why));
-                    return sh.settle(&rec, &attempts, s).await;
+                    return (
+                        attempts,
+                        settle_to(State::Deferred, next, pos, since, Some(why)),
+                    );
                 }
             },
             _ => None,
         };
         let at = now_ms();
         let t0 = std::time::Instant::now();
-        let result = {
-            let (d, r, w) = (sh.deliver.clone(), rec.clone(), way.clone());
-            tokio::task::spawn_blocking(move || d.attempt(&r, &w))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(PluginError::permanent(format!(
-                        "the call into plugin `{}` did not return: {e}",
-                        way.plugin.as_deref().unwrap_or("?")
-                    )))
-                })
-        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sh.deliver.attempt(rec, &way)
+        }))
+        .unwrap_or_else(|_| {
+            Err(PluginError::permanent(format!(
+                "the call into plugin `{}` did not return (it panicked)",
+                way.plugin.as_deref().unwrap_or("?")
+            )))
+        });
         if let Some(slot) = slot {
-            sh.free_slot(&slot).await;
+            rt.block_on(sh.free_slot(&slot));
         }
         drop(permit);
         let account = way.account.clone().unwrap_or_else(|| way.label.clone());
@@ -530,9 +574,8 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
                     code: reply_code(&reply),
                     text: reply,
                 });
-                sh.note_status(&account, OPERATING, "").await;
-                let s = settle_to(State::Sent, now_ms(), pos, since, None);
-                return sh.settle(&rec, &attempts, s).await;
+                rt.block_on(sh.note_status(&account, OPERATING, ""));
+                return (attempts, settle_to(State::Sent, now_ms(), pos, since, None));
             }
             Err(e) => {
                 let class = e.class();
@@ -548,12 +591,13 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
                 });
                 last_error = Some(format!("{}: {text}", way.label));
                 if class == ErrorClass::UNAVAILABLE {
-                    sh.note_status(&account, UNABLE_TO_CONNECT, e.message())
-                        .await;
+                    rt.block_on(sh.note_status(&account, UNABLE_TO_CONNECT, e.message()));
                 }
                 if class == ErrorClass::PERMANENT {
-                    let s = settle_to(State::Failed, now_ms(), pos, since, last_error);
-                    return sh.settle(&rec, &attempts, s).await;
+                    return (
+                        attempts,
+                        settle_to(State::Failed, now_ms(), pos, since, last_error),
+                    );
                 }
                 if class == ErrorClass::TRANSIENT {
                     let first = *since.get_or_insert(at);
@@ -567,8 +611,10 @@ async fn process<D: Deliver>(sh: &Arc<Shared<D>>, rec: MessageRecord) {
                     let next = now_ms() + wait.as_millis() as i64;
                     let max_age = limits.max_age.unwrap_or(sh.cfg.max_age);
                     if next - first <= max_age.as_millis() as i64 {
-                        let s = settle_to(State::Deferred, next, pos, since, last_error);
-                        return sh.settle(&rec, &attempts, s).await;
+                        return (
+                            attempts,
+                            settle_to(State::Deferred, next, pos, since, last_error),
+                        );
                     }
                 }
                 // Auth, config, unavailable, unsupported, or a transient error past

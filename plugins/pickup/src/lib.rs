@@ -25,6 +25,8 @@ impl Plugin for Pickup {
             .capabilities(Capabilities::SEND | Capabilities::CHECK)
             .modes(&["pickup"])
             .settings_schema(&config::schema())
+            // `send` reads the envelope and the bytes, never the parts.
+            .send_reads_mime_only()
     }
 
     fn open(settings_json: &str, _host: Host) -> Result<PickupTransport, PluginError> {

@@ -46,6 +46,8 @@ impl Plugin for Smtp {
             .capabilities(Capabilities::SEND | Capabilities::CHECK)
             .modes(&["smtp"])
             .settings_schema(&config::schema())
+            // `send` reads the envelope and the bytes, never the parts.
+            .send_reads_mime_only()
     }
 
     fn open(settings_json: &str, host: Host) -> Result<SmtpTransport, PluginError> {
