@@ -5,13 +5,16 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mailhost::server::auth::hash_token;
 use mailhost_tests::graph::{MAILBOX, SHARED};
+use mailhost_tests::service::Options;
 use mailhost_tests::smtp::{saved_for, Sink};
-use mailhost_tests::{copy_as, free_port, mailhost_bin, peer_ca, plugin_file_name, plugin_path};
+use mailhost_tests::{
+    copy_as, free_port, mailhost_bin, peer_ca, plugin_file_name, plugin_path, Service,
+};
 use serde_json::{json, Value};
 
 const ERP_TOKEN: &str = "erp-token-for-tests";
@@ -112,119 +115,26 @@ scopes = ["admin"]
     path
 }
 
-/// A running `mailhost serve`.
-struct Service {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-    client: reqwest::Client,
+/// `mailhost serve` in `dir` with the Graph client secret in its environment.
+fn start(dir: &Path, extra: &[&str]) -> Service {
+    Service::start_with(
+        dir,
+        Options {
+            args: extra,
+            env: &[(SECRET_VAR, "test-secret")],
+            ..Options::default()
+        },
+    )
 }
 
-impl Service {
-    fn start(dir: &Path, extra: &[&str]) -> Service {
-        let port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("serve.log"))
-            .unwrap();
-        let child = Command::new(mailhost_bin())
-            .current_dir(dir)
-            .env_remove("MAILHOST_PLUGIN_PATH")
-            .env_remove("RUST_LOG")
-            .env(SECRET_VAR, "test-secret")
-            .args([
-                "-v",
-                "--config",
-                "mailhost.toml",
-                "--plugins",
-                "plugins",
-                "serve",
-            ])
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Service {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dir: dir.to_path_buf(),
-            client: reqwest::Client::builder()
-                .tls_backend_preconfigured(mailhost::tokens::tls_config(None).unwrap())
-                .build()
-                .unwrap(),
-        };
-        s.wait_ready();
-        s
-    }
+/// The API calls these tests make.
+trait Api {
+    fn post_json(&self, token: Option<&str>, body: &Value) -> (u16, String, Value);
+    fn get(&self, path: &str) -> Value;
+    fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value;
+}
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = rt().block_on(async {
-                match self
-                    .client
-                    .get(format!("{}/readyz", self.base))
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.status().is_success(),
-                    Err(_) => false,
-                }
-            });
-            if ok {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not become ready; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
-    }
-
-    /// Any request: (status, content type, JSON body or Null).
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        ctype: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, String, Value) {
-        rt().block_on(async {
-            let mut r = self
-                .client
-                .request(method.parse().unwrap(), format!("{}{path}", self.base));
-            if let Some(t) = token {
-                r = r.bearer_auth(t);
-            }
-            if let Some(c) = ctype {
-                r = r.header("content-type", c);
-            }
-            if method == "POST" {
-                r = r.header("content-length", body.len().to_string());
-            }
-            let resp = r.body(body).send().await.unwrap();
-            let status = resp.status().as_u16();
-            let ct = resp
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default();
-            let bytes = resp.bytes().await.unwrap();
-            let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            (status, ct, v)
-        })
-    }
-
+impl Api for Service {
     fn post_json(&self, token: Option<&str>, body: &Value) -> (u16, String, Value) {
         self.call(
             "POST",
@@ -256,33 +166,6 @@ impl Service {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} failed");
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -323,7 +206,7 @@ fn assert_problem(r: &(u16, String, Value), status: u16, code: &str) {
 fn bad_requests_get_problem_json_and_nothing_is_queued() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), 2525, "");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let good =
         json!({"tenant": "acme", "to": ["bob@example.com"], "subject": "Hi", "text": "Hello"});
 
@@ -442,7 +325,7 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
 fn delivery_faults_and_idempotency_through_the_api() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), 2525, "max_age_secs = 2");
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]);
 
     // plain delivery into smtp-server, found by its recipient
     let ok_rcpt = format!("{}@example.com", unique("serve-ok"));
@@ -587,7 +470,7 @@ fn delivery_faults_and_idempotency_through_the_api() {
     assert_eq!(status, 200);
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
     let text = rt().block_on(async {
-        s.client
+        s.client()
             .get(format!("{}/metrics", s.base))
             .send()
             .await
@@ -668,7 +551,7 @@ fn sigterm_and_kill_9_mid_drain_lose_nothing() {
     // queue N messages with the workers off
     let mut ids = HashMap::new();
     {
-        let s = Service::start(dir.path(), &["--no-workers"]);
+        let s = start(dir.path(), &["--no-workers"]);
         let rcpt = "bulk@example.com";
         // ten clients at once, as an ERP's workers would post
         let parts: Vec<Vec<(String, String)>> = std::thread::scope(|sc| {
@@ -716,7 +599,7 @@ fn sigterm_and_kill_9_mid_drain_lose_nothing() {
     assert_eq!(ids.len(), N);
 
     // drain; SIGTERM part-way: it stops claiming, finishes what is in flight, releases its leases
-    let mut s = Service::start(dir.path(), &[]);
+    let mut s = start(dir.path(), &[]);
     let wait_sent = |min: usize| {
         let deadline = Instant::now() + Duration::from_secs(120);
         while captured(cap.path()).len() < min {
@@ -749,13 +632,13 @@ fn sigterm_and_kill_9_mid_drain_lose_nothing() {
     let after_term = captured(cap.path()).len();
 
     // drain again; kill -9 part-way
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]);
     wait_sent(after_term + N / 4);
     s.signal("-KILL");
     drop(s);
 
     // restart: everything ends up sent (leases of the dead process expire)
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let c = counts(&s);
@@ -862,7 +745,7 @@ fn send_queue_the_outbox_cli_and_the_claim_time_policy() {
         "[tenants.acme]\nenabled = false\n",
     );
     {
-        let s = Service::start(dir.path(), &[]);
+        let s = start(dir.path(), &[]);
         for id in [&a, &b] {
             let m = s.wait_for(id, "failed", |m| m["state"] == "failed");
             assert!(
@@ -875,7 +758,7 @@ fn send_queue_the_outbox_cli_and_the_claim_time_policy() {
     // the kill switch holds queued mail (it goes out when sending is switched on again)
     let held = queue(None);
     edit(&cfg, "[policy]\n", "[policy]\nenabled = false\n");
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]);
     let m = s.wait_for(&held, "held", |m| m["state"] == "deferred");
     assert!(
         m["last_error"]
@@ -892,7 +775,7 @@ fn desktop_compose_modes_are_unavailable_in_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), 2525, "");
     edit(&cfg, "[policy]\n", "[policy]\ncompose_mode = \"builtin\"\n");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let r = s.post_json(
         Some(OPS_TOKEN),
         &json!({"action": "compose", "from": "erp@example.com", "to": ["bob@example.com"], "subject": "x", "text": "x"}),
@@ -943,8 +826,8 @@ fn two_services_on_postgres_send_each_message_once_within_the_rate_limit() {
         &format!("port = {sink_port}\n"),
         &format!("port = {sink_port}\nmax_per_minute = {LIMIT}\n"),
     );
-    let a = Service::start(dir.path(), &[]);
-    let b = Service::start(dir.path(), &[]);
+    let a = start(dir.path(), &[]);
+    let b = start(dir.path(), &[]);
     for n in 0..N {
         let s = if n % 2 == 0 { &a } else { &b };
         let r = s.post_json(
@@ -1024,7 +907,7 @@ fn account_checks_run_on_demand_and_record_the_connection_state() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on the sink's port: its check fails.
     config(dir.path(), free_port(), "");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let check = |name: &str, token: &str, body: &[u8]| {
         s.call(
             "POST",
@@ -1074,7 +957,7 @@ fn account_checks_run_on_demand_and_record_the_connection_state() {
 fn policy_explain_answers_for_the_tenants_a_token_may_act_for() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), 2525, "");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let explain = |q: &str, token: &str| {
         s.call(
             "GET",
@@ -1126,7 +1009,7 @@ fn compose_runs_now_and_returns_what_it_made() {
         "[policy]\n",
         "[policy]\ncompose_mode = \"m365-draft\"\n",
     );
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let compose = |token: &str, body: &Value| {
         s.call(
             "POST",
@@ -1176,7 +1059,7 @@ fn compose_runs_now_and_returns_what_it_made() {
 fn the_openapi_document_lists_routes_the_service_answers() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), free_port(), "");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let (status, ctype, doc) = s.call("GET", "/v1/openapi.json", None, None, Vec::new());
     assert_eq!(status, 200);
     assert!(ctype.starts_with("application/json"), "{ctype}");
@@ -1231,8 +1114,8 @@ fn account_concurrency_holds_across_two_services_and_max_age_is_per_account() {
     );
     // the outbox retries for an hour, but `server` only for a second before the next way out
     edit(&cfg, "port = 2526\n", "port = 2526\nmax_age_secs = 1\n");
-    let a = Service::start(dir.path(), &[]);
-    let b = Service::start(dir.path(), &[]);
+    let a = start(dir.path(), &[]);
+    let b = start(dir.path(), &[]);
     let mut ids = Vec::new();
     for n in 0..N {
         let s = if n % 2 == 0 { &a } else { &b };
