@@ -60,7 +60,9 @@ struct BatchBody {
     rows: Option<BoundedRows>,
     /// A label for people.
     name: Option<String>,
-    /// Messages per minute (default `[outbox] batch_per_minute`; 0 = not paced).
+    /// Messages per minute (default `[outbox] batch_per_minute`; 0 = not paced; at most 60,000).
+    // outbox::MAX_BATCH_PER_MINUTE (a test keeps them equal)
+    #[schema(maximum = 60000)]
     rate: Option<u32>,
     /// The same key again (per tenant) answers with the first batch's id and queues nothing.
     idempotency_key: Option<String>,

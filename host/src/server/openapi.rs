@@ -995,6 +995,12 @@ mod tests {
             elapsed_ms: 0,
         };
         same_fields(&doc, "Attempt", &s(&try_), &[]);
+        let rate = &doc["components"]["schemas"]["BatchRequest"]["properties"]["rate"];
+        assert_eq!(
+            rate["maximum"].as_u64(),
+            Some(u64::from(crate::outbox::MAX_BATCH_PER_MINUTE)),
+            "{rate}"
+        );
         // Every state and priority the types have, the schemas have.
         for st in State::ALL {
             let schema = &doc["components"]["schemas"]["State"]["enum"];
