@@ -1218,6 +1218,30 @@ fn every_answer_fits_the_openapi_document() {
         .0,
         200
     );
+    // raw MIME with its envelope recipients in the query, comma-separated
+    let raw = "From: erp@example.com\r\nTo: header@example.com\r\nSubject: raw\r\n\r\nbody\r\n";
+    let r = call(
+        "POST",
+        "/v1/messages",
+        "/v1/messages?tenant=acme&to=ann@example.com,%20bob@example.com",
+        erp,
+        Some("message/rfc822"),
+        raw.as_bytes().to_vec(),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let raw_id = r.2["id"].as_str().unwrap();
+    let m = call(
+        "GET",
+        one,
+        &format!("/v1/messages/{raw_id}"),
+        erp,
+        None,
+        vec![],
+    );
+    assert_eq!(
+        m.2["envelope_to"],
+        json!(["ann@example.com", "bob@example.com"])
+    );
     let cancel = format!("/v1/messages/{id}/cancel");
     let retry = format!("/v1/messages/{id}/retry");
     assert_eq!(

@@ -168,9 +168,8 @@ struct Routing {
     action: Option<String>,
     /// `message/rfc822` bodies: the idempotency key (JSON carries it in the message).
     idempotency_key: Option<String>,
-    /// `message/rfc822` bodies: envelope recipients instead of the headers' (repeat the parameter).
-    #[serde(default)]
-    to: Vec<String>,
+    /// `message/rfc822` bodies: envelope recipients instead of the headers', comma-separated.
+    to: Option<String>,
     /// `message/rfc822` bodies: the envelope sender instead of the From.
     envelope_from: Option<String>,
 }
@@ -374,7 +373,15 @@ async fn prepare(
             Content::Mime(bytes) => submit::Content::Mime {
                 bytes,
                 envelope_from: routing.envelope_from,
-                envelope_to: routing.to,
+                envelope_to: routing
+                    .to
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             },
         },
         idempotency_key: key.clone(),
