@@ -76,8 +76,7 @@ fn name(kind: Kind, parts: &[&[u8]]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p);
     }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{hex}", kind.tag())
+    format!("{}-{}", kind.tag(), crate::digest::hex(&h.finalize()))
 }
 
 /// Whether this check passed before (in any process of this user).

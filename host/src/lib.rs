@@ -11,6 +11,7 @@ pub mod checked;
 pub mod cli;
 pub mod config;
 pub mod copies;
+pub mod digest;
 pub mod discover;
 pub mod engine;
 pub mod limits;

@@ -23,7 +23,7 @@ use crate::config::{names, PolicySettings, Purpose, Settings, Tenant, User, ACCO
 pub const MICROSOFT365_MODES: &[&str] = &["graph", "m365-draft"];
 
 /// Send or compose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Send,
@@ -192,7 +192,7 @@ fn level_offers(level: &str, mode: &str, modes: &[String]) -> bool {
 
 /// One way out: an account (a configured plugin + settings), a desktop mode
 /// served by a plugin with no account, or the host app's own editor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Candidate {
     /// The account name, or `mode:<mode>` for a plugin used without an account, or `builtin`.
     pub label: String,
@@ -218,7 +218,7 @@ impl Candidate {
 }
 
 /// One rule: what it looked at, what it saw, what it chose, and where it is configured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TraceStep {
     pub rule: String,
     pub saw: String,
@@ -227,14 +227,14 @@ pub struct TraceStep {
 }
 
 /// Why nothing may be sent.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Refusal {
     pub rule: String,
     pub message: String,
 }
 
 /// The policy's answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Decision {
     pub action: Action,
     pub chain: Vec<Candidate>,

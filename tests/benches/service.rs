@@ -28,14 +28,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a failure is a panic
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mailhost::outbox::sqlite::SqliteStore;
 use mailhost::outbox::{NewMessage, Priority, Store};
 use mailhost::server::auth::hash_token;
+use mailhost_tests::service::Options;
 use mailhost_tests::smtp::Sink;
-use mailhost_tests::{copy_as, free_port, mailhost_bin, plugin_file_name, profile_dir};
+use mailhost_tests::{copy_as, free_port, plugin_file_name, profile_dir, Service};
 
 const CLIENTS: usize = 10;
 const TOKEN: &str = "bench-token";
@@ -117,41 +118,28 @@ scopes = ["send"]
     path
 }
 
-struct Service {
-    child: Child,
-    base: String,
+/// `mailhost serve` in `dir`, without `-v` (logging every message would cost time).
+fn start(dir: &Path) -> Service {
+    Service::start_with(
+        dir,
+        Options {
+            quiet: true,
+            ..Options::default()
+        },
+    )
 }
 
-impl Service {
-    fn start(dir: &Path, extra: &[&str]) -> Service {
-        let port = free_port();
-        let child = Command::new(mailhost_bin())
-            .current_dir(dir)
-            .env_remove("MAILHOST_PLUGIN_PATH")
-            .env_remove("RUST_LOG")
-            .args(["--config", "mailhost.toml", "--plugins", "plugins", "serve"])
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("serve.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let s = Service {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "serve did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    }
+/// What the benchmark measures of the process.
+trait Usage {
+    fn cpu_secs(&self) -> f64;
+    fn rss_mb(&self) -> f64;
+}
 
+impl Usage for Service {
     /// CPU seconds the process used so far (user + system), from /proc.
     fn cpu_secs(&self) -> f64 {
         let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
         // after the command name in parentheses: state is field 3, utime 14, stime 15
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let f: Vec<&str> = rest.split_whitespace().collect();
@@ -161,21 +149,14 @@ impl Service {
 
     /// Resident memory in MB, from /proc.
     fn rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map(|kb| kb / 1024.0)
             .unwrap_or(0.0)
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -267,7 +248,7 @@ fn drain(sink_port: u16, total: usize) -> (f64, f64, Vec<f64>) {
         }
     });
     let t0 = Instant::now();
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path());
     let mut samples = Vec::new();
     let mut next_sample = Instant::now();
     loop {
@@ -301,7 +282,7 @@ fn drain(sink_port: u16, total: usize) -> (f64, f64, Vec<f64>) {
 fn end_to_end(sink_port: u16, total: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), sink_port);
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path());
     let rt = runtime();
     let store = rt
         .block_on(SqliteStore::open(&dir.path().join("outbox.db")))
@@ -401,7 +382,7 @@ fn main() {
     let idle = {
         let dir = tempfile::tempdir().unwrap();
         config(dir.path(), sink_port);
-        let s = Service::start(dir.path(), &[]);
+        let s = start(dir.path());
         std::thread::sleep(Duration::from_secs(1));
         s.rss_mb()
     };

@@ -4,7 +4,10 @@
 pub mod graph;
 pub mod imap;
 pub mod loader;
+pub mod service;
 pub mod smtp;
+
+pub use service::Service;
 
 use std::path::{Path, PathBuf};
 

@@ -10,12 +10,12 @@
 //! `tests/admin-browser` (`scripts/test.sh` installs both).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mailhost::server::auth::hash_token;
 use mailhost_tests::{
-    copy_as, free_port, mailhost_bin, peer_ca, plugin_file_name, plugin_path, profile_dir,
+    copy_as, mailhost_bin, peer_ca, plugin_file_name, plugin_path, profile_dir, Service,
 };
 
 const ADMIN_TOKEN: &str = "admin-token-for-admin-tests";
@@ -111,70 +111,23 @@ scopes = ["send"]
     path
 }
 
-struct Service {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-    client: reqwest::Client,
+/// The admin page as a browser uses it.
+trait Admin {
+    fn config_text(&self) -> String;
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, String);
+    fn login(&self, token: &str) -> (String, String);
 }
 
-impl Service {
-    fn start(dir: &Path) -> Service {
-        let port = free_port();
-        let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-        let child = Command::new(mailhost_bin())
-            .current_dir(dir)
-            .env_remove("MAILHOST_PLUGIN_PATH")
-            .env_remove("RUST_LOG")
-            .args([
-                "-v",
-                "--config",
-                "mailhost.toml",
-                "--plugins",
-                "plugins",
-                "serve",
-            ])
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Service {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dir: dir.to_path_buf(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .tls_backend_preconfigured(mailhost::tokens::tls_config(None).unwrap())
-                .build()
-                .unwrap(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let ready = || {
-            rt().block_on(async {
-                match s.client.get(format!("{}/readyz", s.base)).send().await {
-                    Ok(r) => r.status().is_success(),
-                    Err(_) => false,
-                }
-            })
-        };
-        while !ready() {
-            assert!(
-                Instant::now() < deadline,
-                "serve did not start:\n{}",
-                s.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
-    }
-
+impl Admin for Service {
     fn config_text(&self) -> String {
-        std::fs::read_to_string(self.dir.join("mailhost.toml")).unwrap()
+        std::fs::read_to_string(self.dir().join("mailhost.toml")).unwrap()
     }
 
     /// (status, headers, body). `form` is sent url-encoded when not empty.
@@ -188,7 +141,7 @@ impl Service {
     ) -> (u16, reqwest::header::HeaderMap, String) {
         rt().block_on(async {
             let mut r = self
-                .client
+                .client()
                 .request(method.parse().unwrap(), format!("{}{path}", self.base));
             if let Some(c) = cookie {
                 r = r.header("cookie", c);
@@ -230,13 +183,6 @@ impl Service {
         let cookie = format!("mh_admin={session}");
         let (_, _, page) = self.request("GET", "/admin/status", Some(&cookie), &[], &[]);
         (cookie, hidden(&page, "csrf"))
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -284,7 +230,7 @@ fn hidden(page: &str, name: &str) -> String {
 fn sign_in_needs_an_admin_token_and_sets_a_strict_http_only_cookie() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path());
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     // Pages without a session go to the login form.
     let (status, h, _) = s.request("GET", "/admin/status", None, &[], &[]);
     assert_eq!(status, 303);
@@ -395,7 +341,7 @@ fn sign_in_needs_an_admin_token_and_sets_a_strict_http_only_cookie() {
 fn posts_without_the_sessions_csrf_token_or_from_another_origin_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path());
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     let (session, csrf) = s.login(ADMIN_TOKEN);
     let before = s.config_text();
     let (_, _, page) = s.request("GET", "/admin/policy", Some(&session), &[], &[]);
@@ -454,7 +400,7 @@ fn posts_without_the_sessions_csrf_token_or_from_another_origin_are_refused() {
 fn stored_secrets_never_leave_and_typed_ones_go_to_a_0600_file() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path());
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     let (session, csrf) = s.login(ADMIN_TOKEN);
     // Every page (the status page also polls itself).
     for path in [
@@ -587,7 +533,7 @@ fn stored_secrets_never_leave_and_typed_ones_go_to_a_0600_file() {
 fn saves_are_validated_like_the_cli_refused_when_stale_and_applied_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path());
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     let (session, csrf) = s.login(ADMIN_TOKEN);
     let explain = || {
         let (status, _, body) = s.request(
@@ -715,7 +661,7 @@ fn saves_are_validated_like_the_cli_refused_when_stale_and_applied_without_a_res
 fn oauth_clients_get_a_token_now_and_the_page_shows_its_claims_not_the_token() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path());
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     let (session, csrf) = s.login(ADMIN_TOKEN);
     let (_, _, page) = s.request("GET", "/admin/accounts", Some(&session), &[], &[]);
     assert!(
@@ -767,7 +713,7 @@ fn oauth_clients_get_a_token_now_and_the_page_shows_its_claims_not_the_token() {
 fn the_status_page_shows_each_batchs_progress() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path());
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     let (session, _) = s.login(ADMIN_TOKEN);
     let (_, _, page) = s.request("GET", "/admin/status", Some(&session), &[], &[]);
     assert!(page.contains("No batches yet"), "{page}");
@@ -784,7 +730,7 @@ fn the_status_page_shows_each_batchs_progress() {
     });
     let (status, id) = rt().block_on(async {
         let r = s
-            .client
+            .client()
             .post(format!("{}/v1/batches", s.base))
             .bearer_auth(SEND_TOKEN)
             .json(&body)
@@ -832,7 +778,7 @@ fn admin_pages_in_chromium() {
     );
     let dir = tempfile::tempdir().unwrap();
     config(dir.path());
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     let shots = profile_dir().parent().unwrap().join("admin-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let profile = tempfile::tempdir().unwrap();

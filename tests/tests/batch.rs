@@ -16,7 +16,7 @@ use mailhost::outbox::sqlite::SqliteStore;
 use mailhost::outbox::{now_ms, AnyStore, NewMessage, Priority, Store};
 use mailhost::server::auth::hash_token;
 use mailhost_tests::smtp::saved_for;
-use mailhost_tests::{copy_as, mailhost_bin, plugin_file_name, plugin_path};
+use mailhost_tests::{copy_as, mailhost_bin, plugin_file_name, plugin_path, Service};
 use serde_json::{json, Value};
 
 const PG_URL: &str = "postgres://mailhost:mailhost@127.0.0.1:55432/mailhost";
@@ -557,102 +557,14 @@ fn batches_are_paced_by_slots_and_never_hold_single_messages_postgres() {
         .block_on(with_db(true, pacing_and_claims));
 }
 
-/// A running `mailhost serve` on a free port.
-struct Service {
-    child: std::process::Child,
-    base: String,
-    dir: PathBuf,
+/// The API calls these tests make, with the batch token.
+trait Api {
+    fn post(&self, path: &str, ctype: &str, body: Vec<u8>) -> (u16, String, Value);
+    fn get(&self, path: &str) -> Value;
+    fn wait(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value;
 }
 
-impl Service {
-    fn start(dir: &Path) -> Service {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-        let child = Command::new(mailhost_bin())
-            .current_dir(dir)
-            .env_remove("MAILHOST_PLUGIN_PATH")
-            .env_remove("RUST_LOG")
-            .args([
-                "-v",
-                "--config",
-                "mailhost.toml",
-                "--plugins",
-                "plugins",
-                "serve",
-            ])
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Service {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while s.call("GET", "/readyz", None, None, Vec::new()).0 != 200 {
-            assert!(Instant::now() < deadline, "serve not ready:\n{}", s.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
-    }
-
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        ctype: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, String, Value) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let client = reqwest::Client::builder()
-                .tls_backend_preconfigured(mailhost::tokens::tls_config(None).unwrap())
-                .build()
-                .unwrap();
-            let mut r = client.request(method.parse().unwrap(), format!("{}{path}", self.base));
-            if let Some(t) = token {
-                r = r.bearer_auth(t);
-            }
-            if let Some(c) = ctype {
-                r = r.header("content-type", c);
-            }
-            if method == "POST" {
-                r = r.header("content-length", body.len().to_string());
-            }
-            match r.body(body).send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let ct = resp
-                        .headers()
-                        .get("content-type")
-                        .map(|v| v.to_str().unwrap().to_string())
-                        .unwrap_or_default();
-                    let bytes = resp.bytes().await.unwrap();
-                    (
-                        status,
-                        ct,
-                        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                    )
-                }
-                Err(_) => (0, String::new(), Value::Null),
-            }
-        })
-    }
-
+impl Api for Service {
     fn post(&self, path: &str, ctype: &str, body: Vec<u8>) -> (u16, String, Value) {
         self.call("POST", path, Some(TOKEN), Some(ctype), body)
     }
@@ -680,13 +592,6 @@ impl Service {
     }
 }
 
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn assert_problem(r: &(u16, String, Value), status: u16, code: &str) {
     assert_eq!(r.0, status, "{:#}", r.2);
     assert_eq!(r.1, "application/problem+json", "{:#}", r.2);
@@ -701,7 +606,7 @@ fn assert_problem(r: &(u16, String, Value), status: u16, code: &str) {
 #[test]
 fn the_api_queues_shows_lists_and_cancels_batches() {
     let (dir, _) = setup("");
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     let rcpts: Vec<String> = (0..2)
         .map(|i| format!("{}@example.com", unique(&format!("api{i}"))))
         .collect();
@@ -901,7 +806,7 @@ fn the_api_queues_shows_lists_and_cancels_batches() {
 #[test]
 fn a_single_message_overtakes_a_running_batch_and_batch_sends_keep_their_spacing() {
     let (dir, _) = setup("");
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     let rows: Vec<Value> = (0..3)
         .map(|i| json!({"to": format!("{}@example.com", unique(&format!("paced{i}")))}))
         .collect();
@@ -961,7 +866,7 @@ fn a_single_message_overtakes_a_running_batch_and_batch_sends_keep_their_spacing
 #[test]
 fn the_api_stops_reading_rows_past_the_bound() {
     let (dir, _) = setup("\n[limits]\nmax_batch_rows = 3\n");
-    let s = Service::start(dir.path());
+    let s = Service::start(dir.path(), &[]);
     let rows = |n: usize| -> Vec<Value> {
         (0..n)
             .map(|i| json!({"to": format!("r{i}@example.com")}))

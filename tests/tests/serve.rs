@@ -5,13 +5,16 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mailhost::server::auth::hash_token;
 use mailhost_tests::graph::{MAILBOX, SHARED};
+use mailhost_tests::service::Options;
 use mailhost_tests::smtp::{saved_for, Sink};
-use mailhost_tests::{copy_as, free_port, mailhost_bin, peer_ca, plugin_file_name, plugin_path};
+use mailhost_tests::{
+    copy_as, free_port, mailhost_bin, peer_ca, plugin_file_name, plugin_path, Service,
+};
 use serde_json::{json, Value};
 
 const ERP_TOKEN: &str = "erp-token-for-tests";
@@ -112,119 +115,26 @@ scopes = ["admin"]
     path
 }
 
-/// A running `mailhost serve`.
-struct Service {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-    client: reqwest::Client,
+/// `mailhost serve` in `dir` with the Graph client secret in its environment.
+fn start(dir: &Path, extra: &[&str]) -> Service {
+    Service::start_with(
+        dir,
+        Options {
+            args: extra,
+            env: &[(SECRET_VAR, "test-secret")],
+            ..Options::default()
+        },
+    )
 }
 
-impl Service {
-    fn start(dir: &Path, extra: &[&str]) -> Service {
-        let port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("serve.log"))
-            .unwrap();
-        let child = Command::new(mailhost_bin())
-            .current_dir(dir)
-            .env_remove("MAILHOST_PLUGIN_PATH")
-            .env_remove("RUST_LOG")
-            .env(SECRET_VAR, "test-secret")
-            .args([
-                "-v",
-                "--config",
-                "mailhost.toml",
-                "--plugins",
-                "plugins",
-                "serve",
-            ])
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Service {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dir: dir.to_path_buf(),
-            client: reqwest::Client::builder()
-                .tls_backend_preconfigured(mailhost::tokens::tls_config(None).unwrap())
-                .build()
-                .unwrap(),
-        };
-        s.wait_ready();
-        s
-    }
+/// The API calls these tests make.
+trait Api {
+    fn post_json(&self, token: Option<&str>, body: &Value) -> (u16, String, Value);
+    fn get(&self, path: &str) -> Value;
+    fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value;
+}
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ok = rt().block_on(async {
-                match self
-                    .client
-                    .get(format!("{}/readyz", self.base))
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.status().is_success(),
-                    Err(_) => false,
-                }
-            });
-            if ok {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not become ready; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
-    }
-
-    /// Any request: (status, content type, JSON body or Null).
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        ctype: Option<&str>,
-        body: Vec<u8>,
-    ) -> (u16, String, Value) {
-        rt().block_on(async {
-            let mut r = self
-                .client
-                .request(method.parse().unwrap(), format!("{}{path}", self.base));
-            if let Some(t) = token {
-                r = r.bearer_auth(t);
-            }
-            if let Some(c) = ctype {
-                r = r.header("content-type", c);
-            }
-            if method == "POST" {
-                r = r.header("content-length", body.len().to_string());
-            }
-            let resp = r.body(body).send().await.unwrap();
-            let status = resp.status().as_u16();
-            let ct = resp
-                .headers()
-                .get("content-type")
-                .map(|v| v.to_str().unwrap().to_string())
-                .unwrap_or_default();
-            let bytes = resp.bytes().await.unwrap();
-            let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            (status, ct, v)
-        })
-    }
-
+impl Api for Service {
     fn post_json(&self, token: Option<&str>, body: &Value) -> (u16, String, Value) {
         self.call(
             "POST",
@@ -256,33 +166,6 @@ impl Service {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} failed");
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -323,7 +206,7 @@ fn assert_problem(r: &(u16, String, Value), status: u16, code: &str) {
 fn bad_requests_get_problem_json_and_nothing_is_queued() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), 2525, "");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let good =
         json!({"tenant": "acme", "to": ["bob@example.com"], "subject": "Hi", "text": "Hello"});
 
@@ -442,7 +325,7 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
 fn delivery_faults_and_idempotency_through_the_api() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), 2525, "max_age_secs = 2");
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]);
 
     // plain delivery into smtp-server, found by its recipient
     let ok_rcpt = format!("{}@example.com", unique("serve-ok"));
@@ -587,7 +470,7 @@ fn delivery_faults_and_idempotency_through_the_api() {
     assert_eq!(status, 200);
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
     let text = rt().block_on(async {
-        s.client
+        s.client()
             .get(format!("{}/metrics", s.base))
             .send()
             .await
@@ -668,7 +551,7 @@ fn sigterm_and_kill_9_mid_drain_lose_nothing() {
     // queue N messages with the workers off
     let mut ids = HashMap::new();
     {
-        let s = Service::start(dir.path(), &["--no-workers"]);
+        let s = start(dir.path(), &["--no-workers"]);
         let rcpt = "bulk@example.com";
         // ten clients at once, as an ERP's workers would post
         let parts: Vec<Vec<(String, String)>> = std::thread::scope(|sc| {
@@ -716,7 +599,7 @@ fn sigterm_and_kill_9_mid_drain_lose_nothing() {
     assert_eq!(ids.len(), N);
 
     // drain; SIGTERM part-way: it stops claiming, finishes what is in flight, releases its leases
-    let mut s = Service::start(dir.path(), &[]);
+    let mut s = start(dir.path(), &[]);
     let wait_sent = |min: usize| {
         let deadline = Instant::now() + Duration::from_secs(120);
         while captured(cap.path()).len() < min {
@@ -749,13 +632,13 @@ fn sigterm_and_kill_9_mid_drain_lose_nothing() {
     let after_term = captured(cap.path()).len();
 
     // drain again; kill -9 part-way
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]);
     wait_sent(after_term + N / 4);
     s.signal("-KILL");
     drop(s);
 
     // restart: everything ends up sent (leases of the dead process expire)
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let c = counts(&s);
@@ -864,7 +747,7 @@ fn send_queue_the_outbox_cli_and_the_claim_time_policy() {
         "[tenants.acme]\nenabled = false\n",
     );
     {
-        let s = Service::start(dir.path(), &[]);
+        let s = start(dir.path(), &[]);
         for id in [&a, &b] {
             let m = s.wait_for(id, "failed", |m| m["state"] == "failed");
             assert!(
@@ -877,7 +760,7 @@ fn send_queue_the_outbox_cli_and_the_claim_time_policy() {
     // the kill switch holds queued mail (it goes out when sending is switched on again)
     let held = queue(None);
     edit(&cfg, "[policy]\n", "[policy]\nenabled = false\n");
-    let s = Service::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]);
     let m = s.wait_for(&held, "held", |m| m["state"] == "deferred");
     assert!(
         m["last_error"]
@@ -894,7 +777,7 @@ fn desktop_compose_modes_are_unavailable_in_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), 2525, "");
     edit(&cfg, "[policy]\n", "[policy]\ncompose_mode = \"builtin\"\n");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let r = s.post_json(
         Some(OPS_TOKEN),
         &json!({"action": "compose", "from": "erp@example.com", "to": ["bob@example.com"], "subject": "x", "text": "x"}),
@@ -945,8 +828,8 @@ fn two_services_on_postgres_send_each_message_once_within_the_rate_limit() {
         &format!("port = {sink_port}\n"),
         &format!("port = {sink_port}\nmax_per_minute = {LIMIT}\n"),
     );
-    let a = Service::start(dir.path(), &[]);
-    let b = Service::start(dir.path(), &[]);
+    let a = start(dir.path(), &[]);
+    let b = start(dir.path(), &[]);
     for n in 0..N {
         let s = if n % 2 == 0 { &a } else { &b };
         let r = s.post_json(
@@ -1026,7 +909,7 @@ fn account_checks_run_on_demand_and_record_the_connection_state() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on the sink's port: its check fails.
     config(dir.path(), free_port(), "");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let check = |name: &str, token: &str, body: &[u8]| {
         s.call(
             "POST",
@@ -1076,7 +959,7 @@ fn account_checks_run_on_demand_and_record_the_connection_state() {
 fn policy_explain_answers_for_the_tenants_a_token_may_act_for() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), 2525, "");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let explain = |q: &str, token: &str| {
         s.call(
             "GET",
@@ -1128,7 +1011,7 @@ fn compose_runs_now_and_returns_what_it_made() {
         "[policy]\n",
         "[policy]\ncompose_mode = \"m365-draft\"\n",
     );
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let compose = |token: &str, body: &Value| {
         s.call(
             "POST",
@@ -1178,7 +1061,7 @@ fn compose_runs_now_and_returns_what_it_made() {
 fn the_openapi_document_lists_routes_the_service_answers() {
     let dir = tempfile::tempdir().unwrap();
     config(dir.path(), free_port(), "");
-    let s = Service::start(dir.path(), &["--no-workers"]);
+    let s = start(dir.path(), &["--no-workers"]);
     let (status, ctype, doc) = s.call("GET", "/v1/openapi.json", None, None, Vec::new());
     assert_eq!(status, 200);
     assert!(ctype.starts_with("application/json"), "{ctype}");
@@ -1204,6 +1087,317 @@ fn the_openapi_document_lists_routes_the_service_answers() {
             assert!(!fallback, "{m} {p} is documented but not routed");
         }
     }
+}
+
+/// The document with `unevaluatedProperties: false` on every object schema
+/// that is not a part of another's `allOf`: an answer with a member the
+/// document does not describe fails.
+fn strict(mut doc: Value) -> Value {
+    fn all_of_parts(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                for part in o
+                    .get("allOf")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(r) = part.get("$ref").and_then(Value::as_str) {
+                        out.push(r.rsplit('/').next().unwrap().to_string());
+                    }
+                }
+                o.values().for_each(|x| all_of_parts(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| all_of_parts(x, out)),
+            _ => {}
+        }
+    }
+    let mut parts = Vec::new();
+    all_of_parts(&doc, &mut parts);
+    for (name, s) in doc["components"]["schemas"].as_object_mut().unwrap() {
+        if !parts.contains(name) && (s.get("properties").is_some() || s.get("allOf").is_some()) {
+            s["unevaluatedProperties"] = Value::Bool(false);
+        }
+    }
+    doc
+}
+
+/// Checks an answer of `method path` against the document: its status is
+/// documented for the operation, and a JSON body fits the schema given for
+/// that status and content type.
+fn fits(doc: &Value, method: &str, path: &str, r: &(u16, String, Value)) {
+    let at = format!("{method} {path} → {}", r.0);
+    let op = &doc["paths"][path][method.to_lowercase()];
+    assert!(op.is_object(), "{at}: not in the document");
+    let mut resp = &op["responses"][r.0.to_string()];
+    assert!(resp.is_object(), "{at}: status not documented: {:#}", r.2);
+    if let Some(x) = resp.get("$ref").and_then(Value::as_str) {
+        resp = doc.pointer(&x[1..]).unwrap();
+    }
+    let ctype = r.1.split(';').next().unwrap().trim();
+    let content = &resp["content"][ctype];
+    assert!(
+        content.is_object(),
+        "{at}: content type {ctype} not documented"
+    );
+    let schema = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "allOf": [content["schema"]],
+        "components": doc["components"],
+    });
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(&r.2).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "{at}: the answer does not fit the document: {errors:#?}\n{:#}",
+        r.2
+    );
+}
+
+#[test]
+fn every_answer_fits_the_openapi_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), free_port(), "");
+    edit(
+        &cfg,
+        "[policy]\n",
+        "[policy]\ncompose_mode = \"m365-draft\"\n",
+    );
+    let s = start(dir.path(), &["--no-workers"]);
+    let (status, _, doc) = s.call("GET", "/v1/openapi.json", None, None, Vec::new());
+    assert_eq!(status, 200);
+    let doc = strict(doc);
+    let json_body = |v: &Value| serde_json::to_vec(v).unwrap();
+    let call = |method: &str,
+                template: &str,
+                path: &str,
+                token: Option<&str>,
+                ctype: Option<&str>,
+                body: Vec<u8>| {
+        let r = s.call(method, path, token, ctype, body);
+        fits(&doc, method, template, &r);
+        r
+    };
+    let ops = Some(OPS_TOKEN);
+    let erp = Some(ERP_TOKEN);
+    let json = Some("application/json");
+
+    let key = unique("fits");
+    let msg = json!({"tenant": "acme", "to": ["bob@example.com"], "subject": "Hi", "text": "Hello", "idempotency_key": key});
+    let r = call(
+        "POST",
+        "/v1/messages",
+        "/v1/messages",
+        erp,
+        json,
+        json_body(&msg),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let id = r.2["id"].as_str().unwrap().to_string();
+    let r = call(
+        "POST",
+        "/v1/messages",
+        "/v1/messages",
+        erp,
+        json,
+        json_body(&msg),
+    );
+    assert_eq!(r.2["duplicate"], true);
+    let one = "/v1/messages/{id}";
+    assert_eq!(
+        call("GET", one, &format!("/v1/messages/{id}"), erp, None, vec![]).0,
+        200
+    );
+    assert_eq!(
+        call(
+            "GET",
+            "/v1/messages",
+            "/v1/messages?limit=1",
+            ops,
+            None,
+            vec![]
+        )
+        .0,
+        200
+    );
+    // raw MIME with its envelope recipients in the query, comma-separated
+    let raw = "From: erp@example.com\r\nTo: header@example.com\r\nSubject: raw\r\n\r\nbody\r\n";
+    let r = call(
+        "POST",
+        "/v1/messages",
+        "/v1/messages?tenant=acme&to=ann@example.com,%20bob@example.com",
+        erp,
+        Some("message/rfc822"),
+        raw.as_bytes().to_vec(),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let raw_id = r.2["id"].as_str().unwrap();
+    let m = call(
+        "GET",
+        one,
+        &format!("/v1/messages/{raw_id}"),
+        erp,
+        None,
+        vec![],
+    );
+    assert_eq!(
+        m.2["envelope_to"],
+        json!(["ann@example.com", "bob@example.com"])
+    );
+    let cancel = format!("/v1/messages/{id}/cancel");
+    let retry = format!("/v1/messages/{id}/retry");
+    assert_eq!(
+        call(
+            "POST",
+            "/v1/messages/{id}/cancel",
+            &cancel,
+            erp,
+            None,
+            vec![]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            "POST",
+            "/v1/messages/{id}/cancel",
+            &cancel,
+            erp,
+            None,
+            vec![]
+        )
+        .0,
+        409
+    );
+    assert_eq!(
+        call("POST", "/v1/messages/{id}/retry", &retry, erp, None, vec![]).0,
+        200
+    );
+    assert_eq!(
+        call("GET", "/v1/status", "/v1/status", erp, None, vec![]).0,
+        200
+    );
+    let explain = "/v1/policy/explain?tenant=acme&to=bob@example.com";
+    assert_eq!(
+        call("GET", "/v1/policy/explain", explain, ops, None, vec![]).0,
+        200
+    );
+    // Nothing listens on the sink's port: the check answers with its failed steps.
+    let r = call(
+        "POST",
+        "/v1/accounts/{name}/check",
+        "/v1/accounts/sink/check",
+        ops,
+        json,
+        vec![],
+    );
+    assert!(r.0 == 200 || r.0 == 502, "{:#}", r.2);
+    let draft = json!({"tenant": "globex", "from": MAILBOX, "to": ["bob@example.com"], "subject": unique("fits"), "text": "draft"});
+    let r = call(
+        "POST",
+        "/v1/compose",
+        "/v1/compose",
+        erp,
+        json,
+        json_body(&draft),
+    );
+    assert_eq!(r.0, 200, "{:#}", r.2);
+
+    let batch = json!({"tenant": "acme", "template": {"subject": "Hi {{ name }}", "text": "Hello {{ name }}"},
+        "rows": [{"to": "ann@example.com", "name": "Ann"}, {"to": ["bob@example.com"], "name": "Bob"}]});
+    let r = call(
+        "POST",
+        "/v1/batches",
+        "/v1/batches",
+        erp,
+        json,
+        json_body(&batch),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let bid = r.2["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        call(
+            "GET",
+            "/v1/batches/{id}",
+            &format!("/v1/batches/{bid}"),
+            erp,
+            None,
+            vec![]
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            "GET",
+            "/v1/batches",
+            "/v1/batches?tenant=acme",
+            erp,
+            None,
+            vec![]
+        )
+        .0,
+        200
+    );
+    let r = call(
+        "POST",
+        "/v1/batches/{id}/cancel",
+        &format!("/v1/batches/{bid}/cancel"),
+        erp,
+        None,
+        vec![],
+    );
+    assert_eq!(r.0, 200);
+    let bad = json!({"tenant": "acme", "template": {"subject": "Hi {{ name }}"}, "rows": [{"to": "not an address", "name": "x"}]});
+    let r = call(
+        "POST",
+        "/v1/batches",
+        "/v1/batches",
+        erp,
+        json,
+        json_body(&bad),
+    );
+    assert_problem(&r, 400, "invalid-batch");
+
+    // Problems.
+    assert_problem(
+        &call("GET", "/v1/status", "/v1/status", None, None, vec![]),
+        401,
+        "unauthorized",
+    );
+    assert_problem(
+        &call("GET", one, "/v1/messages/00000000", erp, None, vec![]),
+        404,
+        "not-found",
+    );
+    let r = call(
+        "POST",
+        "/v1/messages",
+        "/v1/messages",
+        erp,
+        json,
+        b"{".to_vec(),
+    );
+    assert_problem(&r, 400, "bad-json");
+    let r = call(
+        "POST",
+        "/v1/messages",
+        "/v1/messages",
+        erp,
+        Some("text/plain"),
+        b"x".to_vec(),
+    );
+    assert_problem(&r, 415, "media-type");
+    let r = call(
+        "POST",
+        "/v1/accounts/{name}/check",
+        "/v1/accounts/sink/check",
+        erp,
+        json,
+        vec![],
+    );
+    assert_problem(&r, 403, "scope");
 }
 
 #[test]
@@ -1233,8 +1427,8 @@ fn account_concurrency_holds_across_two_services_and_max_age_is_per_account() {
     );
     // the outbox retries for an hour, but `server` only for a second before the next way out
     edit(&cfg, "port = 2526\n", "port = 2526\nmax_age_secs = 1\n");
-    let a = Service::start(dir.path(), &[]);
-    let b = Service::start(dir.path(), &[]);
+    let a = start(dir.path(), &[]);
+    let b = start(dir.path(), &[]);
     let mut ids = Vec::new();
     for n in 0..N {
         let s = if n % 2 == 0 { &a } else { &b };

@@ -24,7 +24,7 @@ pub use template::{Rendered, Renderer, Template};
 pub const MAX_LISTED: usize = 100;
 
 /// One bad row (or the whole input when `row` is 0).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// The line (JSON Lines, CSV) or the position of the file (folder), 1-based; 0: the whole batch.
     pub row: usize,

@@ -14,7 +14,7 @@ use super::{Row, RowError};
 const FUEL: u64 = 1_000_000;
 
 /// What every message of a batch is made of; fields as `{{ name }}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Template {
     /// The subject (one line once rendered).

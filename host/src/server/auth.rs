@@ -106,9 +106,7 @@ fn parse_hash(h: &str) -> Option<[u8; 32]> {
 
 /// `sha256:HEX` of a token.
 pub fn hash_token(token: &str) -> String {
-    let d = Sha256::digest(token.as_bytes());
-    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::digest::sha256_hex(token.as_bytes()))
 }
 
 /// A new random token (256 bits, URL-safe).

@@ -17,8 +17,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
+use super::openapi::{
+    BadRequest, Forbidden, InternalError, NotFound, PayloadTooLarge, ServiceUnavailable,
+    Unauthorized, UnprocessableEntity, UnsupportedMediaType,
+};
 use super::problem::Problem;
 use super::{caller, Shared};
 use crate::batch::{
@@ -28,19 +33,46 @@ use crate::outbox::batches::{BatchRecord, BatchStatus, BatchStore};
 use crate::outbox::now_ms;
 
 /// The JSON body (and the first line of an NDJSON body, without `rows`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(
+    as = BatchRequest,
+    example = json!({
+        "name": "November invoices",
+        "tenant": "acme",
+        "purpose": "invoice",
+        "rate": 600,
+        "idempotency_key": "invoices-2026-11",
+        "template": {"subject": "Invoice {{ number }}", "text": "Dear {{ name }},\nplease find invoice {{ number }} attached."},
+        "rows": [
+            {"to": "Ann <ann@example.org>", "name": "Ann", "number": "4711"},
+            {"to": ["bob@example.org", "billing@example.org"], "name": "Bob", "number": "4712"}
+        ]
+    })
+)]
 struct BatchBody {
+    /// What every message is made of (minijinja; fields as `{{ name }}`, strict: a field a row lacks is an error).
+    #[schema(value_type = Template)]
     template: Option<Template>,
+    /// One object per message: its recipients and the template's fields (not on line 1 of JSON Lines).
     #[serde(default)]
+    #[schema(value_type = Vec<super::openapi::schemas::BatchRow>)]
     rows: Option<BoundedRows>,
+    /// A label for people.
     name: Option<String>,
-    /// Messages per minute (default `[outbox] batch_per_minute`; 0 = not paced).
+    /// Messages per minute (default `[outbox] batch_per_minute`; 0 = not paced; at most 60,000).
+    // outbox::MAX_BATCH_PER_MINUTE (a test keeps them equal)
+    #[schema(maximum = 60000)]
     rate: Option<u32>,
+    /// The same key again (per tenant) answers with the first batch's id and queues nothing.
     idempotency_key: Option<String>,
+    /// The user the messages are for.
     user: Option<String>,
+    /// The tenant the messages are for.
     tenant: Option<String>,
+    /// The purpose (policy rules).
     purpose: Option<String>,
+    /// A mode or account picked for every message.
     mode: Option<String>,
 }
 
@@ -98,9 +130,13 @@ fn parse_bounded(raw: &[u8], max_rows: usize) -> Result<BatchBody, serde_json::E
     r
 }
 
-#[derive(Debug, Serialize)]
+/// A batch committed to the outbox with every message.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BatchAccepted, example = json!({"id": "0190f5a3-1b2c-7d4e-8f90-a1b2c3d4e5f6", "total": 2, "duplicate": false}))]
 struct Accepted {
+    /// The batch's id (for `GET /v1/batches/{id}`).
     id: String,
+    /// Messages queued.
     total: u64,
     /// True when the idempotency key was seen before: this is the first batch's id.
     duplicate: bool,
@@ -189,6 +225,33 @@ fn json_rows(
 }
 
 /// `POST /v1/batches`
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    tag = "batches",
+    operation_id = "create_batch",
+    summary = "Queue a batch: a template and recipient rows (scope send)",
+    description = "Every row is built and checked before anything is queued: one bad row answers 400 `invalid-batch` listing the rows (their line, or `row N` for JSON `rows`) and queues nothing. The batch and every message are committed before the answer. Batch messages are paced by the batch's `rate`; single messages go ahead of them.",
+    request_body(
+        description = "The template, the options and the rows: one JSON object, or JSON Lines (line 1 the same object without `rows`, then one row per line).",
+        content(
+            (BatchBody = "application/json"),
+            (String = "application/x-ndjson", example = json!("{\"template\": {\"subject\": \"Invoice {{ number }}\", \"text\": \"Dear {{ name }}\"}, \"tenant\": \"acme\"}\n{\"to\": \"ann@example.org\", \"name\": \"Ann\", \"number\": \"4711\"}\n")),
+        )
+    ),
+    responses(
+        (status = 202, description = "Queued durably (every message committed)", body = Accepted),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = UnprocessableEntity),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 pub(super) async fn create(
     AxState(app): AxState<Shared>,
     headers: HeaderMap,
@@ -348,6 +411,21 @@ async fn load_for(app: &Shared, who: &Caller, id: &str) -> Result<BatchStatus, P
 }
 
 /// `GET /v1/batches/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/batches/{id}",
+    tag = "batches",
+    operation_id = "show_batch",
+    summary = "A batch: messages per state, rate, done",
+    params(("id" = String, Path, description = "The batch's id")),
+    responses(
+        (status = 200, description = "The batch", body = BatchStatus),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 pub(super) async fn show(
     AxState(app): AxState<Shared>,
     Path(id): Path<String>,
@@ -357,23 +435,46 @@ pub(super) async fn show(
     Ok(Json(load_for(&app, &who, &id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Batches per page (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// The `next` cursor of the previous page.
     before: Option<String>,
+    /// Only this tenant's batches (a bound token: one of its tenants).
     tenant: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of batches, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BatchPage)]
 pub(super) struct Page {
     batches: Vec<BatchRecord>,
+    /// Pass as `before` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
 }
 
 /// `GET /v1/batches`
+#[utoipa::path(
+    get,
+    path = "/v1/batches",
+    tag = "batches",
+    operation_id = "list_batches",
+    summary = "Batches, newest first, a page at a time",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of batches", body = Page),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 pub(super) async fn list(
     AxState(app): AxState<Shared>,
     headers: HeaderMap,
@@ -411,6 +512,22 @@ pub(super) async fn list(
 }
 
 /// `POST /v1/batches/{id}/cancel`
+#[utoipa::path(
+    post,
+    path = "/v1/batches/{id}/cancel",
+    tag = "batches",
+    operation_id = "cancel_batch",
+    summary = "Cancel every message of the batch not yet sent (scope send)",
+    params(("id" = String, Path, description = "The batch's id")),
+    responses(
+        (status = 200, description = "The batch after the cancel", body = BatchStatus),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 pub(super) async fn cancel(
     AxState(app): AxState<Shared>,
     Path(id): Path<String>,

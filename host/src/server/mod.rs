@@ -21,6 +21,7 @@ pub mod admin;
 pub mod auth;
 mod batches;
 pub mod cli;
+pub mod openapi;
 mod ops;
 pub mod problem;
 
@@ -37,6 +38,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::live::LiveEngine;
 use crate::message::MessageRequest;
@@ -77,7 +79,7 @@ pub fn router(app: Shared) -> Router {
         .route("/v1/accounts/{name}/check", post(ops::check))
         .route("/v1/policy/explain", get(ops::explain))
         .route("/v1/compose", post(ops::compose))
-        .route("/v1/openapi.json", get(ops::openapi))
+        .route("/v1/openapi.json", get(openapi::serve_document))
         .route("/metrics", get(metrics))
         .merge(admin::router(app.clone()))
         .fallback(fallback)
@@ -90,10 +92,27 @@ async fn fallback() -> Problem {
     Problem::not_found("no such endpoint; see the API section of the README")
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "probes",
+    summary = "Liveness (no token)",
+    responses((status = 200, description = "The process answers", content_type = "text/plain", body = String, example = "ok\n"))
+)]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    summary = "Readiness (no token): the outbox answers and the service is not shutting down",
+    responses(
+        (status = 200, description = "Ready", content_type = "text/plain", body = String, example = "ready\n"),
+        (status = 503, response = openapi::ServiceUnavailable),
+    )
+)]
 async fn readyz(AxState(app): AxState<Shared>) -> Response {
     if !app.accepting.load(Ordering::Relaxed) {
         return Problem::unavailable("shutting-down", "the service is shutting down")
@@ -132,34 +151,74 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
 }
 
 /// Who the message is for, beside its content.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Routing {
+    /// `message/rfc822` bodies: the user it is for (JSON bodies carry it beside the fields).
     user: Option<String>,
+    /// `message/rfc822` bodies: the tenant it is for.
     tenant: Option<String>,
+    /// `message/rfc822` bodies: the purpose (policy rules).
     purpose: Option<String>,
+    /// `message/rfc822` bodies: a mode or account picked for this message.
     mode: Option<String>,
     /// `send` (default) or `compose`.
+    #[param(value_type = Option<crate::policy::Action>)]
     action: Option<String>,
-    /// For `message/rfc822` bodies (JSON carries it in the message).
+    /// `message/rfc822` bodies: the idempotency key (JSON carries it in the message).
     idempotency_key: Option<String>,
-    /// For `message/rfc822` bodies: envelope recipients instead of the headers'.
-    #[serde(default)]
-    to: Vec<String>,
+    /// `message/rfc822` bodies: envelope recipients instead of the headers', comma-separated.
+    to: Option<String>,
+    /// `message/rfc822` bodies: the envelope sender instead of the From.
     envelope_from: Option<String>,
 }
 
 const ROUTING_KEYS: &[&str] = &["user", "tenant", "purpose", "mode", "action"];
 
-#[derive(Debug, Serialize)]
+/// A message committed to the outbox.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "0190f5a2-7c1e-7d4b-9a51-3f2b8c6d9e10", "message_id": "<0190f5a2.4711@example.com>", "state": "queued", "duplicate": false}))]
 struct Accepted {
+    /// The outbox's id (for `GET /v1/messages/{id}`).
     id: String,
+    /// The Message-ID header, the same on every try.
     message_id: String,
     state: State,
     /// True when the idempotency key was seen before: this is the first message's id, nothing new was queued.
     duplicate: bool,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages",
+    tag = "messages",
+    operation_id = "create_message",
+    summary = "Queue a message (scope send)",
+    description = "The message is checked, built and committed to the outbox durably before the answer; the workers send it. \
+        A JSON body carries the fields and the routing keys beside them; a `message/rfc822` body is sent as it is, \
+        with the routing keys in the query. The same `idempotency_key` again answers with the first message (`duplicate`) and queues nothing.",
+    params(Routing),
+    request_body(
+        description = "The message: fields (JSON) or a complete message (`message/rfc822`).",
+        content(
+            (openapi::schemas::MessageSubmission = "application/json"),
+            ("message/rfc822", example = json!("From: erp@example.com\r\nTo: customer@example.org\r\nSubject: Invoice 4711\r\n\r\nPlease find invoice 4711 attached.\r\n")),
+        )
+    ),
+    responses(
+        (status = 202, description = "Committed to the outbox", body = Accepted),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 415, response = openapi::UnsupportedMediaType),
+        (status = 422, response = openapi::UnprocessableEntity),
+        (status = 500, response = openapi::InternalError),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 async fn create(
     AxState(app): AxState<Shared>,
     query: Result<Query<Routing>, axum::extract::rejection::QueryRejection>,
@@ -314,7 +373,15 @@ async fn prepare(
             Content::Mime(bytes) => submit::Content::Mime {
                 bytes,
                 envelope_from: routing.envelope_from,
-                envelope_to: routing.to,
+                envelope_to: routing
+                    .to
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             },
         },
         idempotency_key: key.clone(),
@@ -394,7 +461,9 @@ fn submit_problem(e: SubmitError) -> Problem {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A stored message and its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Message)]
 struct Shown {
     #[serde(flatten)]
     message: crate::outbox::MessageRecord,
@@ -428,6 +497,21 @@ async fn load_for(app: &App, who: &Caller, id: &str) -> Result<Shown, Problem> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}",
+    tag = "messages",
+    operation_id = "show_message",
+    summary = "A message and its attempts",
+    params(("id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message", body = Shown),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 async fn show(
     AxState(app): AxState<Shared>,
     Path(id): Path<String>,
@@ -437,18 +521,27 @@ async fn show(
     Ok(Json(load_for(&app, &who, &id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only messages in this state.
+    #[param(value_type = Option<crate::outbox::State>)]
     state: Option<String>,
+    /// Messages per page (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// The `next` cursor of the previous page.
     before: Option<String>,
+    /// Only this tenant's messages (a bound token: one of its tenants).
     tenant: Option<String>,
+    /// Only this user's messages (a bound token: one of its users).
     user: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MessagePage)]
 struct Page {
     messages: Vec<crate::outbox::MessageRecord>,
     /// Pass as `before` for the next page; absent on the last page.
@@ -456,6 +549,22 @@ struct Page {
     next: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/messages",
+    tag = "messages",
+    operation_id = "list_messages",
+    summary = "List messages, newest first, a page at a time",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = Page),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 async fn list(
     AxState(app): AxState<Shared>,
     headers: HeaderMap,
@@ -547,6 +656,23 @@ async fn change(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages/{id}/retry",
+    tag = "messages",
+    operation_id = "retry_message",
+    summary = "Retry a failed, cancelled or deferred message now (scope send)",
+    params(("id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message, queued again", body = Shown),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 async fn retry(
     AxState(app): AxState<Shared>,
     Path(id): Path<String>,
@@ -555,6 +681,23 @@ async fn retry(
     change(app, headers, id, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/messages/{id}/cancel",
+    tag = "messages",
+    operation_id = "cancel_message",
+    summary = "Cancel a queued or deferred message (scope send)",
+    params(("id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message, cancelled", body = Shown),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 async fn cancel(
     AxState(app): AxState<Shared>,
     Path(id): Path<String>,
@@ -563,28 +706,38 @@ async fn cancel(
     change(app, headers, id, true).await
 }
 
-#[derive(Debug, Serialize)]
+/// An account's connection state, as the service last saw it.
+#[derive(Debug, Serialize, ToSchema)]
 struct AccountView {
     account: String,
     plugin: String,
+    /// `Stopped`, `Not connected`, `Connection in progress`, `Operating` or `Unable to connect`.
     state: String,
+    /// Why, for `Unable to connect`.
     reason: String,
     /// When the service last saw this state (ms since the epoch), if it did.
     updated_at: Option<i64>,
     max_per_minute: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+/// The service's state.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Status)]
 struct StatusView {
+    /// The policy's kill switch (`[policy] enabled`).
     sending_enabled: bool,
+    /// False once shutdown began.
     accepting: bool,
+    /// Where the outbox is (database location, without credentials).
     outbox: String,
+    /// Messages in the outbox per state.
     messages: std::collections::BTreeMap<String, u64>,
     worker: WorkerView,
     accounts: Vec<AccountView>,
 }
 
-#[derive(Debug, Serialize)]
+/// What this process's workers settled since it started.
+#[derive(Debug, Serialize, ToSchema)]
 struct WorkerView {
     sent: u64,
     deferred: u64,
@@ -592,6 +745,19 @@ struct WorkerView {
     lost_leases: u64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "operations",
+    operation_id = "status",
+    summary = "Outbox counts, worker counters, the accounts' connection states (any scope)",
+    responses(
+        (status = 200, description = "The status", body = StatusView),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
 async fn status(
     AxState(app): AxState<Shared>,
     headers: HeaderMap,
@@ -637,6 +803,18 @@ async fn status(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "probes",
+    summary = "Prometheus metrics (no token)",
+    description = "Messages per state (the whole outbox); this process's outcomes, tries per account and class, and try latency per account (a histogram). Counts and account names only: bind to loopback, or scrape through a proxy.",
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String,
+            example = "# TYPE mailhost_outbox_messages gauge\nmailhost_outbox_messages{state=\"queued\"} 3\n"),
+        (status = 503, response = openapi::ServiceUnavailable),
+    )
+)]
 /// Prometheus text format: messages per state (the whole outbox), and this
 /// process's outcomes, tries per account and class, and try latency per account.
 /// No token: it holds counts and account names only (bind to loopback, or scrape through a proxy).

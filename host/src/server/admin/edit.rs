@@ -30,7 +30,7 @@ pub(crate) struct Loaded {
 /// The ETag of a config text.
 pub(crate) fn etag(text: &str) -> String {
     let d = Sha256::digest(text.as_bytes());
-    d.iter().take(12).map(|b| format!("{b:02x}")).collect()
+    crate::digest::hex(&d[..12])
 }
 
 /// Why saving is not possible at all (not a validation error).
