@@ -19,6 +19,7 @@
 //! [`mailhost_winmail::Registry`] and [`mailhost_winmail::Exports`]), so the
 //! mapping is unit-tested on every OS.
 
+pub mod helper;
 pub mod simple;
 pub mod transport;
 #[cfg(windows)]
@@ -89,7 +90,11 @@ fn open_now() -> Result<MapiTransport, PluginError> {
     let temp = std::env::temp_dir();
     // Attachment folders a crash or a modeless window left behind a day ago.
     mailhost_winmail::files::cleanup_stale(&temp, std::time::Duration::from_secs(24 * 3600));
-    Ok(MapiTransport::new(d.detected, Box::new(win::Mapi32), temp))
+    let mailer: Box<dyn simple::SendMail> = match d.helper {
+        Some(program) => Box::new(helper::Helper32::new(program, &d.detected.client)),
+        None => Box::new(win::Mapi32),
+    };
+    Ok(MapiTransport::new(d.detected, mailer, temp))
 }
 
 mailhost_plugin_api::export_plugin!(Mapi);

@@ -9,7 +9,7 @@ use mailhost_plugin_api::{
 };
 use mailhost_winmail::AttachmentFiles;
 
-use crate::simple::{flags, map_error, SendMail, SimpleMessage};
+use crate::simple::{flags, from_outgoing, map_error, SendMail};
 
 /// What detection found, for `check` and error messages.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ impl MapiTransport {
 
     fn hand_over(&self, message: &OutgoingMessage, compose: bool) -> Result<(), PluginError> {
         let files = AttachmentFiles::write(&self.temp, message.parts.attachments.as_slice())?;
-        let simple = SimpleMessage::from_outgoing(message, &files);
+        let simple = from_outgoing(message, &files);
         if simple.recipients.is_empty() && !compose {
             return Err(PluginError::permanent(
                 "mapi-simple: the message has no recipient; add one with --to, --cc or --bcc",
@@ -108,6 +108,7 @@ impl TransportImpl for MapiTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simple::SimpleMessage;
     use mailhost_plugin_api::{Attachment, ErrorClass, Mailbox, MessageParts};
     use std::sync::{Arc, Mutex};
 
