@@ -72,7 +72,7 @@ pub fn map_helper_error(client: &str, program: &Path, e: &HelperError) -> Plugin
             after.as_secs() / 60
         )),
         HelperError::Crashed { .. } => PluginError::unavailable(format!(
-            "{what}: {}; the mail client may have crashed in it: check that the client works on its own",
+            "{what}: {}; the mail client may have crashed in it, or 32-bit programs cannot run on this Windows (WoW64): check that the client works on its own",
             tame(&e.to_string())
         )),
         HelperError::BadAnswer { .. } => PluginError::unavailable(format!(
