@@ -13,9 +13,9 @@
 //! client's DLL, here `tests/windows/testclient.c` (it records what it got and
 //! answers a chosen `MAPI_E_*` code), and COM activation of
 //! `Outlook.Application`, served by `tests/windows/testoutlook.c`, an
-//! in-process COM server that records the object-model calls. Real Outlook is
-//! an out-of-process server: cross-process activation and marshalling are not
-//! covered here.
+//! out-of-process COM server (`LocalServer32`, an exe, as Outlook is) that
+//! records the object-model calls: activation and the marshalling of the
+//! late-bound calls cross a process boundary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -744,6 +744,15 @@ fn simple_mapi_through_the_32_bit_helper() {
     reg_delete(CLIENTS_MAIL);
 }
 
+/// The object-model calls the Outlook double recorded, without its own
+/// "server ..." lines.
+fn calls(log: &str) -> String {
+    log.lines()
+        .filter(|l| !l.starts_with("server "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// Outlook: detection from the registry (not installed, registered, the new
 /// Outlook in use) and COM activation of what is registered.
 #[test]
@@ -810,22 +819,14 @@ fn outlook_detection_and_activation() {
 
     // The test double registered as Outlook.Application: a send and a compose
     // go through the object model, non-ASCII text and an attachment included.
-    let double = std::env::var_os("MAILHOST_TEST_OUTLOOK_DLL")
+    // An out-of-process server, as Outlook is: COM starts the exe.
+    let double = std::env::var_os("MAILHOST_TEST_OUTLOOK_EXE")
         .map(PathBuf::from)
-        .expect("MAILHOST_TEST_OUTLOOK_DLL: run through scripts/windows.sh");
+        .expect("MAILHOST_TEST_OUTLOOK_EXE: run through scripts/windows.sh");
     let clsid = "{6D41A0C5-3E0B-4C57-9E33-7A1F2B4C9D10}";
-    let server = format!(r"HKCR\CLSID\{clsid}\InprocServer32");
+    let server = format!(r"HKCR\CLSID\{clsid}\LocalServer32");
     reg(&["add", &format!(r"{progid}\CLSID"), "/ve", "/d", clsid, "/f"]);
     reg(&["add", &server, "/ve", "/d", &win_path(&double), "/f"]);
-    reg(&[
-        "add",
-        &server,
-        "/v",
-        "ThreadingModel",
-        "/d",
-        "Apartment",
-        "/f",
-    ]);
     let log = dir.path().join("outlook.log");
     let log_env = win_path(&log);
     let env = [("MAILHOST_TEST_OUTLOOK_LOG", log_env.as_str())];
@@ -856,8 +857,11 @@ fn outlook_detection_and_activation() {
         run.stdout.contains("handed to Outlook (MailItem.Send)"),
         "{run:?}"
     );
+    // COM started the server process (with -Embedding) for this client.
+    let got = std::fs::read_to_string(&log).unwrap();
+    assert!(got.starts_with("server started=-Embedding\n"), "{got}");
     assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
+        calls(&got),
         "CreateItem(0)\nTo=anna@example.com; bob@example.com\nBCC=hidden@example.com\nSubject=Grüße\nHTMLBody=<p>Schöne Grüße</p>\nAttachments.Add=Angebot 2026.pdf\nsize=13\nSend\n"
     );
     std::fs::remove_file(&log).unwrap();
@@ -878,7 +882,7 @@ fn outlook_detection_and_activation() {
     );
     assert!(run.status.success(), "{run:?}");
     assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
+        calls(&std::fs::read_to_string(&log).unwrap()),
         "CreateItem(0)\nTo=anna@example.com\nSubject=Entwurf\nBody=bitte prüfen\nDisplay(false)\n"
     );
     // The object model guard's answer (E_ABORT in EXCEPINFO) is a permanent failure.
