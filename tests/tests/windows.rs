@@ -266,19 +266,37 @@ fn mailhost_with_plugins(dir: &Path, plugins: &Path, env: &[(&str, &str)], args:
     run_bounded(cmd, out.path(), LIMIT)
 }
 
-/// The Windows temporary directory of the prefix (where attachments go).
-fn prefix_temp_entries() -> Vec<String> {
+/// The Windows temporary directories of the prefix (where attachments go):
+/// Wine 8's `%TEMP%` is `C:\users\<user>\Temp`; Windows' is
+/// `AppData\Local\Temp`. Asserts that there is one.
+fn prefix_temp_dirs() -> Vec<PathBuf> {
     let prefix = PathBuf::from(std::env::var_os("WINEPREFIX").unwrap());
-    let mut found = Vec::new();
+    let mut dirs = Vec::new();
     for user in std::fs::read_dir(prefix.join("drive_c/users"))
         .unwrap()
         .flatten()
     {
-        let temp = user.path().join("AppData/Local/Temp");
-        if let Ok(entries) = std::fs::read_dir(temp) {
-            for e in entries.flatten() {
-                found.push(e.file_name().to_string_lossy().into_owned());
+        for temp in ["Temp", "AppData/Local/Temp"] {
+            let d = user.path().join(temp);
+            if d.is_dir() {
+                dirs.push(d);
             }
+        }
+    }
+    assert!(
+        !dirs.is_empty(),
+        "no temporary directory in {}",
+        prefix.display()
+    );
+    dirs
+}
+
+/// The entries of the prefix's temporary directories.
+fn prefix_temp_entries() -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in prefix_temp_dirs() {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            found.push(e.file_name().to_string_lossy().into_owned());
         }
     }
     found
@@ -457,6 +475,136 @@ fn simple_mapi_through_the_registered_default_mail_client() {
     assert_eq!(run.status.code(), Some(77), "{run:?}");
     assert!(run.stderr.contains("MAPI_E_LOGIN_FAILURE (3)"), "{run:?}");
 
+    reg_delete(CLIENTS_MAIL);
+}
+
+/// Removes the attachment directories a modeless window kept in the prefix's
+/// temporary directory; returns how many there were.
+fn remove_kept_attachments() -> usize {
+    let mut removed = 0;
+    for dir in prefix_temp_dirs() {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with("mailhost-attachments-")
+            {
+                std::fs::remove_dir_all(e.path()).unwrap();
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// mapi-full where the client has Extended MAPI too (DLLPathEx exporting
+/// MAPILogonEx): compose opens the modeless window (`MAPI_DIALOG_MODELESS`)
+/// and keeps the attachment for it; a send in mapi-full is refused as
+/// unsupported, so the next mode, mapi-simple, sends.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn mapi_full_composes_in_the_modeless_window() {
+    let client = std::env::var_os("MAILHOST_TEST_CLIENT_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_CLIENT_DLL: run through scripts/windows.sh");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"mapi-full\"\ncompose_mode = \"mapi-full\"\n",
+    )
+    .unwrap();
+    reg_delete(CLIENTS_MAIL);
+    reg_delete(CLIENTS_MAIL_USER);
+    remove_kept_attachments();
+    reg(&["add", CLIENTS_MAIL, "/ve", "/d", "MailhostTestClient", "/f"]);
+    for value in ["DLLPath", "DLLPathEx"] {
+        reg(&[
+            "add",
+            &format!(r"{CLIENTS_MAIL}\MailhostTestClient"),
+            "/v",
+            value,
+            "/d",
+            &win_path(&client),
+            "/f",
+        ]);
+    }
+    let run = mailhost_in(
+        dir.path(),
+        &[],
+        &["policy", "explain", "--action", "compose"],
+    );
+    assert!(
+        run.stdout
+            .contains("plugin `mapi` probe: available (level full)"),
+        "{run:?}"
+    );
+
+    let log = dir.path().join("client.log");
+    let log_env = win_path(&log);
+    let env = [("MAILHOST_TEST_CLIENT_LOG", log_env.as_str())];
+    std::fs::write(dir.path().join("Entwurf äö.txt"), "zwölf Zeichen").unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "Später senden",
+            "--text",
+            "bitte prüfen",
+            "--attach",
+            "Entwurf äö.txt",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert!(run.stdout.contains("MAPI_DIALOG_MODELESS"), "{run:?}");
+    // MAPI_LOGON_UI | MAPI_DIALOG_MODELESS = 0x1 | 0x4 | 0x8.
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "flags=13\nsubject=Später senden\nbody=bitte prüfen\nrecip1=SMTP:anna@example.com\nfile=Entwurf äö.txt\nsize=14\nend\n"
+    );
+    // The window reads the attachment later: it is still there.
+    assert_eq!(remove_kept_attachments(), 1, "the attachment was not kept");
+
+    // A send in mapi-full alone: refused, with the reason.
+    let send = [
+        "send",
+        "--from",
+        "erp@example.com",
+        "--to",
+        "anna@example.com",
+        "--text",
+        "x",
+    ];
+    let run = mailhost_in(dir.path(), &env, &send);
+    assert_eq!(run.status.code(), Some(69), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("mapi-full: sending through Extended MAPI (Outbox, HTML body) is not built")
+            && run.stderr.contains("[class unsupported]"),
+        "{run:?}"
+    );
+    // With mapi-simple after it (the default order), mapi-simple sends.
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"autodetect\"\nsend_autodetect = [\"mapi-full\", \"mapi-simple\"]\n",
+    )
+    .unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let run = mailhost_in(dir.path(), &env, &send);
+    assert!(run.status.success(), "{run:?}");
+    assert!(run.stdout.contains("via mode:mapi-simple"), "{run:?}");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .starts_with("flags=1\n"),
+        "{:?}",
+        std::fs::read_to_string(&log)
+    );
+    assert_eq!(remove_kept_attachments(), 0);
     reg_delete(CLIENTS_MAIL);
 }
 

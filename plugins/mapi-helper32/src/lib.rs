@@ -35,6 +35,10 @@ pub const HELPER_EXE: &str = "mailhost-mapi32.exe";
 pub const MAPI_LOGON_UI: u32 = 0x1;
 /// `MAPI_DIALOG`: show the message in the client's (modal) compose window.
 pub const MAPI_DIALOG: u32 = 0x8;
+/// `MAPI_DIALOG_MODELESS`: a modeless compose window (Outlook 2013 and
+/// later); the call returns while the window stays open. It includes
+/// `MAPI_DIALOG`, so a client without it shows its modal window.
+pub const MAPI_DIALOG_MODELESS: u32 = 0x4 | MAPI_DIALOG;
 
 /// Recipient classes (`ulRecipClass`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,8 @@ use mailhost_plugin_api::{OutgoingMessage, PluginError};
 use mailhost_winmail::{html_to_text, AttachmentFiles, Bitness};
 
 pub use mailhost_mapi_helper32::{
-    code_name, File, RecipClass, Recipient, SimpleMessage, MAPI_DIALOG, MAPI_LOGON_UI,
+    code_name, File, RecipClass, Recipient, SimpleMessage, MAPI_DIALOG, MAPI_DIALOG_MODELESS,
+    MAPI_LOGON_UI,
 };
 
 fn crlf(text: &str) -> String {
@@ -67,6 +68,12 @@ pub fn flags(compose: bool) -> u32 {
     } else {
         MAPI_LOGON_UI
     }
+}
+
+/// The flags for a `mapi-full` compose: the client's modeless window
+/// (`MAPI_DIALOG_MODELESS`; session 0, as it requires).
+pub fn modeless_flags() -> u32 {
+    MAPI_LOGON_UI | MAPI_DIALOG_MODELESS
 }
 
 /// The OS seam: hands a message to `MAPISendMailW` and returns its code.

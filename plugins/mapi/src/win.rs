@@ -22,8 +22,9 @@ use crate::transport::Detected;
 /// What the probe and `open` found.
 #[derive(Debug)]
 pub struct Detection {
-    /// The probe's level: `simple` (offers `mapi-simple`).
-    pub level: &'static str,
+    /// The probe's level: `full` (offers `mapi-full` and `mapi-simple`) or
+    /// `simple` (offers `mapi-simple`).
+    pub level: MapiLevel,
     pub detected: Detected,
     /// The 32-bit helper, when the calls go through it.
     pub helper: Option<PathBuf>,
@@ -47,7 +48,7 @@ pub fn detect() -> Result<Detection, String> {
     }
     if level == MapiLevel::Full {
         findings.push(
-            "Extended MAPI is offered; this version sends through Simple MAPI, so mapi-full is not offered"
+            "Extended MAPI is offered: mode mapi-full composes in the client's modeless window (MAPI_DIALOG_MODELESS); a mapi-full send is refused (Extended MAPI sending is not built) and mapi-simple sends"
                 .to_string(),
         );
         let simple = client
@@ -85,7 +86,7 @@ pub fn detect() -> Result<Detection, String> {
         }
     };
     Ok(Detection {
-        level: "simple",
+        level,
         detected: Detected {
             client: client.name,
             findings,
