@@ -53,7 +53,7 @@ impl Plugin for Mapi {
 
     fn manifest() -> Manifest {
         Manifest::new("mapi", env!("CARGO_PKG_VERSION"))
-            .description("hands messages to the default mail client through MAPI on Windows (Simple MAPI; Extended MAPI detected)")
+            .description("hands messages to the default mail client through Simple MAPI on Windows (mapi-simple; mapi-full composes in the modeless window of a client with Extended MAPI; a 32-bit client through the 32-bit helper)")
             .capabilities(Capabilities::SEND | Capabilities::COMPOSE | Capabilities::CHECK)
             .modes(&["mapi-full", "mapi-simple"])
             .settings_schema(&settings::schema_for::<MapiConfig>())
