@@ -17,8 +17,9 @@ use crate::Request;
 /// How much of the helper's stderr is kept for an error message.
 pub const STDERR_KEPT: usize = 2048;
 
-/// How long a helper that has answered may take to exit before it is killed.
-const EXIT_GRACE: Duration = Duration::from_secs(10);
+/// How long to wait for a helper that has answered to exit (and for one that
+/// closed its output without answering to end).
+pub const EXIT_GRACE: Duration = Duration::from_secs(5);
 
 /// What went wrong with the helper process (not with the mail client: the
 /// client's answers come back in [`Answer`]).
@@ -132,7 +133,21 @@ fn kill(child: &mut Child) {
 
 /// Runs `program` with `request`: its answer, or what went wrong. The helper
 /// must answer within `limit`; it is killed otherwise.
+///
+/// A helper that has answered is given [`EXIT_GRACE`] to exit and is then
+/// left running, not killed: a client may keep a modeless compose window
+/// (`MAPI_DIALOG_MODELESS`) open in it after the call returned.
 pub fn exchange(program: &Path, request: &Request, limit: Duration) -> Result<Answer, HelperError> {
+    exchange_with(program, request, limit, EXIT_GRACE)
+}
+
+/// [`exchange`] with another grace period for the exit.
+pub fn exchange_with(
+    program: &Path,
+    request: &Request,
+    limit: Duration,
+    exit_grace: Duration,
+) -> Result<Answer, HelperError> {
     let frame = encode(request, MAX_REQUEST).map_err(|e| HelperError::BadAnswer {
         reason: format!("the request cannot be encoded: {e}"),
         stderr: String::new(),
@@ -211,27 +226,18 @@ pub fn exchange(program: &Path, request: &Request, limit: Duration) -> Result<An
     };
     match answer {
         Ok(answer) => {
-            // It answered: let it exit (its mail client may be cleaning up),
-            // within a grace period.
-            let deadline = Instant::now().max(started + limit) + EXIT_GRACE;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
-                    _ => {
-                        kill(&mut child);
-                        break;
-                    }
-                }
+            // It answered: it normally exits at once. One still running after
+            // the grace period may be showing a modeless window: left alone.
+            let deadline = Instant::now() + exit_grace;
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
             }
             Ok(answer)
         }
         Err(FrameError::Closed) | Err(FrameError::Io(_)) => {
             // No answer: it ended (or closed its output, which ends it soon).
             let remaining = limit.saturating_sub(started.elapsed());
-            let deadline = Instant::now() + remaining.min(EXIT_GRACE);
+            let deadline = Instant::now() + remaining.min(exit_grace);
             let status = loop {
                 match child.try_wait() {
                     Ok(Some(status)) => break describe_status(&status),
@@ -379,6 +385,35 @@ mod tests {
         let got: Request =
             read_frame(&mut &std::fs::read(&seen).unwrap()[..], MAX_REQUEST).unwrap();
         assert_eq!(got, request());
+    }
+
+    #[test]
+    fn a_helper_that_answers_and_stays_is_left_running() {
+        // A modeless window may live on in the helper after its answer.
+        let dir = tempfile::tempdir().unwrap();
+        let answer_file = dir.path().join("answer.bin");
+        std::fs::write(
+            &answer_file,
+            encode(&Answer::returned(0), MAX_ANSWER).unwrap(),
+        )
+        .unwrap();
+        let done = dir.path().join("window closed");
+        let p = script(
+            dir.path(),
+            &format!(
+                "cat >/dev/null; cat '{}'; exec >/dev/null; sleep 1; touch '{}'",
+                answer_file.display(),
+                done.display()
+            ),
+        );
+        let a = exchange_with(&p, &request(), LIMIT, Duration::from_millis(100)).unwrap();
+        assert_eq!(a, Answer::returned(0));
+        // Not killed: it finishes on its own.
+        let waited = std::time::Instant::now();
+        while !done.exists() {
+            assert!(waited.elapsed() < LIMIT, "the helper was stopped");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[test]
