@@ -418,7 +418,14 @@ impl Engine {
             None => "{}".to_string(),
         };
         let t = plugin
-            .open(&settings, self.env.clone().with_origin(&c.label).handle())
+            .open(
+                &settings,
+                self.env
+                    .clone()
+                    .with_origin(&c.label)
+                    .with_mode(&c.mode)
+                    .handle(),
+            )
             .map_err(|mut e| {
                 e.message = RString::from(format!(
                     "opening `{}` ({plugin_name}): {}",

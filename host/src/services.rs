@@ -16,7 +16,14 @@ pub struct HostEnv {
     base: Option<PathBuf>,
     /// The plugin (or account) this handle was given to, for log lines.
     origin: String,
+    /// The mode the transport was opened for (extension `mode`).
+    mode: Option<String>,
 }
+
+/// The host extension a plugin calls (`host.extension("mode", "")`) to learn
+/// which of its modes a transport was opened for: `{"mode": "mapi-full"}`, or
+/// `{"mode": null}` where the handle serves no transport (a probe).
+pub const EXTENSION_MODE: &str = "mode";
 
 impl HostEnv {
     pub fn new(broker: Arc<TokenBroker>) -> Self {
@@ -24,6 +31,7 @@ impl HostEnv {
             broker,
             base: None,
             origin: String::new(),
+            mode: None,
         }
     }
 
@@ -41,6 +49,13 @@ impl HostEnv {
     /// Tag log lines with the plugin or account this handle serves.
     pub fn with_origin(mut self, origin: &str) -> Self {
         self.origin = origin.to_string();
+        self
+    }
+
+    /// The mode the transport this handle is given to serves (a plugin
+    /// serving several modes, e.g. `mapi-full` and `mapi-simple`, asks).
+    pub fn with_mode(mut self, mode: &str) -> Self {
+        self.mode = Some(mode.to_string());
         self
     }
 
@@ -88,8 +103,30 @@ impl HostServices for HostEnv {
     }
 
     fn extension(&self, name: RStr<'_>, _input_json: RStr<'_>) -> RResult<RString, PluginError> {
+        if name.as_str() == EXTENSION_MODE {
+            return RResult::ROk(serde_json::json!({ "mode": self.mode }).to_string().into());
+        }
         RResult::RErr(PluginError::unsupported(format!(
             "this host offers no extension `{name}`; update mailhost or the plugin"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mode_extension_names_the_mode_a_transport_was_opened_for() {
+        let env = HostEnv::new(Arc::new(TokenBroker::default()));
+        let host = Host::new(env.clone());
+        assert_eq!(host.extension("mode", "").unwrap(), r#"{"mode":null}"#);
+        let host = Host::new(env.with_origin("mode:mapi-full").with_mode("mapi-full"));
+        assert_eq!(
+            host.extension("mode", "").unwrap(),
+            r#"{"mode":"mapi-full"}"#
+        );
+        let e = host.extension("nothing-here", "").unwrap_err();
+        assert!(e.message().contains("no extension `nothing-here`"));
     }
 }

@@ -13,9 +13,9 @@
 //! client's DLL, here `tests/windows/testclient.c` (it records what it got and
 //! answers a chosen `MAPI_E_*` code), and COM activation of
 //! `Outlook.Application`, served by `tests/windows/testoutlook.c`, an
-//! in-process COM server that records the object-model calls. Real Outlook is
-//! an out-of-process server: cross-process activation and marshalling are not
-//! covered here.
+//! out-of-process COM server (`LocalServer32`, an exe, as Outlook is) that
+//! records the object-model calls: activation and the marshalling of the
+//! late-bound calls cross a process boundary.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -75,11 +75,16 @@ struct Run {
 /// running then is killed and the test fails. Output goes to files, not pipes:
 /// a wineserver started by the program may keep inherited pipes open after
 /// the program exited.
-fn run_bounded(mut cmd: Command, dir: &Path, limit: Duration) -> Run {
+fn run_bounded(cmd: Command, dir: &Path, limit: Duration) -> Run {
+    run_bounded_with(cmd, dir, limit, Stdio::null())
+}
+
+/// [`run_bounded`] with `stdin` as the program's standard input.
+fn run_bounded_with(mut cmd: Command, dir: &Path, limit: Duration, stdin: Stdio) -> Run {
     let out_path = dir.join("stdout.txt");
     let err_path = dir.join("stderr.txt");
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
         .spawn()
@@ -103,7 +108,7 @@ fn run_bounded(mut cmd: Command, dir: &Path, limit: Duration) -> Run {
     };
     Run {
         status,
-        stdout: std::fs::read_to_string(&out_path).unwrap(),
+        stdout: String::from_utf8_lossy(&std::fs::read(&out_path).unwrap()).into_owned(),
         stderr: std::fs::read_to_string(&err_path).unwrap(),
     }
 }
@@ -245,14 +250,14 @@ fn reg_delete(key: &str) {
 
 /// `mailhost.exe ARGS` in `dir` (with `mailhost.toml` there) and extra environment.
 fn mailhost_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    mailhost_with_plugins(dir, &win_dir(), env, args)
+}
+
+/// [`mailhost_in`] with the plugins from `plugins`.
+fn mailhost_with_plugins(dir: &Path, plugins: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = wine(&win_exe());
     cmd.current_dir(dir)
-        .args([
-            "--plugins",
-            &win_path(&win_dir()),
-            "--config",
-            "mailhost.toml",
-        ])
+        .args(["--plugins", &win_path(plugins), "--config", "mailhost.toml"])
         .args(args);
     for (k, v) in env {
         cmd.env(k, v);
@@ -261,19 +266,37 @@ fn mailhost_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     run_bounded(cmd, out.path(), LIMIT)
 }
 
-/// The Windows temporary directory of the prefix (where attachments go).
-fn prefix_temp_entries() -> Vec<String> {
+/// The Windows temporary directories of the prefix (where attachments go):
+/// Wine 8's `%TEMP%` is `C:\users\<user>\Temp`; Windows' is
+/// `AppData\Local\Temp`. Asserts that there is one.
+fn prefix_temp_dirs() -> Vec<PathBuf> {
     let prefix = PathBuf::from(std::env::var_os("WINEPREFIX").unwrap());
-    let mut found = Vec::new();
+    let mut dirs = Vec::new();
     for user in std::fs::read_dir(prefix.join("drive_c/users"))
         .unwrap()
         .flatten()
     {
-        let temp = user.path().join("AppData/Local/Temp");
-        if let Ok(entries) = std::fs::read_dir(temp) {
-            for e in entries.flatten() {
-                found.push(e.file_name().to_string_lossy().into_owned());
+        for temp in ["Temp", "AppData/Local/Temp"] {
+            let d = user.path().join(temp);
+            if d.is_dir() {
+                dirs.push(d);
             }
+        }
+    }
+    assert!(
+        !dirs.is_empty(),
+        "no temporary directory in {}",
+        prefix.display()
+    );
+    dirs
+}
+
+/// The entries of the prefix's temporary directories.
+fn prefix_temp_entries() -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in prefix_temp_dirs() {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            found.push(e.file_name().to_string_lossy().into_owned());
         }
     }
     found
@@ -455,6 +478,429 @@ fn simple_mapi_through_the_registered_default_mail_client() {
     reg_delete(CLIENTS_MAIL);
 }
 
+/// Removes the attachment directories a modeless window kept in the prefix's
+/// temporary directory; returns how many there were.
+fn remove_kept_attachments() -> usize {
+    let mut removed = 0;
+    for dir in prefix_temp_dirs() {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with("mailhost-attachments-")
+            {
+                std::fs::remove_dir_all(e.path()).unwrap();
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// mapi-full where the client has Extended MAPI too (DLLPathEx exporting
+/// MAPILogonEx): compose opens the modeless window (`MAPI_DIALOG_MODELESS`)
+/// and keeps the attachment for it; a send in mapi-full is refused as
+/// unsupported, so the next mode, mapi-simple, sends.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn mapi_full_composes_in_the_modeless_window() {
+    let client = std::env::var_os("MAILHOST_TEST_CLIENT_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_CLIENT_DLL: run through scripts/windows.sh");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"mapi-full\"\ncompose_mode = \"mapi-full\"\n",
+    )
+    .unwrap();
+    reg_delete(CLIENTS_MAIL);
+    reg_delete(CLIENTS_MAIL_USER);
+    remove_kept_attachments();
+    reg(&["add", CLIENTS_MAIL, "/ve", "/d", "MailhostTestClient", "/f"]);
+    for value in ["DLLPath", "DLLPathEx"] {
+        reg(&[
+            "add",
+            &format!(r"{CLIENTS_MAIL}\MailhostTestClient"),
+            "/v",
+            value,
+            "/d",
+            &win_path(&client),
+            "/f",
+        ]);
+    }
+    let run = mailhost_in(
+        dir.path(),
+        &[],
+        &["policy", "explain", "--action", "compose"],
+    );
+    assert!(
+        run.stdout
+            .contains("plugin `mapi` probe: available (level full)"),
+        "{run:?}"
+    );
+
+    let log = dir.path().join("client.log");
+    let log_env = win_path(&log);
+    let env = [("MAILHOST_TEST_CLIENT_LOG", log_env.as_str())];
+    std::fs::write(dir.path().join("Entwurf äö.txt"), "zwölf Zeichen").unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "Später senden",
+            "--text",
+            "bitte prüfen",
+            "--attach",
+            "Entwurf äö.txt",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert!(run.stdout.contains("MAPI_DIALOG_MODELESS"), "{run:?}");
+    // MAPI_LOGON_UI | MAPI_DIALOG_MODELESS = 0x1 | 0x4 | 0x8.
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "flags=13\nsubject=Später senden\nbody=bitte prüfen\nrecip1=SMTP:anna@example.com\nfile=Entwurf äö.txt\nsize=14\nend\n"
+    );
+    // The window reads the attachment later: it is still there.
+    assert_eq!(remove_kept_attachments(), 1, "the attachment was not kept");
+
+    // A send in mapi-full alone: refused, with the reason.
+    let send = [
+        "send",
+        "--from",
+        "erp@example.com",
+        "--to",
+        "anna@example.com",
+        "--text",
+        "x",
+    ];
+    let run = mailhost_in(dir.path(), &env, &send);
+    assert_eq!(run.status.code(), Some(69), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("mapi-full: sending through Extended MAPI (Outbox, HTML body) is not built")
+            && run.stderr.contains("[class unsupported]"),
+        "{run:?}"
+    );
+    // With mapi-simple after it (the default order), mapi-simple sends.
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"autodetect\"\nsend_autodetect = [\"mapi-full\", \"mapi-simple\"]\n",
+    )
+    .unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let run = mailhost_in(dir.path(), &env, &send);
+    assert!(run.status.success(), "{run:?}");
+    assert!(run.stdout.contains("via mode:mapi-simple"), "{run:?}");
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .starts_with("flags=1\n"),
+        "{:?}",
+        std::fs::read_to_string(&log)
+    );
+    assert_eq!(remove_kept_attachments(), 0);
+    reg_delete(CLIENTS_MAIL);
+}
+
+const CLIENTS_MAIL_USER: &str = r"HKCU\Software\Clients\Mail";
+
+/// Runs the helper `mailhost-mapi32.exe` of `plugins` with `request` on its
+/// stdin and returns its answer.
+fn helper_exchange(
+    plugins: &Path,
+    env: &[(&str, &str)],
+    request: &mailhost_mapi_helper32::Request,
+) -> (Run, mailhost_mapi_helper32::Answer) {
+    use mailhost_mapi_helper32::protocol::{encode, read_frame, MAX_ANSWER, MAX_REQUEST};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("request.bin");
+    std::fs::write(&input, encode(request, MAX_REQUEST).unwrap()).unwrap();
+    let mut cmd = wine(&plugins.join(mailhost_mapi_helper32::HELPER_EXE));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = run_bounded_with(
+        cmd,
+        dir.path(),
+        LIMIT,
+        std::fs::File::open(&input).unwrap().into(),
+    );
+    let stdout = std::fs::read(dir.path().join("stdout.txt")).unwrap();
+    let answer = read_frame(&mut &stdout[..], MAX_ANSWER)
+        .unwrap_or_else(|e| panic!("no answer ({e}): {run:?}"));
+    (run, answer)
+}
+
+/// Copies the files `names` of the Windows build into a fresh plugin directory.
+fn plugin_dir_with(names: &[(&Path, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (from, name) in names {
+        std::fs::copy(from, dir.path().join(name))
+            .unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+    dir
+}
+
+/// The 32-bit helper route of Simple MAPI: a 32-bit default mail client and
+/// the 64-bit mailhost.
+///
+/// Debian's 32-bit Wine (`wine32:i386`) is not used by this stage, so a
+/// 32-bit program cannot run here. What runs for real: the probe reading the
+/// 32-bit client DLL's header and exports, the route decision, the plugin
+/// finding (or missing) the helper beside its DLL, starting it as a Windows
+/// process, the protocol both ways, and the helper's `MAPISendMailW` call
+/// through Wine's `mapi32.dll` into a registered test client. The helper that
+/// answers is the x86_64 build of the same source (`mailhost-mapi32.exe` in
+/// the Windows build's directory), standing in for the i686 one; and since
+/// Wine's `mapi32.dll` reads the default client from HKLM only while the
+/// plugin reads HKCU first, HKCU names the 32-bit test client (what the probe
+/// sees) and HKLM the 64-bit build of the same client (what the stand-in
+/// helper's `mapi32.dll` loads). The real i686 helper is built and shown to
+/// be refused cleanly where 32-bit programs cannot run.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn simple_mapi_through_the_32_bit_helper() {
+    use mailhost_mapi_helper32::{Outcome, RecipClass, Recipient, Request, SimpleMessage};
+    let client64 = std::env::var_os("MAILHOST_TEST_CLIENT_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_CLIENT_DLL: run through scripts/windows.sh");
+    let client32 = std::env::var_os("MAILHOST_TEST_CLIENT32_DLL")
+        .map(PathBuf::from)
+        .expect("MAILHOST_TEST_CLIENT32_DLL: run through scripts/windows.sh");
+    let helper32 = std::env::var_os("MAILHOST_HELPER32_EXE")
+        .map(PathBuf::from)
+        .expect("MAILHOST_HELPER32_EXE: run through scripts/windows.sh");
+    assert_eq!(
+        &std::fs::read(&helper32).unwrap()[..2],
+        b"MZ",
+        "{} is not a Windows program",
+        helper32.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\nsend_mode = \"mapi-simple\"\ncompose_mode = \"mapi-simple\"\n",
+    )
+    .unwrap();
+    reg_delete(CLIENTS_MAIL);
+    reg_delete(CLIENTS_MAIL_USER);
+    for (root, name, dll) in [
+        (CLIENTS_MAIL, "MailhostTestClient", &client64),
+        (CLIENTS_MAIL_USER, "MailhostTestClient32", &client32),
+    ] {
+        reg(&["add", root, "/ve", "/d", name, "/f"]);
+        reg(&[
+            "add",
+            &format!(r"{root}\{name}"),
+            "/v",
+            "DLLPath",
+            "/d",
+            &win_path(dll),
+            "/f",
+        ]);
+    }
+    let log = dir.path().join("client.log");
+    let log_env = win_path(&log);
+
+    // The helper on its own: one request on stdin, one answer on stdout.
+    std::fs::write(dir.path().join("Preisliste.txt"), "zwölf Zeichen").unwrap();
+    let request = Request::new(
+        SimpleMessage {
+            subject: "Grüße vom Helfer".into(),
+            body: "Zeile 1\r\nZeile 2".into(),
+            recipients: vec![
+                Recipient {
+                    class: RecipClass::To,
+                    name: "Anna Ärger".into(),
+                    address: "SMTP:anna@example.com".into(),
+                },
+                Recipient {
+                    class: RecipClass::Bcc,
+                    name: "bcc@example.com".into(),
+                    address: "SMTP:bcc@example.com".into(),
+                },
+            ],
+            files: vec![mailhost_mapi_helper32::File {
+                path: win_path(&dir.path().join("Preisliste.txt")).into(),
+                name: "Preisliste.txt".into(),
+            }],
+        },
+        1,
+        0,
+    );
+    let env = [("MAILHOST_TEST_CLIENT_LOG", log_env.as_str())];
+    let (run, answer) = helper_exchange(&win_dir(), &env, &request);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(answer, mailhost_mapi_helper32::Answer::returned(0));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "flags=1\nsubject=Grüße vom Helfer\nbody=Zeile 1\\r\\nZeile 2\nrecip1=SMTP:anna@example.com\nrecip3=SMTP:bcc@example.com\nfile=Preisliste.txt\nsize=14\nend\n"
+    );
+    std::fs::remove_file(&log).unwrap();
+    let (_, answer) = helper_exchange(
+        &win_dir(),
+        &[
+            ("MAILHOST_TEST_CLIENT_LOG", log_env.as_str()),
+            ("MAILHOST_TEST_CLIENT_ANSWER", "21"),
+        ],
+        &request,
+    );
+    assert!(
+        matches!(answer.outcome, Outcome::Returned { code: 21, ref name } if name == "MAPI_E_AMBIGUOUS_RECIPIENT"),
+        "{answer:?}"
+    );
+    std::fs::remove_file(&log).unwrap();
+
+    // The probe: a 32-bit client, and no helper beside the plugin.
+    let mapi_dll = win_dir().join("mailhost_mapi.dll");
+    let bare = plugin_dir_with(&[(&mapi_dll, "mailhost_mapi.dll")]);
+    let run = mailhost_with_plugins(
+        dir.path(),
+        bare.path(),
+        &[],
+        &["policy", "explain", "--action", "send"],
+    );
+    assert_eq!(run.status.code(), Some(69), "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "the default mail client `MailhostTestClient32` is 32-bit and this mailhost is 64-bit"
+        ) && run
+            .stdout
+            .contains("mailhost-mapi32.exe is missing); install it beside mailhost_mapi.dll"),
+        "{run:?}"
+    );
+
+    // The real 32-bit helper where 32-bit programs cannot run: refused with the reason.
+    let real = plugin_dir_with(&[
+        (&mapi_dll, "mailhost_mapi.dll"),
+        (&helper32, mailhost_mapi_helper32::HELPER_EXE),
+    ]);
+    let run = mailhost_with_plugins(
+        dir.path(),
+        real.path(),
+        &env,
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(69), "{run:?}");
+    // Wine without its 32-bit part starts the process, which ends at once
+    // without running (real Windows without WoW64 refuses to start it).
+    assert!(
+        run.stderr
+            .contains("mapi-simple (32-bit helper for `MailhostTestClient32`)")
+            && (run.stderr.contains("the helper ended without an answer")
+                || run.stderr.contains("cannot start"))
+            && run.stderr.contains("32-bit programs")
+            && run.stderr.contains("[class unavailable]"),
+        "{run:?}"
+    );
+    assert!(!log.exists(), "the client was called");
+
+    // Through mailhost.exe: the plugin starts the helper for the 32-bit client.
+    let run = mailhost_in(dir.path(), &env, &["policy", "explain", "--action", "send"]);
+    assert!(
+        run.stdout
+            .contains("plugin `mapi` probe: available (level simple)"),
+        "{run:?}"
+    );
+    std::fs::write(dir.path().join("Angebot äö.txt"), "zwölf Zeichen").unwrap();
+    let run = mailhost_in(
+        dir.path(),
+        &env,
+        &[
+            "send",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "Anna Ärger <anna@example.com>",
+            "--cc",
+            "cc@example.com",
+            "--subject",
+            "Grüße über den Helfer",
+            "--html",
+            "<p>Hallo <b>Welt</b></p>",
+            "--attach",
+            "Angebot äö.txt",
+        ],
+    );
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("handed to the mail client `MailhostTestClient32`"),
+        "{run:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "flags=1\nsubject=Grüße über den Helfer\nbody=Hallo Welt\nrecip1=SMTP:anna@example.com\nrecip2=SMTP:cc@example.com\nfile=Angebot äö.txt\nsize=14\nend\n"
+    );
+    assert!(
+        !prefix_temp_entries()
+            .iter()
+            .any(|e| e.starts_with("mailhost-attachments-")),
+        "attachment files left behind: {:?}",
+        prefix_temp_entries()
+    );
+
+    // compose: the modal window's flags cross the process boundary; the
+    // client's answer comes back as its class.
+    std::fs::remove_file(&log).unwrap();
+    let mut abort = env.to_vec();
+    abort.push(("MAILHOST_TEST_CLIENT_ANSWER", "1"));
+    let run = mailhost_in(
+        dir.path(),
+        &abort,
+        &[
+            "compose",
+            "--from",
+            "erp@example.com",
+            "--to",
+            "anna@example.com",
+            "--subject",
+            "Entwurf",
+            "--text",
+            "bitte prüfen",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(76), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("`MailhostTestClient32` answered MAPI_E_USER_ABORT (1): the user cancelled"),
+        "{run:?}"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .starts_with("flags=9\nsubject=Entwurf\nbody=bitte prüfen\n"),
+        "{:?}",
+        std::fs::read_to_string(&log)
+    );
+
+    reg_delete(CLIENTS_MAIL_USER);
+    reg_delete(CLIENTS_MAIL);
+}
+
+/// The object-model calls the Outlook double recorded, without its own
+/// "server ..." lines.
+fn calls(log: &str) -> String {
+    log.lines()
+        .filter(|l| !l.starts_with("server "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// Outlook: detection from the registry (not installed, registered, the new
 /// Outlook in use) and COM activation of what is registered.
 #[test]
@@ -521,22 +967,14 @@ fn outlook_detection_and_activation() {
 
     // The test double registered as Outlook.Application: a send and a compose
     // go through the object model, non-ASCII text and an attachment included.
-    let double = std::env::var_os("MAILHOST_TEST_OUTLOOK_DLL")
+    // An out-of-process server, as Outlook is: COM starts the exe.
+    let double = std::env::var_os("MAILHOST_TEST_OUTLOOK_EXE")
         .map(PathBuf::from)
-        .expect("MAILHOST_TEST_OUTLOOK_DLL: run through scripts/windows.sh");
+        .expect("MAILHOST_TEST_OUTLOOK_EXE: run through scripts/windows.sh");
     let clsid = "{6D41A0C5-3E0B-4C57-9E33-7A1F2B4C9D10}";
-    let server = format!(r"HKCR\CLSID\{clsid}\InprocServer32");
+    let server = format!(r"HKCR\CLSID\{clsid}\LocalServer32");
     reg(&["add", &format!(r"{progid}\CLSID"), "/ve", "/d", clsid, "/f"]);
     reg(&["add", &server, "/ve", "/d", &win_path(&double), "/f"]);
-    reg(&[
-        "add",
-        &server,
-        "/v",
-        "ThreadingModel",
-        "/d",
-        "Apartment",
-        "/f",
-    ]);
     let log = dir.path().join("outlook.log");
     let log_env = win_path(&log);
     let env = [("MAILHOST_TEST_OUTLOOK_LOG", log_env.as_str())];
@@ -567,8 +1005,11 @@ fn outlook_detection_and_activation() {
         run.stdout.contains("handed to Outlook (MailItem.Send)"),
         "{run:?}"
     );
+    // COM started the server process (with -Embedding) for this client.
+    let got = std::fs::read_to_string(&log).unwrap();
+    assert!(got.starts_with("server started=-Embedding\n"), "{got}");
     assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
+        calls(&got),
         "CreateItem(0)\nTo=anna@example.com; bob@example.com\nBCC=hidden@example.com\nSubject=Grüße\nHTMLBody=<p>Schöne Grüße</p>\nAttachments.Add=Angebot 2026.pdf\nsize=13\nSend\n"
     );
     std::fs::remove_file(&log).unwrap();
@@ -589,7 +1030,7 @@ fn outlook_detection_and_activation() {
     );
     assert!(run.status.success(), "{run:?}");
     assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
+        calls(&std::fs::read_to_string(&log).unwrap()),
         "CreateItem(0)\nTo=anna@example.com\nSubject=Entwurf\nBody=bitte prüfen\nDisplay(false)\n"
     );
     // The object model guard's answer (E_ABORT in EXCEPINFO) is a permanent failure.

@@ -3,6 +3,9 @@
  * HKLM\Software\Clients\Mail as DLLPath). Wine's mapi32.dll forwards
  * MAPISendMailW to it, as Windows' MAPI stub forwards to a real client.
  *
+ * It also exports MAPILogonEx, so that registered as DLLPathEx too it reads as
+ * a client with Extended MAPI (as Outlook is); the tests never call it.
+ *
  * It appends what it received to the file named by MAILHOST_TEST_CLIENT_LOG
  * (UTF-8, one "key=value" per line, "end" after each call) and answers the
  * code in MAILHOST_TEST_CLIENT_ANSWER (default 0, SUCCESS_SUCCESS). */
@@ -77,4 +80,12 @@ __declspec(dllexport) ULONG WINAPI MAPISendMailW(ULONG_PTR session, ULONG_PTR ui
   fprintf(f, "end\n");
   fclose(f);
   return code;
+}
+
+/* Extended MAPI's entry point, only for detection (MAPI_E_CALL_FAILED if called). */
+__declspec(dllexport) HRESULT WINAPI MAPILogonEx(ULONG_PTR ui, LPWSTR profile, LPWSTR password,
+                                                 ULONG flags, void **session) {
+  (void)ui; (void)profile; (void)password; (void)flags;
+  if (session) *session = NULL;
+  return E_FAIL;
 }

@@ -1,14 +1,21 @@
 /* A test double of Outlook Classic's object model for the Windows stage under
- * Wine: an in-process COM server (tests/tests/windows.rs registers it as
- * Outlook.Application with InprocServer32). Real Outlook is an out-of-process
- * server (LocalServer32); this double exercises activation by ProgID and the
- * plugin's late binding (GetIDsOfNames, Invoke with VARIANT arguments, named
- * DISPID_PROPERTYPUT, returned objects, EXCEPINFO), not cross-process
- * marshalling.
+ * Wine, built as testoutlook.exe (scripts/windows.sh): an out-of-process COM
+ * server, as the real Outlook is. tests/tests/windows.rs registers it as
+ * Outlook.Application under HKCR\CLSID\{...}\LocalServer32; COM starts it
+ * with -Embedding, it registers its class object (CoRegisterClassObject,
+ * REGCLS_MULTIPLEUSE) and serves calls from its single-threaded apartment's
+ * message loop until the last object is released (or a minute passes without
+ * a client). So activation and the marshalling of the plugin's late-bound
+ * IDispatch calls (GetIDsOfNames, Invoke with VARIANT/BSTR arguments and a
+ * named DISPID_PROPERTYPUT, returned objects, EXCEPINFO) cross a process
+ * boundary for real.
  *
  * It appends each call to the file named by MAILHOST_TEST_OUTLOOK_LOG (UTF-8,
- * one line each), and fails the member named by MAILHOST_TEST_OUTLOOK_FAIL
- * with DISP_E_EXCEPTION, scode E_ABORT (what the object model guard answers). */
+ * one line each; the server inherits the variable from mailhost.exe, whose
+ * COM starts it under Wine), and fails the member named by
+ * MAILHOST_TEST_OUTLOOK_FAIL with DISP_E_EXCEPTION, scode E_ABORT (what the
+ * object model guard answers). Its first line says how it was started
+ * ("server started=<its arguments>"). */
 #define COBJMACROS
 #include <windows.h>
 #include <oleauto.h>
@@ -24,6 +31,9 @@ static const struct { const wchar_t *name; int id; } MEMBERS[] = {
 
 typedef struct { IDispatch iface; LONG ref; int kind; } Obj;
 static IDispatchVtbl obj_vtbl;
+/* Live objects: the server ends when the last one goes. */
+static LONG live;
+static void last_object_gone(void);
 
 static void log_line(const char *what, const wchar_t *value) {
   wchar_t path[MAX_PATH];
@@ -51,6 +61,7 @@ static IDispatch *new_obj(int kind) {
   o->iface.lpVtbl = &obj_vtbl;
   o->ref = 1;
   o->kind = kind;
+  InterlockedIncrement(&live);
   return &o->iface;
 }
 
@@ -66,7 +77,10 @@ static HRESULT WINAPI o_qi(IDispatch *me, REFIID riid, void **out) {
 static ULONG WINAPI o_addref(IDispatch *me) { return InterlockedIncrement(&((Obj *)me)->ref); }
 static ULONG WINAPI o_release(IDispatch *me) {
   LONG r = InterlockedDecrement(&((Obj *)me)->ref);
-  if (r == 0) CoTaskMemFree(me);
+  if (r == 0) {
+    CoTaskMemFree(me);
+    if (InterlockedDecrement(&live) == 0) last_object_gone();
+  }
   return r;
 }
 static HRESULT WINAPI o_tic(IDispatch *me, UINT *n) { (void)me; *n = 0; return S_OK; }
@@ -169,8 +183,39 @@ static HRESULT WINAPI f_lock(IClassFactory *me, BOOL lock) { (void)me; (void)loc
 static IClassFactoryVtbl factory_vtbl = { f_qi, f_addref, f_release, f_create, f_lock };
 static IClassFactory factory = { &factory_vtbl };
 
-__declspec(dllexport) HRESULT WINAPI DllGetClassObject(REFCLSID clsid, REFIID riid, void **out) {
-  (void)clsid;
-  return IClassFactory_QueryInterface(&factory, riid, out);
+/* The CLSID tests/tests/windows.rs registers. */
+static const CLSID CLSID_TestOutlook = {0x6d41a0c5, 0x3e0b, 0x4c57, {0x9e, 0x33, 0x7a, 0x1f, 0x2b, 0x4c, 0x9d, 0x10}};
+static DWORD cookie;
+
+static void last_object_gone(void) {
+  /* No new clients for this process: revoke first, then leave the loop. */
+  if (cookie) CoRevokeClassObject(cookie);
+  cookie = 0;
+  PostQuitMessage(0);
 }
-__declspec(dllexport) HRESULT WINAPI DllCanUnloadNow(void) { return S_FALSE; }
+
+int wmain(int argc, wchar_t **argv) {
+  wchar_t args[512] = L"";
+  MSG msg;
+  for (int i = 1; i < argc; i++) {
+    if (i > 1) wcsncat(args, L" ", 511 - wcslen(args));
+    wcsncat(args, argv[i], 511 - wcslen(args));
+  }
+  log_line("server started", args);
+  if (FAILED(CoInitializeEx(NULL, COINIT_APARTMENTTHREADED))) return 2;
+  if (FAILED(CoRegisterClassObject(&CLSID_TestOutlook, (IUnknown *)&factory, CLSCTX_LOCAL_SERVER,
+                                   REGCLS_MULTIPLEUSE, &cookie))) {
+    log_line("server: CoRegisterClassObject failed", NULL);
+    CoUninitialize();
+    return 3;
+  }
+  /* A client that never comes (or dies) does not keep the server forever. */
+  SetTimer(NULL, 0, 60000, NULL);
+  while (GetMessageW(&msg, NULL, 0, 0) > 0) {
+    if (msg.message == WM_TIMER && live == 0) break;
+    DispatchMessageW(&msg);
+  }
+  if (cookie) CoRevokeClassObject(cookie);
+  CoUninitialize();
+  return 0;
+}

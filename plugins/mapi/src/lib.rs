@@ -9,16 +9,24 @@
 //!   To/Cc/Bcc, subject, the text body (HTML converted to text: Simple MAPI has
 //!   no HTML), attachments as temporary files removed afterwards; `compose`
 //!   shows the client's modal window (`MAPI_DIALOG`), `send` does not.
-//! * **mapi-full** (Extended MAPI: HTML body, modeless window) is detected and
-//!   reported by `check`, but not offered: this version sends through Simple
-//!   MAPI only, so the probe offers `mapi-simple` and the policy skips
-//!   `mapi-full` with that reason.
+//! * **mapi-full**, offered where the client has Extended MAPI (`DLLPathEx`
+//!   with `MAPILogonEx`, e.g. Outlook) as well as Simple MAPI: `compose`
+//!   opens the client's **modeless** window (`MAPISendMailW` with
+//!   `MAPI_DIALOG_MODELESS`, Outlook 2013 and later; other clients show their
+//!   modal one), whose attachment files stay until a start a day later. The
+//!   body is text (Simple MAPI). Sending through Extended MAPI (Outbox, HTML)
+//!   is not built: a `mapi-full` send is refused as unsupported, so the next
+//!   mode (`mapi-simple`) sends. The host's extension `mode` tells the
+//!   transport which of the two modes it was opened for.
+//! * **A 32-bit client** under a 64-bit mailhost: each call runs in the
+//!   32-bit helper `mailhost-mapi32.exe` beside this DLL ([`helper`]).
 //! * On other OSes the plugin loads, and its probe answers "requires Windows".
 //!
 //! Every OS call is behind a seam ([`simple::SendMail`] here,
 //! [`mailhost_winmail::Registry`] and [`mailhost_winmail::Exports`]), so the
 //! mapping is unit-tested on every OS.
 
+pub mod helper;
 pub mod simple;
 pub mod transport;
 #[cfg(windows)]
@@ -45,7 +53,7 @@ impl Plugin for Mapi {
 
     fn manifest() -> Manifest {
         Manifest::new("mapi", env!("CARGO_PKG_VERSION"))
-            .description("hands messages to the default mail client through MAPI on Windows (Simple MAPI; Extended MAPI detected)")
+            .description("hands messages to the default mail client through Simple MAPI on Windows (mapi-simple; mapi-full composes in the modeless window of a client with Extended MAPI; a 32-bit client through the 32-bit helper)")
             .capabilities(Capabilities::SEND | Capabilities::COMPOSE | Capabilities::CHECK)
             .modes(&["mapi-full", "mapi-simple"])
             .settings_schema(&settings::schema_for::<MapiConfig>())
@@ -56,11 +64,22 @@ impl Plugin for Mapi {
         probe_now()
     }
 
-    fn open(settings_json: &str, _host: Host) -> Result<MapiTransport, PluginError> {
+    fn open(settings_json: &str, host: Host) -> Result<MapiTransport, PluginError> {
         let _: MapiConfig = serde_json::from_str(settings_json)
             .map_err(|e| PluginError::config(format!("mapi settings are invalid: {e}")))?;
-        open_now()
+        Ok(open_now()?.full(opened_for(&host).as_deref() == Some("mapi-full")))
     }
+}
+
+/// The mode the host opened this transport for (its extension `mode`), or
+/// `None` from a host without it (then the transport serves `mapi-simple`).
+pub fn opened_for(host: &Host) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Mode {
+        mode: Option<String>,
+    }
+    let json = host.extension("mode", "").ok()?;
+    serde_json::from_str::<Mode>(&json).ok()?.mode
 }
 
 #[cfg(not(windows))]
@@ -78,7 +97,7 @@ fn open_now() -> Result<MapiTransport, PluginError> {
 #[cfg(windows)]
 fn probe_now() -> Probe {
     match win::detect() {
-        Ok(d) => Probe::available(d.level),
+        Ok(d) => Probe::available(d.level.name()),
         Err(reason) => Probe::unavailable(&reason),
     }
 }
@@ -89,7 +108,11 @@ fn open_now() -> Result<MapiTransport, PluginError> {
     let temp = std::env::temp_dir();
     // Attachment folders a crash or a modeless window left behind a day ago.
     mailhost_winmail::files::cleanup_stale(&temp, std::time::Duration::from_secs(24 * 3600));
-    Ok(MapiTransport::new(d.detected, Box::new(win::Mapi32), temp))
+    let mailer: Box<dyn simple::SendMail> = match d.helper {
+        Some(program) => Box::new(helper::Helper32::new(program, &d.detected.client)),
+        None => Box::new(win::Mapi32),
+    };
+    Ok(MapiTransport::new(d.detected, mailer, temp))
 }
 
 mailhost_plugin_api::export_plugin!(Mapi);
@@ -109,6 +132,12 @@ mod tests {
         assert!(m.capabilities.contains(Capabilities::COMPOSE));
         let schema: serde_json::Value = serde_json::from_str(m.settings_schema.as_str()).unwrap();
         assert_eq!(schema["additionalProperties"], false);
+    }
+
+    #[test]
+    fn a_host_without_the_mode_extension_opens_mapi_simple() {
+        let host = mailhost_plugin_api::testing::TestHost::new();
+        assert_eq!(opened_for(&host.host()), None);
     }
 
     #[cfg(not(windows))]

@@ -1,102 +1,62 @@
 //! Simple MAPI (`MAPISendMailW`) without the OS: the message as the fields of
 //! a `MapiMessageW`, the flags, and the `MAPI_E_*` codes as error classes.
-//! `crate::win` turns a [`SimpleMessage`] into the real structures.
-
-use std::path::PathBuf;
+//! `mailhost_mapi_helper32::win` turns a [`SimpleMessage`] into the real
+//! structures, in process or in the 32-bit helper; [`route`] decides which.
 
 use mailhost_plugin_api::{OutgoingMessage, PluginError};
-use mailhost_winmail::{html_to_text, AttachmentFiles};
+use mailhost_winmail::{html_to_text, AttachmentFiles, Bitness};
 
-/// `MAPI_LOGON_UI`: the client may ask which profile or account to use.
-pub const MAPI_LOGON_UI: u32 = 0x1;
-/// `MAPI_DIALOG`: show the message in the client's (modal) compose window.
-pub const MAPI_DIALOG: u32 = 0x8;
-
-/// Recipient classes (`ulRecipClass`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum RecipClass {
-    To = 1,
-    Cc = 2,
-    Bcc = 3,
-}
-
-/// One `MapiRecipDescW`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    pub class: RecipClass,
-    /// `lpszName`: the display name, or the address when there is none.
-    pub name: String,
-    /// `lpszAddress`: `SMTP:local@domain` (resolved by the client without its address book).
-    pub address: String,
-}
-
-/// One `MapiFileDescW`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct File {
-    /// `lpszPathName`: the temporary file.
-    pub path: PathBuf,
-    /// `lpszFileName`: the name the recipient sees.
-    pub name: String,
-}
-
-/// The fields of one `MapiMessageW`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimpleMessage {
-    pub subject: String,
-    /// `lpszNoteText`: plain text only (HTML converted), CRLF line ends.
-    pub body: String,
-    pub recipients: Vec<Recipient>,
-    pub files: Vec<File>,
-}
+pub use mailhost_mapi_helper32::{
+    code_name, File, RecipClass, Recipient, SimpleMessage, MAPI_DIALOG, MAPI_DIALOG_MODELESS,
+    MAPI_LOGON_UI,
+};
 
 fn crlf(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\n', "\r\n")
 }
 
-impl SimpleMessage {
-    /// `message` as Simple MAPI carries it: recipients by class, the text body
-    /// (or the HTML body as text: Simple MAPI has no HTML), the attachments
-    /// already written to `files`.
-    pub fn from_outgoing(message: &OutgoingMessage, files: &AttachmentFiles) -> Self {
-        let p = &message.parts;
-        let mut recipients = Vec::new();
-        for (class, list) in [
-            (RecipClass::To, &p.to),
-            (RecipClass::Cc, &p.cc),
-            (RecipClass::Bcc, &p.bcc),
-        ] {
-            for m in list.iter() {
-                let name = if m.name.is_empty() {
-                    m.email.to_string()
-                } else {
-                    m.name.to_string()
-                };
-                recipients.push(Recipient {
-                    class,
-                    name,
-                    address: format!("SMTP:{}", m.email),
-                });
-            }
+/// `message` as Simple MAPI carries it: recipients by class, the text body
+/// (or the HTML body as text: Simple MAPI has no HTML), the attachments
+/// already written to `files`. The one mapping for both routes (in process
+/// and through the 32-bit helper).
+pub fn from_outgoing(message: &OutgoingMessage, files: &AttachmentFiles) -> SimpleMessage {
+    let p = &message.parts;
+    let mut recipients = Vec::new();
+    for (class, list) in [
+        (RecipClass::To, &p.to),
+        (RecipClass::Cc, &p.cc),
+        (RecipClass::Bcc, &p.bcc),
+    ] {
+        for m in list.iter() {
+            let name = if m.name.is_empty() {
+                m.email.to_string()
+            } else {
+                m.name.to_string()
+            };
+            recipients.push(Recipient {
+                class,
+                name,
+                address: format!("SMTP:{}", m.email),
+            });
         }
-        let body = match (p.text.as_ref().into_option(), p.html.as_ref().into_option()) {
-            (Some(text), _) => crlf(text.as_str()),
-            (None, Some(html)) => html_to_text(html.as_str()),
-            (None, None) => String::new(),
-        };
-        SimpleMessage {
-            subject: p.subject.to_string(),
-            body,
-            recipients,
-            files: files
-                .files()
-                .iter()
-                .map(|(path, name)| File {
-                    path: path.clone(),
-                    name: name.clone(),
-                })
-                .collect(),
-        }
+    }
+    let body = match (p.text.as_ref().into_option(), p.html.as_ref().into_option()) {
+        (Some(text), _) => crlf(text.as_str()),
+        (None, Some(html)) => html_to_text(html.as_str()),
+        (None, None) => String::new(),
+    };
+    SimpleMessage {
+        subject: p.subject.to_string(),
+        body,
+        recipients,
+        files: files
+            .files()
+            .iter()
+            .map(|(path, name)| File {
+                path: path.clone(),
+                name: name.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -110,43 +70,41 @@ pub fn flags(compose: bool) -> u32 {
     }
 }
 
+/// The flags for a `mapi-full` compose: the client's modeless window
+/// (`MAPI_DIALOG_MODELESS`; session 0, as it requires).
+pub fn modeless_flags() -> u32 {
+    MAPI_LOGON_UI | MAPI_DIALOG_MODELESS
+}
+
 /// The OS seam: hands a message to `MAPISendMailW` and returns its code.
 /// `Err` when Simple MAPI itself cannot be reached (no `mapi32.dll`).
 pub trait SendMail: Send + Sync {
     fn send_mail(&self, message: &SimpleMessage, flags: u32) -> Result<u32, PluginError>;
 }
 
-/// The name of a `MAPISendMailW` return code.
-pub fn code_name(code: u32) -> &'static str {
-    match code {
-        0 => "SUCCESS_SUCCESS",
-        1 => "MAPI_E_USER_ABORT",
-        2 => "MAPI_E_FAILURE",
-        3 => "MAPI_E_LOGIN_FAILURE",
-        4 => "MAPI_E_DISK_FULL",
-        5 => "MAPI_E_INSUFFICIENT_MEMORY",
-        6 => "MAPI_E_ACCESS_DENIED",
-        8 => "MAPI_E_TOO_MANY_SESSIONS",
-        9 => "MAPI_E_TOO_MANY_FILES",
-        10 => "MAPI_E_TOO_MANY_RECIPIENTS",
-        11 => "MAPI_E_ATTACHMENT_NOT_FOUND",
-        12 => "MAPI_E_ATTACHMENT_OPEN_FAILURE",
-        13 => "MAPI_E_ATTACHMENT_WRITE_FAILURE",
-        14 => "MAPI_E_UNKNOWN_RECIPIENT",
-        15 => "MAPI_E_BAD_RECIPTYPE",
-        17 => "MAPI_E_INVALID_MESSAGE",
-        18 => "MAPI_E_TEXT_TOO_LARGE",
-        19 => "MAPI_E_INVALID_SESSION",
-        20 => "MAPI_E_TYPE_NOT_SUPPORTED",
-        21 => "MAPI_E_AMBIGUOUS_RECIPIENT",
-        22 => "MAPI_E_MESSAGE_IN_USE",
-        23 => "MAPI_E_NETWORK_FAILURE",
-        24 => "MAPI_E_INVALID_EDITFIELDS",
-        25 => "MAPI_E_INVALID_RECIPS",
-        26 => "MAPI_E_NOT_SUPPORTED",
-        27 => "MAPI_E_UNICODE_NOT_SUPPORTED",
-        28 => "MAPI_E_ATTACHMENT_TOO_LARGE",
-        _ => "an unknown MAPI code",
+/// Where the `MAPISendMailW` call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// In this process: the client's DLL has its bitness.
+    InProcess,
+    /// In the 32-bit helper process (`mailhost-mapi32.exe`): the client's DLL
+    /// is 32-bit and this process 64-bit.
+    Helper32,
+}
+
+/// The route for a client whose Simple MAPI DLL has `dll`'s bitness, from a
+/// process that is 64-bit or not. Simple MAPI loads the client's DLL into the
+/// calling process, so the bitness must match; a 64-bit process reaches a
+/// 32-bit client through the helper. `Err`: no route (a 64-bit client for a
+/// 32-bit mailhost).
+pub fn route(host_64bit: bool, dll: Bitness) -> Result<Route, String> {
+    match (host_64bit, dll) {
+        (true, Bitness::Bits64) | (false, Bitness::Bits32) => Ok(Route::InProcess),
+        (true, Bitness::Bits32) => Ok(Route::Helper32),
+        (false, Bitness::Bits64) => Err(
+            "its Simple MAPI DLL is 64-bit and this mailhost is 32-bit; use the 64-bit mailhost"
+                .to_string(),
+        ),
     }
 }
 
@@ -231,7 +189,7 @@ mod tests {
     #[test]
     fn recipients_keep_their_class_and_go_by_smtp_address() {
         let m = message(Some("hi"), None);
-        let s = SimpleMessage::from_outgoing(
+        let s = from_outgoing(
             &m,
             &AttachmentFiles::write(std::path::Path::new("/nonexistent"), &[]).unwrap(),
         );
@@ -261,14 +219,14 @@ mod tests {
     #[test]
     fn text_wins_html_becomes_text_and_lines_end_in_crlf() {
         let none = AttachmentFiles::write(std::path::Path::new("/nonexistent"), &[]).unwrap();
-        let s = SimpleMessage::from_outgoing(&message(Some("a\nb"), Some("<p>x</p>")), &none);
+        let s = from_outgoing(&message(Some("a\nb"), Some("<p>x</p>")), &none);
         assert_eq!(s.body, "a\r\nb");
-        let s = SimpleMessage::from_outgoing(
+        let s = from_outgoing(
             &message(None, Some("<p>Hallo</p><p>Welt &amp; mehr</p>")),
             &none,
         );
         assert_eq!(s.body, "Hallo\r\n\r\nWelt & mehr");
-        let s = SimpleMessage::from_outgoing(&message(None, None), &none);
+        let s = from_outgoing(&message(None, None), &none);
         assert_eq!(s.body, "");
     }
 
@@ -277,7 +235,7 @@ mod tests {
         let base = tempfile_dir();
         let m = message(Some("x"), None);
         let files = AttachmentFiles::write(&base, m.parts.attachments.as_slice()).unwrap();
-        let s = SimpleMessage::from_outgoing(&m, &files);
+        let s = from_outgoing(&m, &files);
         assert_eq!(s.files.len(), 1);
         assert_eq!(s.files[0].name, "Rechnung 1.pdf");
         assert_eq!(std::fs::read(&s.files[0].path).unwrap(), b"%PDF-1.4");
@@ -287,7 +245,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(base);
     }
 
-    fn tempfile_dir() -> PathBuf {
+    fn tempfile_dir() -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("mailhost-mapi-test-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -297,6 +255,16 @@ mod tests {
     fn compose_shows_the_dialog_send_does_not() {
         assert_eq!(flags(true), MAPI_LOGON_UI | MAPI_DIALOG);
         assert_eq!(flags(false) & MAPI_DIALOG, 0);
+    }
+
+    #[test]
+    fn the_route_follows_the_bitness_of_the_client_and_the_host() {
+        assert_eq!(route(true, Bitness::Bits64), Ok(Route::InProcess));
+        assert_eq!(route(true, Bitness::Bits32), Ok(Route::Helper32));
+        assert_eq!(route(false, Bitness::Bits32), Ok(Route::InProcess));
+        assert!(route(false, Bitness::Bits64)
+            .unwrap_err()
+            .contains("use the 64-bit mailhost"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use mailhost_plugin_api::{
 };
 use mailhost_winmail::AttachmentFiles;
 
-use crate::simple::{flags, map_error, SendMail, SimpleMessage};
+use crate::simple::{flags, from_outgoing, map_error, modeless_flags, SendMail};
 
 /// What detection found, for `check` and error messages.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct MapiTransport {
     detected: Detected,
     mailer: Box<dyn SendMail>,
     temp: PathBuf,
+    /// Opened for mode `mapi-full`: compose in the modeless window; no send.
+    full: bool,
 }
 
 impl std::fmt::Debug for MapiTransport {
@@ -42,12 +44,27 @@ impl MapiTransport {
             detected,
             mailer,
             temp,
+            full: false,
         }
     }
 
+    /// This transport serves mode `mapi-full`: a compose opens the client's
+    /// modeless window (`MAPI_DIALOG_MODELESS`), whose attachments stay until
+    /// a later start; a send is refused (Extended MAPI sending is not built).
+    pub fn full(mut self, full: bool) -> Self {
+        self.full = full;
+        self
+    }
+
     fn hand_over(&self, message: &OutgoingMessage, compose: bool) -> Result<(), PluginError> {
+        if self.full && !compose {
+            return Err(PluginError::unsupported(format!(
+                "mapi-full: sending through Extended MAPI (Outbox, HTML body) is not built; mode mapi-simple sends through the mail client `{}` (text body)",
+                self.detected.client
+            )));
+        }
         let files = AttachmentFiles::write(&self.temp, message.parts.attachments.as_slice())?;
-        let simple = SimpleMessage::from_outgoing(message, &files);
+        let simple = from_outgoing(message, &files);
         if simple.recipients.is_empty() && !compose {
             return Err(PluginError::permanent(
                 "mapi-simple: the message has no recipient; add one with --to, --cc or --bcc",
@@ -60,10 +77,23 @@ impl MapiTransport {
             compose,
             "handing the message to MAPISendMailW"
         );
+        let modeless = compose && self.full;
+        let flags = if modeless {
+            modeless_flags()
+        } else {
+            flags(compose)
+        };
         // The call is synchronous (the modal dialog too): the client has read
-        // the attachment files when it returns, and `files` removes them.
-        match self.mailer.send_mail(&simple, flags(compose))? {
-            0 => Ok(()),
+        // the attachment files when it returns, and `files` removes them. A
+        // modeless window reads them later: they stay, and a start a day
+        // later removes them (`files::cleanup_stale`).
+        match self.mailer.send_mail(&simple, flags)? {
+            0 => {
+                if modeless {
+                    files.keep();
+                }
+                Ok(())
+            }
             code => Err(map_error(code, &self.detected.client, &simple)),
         }
     }
@@ -87,10 +117,15 @@ impl TransportImpl for MapiTransport {
 
     fn compose(&self, message: &OutgoingMessage) -> Result<ComposeOutcome, PluginError> {
         self.hand_over(message, true)?;
+        let window = if self.full {
+            "its modeless window, MAPI_DIALOG_MODELESS"
+        } else {
+            "Simple MAPI"
+        };
         Ok(ComposeOutcome::new(
             ComposeKind::SHOWN_IN_CLIENT,
             &format!(
-                "shown in the mail client `{}` (Simple MAPI); it is sent or saved from there",
+                "shown in the mail client `{}` ({window}); it is sent or saved from there",
                 self.detected.client
             ),
         ))
@@ -108,6 +143,7 @@ impl TransportImpl for MapiTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simple::SimpleMessage;
     use mailhost_plugin_api::{Attachment, ErrorClass, Mailbox, MessageParts};
     use std::sync::{Arc, Mutex};
 
@@ -225,6 +261,49 @@ mod tests {
             e.message()
         );
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn mapi_full_composes_modeless_and_keeps_the_files_for_the_window() {
+        let dir = temp("modeless");
+        let (t, seen) = transport(0, &dir);
+        let t = t.full(true);
+        let o = t.compose(&message(&["a@example.com"])).unwrap();
+        assert!(o.message.contains("MAPI_DIALOG_MODELESS"), "{}", o.message);
+        let flags = seen.lock().unwrap()[0].1;
+        assert_eq!(flags, crate::simple::MAPI_LOGON_UI | 0x4 | 0x8);
+        // The window reads the attachment later: it stays, until a cleanup.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        assert_eq!(
+            mailhost_winmail::files::cleanup_stale(&dir, std::time::Duration::ZERO),
+            1
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_refused_modeless_compose_removes_the_files() {
+        let dir = temp("modeless-abort");
+        let (t, _) = transport(1, &dir);
+        let e = t.full(true).compose(&message(&[])).unwrap_err();
+        assert!(e.message().contains("the user cancelled"));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn mapi_full_refuses_to_send_so_the_next_mode_is_tried() {
+        let dir = temp("full-send");
+        let (t, seen) = transport(0, &dir);
+        let e = t.full(true).send(&message(&["a@example.com"])).unwrap_err();
+        assert_eq!(e.class, ErrorClass::UNSUPPORTED);
+        assert!(
+            e.message().contains("mode mapi-simple sends"),
+            "{}",
+            e.message()
+        );
+        assert!(seen.lock().unwrap().is_empty());
         let _ = std::fs::remove_dir_all(dir);
     }
 

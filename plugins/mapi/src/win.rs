@@ -1,27 +1,39 @@
 //! The Windows side: detection with the real registry and DLL files, and
 //! `MAPISendMailW` from `mapi32.dll`, loaded at run time.
 
-use mailhost_plugin_api::PluginError;
-use mailhost_winmail::win::{on_sta_thread, wide};
-use mailhost_winmail::{mapi_level, Exports, MapiLevel, PeExports, WinRegistry};
-use windows::core::{s, PCWSTR, PWSTR};
-use windows::Win32::System::LibraryLoader::{GetProcAddress, LoadLibraryW};
-use windows::Win32::System::Mapi::{MapiFileDescW, MapiMessageW, MapiRecipDescW};
+use std::path::PathBuf;
 
-use crate::simple::{SendMail, SimpleMessage};
+use mailhost_mapi_helper32::win::send_mail_w;
+use mailhost_mapi_helper32::FailureClass;
+use mailhost_plugin_api::PluginError;
+use mailhost_winmail::win::on_sta_thread;
+use mailhost_winmail::{dll_bitness, mapi_level, Exports, MapiLevel, PeExports, WinRegistry};
+use windows::core::PCWSTR;
+use windows::Win32::Foundation::HMODULE;
+use windows::Win32::System::LibraryLoader::{
+    GetModuleFileNameW, GetModuleHandleExW, GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS,
+    GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+};
+
+use crate::helper::{helper_path, missing};
+use crate::simple::{route, Route, SendMail, SimpleMessage};
 use crate::transport::Detected;
 
 /// What the probe and `open` found.
 #[derive(Debug)]
 pub struct Detection {
-    /// The probe's level: `simple` (offers `mapi-simple`).
-    pub level: &'static str,
+    /// The probe's level: `full` (offers `mapi-full` and `mapi-simple`) or
+    /// `simple` (offers `mapi-simple`).
+    pub level: MapiLevel,
     pub detected: Detected,
+    /// The 32-bit helper, when the calls go through it.
+    pub helper: Option<PathBuf>,
 }
 
 /// The default mail client and what this version can do with it.
 pub fn detect() -> Result<Detection, String> {
-    let exports = PeExports::default();
+    // A 32-bit client's DLL counts: a 64-bit mailhost reaches it through the helper.
+    let exports = PeExports::with_helper32();
     let (client, level) = mapi_level(&WinRegistry, &exports)?;
     let mut findings = vec![format!(
         "default mail client `{}` ({})",
@@ -36,7 +48,7 @@ pub fn detect() -> Result<Detection, String> {
     }
     if level == MapiLevel::Full {
         findings.push(
-            "Extended MAPI is offered; this version sends through Simple MAPI, so mapi-full is not offered"
+            "Extended MAPI is offered: mode mapi-full composes in the client's modeless window (MAPI_DIALOG_MODELESS); a mapi-full send is refused (Extended MAPI sending is not built) and mapi-simple sends"
                 .to_string(),
         );
         let simple = client
@@ -55,102 +67,79 @@ pub fn detect() -> Result<Detection, String> {
             ));
         }
     }
+    let dll = client.dll_path.as_deref().unwrap_or_default();
+    let bits = dll_bitness(dll).map_err(|e| format!("its DLLPath {dll}: {e}"))?;
+    let helper = match route(cfg!(target_pointer_width = "64"), bits)
+        .map_err(|e| format!("the default mail client `{}`: {e}", client.name))?
+    {
+        Route::InProcess => None,
+        Route::Helper32 => {
+            let program = helper_path(&plugin_dir()?);
+            if !program.is_file() {
+                return Err(missing(&client.name, &program));
+            }
+            findings.push(format!(
+                "its Simple MAPI DLL is 32-bit and mailhost 64-bit: calls go through the 32-bit helper {}",
+                program.display()
+            ));
+            Some(program)
+        }
+    };
     Ok(Detection {
-        level: "simple",
+        level,
         detected: Detected {
             client: client.name,
             findings,
         },
+        helper,
     })
 }
 
-/// `MAPISendMailW(lhSession, ulUIParam, lpMessage, flFlags, ulReserved)`.
-type SendMailW = unsafe extern "system" fn(usize, usize, *const MapiMessageW, u32, u32) -> u32;
+/// The directory of this plugin's DLL (where the 32-bit helper is installed).
+fn plugin_dir() -> Result<PathBuf, String> {
+    let mut module = HMODULE::default();
+    // Any function of this DLL names the module it is in.
+    let here = plugin_dir as *const () as *const u16;
+    // SAFETY: FROM_ADDRESS takes an address inside a module; the handle is not
+    // reference-counted (UNCHANGED_REFCOUNT) and this DLL stays loaded.
+    unsafe {
+        GetModuleHandleExW(
+            GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+            PCWSTR(here),
+            &mut module,
+        )
+    }
+    .map_err(|e| format!("cannot find the mapi plugin's own DLL: {e}"))?;
+    let mut buf = vec![0u16; 32_768];
+    // SAFETY: a loaded module and a buffer of the size passed.
+    let n = unsafe { GetModuleFileNameW(Some(module), &mut buf) } as usize;
+    if n == 0 || n >= buf.len() {
+        return Err("cannot read the mapi plugin's own file name".to_string());
+    }
+    let dll = PathBuf::from(String::from_utf16_lossy(&buf[..n]));
+    dll.parent()
+        .map(|d| d.to_path_buf())
+        .ok_or_else(|| format!("the mapi plugin's file {} has no directory", dll.display()))
+}
 
-/// Simple MAPI through the system's `mapi32.dll` stub, which forwards to the
-/// default mail client (as Wine's does).
+/// Simple MAPI through the system's `mapi32.dll` stub, in this process.
 #[derive(Debug, Clone, Copy)]
 pub struct Mapi32;
-
-fn pwstr(buf: &[u16]) -> PWSTR {
-    PWSTR(buf.as_ptr().cast_mut())
-}
-
-fn call(m: &SimpleMessage, flags: u32) -> Result<u32, PluginError> {
-    let dll = wide("mapi32.dll");
-    // SAFETY: a NUL-terminated name; the library stays loaded (a mail client
-    // may keep threads of its own running in it).
-    let lib = unsafe { LoadLibraryW(PCWSTR(dll.as_ptr())) }.map_err(|e| {
-        PluginError::unavailable(format!(
-            "mapi-simple: cannot load mapi32.dll: {e}; install a mail client and make it the default"
-        ))
-    })?;
-    // SAFETY: `lib` is a loaded module; the name is a NUL-terminated literal.
-    let proc = unsafe { GetProcAddress(lib, s!("MAPISendMailW")) }.ok_or_else(|| {
-        PluginError::unsupported(
-            "mapi-simple: mapi32.dll has no MAPISendMailW (Windows older than 8?); choose another mode",
-        )
-    })?;
-    // SAFETY: MAPISendMailW has this signature (mapi.h, LPMAPISENDMAILW).
-    let send: SendMailW = unsafe { std::mem::transmute(proc) };
-
-    let subject = wide(&m.subject);
-    let body = wide(&m.body);
-    let names: Vec<Vec<u16>> = m.recipients.iter().map(|r| wide(&r.name)).collect();
-    let addresses: Vec<Vec<u16>> = m.recipients.iter().map(|r| wide(&r.address)).collect();
-    let mut recips: Vec<MapiRecipDescW> = m
-        .recipients
-        .iter()
-        .enumerate()
-        .map(|(i, r)| MapiRecipDescW {
-            ulRecipClass: r.class as u32,
-            lpszName: pwstr(&names[i]),
-            lpszAddress: pwstr(&addresses[i]),
-            ..Default::default()
-        })
-        .collect();
-    let paths: Vec<Vec<u16>> = m
-        .files
-        .iter()
-        .map(|f| wide(&f.path.to_string_lossy()))
-        .collect();
-    let file_names: Vec<Vec<u16>> = m.files.iter().map(|f| wide(&f.name)).collect();
-    let mut files: Vec<MapiFileDescW> = (0..m.files.len())
-        .map(|i| MapiFileDescW {
-            // -1: not placed inside the body text.
-            nPosition: u32::MAX,
-            lpszPathName: pwstr(&paths[i]),
-            lpszFileName: pwstr(&file_names[i]),
-            ..Default::default()
-        })
-        .collect();
-    let message = MapiMessageW {
-        lpszSubject: pwstr(&subject),
-        lpszNoteText: pwstr(&body),
-        nRecipCount: recips.len() as u32,
-        lpRecips: if recips.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            recips.as_mut_ptr()
-        },
-        nFileCount: files.len() as u32,
-        lpFiles: if files.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            files.as_mut_ptr()
-        },
-        ..Default::default()
-    };
-    // SAFETY: every pointer in `message` points into the buffers above, which
-    // outlive the call; session 0 and no parent window.
-    Ok(unsafe { send(0, 0, &message, flags, 0) })
-}
 
 impl SendMail for Mapi32 {
     fn send_mail(&self, m: &SimpleMessage, flags: u32) -> Result<u32, PluginError> {
         // A thread of its own in a single-threaded apartment: what mail
         // clients (and their dialogs) expect, whatever the host's thread is.
         let m = m.clone();
-        on_sta_thread("mapi-simple", move || call(&m, flags))
+        on_sta_thread("mapi-simple", move || {
+            send_mail_w(&m, flags, 0).map_err(|f| {
+                let text = format!("mapi-simple: {}", f.message);
+                match f.class {
+                    FailureClass::Unavailable => PluginError::unavailable(text),
+                    FailureClass::Unsupported => PluginError::unsupported(text),
+                    FailureClass::Permanent => PluginError::permanent(text),
+                }
+            })
+        })
     }
 }

@@ -166,8 +166,9 @@ fn application() -> Result<WinDispatch, ComError> {
     // SAFETY: a NUL-terminated ProgID.
     let clsid = unsafe { CLSIDFromProgID(PCWSTR(progid.as_ptr())) }
         .map_err(|e| fail("CLSIDFromProgID(Outlook.Application)", e))?;
-    // Outlook registers a local (out-of-process) server; an in-process
-    // registration (the Wine test double) is taken where it is the one offered.
+    // Outlook registers a local (out-of-process) server (as the Wine test
+    // double does); an in-process registration is taken where it is the one
+    // offered, as VBScript's CreateObject would.
     // SAFETY: a CLSID from the registry.
     let object: IDispatch =
         unsafe { CoCreateInstance(&clsid, None, CLSCTX_LOCAL_SERVER | CLSCTX_INPROC_SERVER) }

@@ -19,7 +19,7 @@ pub use detect::{
     default_mail_client, mapi_level, new_outlook, outlook, MailClient, MapiLevel, Outlook,
 };
 pub use files::AttachmentFiles;
-pub use pe::PeExports;
+pub use pe::{dll_bitness, Bitness, PeExports};
 pub use registry::{Hive, MapRegistry, Registry, View};
 pub use text::html_to_text;
 #[cfg(windows)]
