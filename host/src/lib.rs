@@ -17,6 +17,7 @@ pub mod engine;
 pub mod limits;
 pub mod live;
 pub mod loader;
+pub mod memory;
 pub mod message;
 pub mod outbox;
 pub mod policy;

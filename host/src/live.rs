@@ -35,6 +35,8 @@ impl LiveEngine {
 
     /// Puts `engine` in place; returns the one it replaces.
     pub fn set(&self, engine: Arc<Engine>) -> Arc<Engine> {
+        // Its config was checked before it got here.
+        engine.plugins().forget_validators();
         let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
         std::mem::replace(&mut *cur, engine)
     }

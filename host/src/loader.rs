@@ -12,7 +12,7 @@ mod check;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use crate::checked;
 
@@ -132,7 +132,9 @@ pub struct LoadedPlugin {
     schema: Arc<serde_json::Value>,
     /// The schema compiled, at load when this host has not seen it valid
     /// before ([`crate::checked`]), else when first needed.
-    validator: Arc<OnceLock<Result<jsonschema::Validator, String>>>,
+    /// Dropped again by [`PluginSet::forget_validators`] once a long-running
+    /// process has checked its config (a compiled schema holds megabytes).
+    validator: Arc<Mutex<Option<Arc<jsonschema::Validator>>>>,
     /// [`Manifest::sends_mime_only`].
     mime_only: bool,
 }
@@ -190,18 +192,19 @@ impl LoadedPlugin {
 
     /// The schema compiled with format validation on ([`compile_schema`]);
     /// compiled on first use when the load did not need to.
-    pub fn validator(&self) -> Result<&jsonschema::Validator, String> {
-        self.validator
-            .get_or_init(|| {
-                compile_schema(&self.schema).map_err(|e| {
-                    format!(
-                        "plugin `{}` has an invalid settings JSON Schema: {e}",
-                        self.manifest.name
-                    )
-                })
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+    pub fn validator(&self) -> Result<Arc<jsonschema::Validator>, String> {
+        let mut slot = self.validator.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(compile_schema(&self.schema).map_err(|e| {
+            format!(
+                "plugin `{}` has an invalid settings JSON Schema: {e}",
+                self.manifest.name
+            )
+        })?);
+        *slot = Some(v.clone());
+        Ok(v)
     }
 
     /// Whether these settings (JSON text) were found valid against this
@@ -362,6 +365,16 @@ impl PluginSet {
 
     pub fn names(&self) -> Vec<&str> {
         self.plugins.iter().map(|p| p.name()).collect()
+    }
+
+    /// Drops every compiled settings schema (compiled again when a config is
+    /// next checked) and hands the freed heap back to the system: what a
+    /// long-running process does once its config is checked.
+    pub fn forget_validators(&self) {
+        for p in &self.plugins {
+            *p.validator.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        crate::memory::release_free_memory();
     }
 }
 
@@ -586,10 +599,7 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
         manifest,
         module,
         schema: Arc::new(schema),
-        validator: Arc::new(match validator {
-            Some(v) => OnceLock::from(Ok(v)),
-            None => OnceLock::new(),
-        }),
+        validator: Arc::new(Mutex::new(validator.map(Arc::new))),
     })
 }
 

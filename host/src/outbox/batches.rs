@@ -200,7 +200,8 @@ macro_rules! impl_batch_store {
                             .push_bind(now)
                             .push_bind(&id);
                     });
-                    qb.build().execute(&mut *tx).await.map_err(q)?;
+                    // Not kept prepared: its text changes with the chunk's size.
+                    qb.build().persistent(false).execute(&mut *tx).await.map_err(q)?;
                 }
                 tx.commit().await.map_err(q)?;
                 Ok(Enqueued { id, duplicate: false })

@@ -230,8 +230,11 @@ macro_rules! impl_store {
                             .push_bind(now);
                     });
                     qb.push(" ON CONFLICT (idem_scope, idempotency_key) DO NOTHING RETURNING id");
+                    // Not kept prepared: its text changes with the group's size, and
+                    // each connection would cache a statement per size.
                     let rows: Vec<(String,)> = qb
                         .build_query_as()
+                        .persistent(false)
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(q)?;
@@ -410,7 +413,7 @@ macro_rules! impl_store {
                          RETURNING outbox_messages.id, outbox_messages.attempts_count",
                     );
                     let rows: Vec<(String, i64)> =
-                        qb.build_query_as().fetch_all(&mut *tx).await.map_err(q)?;
+                        qb.build_query_as().persistent(false).fetch_all(&mut *tx).await.map_err(q)?;
                     counts.extend(rows);
                 }
                 // The lease ran out and another worker has the message: nothing is written.
@@ -440,7 +443,7 @@ macro_rules! impl_store {
                             .push_bind(&a.code)
                             .push_bind(&a.text);
                     });
-                    qb.build().execute(&mut *tx).await.map_err(q)?;
+                    qb.build().persistent(false).execute(&mut *tx).await.map_err(q)?;
                 }
                 tx.commit().await.map_err(q)?;
                 Ok(items

@@ -140,6 +140,9 @@ pub fn serve(engine: Engine, a: &ServeArgs) -> u8 {
         Ok(r) => r,
         Err(c) => return c,
     };
+    // The config is checked: the compiled settings schemas are not needed
+    // until the admin page checks a new one.
+    engine.plugins().forget_validators();
     let engine = Arc::new(engine);
     // The admin page may swap in an engine built from a saved config.
     let live = Arc::new(crate::live::LiveEngine::new(engine.clone()));
