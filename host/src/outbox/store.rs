@@ -143,6 +143,27 @@ pub struct SettleItem {
     pub settle: Settle,
 }
 
+/// The statements of one per-account budget kept in the database
+/// (`take_budget` in [`impl_store`]): `$1` is the account.
+pub(crate) struct BudgetSql {
+    /// Drops the entries at or before `$2`.
+    pub expire: &'static str,
+    /// The entries left and the oldest one's time.
+    pub count: &'static str,
+}
+
+/// `max_per_minute`: one row per send in the last minute.
+pub(crate) const RATE: BudgetSql = BudgetSql {
+    expire: "DELETE FROM outbox_rate WHERE account = $1 AND at <= $2",
+    count: "SELECT COUNT(*), MIN(at) FROM outbox_rate WHERE account = $1",
+};
+
+/// `max_concurrent`: one row per send in flight, until its lease runs out.
+pub(crate) const SEND_SLOTS: BudgetSql = BudgetSql {
+    expire: "DELETE FROM outbox_send_slots WHERE account = $1 AND until <= $2",
+    count: "SELECT COUNT(*), MIN(until) FROM outbox_send_slots WHERE account = $1",
+};
+
 /// The columns of a record, without the MIME.
 pub(crate) const COLS: &str = "id, state, action, user_name, tenant, purpose, idempotency_key, \
      message_id, envelope_from, envelope_to, options_json, decision_json, chain_pos, \
@@ -606,37 +627,15 @@ macro_rules! impl_store {
                 per_minute: u32,
                 now: i64,
             ) -> Result<Option<i64>, $crate::outbox::OutboxError> {
-                let q = |e| self.err("rate limit", e);
-                let mut tx = self.pool.begin().await.map_err(q)?;
-                let lock: Option<&str> = $rate_lock;
-                if let Some(lock) = lock {
-                    sqlx::query(lock).bind(account).execute(&mut *tx).await.map_err(q)?;
-                }
-                sqlx::query("DELETE FROM outbox_rate WHERE account = $1 AND at <= $2")
+                let insert = sqlx::query("INSERT INTO outbox_rate (account, at) VALUES ($1, $2)")
                     .bind(account)
-                    .bind(now - 60_000)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(q)?;
-                let (n, oldest): (i64, Option<i64>) =
-                    sqlx::query_as("SELECT COUNT(*), MIN(at) FROM outbox_rate WHERE account = $1")
-                        .bind(account)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(q)?;
-                if n >= per_minute as i64 {
-                    tx.rollback().await.map_err(q)?;
-                    let wait = oldest.map(|o| o + 60_000 - now).unwrap_or(1_000).max(1);
-                    return Ok(Some(wait));
-                }
-                sqlx::query("INSERT INTO outbox_rate (account, at) VALUES ($1, $2)")
-                    .bind(account)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(q)?;
-                tx.commit().await.map_err(q)?;
-                Ok(None)
+                    .bind(now);
+                let taken = self
+                    .take_budget("rate limit", &$crate::outbox::store::RATE, account, per_minute, now - 60_000, insert)
+                    .await?;
+                Ok(taken
+                    .err()
+                    .map(|oldest| oldest.map(|o| o + 60_000 - now).unwrap_or(1_000).max(1)))
             }
 
             async fn take_send_slot(
@@ -647,42 +646,19 @@ macro_rules! impl_store {
                 now: i64,
                 until: i64,
             ) -> Result<Option<String>, $crate::outbox::OutboxError> {
-                let q = |e| self.err("send slot", e);
-                let mut tx = self.pool.begin().await.map_err(q)?;
-                let lock: Option<&str> = $rate_lock;
-                if let Some(lock) = lock {
-                    sqlx::query(lock).bind(account).execute(&mut *tx).await.map_err(q)?;
-                }
-                // Slots of processes that died (their `until` passed) are free again.
-                sqlx::query("DELETE FROM outbox_send_slots WHERE account = $1 AND until <= $2")
-                    .bind(account)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(q)?;
-                let (n,): (i64,) =
-                    sqlx::query_as("SELECT COUNT(*) FROM outbox_send_slots WHERE account = $1")
-                        .bind(account)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(q)?;
-                if n >= limit as i64 {
-                    tx.rollback().await.map_err(q)?;
-                    return Ok(None);
-                }
                 let slot = uuid::Uuid::new_v4().to_string();
-                sqlx::query(
+                let insert = sqlx::query(
                     "INSERT INTO outbox_send_slots (slot, account, owner, until) VALUES ($1, $2, $3, $4)",
                 )
-                .bind(&slot)
+                .bind(slot.clone())
                 .bind(account)
                 .bind(owner)
-                .bind(until)
-                .execute(&mut *tx)
-                .await
-                .map_err(q)?;
-                tx.commit().await.map_err(q)?;
-                Ok(Some(slot))
+                .bind(until);
+                // Slots of processes that died (their `until` passed) are free again.
+                let taken = self
+                    .take_budget("send slot", &$crate::outbox::store::SEND_SLOTS, account, limit, now, insert)
+                    .await?;
+                Ok(taken.ok().map(|()| slot))
             }
 
             async fn free_send_slot(&self, slot: &str) -> Result<(), $crate::outbox::OutboxError> {
@@ -730,6 +706,46 @@ macro_rules! impl_store {
         }
 
         impl $ty {
+            /// One more use of an account's budget shared through the database (a
+            /// rate per minute, send slots): in one transaction, lock the account
+            /// (PostgreSQL), drop the entries at or before `expired`, count the rest
+            /// and run `insert` when they are fewer than `limit`. `Err` with the
+            /// oldest remaining entry's time when the budget is used up.
+            async fn take_budget<'q>(
+                &self,
+                what: &'static str,
+                sql: &$crate::outbox::store::BudgetSql,
+                account: &str,
+                limit: u32,
+                expired: i64,
+                insert: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            ) -> Result<Result<(), Option<i64>>, $crate::outbox::OutboxError> {
+                let q = |e| self.err(what, e);
+                let mut tx = self.pool.begin().await.map_err(q)?;
+                let lock: Option<&str> = $rate_lock;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).bind(account).execute(&mut *tx).await.map_err(q)?;
+                }
+                sqlx::query(sql.expire)
+                    .bind(account)
+                    .bind(expired)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q)?;
+                let (n, oldest): (i64, Option<i64>) = sqlx::query_as(sql.count)
+                    .bind(account)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(q)?;
+                if n >= limit as i64 {
+                    tx.rollback().await.map_err(q)?;
+                    return Ok(Err(oldest));
+                }
+                insert.execute(&mut *tx).await.map_err(q)?;
+                tx.commit().await.map_err(q)?;
+                Ok(Ok(()))
+            }
+
             fn err(&self, what: &'static str, e: sqlx::Error) -> $crate::outbox::OutboxError {
                 $crate::outbox::OutboxError::Query {
                     location: self.location.clone(),
