@@ -21,7 +21,7 @@ impl std::fmt::Debug for EngineDeliver {
 }
 
 impl Deliver for EngineDeliver {
-    fn recheck(&self, rec: &MessageRecord) -> Recheck {
+    fn recheck(&self, rec: &MessageRecord, chain: &[Candidate]) -> Recheck {
         let engine = self.0.get();
         let s = engine.settings();
         // The kill switch holds mail: it goes out once sending is switched on again.
@@ -31,10 +31,6 @@ impl Deliver for EngineDeliver {
                 s.policy.loc_of("enabled")
             ));
         }
-        let chain = match super::worker::stored_chain(&rec.decision_json) {
-            Ok(c) => c,
-            Err(e) => return Recheck::Refuse(e),
-        };
         // The library's claim-time check, for each way out still ahead: a
         // disabled tenant stops the message; a removed account or a plugin
         // that is gone only takes that way out away.

@@ -53,7 +53,8 @@ pub enum Recheck {
 pub trait Deliver: Send + Sync + 'static {
     /// The claim-time policy check for a stored message. Runs on the async
     /// worker: it must not block (it reads the config, never a plugin).
-    fn recheck(&self, rec: &MessageRecord) -> Recheck;
+    /// `chain` is the stored chain ([`stored_chain`]), read once by the worker.
+    fn recheck(&self, rec: &MessageRecord, chain: &[Candidate]) -> Recheck;
     /// The account's limits from its config.
     fn limits(&self, account: &str) -> AccountLimits;
     /// One try through one way out; the server's reply on success.
@@ -442,7 +443,16 @@ fn process<D: Deliver>(
 ) -> (Vec<AttemptRecord>, Settle) {
     let now = now_ms();
     let pos0 = rec.chain_pos as usize;
-    match sh.deliver.recheck(rec) {
+    let chain = match stored_chain(&rec.decision_json) {
+        Ok(c) => c,
+        Err(why) => {
+            return (
+                Vec::new(),
+                settle_to(State::Failed, now, pos0, None, Some(why)),
+            )
+        }
+    };
+    match sh.deliver.recheck(rec, &chain) {
         Recheck::Go => {}
         Recheck::Hold(why) => {
             let next = now + sh.cfg.hold.as_millis() as i64;
@@ -475,15 +485,6 @@ fn process<D: Deliver>(
             return (vec![a], s);
         }
     }
-    let chain = match stored_chain(&rec.decision_json) {
-        Ok(c) => c,
-        Err(why) => {
-            return (
-                Vec::new(),
-                settle_to(State::Failed, now, pos0, None, Some(why)),
-            )
-        }
-    };
     let mut attempts: Vec<AttemptRecord> = Vec::new();
     let mut pos = pos0;
     let mut since = rec.position_since;
