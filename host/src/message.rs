@@ -761,18 +761,15 @@ pub fn restore(
         mailboxes(parsed.bcc()),
     );
     Ok(OutgoingMessage {
-        envelope: Envelope {
-            from: envelope_from.map(RString::from).into(),
-            to: envelope_to
-                .iter()
-                .map(|s| RString::from(s.as_str()))
-                .collect(),
-        },
-        mime: mime.to_vec().into(),
         parts,
-        idempotency_key: idempotency_key.into(),
-        message_id: message_id.into(),
-        options_json: options_json.into(),
+        ..stored(
+            mime,
+            envelope_from,
+            envelope_to,
+            message_id,
+            idempotency_key,
+            options_json,
+        )
     })
 }
 
