@@ -12,6 +12,7 @@
 //! ```sh
 //! cargo build -p mailhost-pickup && PEERS_DIR=$PWD/target/peers cargo bench -p mailhost-tests --bench outbox
 //! MAILHOST_BENCH_MESSAGES=50000 cargo bench -p mailhost-tests --bench outbox
+//! MAILHOST_BENCH_ONLY="sqlite outbox" cargo bench -p mailhost-tests --bench outbox   # one of the four runs
 //! MAILHOST_BENCH_SMOKE=1 cargo bench -p mailhost-tests --bench outbox   # a few messages (CI)
 //! ```
 //! Run under `cargo test --benches` (no `--bench` argument) it is a smoke run too.
@@ -186,7 +187,13 @@ fn main() {
     let engine = engine(dir.path());
     rt.block_on(async {
         let mut results = Vec::new();
+        // MAILHOST_BENCH_ONLY=sqlite (or `postgres`, `api`, `outbox only`): the runs whose name has it.
+        let only = std::env::var("MAILHOST_BENCH_ONLY").unwrap_or_default();
         for (kind, api) in [("sqlite", false), ("sqlite", true), ("postgres", false), ("postgres", true)] {
+            let what = if api { "HTTP API" } else { "outbox only" };
+            if !format!("{kind} {what}").contains(only.as_str()) {
+                continue;
+            }
             let schema = format!("obx_bench_{}_{}", std::process::id(), results.len());
             let store = if kind == "sqlite" {
                 let path = dir.path().join(format!("bench-{}.db", results.len()));
@@ -203,7 +210,6 @@ fn main() {
             if let AnyStore::Postgres(pg) = outbox.store() {
                 pg.drop_schema(&schema).await.unwrap();
             }
-            let what = if api { "HTTP API" } else { "outbox only" };
             println!("durable enqueue, {kind:<8} {what:<11} {CLIENTS} clients, {total} msgs: {rate:>9.0} msg/s");
             results.push(rate);
         }

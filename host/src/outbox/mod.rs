@@ -23,6 +23,8 @@ pub mod migrations;
 pub mod pacing;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_writer;
+mod sqlx_writes;
 pub mod stats;
 pub mod store;
 pub mod worker;
@@ -387,13 +389,22 @@ type PendingSettle = (
     oneshot::Sender<Result<Vec<bool>, OutboxError>>,
 );
 
-/// The outbox: a store plus group commit for enqueues.
+/// The outbox: a store plus group commit for enqueues and outcomes. On
+/// PostgreSQL two tasks gather concurrent calls into transactions; the
+/// SQLite store's writer thread does that itself (sqlite_writer.rs), so calls
+/// go straight to it.
 #[derive(Clone)]
 pub struct Outbox {
     store: Arc<AnyStore>,
+    /// The grouping tasks (None: the store groups by itself).
+    groups: Option<Groups>,
+    enqueued: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Clone)]
+struct Groups {
     tx: mpsc::Sender<Pending>,
     settle_tx: mpsc::Sender<PendingSettle>,
-    enqueued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -414,15 +425,20 @@ impl Outbox {
 
     pub fn with_store(store: AnyStore) -> Outbox {
         let store = Arc::new(store);
-        let (tx, rx) = mpsc::channel::<Pending>(GROUP_MAX * 4);
         let enqueued = Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(group_commit(store.clone(), rx, enqueued.clone()));
-        let (settle_tx, settle_rx) = mpsc::channel::<PendingSettle>(GROUP_MAX * 4);
-        tokio::spawn(group_settle(store.clone(), settle_rx));
+        let groups = match &*store {
+            AnyStore::Sqlite(_) => None,
+            AnyStore::Postgres(_) => {
+                let (tx, rx) = mpsc::channel::<Pending>(GROUP_MAX * 4);
+                tokio::spawn(group_commit(store.clone(), rx, enqueued.clone()));
+                let (settle_tx, settle_rx) = mpsc::channel::<PendingSettle>(GROUP_MAX * 4);
+                tokio::spawn(group_settle(store.clone(), settle_rx));
+                Some(Groups { tx, settle_tx })
+            }
+        };
         Outbox {
             store,
-            tx,
-            settle_tx,
+            groups,
             enqueued,
         }
     }
@@ -452,8 +468,15 @@ impl Outbox {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        let Some(groups) = &self.groups else {
+            return match &*self.store {
+                AnyStore::Sqlite(s) => s.settle_owned(items, now_ms()).await,
+                AnyStore::Postgres(s) => s.settle_batch(&items, now_ms()).await,
+            };
+        };
         let (reply, rx) = oneshot::channel();
-        self.settle_tx
+        groups
+            .settle_tx
             .send((items, reply))
             .await
             .map_err(|_| OutboxError::Closed)?;
@@ -467,8 +490,14 @@ impl Outbox {
 
     /// Stores `msg` durably (committed before this returns). Concurrent calls share commits.
     pub async fn enqueue(&self, msg: NewMessage) -> Result<Enqueued, OutboxError> {
+        let Some(groups) = &self.groups else {
+            let mut done = self.store.enqueue_batch(vec![msg]).await?;
+            self.enqueued.notify_one();
+            return done.pop().ok_or(OutboxError::Closed);
+        };
         let (reply, rx) = oneshot::channel();
-        self.tx
+        groups
+            .tx
             .send((msg, reply))
             .await
             .map_err(|_| OutboxError::Closed)?;

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::migrations;
+use super::sqlx_writes::sqlx_writes;
 use super::store::{impl_store, redact_url};
 use super::OutboxError;
 
@@ -95,5 +96,6 @@ impl_store!(
     sqlx::Postgres,
     "",
     " FOR UPDATE SKIP LOCKED",
-    Some("SELECT pg_advisory_xact_lock(hashtext($1))")
+    Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+    sqlx_writes
 );

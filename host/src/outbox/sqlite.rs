@@ -10,15 +10,16 @@ use sqlx::sqlite::{
 };
 
 use super::migrations;
-use super::store::impl_store;
-use super::OutboxError;
+use super::sqlite_writer::Writer;
+use super::store::{impl_store, SettleItem};
+use super::{Enqueued, MessageRecord, NewMessage, OutboxError};
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     pub(crate) location: String,
-    /// When (the claim's `now`) expired leases were last taken back.
-    pub(crate) expired_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Runs the enqueues, claims and outcomes (sqlite_writer.rs).
+    writer: Writer,
 }
 
 impl SqliteStore {
@@ -56,10 +57,11 @@ impl SqliteStore {
             .await
             .map_err(|e| open(e.to_string()))?;
         migrations::run(migrations::SQLITE, &pool, &location).await?;
+        let writer = Writer::start(path, &location)?;
         Ok(SqliteStore {
             pool,
             location,
-            expired_at: Default::default(),
+            writer,
         })
     }
 
@@ -83,10 +85,43 @@ impl SqliteStore {
     }
 }
 
-impl_store!(
-    SqliteStore,
-    sqlx::Sqlite,
-    " INDEXED BY outbox_due",
-    "",
-    None
-);
+impl SqliteStore {
+    /// Outcomes, handed over without a copy (the writer thread owns them).
+    pub(crate) async fn settle_owned(
+        &self,
+        items: Vec<SettleItem>,
+        now: i64,
+    ) -> Result<Vec<bool>, OutboxError> {
+        self.writer.settle(items, now).await
+    }
+}
+
+/// The three frequent writes go to the writer thread.
+macro_rules! writer_writes {
+    ($db:ty, $claim_index:expr, $claim_suffix:expr) => {
+        async fn enqueue_batch(&self, msgs: Vec<NewMessage>) -> Result<Vec<Enqueued>, OutboxError> {
+            self.writer.enqueue(msgs).await
+        }
+
+        async fn claim(
+            &self,
+            owner: &str,
+            max: u32,
+            now: i64,
+            lease_until: i64,
+        ) -> Result<Vec<MessageRecord>, OutboxError> {
+            self.writer.claim(owner, max, now, lease_until).await
+        }
+
+        async fn settle_batch(
+            &self,
+            items: &[SettleItem],
+            now: i64,
+        ) -> Result<Vec<bool>, OutboxError> {
+            self.writer.settle(items.to_vec(), now).await
+        }
+    };
+}
+
+// The claim's index and suffix are the writer's (sqlite_writer.rs).
+impl_store!(SqliteStore, sqlx::Sqlite, "", "", None, writer_writes);

@@ -1,0 +1,504 @@
+//! The SQLite outbox's writer: one thread of its own that holds one
+//! connection (rusqlite) and runs the service's frequent writes — enqueues,
+//! claims and the workers' outcomes — for every caller in the process.
+//!
+//! Whatever is waiting when it is free goes into **one transaction**, each
+//! job in a savepoint of its own (a job that fails is rolled back alone and
+//! answered with its error), and every caller is answered after the `COMMIT`
+//! (WAL, `synchronous=FULL`: on disk). So concurrent API requests, claims and
+//! outcomes share one WAL sync (group commit across kinds), writers never wait
+//! for each other in SQLite's busy handler, and a statement costs a function
+//! call, not a round trip to a connection thread and back (sqlx-sqlite runs
+//! each statement on its connection's thread and answers through a channel).
+//! Statements are prepared once and kept (`prepare_cached`).
+//!
+//! The rarer writes (leases renewed and released, retry and cancel, batches,
+//! budgets, account status) and every read stay on the sqlx pool: WAL lets
+//! them read while this thread writes, and SQLite's lock orders their writes.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use tokio::sync::oneshot;
+
+use super::store::{claim_sql, idem_scope, SettleItem, SWEEP_EXPIRED};
+use super::{Enqueued, MessageRecord, NewMessage, OutboxError, Priority, State};
+
+/// Jobs one transaction takes at most (a claim or a group of outcomes is one job).
+const GROUP_MAX: usize = 256;
+
+type Reply<T> = oneshot::Sender<Result<T, OutboxError>>;
+
+enum Job {
+    Enqueue {
+        msgs: Vec<NewMessage>,
+        reply: Reply<Vec<Enqueued>>,
+    },
+    Claim {
+        owner: String,
+        max: u32,
+        now: i64,
+        lease_until: i64,
+        reply: Reply<Vec<MessageRecord>>,
+    },
+    Settle {
+        items: Vec<SettleItem>,
+        now: i64,
+        reply: Reply<Vec<bool>>,
+    },
+}
+
+/// A job's result, held until the commit.
+enum Answer {
+    Enqueue(Reply<Vec<Enqueued>>, Result<Vec<Enqueued>, OutboxError>),
+    Claim(
+        Reply<Vec<MessageRecord>>,
+        Result<Vec<MessageRecord>, OutboxError>,
+    ),
+    Settle(Reply<Vec<bool>>, Result<Vec<bool>, OutboxError>),
+}
+
+impl Answer {
+    /// Sends the result, or `failed` in its place when the commit did not happen.
+    fn send(self, failed: Option<&OutboxError>) {
+        fn pick<T>(r: Result<T, OutboxError>, f: Option<&OutboxError>) -> Result<T, OutboxError> {
+            match f {
+                Some(e) => Err(e.clone()),
+                None => r,
+            }
+        }
+        // A caller that went away (its request was dropped) needs no answer.
+        match self {
+            Answer::Enqueue(tx, r) => drop(tx.send(pick(r, failed))),
+            Answer::Claim(tx, r) => drop(tx.send(pick(r, failed))),
+            Answer::Settle(tx, r) => drop(tx.send(pick(r, failed))),
+        }
+    }
+}
+
+/// The handle: cheap to clone; the thread ends when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Opens the (already migrated) outbox file and starts the thread.
+    pub(crate) fn start(path: &Path, location: &str) -> Result<Writer, OutboxError> {
+        let open = |detail: String| OutboxError::Open {
+            location: location.to_string(),
+            detail,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open(e.to_string()))?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| open(e.to_string()))?;
+        // The same durability as the pool's connections (sqlite.rs): WAL, and a
+        // commit is on disk before anyone is answered. Never relaxed.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA cache_size = -1024;",
+        )
+        .map_err(|e| open(e.to_string()))?;
+        conn.set_prepared_statement_cache_capacity(16);
+        let (tx, rx) = mpsc::channel();
+        let mut thread = Thread {
+            conn,
+            location: location.to_string(),
+            claim_sql: claim_sql(" INDEXED BY outbox_due", ""),
+            expired_at: i64::MIN,
+        };
+        std::thread::Builder::new()
+            .name("outbox-writer".into())
+            .spawn(move || thread.run(rx))
+            .map_err(|e| open(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer { tx })
+    }
+
+    async fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, OutboxError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(job(reply)).map_err(|_| OutboxError::Closed)?;
+        rx.await.map_err(|_| OutboxError::Closed)?
+    }
+
+    pub(crate) async fn enqueue(
+        &self,
+        msgs: Vec<NewMessage>,
+    ) -> Result<Vec<Enqueued>, OutboxError> {
+        self.call(|reply| Job::Enqueue { msgs, reply }).await
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        owner: &str,
+        max: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<MessageRecord>, OutboxError> {
+        let owner = owner.to_string();
+        self.call(|reply| Job::Claim {
+            owner,
+            max,
+            now,
+            lease_until,
+            reply,
+        })
+        .await
+    }
+
+    pub(crate) async fn settle(
+        &self,
+        items: Vec<SettleItem>,
+        now: i64,
+    ) -> Result<Vec<bool>, OutboxError> {
+        self.call(|reply| Job::Settle { items, now, reply }).await
+    }
+}
+
+struct Thread {
+    conn: Connection,
+    location: String,
+    claim_sql: String,
+    /// When (a claim's `now`) expired leases were last taken back.
+    expired_at: i64,
+}
+
+impl Thread {
+    fn run(&mut self, rx: mpsc::Receiver<Job>) {
+        let mut jobs = Vec::with_capacity(GROUP_MAX);
+        while let Ok(first) = rx.recv() {
+            jobs.push(first);
+            while jobs.len() < GROUP_MAX {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            // A bug here must not end the thread (every later enqueue would
+            // fail): the group's callers hear "try again", the rest goes on.
+            let run =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.group(&mut jobs)));
+            if run.is_err() {
+                tracing::error!(
+                    "outbox: the writer failed on a group; its callers were told to try again"
+                );
+                jobs.clear();
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+
+    fn err(&self, what: &'static str) -> impl Fn(rusqlite::Error) -> OutboxError + '_ {
+        move |e| OutboxError::Query {
+            location: self.location.clone(),
+            what,
+            detail: e.to_string(),
+        }
+    }
+
+    /// One transaction for every job waiting; answers after the commit.
+    fn group(&mut self, jobs: &mut Vec<Job>) {
+        if let Err(e) = self
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(self.err("begin a transaction"))
+        {
+            for job in jobs.drain(..) {
+                Answer::from_job(job, &e).send(None);
+            }
+            return;
+        }
+        let mut answers = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            answers.push(self.one(job));
+        }
+        let failed = match self.conn.execute_batch("COMMIT") {
+            Ok(()) => None,
+            Err(e) => {
+                // Nothing of this group is on disk: every caller hears so.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Some(self.err("commit")(e))
+            }
+        };
+        if let Some(e) = &failed {
+            tracing::error!("outbox: group commit failed: {e}");
+        }
+        for a in answers {
+            a.send(failed.as_ref());
+        }
+    }
+
+    /// Runs one job in a savepoint: on error only its own writes are undone.
+    fn one(&mut self, job: Job) -> Answer {
+        let sp = self.conn.execute_batch("SAVEPOINT job");
+        let answer = match job {
+            Job::Enqueue { msgs, reply } => {
+                let r = sp
+                    .map_err(self.err("enqueue"))
+                    .and_then(|_| self.enqueue(&msgs));
+                Answer::Enqueue(reply, r)
+            }
+            Job::Claim {
+                owner,
+                max,
+                now,
+                lease_until,
+                reply,
+            } => {
+                let r = sp
+                    .map_err(self.err("claim"))
+                    .and_then(|_| self.claim(&owner, max, now, lease_until));
+                Answer::Claim(reply, r)
+            }
+            Job::Settle { items, now, reply } => {
+                let r = sp
+                    .map_err(self.err("record the outcome"))
+                    .and_then(|_| self.settle(&items, now));
+                Answer::Settle(reply, r)
+            }
+        };
+        let end = if answer.is_ok() {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        // When even that fails the transaction is gone; the commit reports it.
+        let _ = self.conn.execute_batch(end);
+        answer
+    }
+
+    fn enqueue(&self, msgs: &[NewMessage]) -> Result<Vec<Enqueued>, OutboxError> {
+        let q = self.err("enqueue");
+        let now = super::now_ms();
+        let mut insert = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO outbox_messages (id, state, action, user_name, tenant, purpose, \
+                 idem_scope, idempotency_key, message_id, mime, envelope_from, envelope_to, \
+                 options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, \
+                 updated_at) VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+                 ?13, 0, ?14, ?15, ?15, ?15) \
+                 ON CONFLICT (idem_scope, idempotency_key) DO NOTHING",
+            )
+            .map_err(&q)?;
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            // Time-ordered ids (UUIDv7): a group's rows land on the last pages
+            // of the id index instead of one random page each.
+            let id = uuid::Uuid::now_v7().to_string();
+            let scope = idem_scope(m.tenant.as_deref());
+            let to = serde_json::to_string(&m.envelope_to).map_err(|e| OutboxError::Corrupt {
+                what: "envelope recipients",
+                detail: e.to_string(),
+            })?;
+            let n = insert
+                .execute(params![
+                    id,
+                    m.action,
+                    m.user,
+                    m.tenant,
+                    m.purpose,
+                    scope,
+                    m.idempotency_key,
+                    m.message_id,
+                    m.mime,
+                    m.envelope_from,
+                    to,
+                    m.options_json,
+                    m.decision_json,
+                    m.priority as i64,
+                    now,
+                ])
+                .map_err(&q)?;
+            if n == 1 {
+                out.push(Enqueued {
+                    id,
+                    duplicate: false,
+                });
+                continue;
+            }
+            // Its key was stored before (or earlier in this group): the first id.
+            let first: String = self
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM outbox_messages WHERE idem_scope = ?1 AND idempotency_key = ?2",
+                )
+                .and_then(|mut s| s.query_row(params![scope, m.idempotency_key], |r| r.get(0)))
+                .map_err(&q)?;
+            out.push(Enqueued {
+                id: first,
+                duplicate: true,
+            });
+        }
+        Ok(out)
+    }
+
+    fn claim(
+        &mut self,
+        owner: &str,
+        max: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<MessageRecord>, OutboxError> {
+        // A worker that died left its messages in `sending`: once the lease ran out they
+        // are due again. Looked for at most once a second (a claim is frequent, a death rare).
+        if now < self.expired_at || now.saturating_sub(self.expired_at) >= 1_000 {
+            self.expired_at = now;
+            self.conn
+                .prepare_cached(SWEEP_EXPIRED)
+                .and_then(|mut s| s.execute(params![now]))
+                .map_err(self.err("claim"))?;
+        }
+        let q = self.err("claim");
+        let mut st = self.conn.prepare_cached(&self.claim_sql).map_err(&q)?;
+        let mut rows = st
+            .query(params![owner, lease_until, now, max as i64])
+            .map_err(&q)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(&q)? {
+            out.push(record(row)?);
+        }
+        out.sort_by(|a, b| {
+            (a.priority, a.next_attempt_at, a.created_at, &a.id).cmp(&(
+                b.priority,
+                b.next_attempt_at,
+                b.created_at,
+                &b.id,
+            ))
+        });
+        Ok(out)
+    }
+
+    fn settle(&self, items: &[SettleItem], now: i64) -> Result<Vec<bool>, OutboxError> {
+        let q = self.err("record the outcome");
+        let mut update = self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox_messages SET state = ?3, next_attempt_at = ?4, chain_pos = ?5, \
+                 position_since = ?6, last_error = ?7, attempts_count = attempts_count + ?8, \
+                 lease_owner = ?9, lease_until = CASE WHEN ?9 IS NULL THEN NULL ELSE lease_until END, \
+                 updated_at = ?10 WHERE id = ?1 AND lease_owner = ?2 AND state = 'sending' \
+                 RETURNING attempts_count",
+            )
+            .map_err(&q)?;
+        let mut attempt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO outbox_attempts (message, seq, at, chain_pos, candidate, plugin, \
+                 class, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(&q)?;
+        let mut done = Vec::with_capacity(items.len());
+        for it in items {
+            let s = &it.settle;
+            let lease_owner = (s.state == State::Sending).then_some(it.owner.as_str());
+            let count: Option<i64> = update
+                .query_row(
+                    params![
+                        it.id,
+                        it.owner,
+                        s.state.as_str(),
+                        s.next_attempt_at,
+                        s.chain_pos as i64,
+                        s.position_since,
+                        s.last_error,
+                        it.attempts.len() as i64,
+                        lease_owner,
+                        now,
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&q)?;
+            // None: the lease ran out and another worker has the message; nothing is written.
+            let Some(count) = count else {
+                done.push(false);
+                continue;
+            };
+            let first = count - it.attempts.len() as i64;
+            for (i, a) in it.attempts.iter().enumerate() {
+                attempt
+                    .execute(params![
+                        it.id,
+                        first + i as i64,
+                        a.at,
+                        a.chain_pos as i64,
+                        a.candidate,
+                        a.plugin,
+                        a.class,
+                        a.code,
+                        a.text,
+                    ])
+                    .map_err(&q)?;
+            }
+            done.push(true);
+        }
+        Ok(done)
+    }
+}
+
+impl Answer {
+    fn is_ok(&self) -> bool {
+        match self {
+            Answer::Enqueue(_, r) => r.is_ok(),
+            Answer::Claim(_, r) => r.is_ok(),
+            Answer::Settle(_, r) => r.is_ok(),
+        }
+    }
+
+    /// A job that never ran: it gets `e`.
+    fn from_job(job: Job, e: &OutboxError) -> Answer {
+        match job {
+            Job::Enqueue { reply, .. } => Answer::Enqueue(reply, Err(e.clone())),
+            Job::Claim { reply, .. } => Answer::Claim(reply, Err(e.clone())),
+            Job::Settle { reply, .. } => Answer::Settle(reply, Err(e.clone())),
+        }
+    }
+}
+
+/// A claimed row (the claim returns `store::COLS` and the MIME).
+fn record(r: &Row<'_>) -> Result<MessageRecord, OutboxError> {
+    let c = |e: rusqlite::Error| OutboxError::Corrupt {
+        what: "message",
+        detail: e.to_string(),
+    };
+    let state: String = r.get("state").map_err(c)?;
+    let to: String = r.get("envelope_to").map_err(c)?;
+    Ok(MessageRecord {
+        id: r.get("id").map_err(c)?,
+        state: State::parse(&state).ok_or_else(|| OutboxError::Corrupt {
+            what: "message state",
+            detail: format!("unknown state {state:?}"),
+        })?,
+        action: r.get("action").map_err(c)?,
+        user: r.get("user_name").map_err(c)?,
+        tenant: r.get("tenant").map_err(c)?,
+        purpose: r.get("purpose").map_err(c)?,
+        idempotency_key: r.get("idempotency_key").map_err(c)?,
+        message_id: r.get("message_id").map_err(c)?,
+        mime: Some(r.get("mime").map_err(c)?),
+        envelope_from: r.get("envelope_from").map_err(c)?,
+        envelope_to: serde_json::from_str(&to).map_err(|e| OutboxError::Corrupt {
+            what: "envelope recipients",
+            detail: e.to_string(),
+        })?,
+        options_json: r.get("options_json").map_err(c)?,
+        decision_json: r.get("decision_json").map_err(c)?,
+        chain_pos: r.get::<_, i64>("chain_pos").map_err(c)? as u32,
+        position_since: r.get("position_since").map_err(c)?,
+        priority: Priority::from_i64(r.get("priority").map_err(c)?),
+        attempts_count: r.get::<_, i64>("attempts_count").map_err(c)? as u32,
+        next_attempt_at: r.get("next_attempt_at").map_err(c)?,
+        lease_owner: r.get("lease_owner").map_err(c)?,
+        lease_until: r.get("lease_until").map_err(c)?,
+        last_error: r.get("last_error").map_err(c)?,
+        created_at: r.get("created_at").map_err(c)?,
+        updated_at: r.get("updated_at").map_err(c)?,
+        batch_id: r.get("batch_id").map_err(c)?,
+    })
+}
