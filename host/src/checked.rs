@@ -79,6 +79,12 @@ fn name(kind: Kind, parts: &[&[u8]]) -> String {
     format!("{}-{}", kind.tag(), crate::digest::hex(&h.finalize()))
 }
 
+/// Whether facts are remembered at all (a cache directory is configured;
+/// `MAILHOST_CACHE_DIR=off` turns it off).
+pub fn enabled() -> bool {
+    dir().is_some()
+}
+
 /// Whether this check passed before (in any process of this user).
 pub fn known(kind: Kind, parts: &[&[u8]]) -> bool {
     dir().is_some_and(|d| d.join(name(kind, parts)).is_file())

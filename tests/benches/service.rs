@@ -379,8 +379,9 @@ fn main() {
     let sink = Sink::start(sink_port, &[]);
 
     // Idle, every plugin loaded: the first start after a config change checks
-    // the account settings against the plugins' JSON Schemas (the schema
-    // machinery stays in memory); a later start knows them valid (checked.rs).
+    // the plugins' JSON Schemas and the account settings in a short-lived
+    // child process (the schema library never loads in the service); a later
+    // start knows them valid (checked.rs) and starts no child.
     let (first_idle, idle) = {
         let dir = tempfile::tempdir().unwrap();
         config(dir.path(), sink_port);

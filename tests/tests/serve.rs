@@ -1481,3 +1481,143 @@ fn account_concurrency_holds_across_two_services_and_max_age_is_per_account() {
     drop(b);
     rt().block_on(store.drop_schema(&schema)).unwrap();
 }
+
+/// The names of the facts (`schema-…`, `settings-…`) in a check cache.
+fn facts(cache: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(cache.join("checked"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The loader's debug line for each settings schema it compiles.
+const COMPILING: &str = "compiling a settings JSON Schema";
+
+#[test]
+fn a_first_start_checks_the_schemas_in_a_child_and_the_service_compiles_none() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), 2525, "");
+    let cache = dir.path().join("cache");
+    let env = [
+        (SECRET_VAR, "test-secret"),
+        ("MAILHOST_CACHE_DIR", cache.to_str().unwrap()),
+        ("RUST_LOG", "mailhost=debug"),
+    ];
+    let opts = Options {
+        env: &env,
+        quiet: true,
+        ..Options::default()
+    };
+    let s = Service::start_with(dir.path(), opts.clone());
+    let log = s.log();
+    // the service started one child and waited for it
+    let child: u32 = log
+        .lines()
+        .find_map(|l| {
+            let rest = l
+                .split("checking the config in a child process (pid ")
+                .nth(1)?;
+            rest.split(')').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no child process in the log:\n{log}"));
+    assert_ne!(child, s.pid());
+    assert!(
+        log.contains(&format!(
+            "the config check in child process {child} ended: exit status: 0"
+        )),
+        "{log}"
+    );
+    // every schema compiled was compiled in the child, none in the service
+    let compiled: Vec<&str> = log.lines().filter(|l| l.contains(COMPILING)).collect();
+    assert!(compiled.len() >= 2, "one per plugin at least:\n{log}");
+    for l in &compiled {
+        assert!(
+            l.contains(&format!("config_check{{pid={child}}}")),
+            "compiled outside the child: {l}\n{log}"
+        );
+    }
+    // and the child left what it found valid: both plugins' schemas, the
+    // three accounts' settings
+    let found = facts(&cache);
+    assert_eq!(
+        found.iter().filter(|f| f.starts_with("schema-")).count(),
+        2,
+        "{found:?}"
+    );
+    assert_eq!(
+        found.iter().filter(|f| f.starts_with("settings-")).count(),
+        3,
+        "{found:?}"
+    );
+    drop(s);
+
+    // the next start knows everything: no child, nothing compiled
+    let before = log.len();
+    let s = Service::start_with(dir.path(), opts);
+    let log = s.log();
+    let second = &log[before..];
+    assert!(second.contains("mailhost::"), "no debug log:\n{second}");
+    assert!(!second.contains(COMPILING), "{second}");
+    assert!(!second.contains("child process"), "{second}");
+    assert_eq!(facts(&cache), found);
+}
+
+#[test]
+fn an_invalid_account_setting_gives_serve_the_same_error_with_or_without_the_check_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    edit(&cfg, "port = 2526\n", "port = \"twenty-five\"\n");
+    let line = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("port = \"twenty-five\""))
+        .unwrap()
+        + 1;
+    let serve = |cache: &str| {
+        let out = Command::new(mailhost_bin())
+            .current_dir(dir.path())
+            .env_remove("MAILHOST_PLUGIN_PATH")
+            .env_remove("RUST_LOG")
+            .env(SECRET_VAR, "test-secret")
+            .env("MAILHOST_CACHE_DIR", cache)
+            .args(["--config", "mailhost.toml", "--plugins", "plugins", "serve"])
+            .args(["--bind", &format!("127.0.0.1:{}", free_port())])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cache = dir.path().join("cache");
+    let with_child = serve(cache.to_str().unwrap());
+    let in_process = serve("off");
+    assert_eq!(with_child.0, Some(78), "{}", with_child.2);
+    let at = format!("mailhost.toml:{line}:");
+    assert_eq!(
+        with_child.2.matches(&at).count(),
+        1,
+        "the error once, at {at}:\n{}",
+        with_child.2
+    );
+    assert!(
+        with_child.2.contains("account `server` `port`"),
+        "{}",
+        with_child.2
+    );
+    // the same answer, word for word, as checking in the one process
+    assert_eq!(with_child, in_process);
+    // the child did run: it remembered the two plugins' schemas
+    let found = facts(&cache);
+    assert_eq!(
+        found.iter().filter(|f| f.starts_with("schema-")).count(),
+        2,
+        "{found:?}"
+    );
+}
