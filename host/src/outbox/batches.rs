@@ -110,7 +110,7 @@ const BATCH_COLS: &str =
     "id, label, tenant, user_name, idempotency_key, total, per_minute, created_at";
 
 const INSERT_MSG: &str = "INSERT INTO outbox_messages (id, state, action, user_name, \
-     tenant, purpose, idem_scope, idempotency_key, message_id, mime, envelope_from, envelope_to, \
+     tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, envelope_to, \
      options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at, batch_id) ";
 
 macro_rules! impl_batch_store {
@@ -188,7 +188,6 @@ macro_rules! impl_batch_store {
                             .push_bind(scope)
                             .push_bind(&m.idempotency_key)
                             .push_bind(&m.message_id)
-                            .push_bind(&m.mime)
                             .push_bind(&m.envelope_from)
                             .push_bind(to)
                             .push_bind(&m.options_json)
@@ -201,6 +200,12 @@ macro_rules! impl_batch_store {
                             .push_bind(&id);
                     });
                     // Not kept prepared: its text changes with the chunk's size.
+                    qb.build().persistent(false).execute(&mut *tx).await.map_err(q)?;
+                    // The bytes, in their own table (migration 0004).
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO outbox_mime (message, mime) ");
+                    qb.push_values(chunk, |mut b, &n| {
+                        b.push_bind(&ids[n]).push_bind(&msgs[n].mime);
+                    });
                     qb.build().persistent(false).execute(&mut *tx).await.map_err(q)?;
                 }
                 tx.commit().await.map_err(q)?;

@@ -27,6 +27,11 @@ pub const SQLITE: &[Script] = &[
         "send slots, claim order",
         include_str!("migrations/sqlite/0003_send_slots.sql"),
     ),
+    (
+        4,
+        "MIME in a table of its own",
+        include_str!("migrations/sqlite/0004_mime_table.sql"),
+    ),
 ];
 
 pub const POSTGRES: &[Script] = &[
@@ -44,6 +49,11 @@ pub const POSTGRES: &[Script] = &[
         3,
         "send slots, claim order",
         include_str!("migrations/postgres/0003_send_slots.sql"),
+    ),
+    (
+        4,
+        "MIME in a table of its own",
+        include_str!("migrations/postgres/0004_mime_table.sql"),
     ),
 ];
 

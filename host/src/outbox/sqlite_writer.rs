@@ -279,12 +279,17 @@ impl Thread {
             .conn
             .prepare_cached(
                 "INSERT INTO outbox_messages (id, state, action, user_name, tenant, purpose, \
-                 idem_scope, idempotency_key, message_id, mime, envelope_from, envelope_to, \
+                 idem_scope, idempotency_key, message_id, envelope_from, envelope_to, \
                  options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, \
                  updated_at) VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                 ?13, 0, ?14, ?15, ?15, ?15) \
+                 0, ?13, ?14, ?14, ?14) \
                  ON CONFLICT (idem_scope, idempotency_key) DO NOTHING",
             )
+            .map_err(&q)?;
+        // The bytes in their own table (migration 0004): state changes rewrite the small row only.
+        let mut insert_mime = self
+            .conn
+            .prepare_cached("INSERT INTO outbox_mime (message, mime) VALUES (?1, ?2)")
             .map_err(&q)?;
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
@@ -306,7 +311,6 @@ impl Thread {
                     scope,
                     m.idempotency_key,
                     m.message_id,
-                    m.mime,
                     m.envelope_from,
                     to,
                     m.options_json,
@@ -316,6 +320,7 @@ impl Thread {
                 ])
                 .map_err(&q)?;
             if n == 1 {
+                insert_mime.execute(params![id, m.mime]).map_err(&q)?;
                 out.push(Enqueued {
                     id,
                     duplicate: false,

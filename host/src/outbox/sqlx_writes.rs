@@ -38,7 +38,6 @@ macro_rules! sqlx_writes {
                             .push_bind(&scopes[i])
                             .push_bind(&m.idempotency_key)
                             .push_bind(&m.message_id)
-                            .push_bind(&m.mime)
                             .push_bind(&m.envelope_from)
                             .push_bind(&tos[i])
                             .push_bind(&m.options_json)
@@ -59,6 +58,15 @@ macro_rules! sqlx_writes {
                         .await
                         .map_err(q)?;
                     inserted.extend(rows.into_iter().map(|(id,)| id));
+                }
+                // The bytes of the messages stored (in their own table: migration 0004).
+                let stored: Vec<usize> = (0..msgs.len()).filter(|&i| inserted.contains(&ids[i])).collect();
+                for chunk in stored.chunks(400) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO outbox_mime (message, mime) ");
+                    qb.push_values(chunk, |mut b, &i| {
+                        b.push_bind(&ids[i]).push_bind(&msgs[i].mime);
+                    });
+                    qb.build().persistent(false).execute(&mut *tx).await.map_err(q)?;
                 }
                 let mut out = Vec::with_capacity(msgs.len());
                 for (i, m) in msgs.iter().enumerate() {

@@ -171,8 +171,12 @@ pub(crate) const COLS: &str = "id, state, action, user_name, tenant, purpose, id
      last_error, created_at, updated_at, batch_id";
 
 pub(crate) const INSERT_HEAD: &str = "INSERT INTO outbox_messages (id, state, action, user_name, \
-     tenant, purpose, idem_scope, idempotency_key, message_id, mime, envelope_from, envelope_to, \
+     tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, envelope_to, \
      options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at) ";
+
+/// A message's MIME, in its own table (migration 0004), as a column named `mime`.
+pub(crate) const MIME_COL: &str =
+    "(SELECT mime FROM outbox_mime WHERE outbox_mime.message = outbox_messages.id) AS mime";
 
 /// Puts back the messages of a worker that died (`sending` past its lease); `$1` is now.
 pub(crate) const SWEEP_EXPIRED: &str = "UPDATE outbox_messages SET state = 'queued', lease_owner = NULL, \
@@ -187,7 +191,7 @@ pub(crate) fn claim_sql(index: &str, suffix: &str) -> String {
          updated_at = $3 WHERE id IN (SELECT id FROM outbox_messages{index} \
          WHERE state IN ('queued', 'deferred') AND next_attempt_at <= $3 AND {} \
          ORDER BY priority, next_attempt_at, created_at, id LIMIT $4{suffix}) \
-         RETURNING {COLS}, mime",
+         RETURNING {COLS}, {MIME_COL}",
         super::pacing::CLAIMABLE,
     )
 }
@@ -295,8 +299,9 @@ macro_rules! impl_store {
                 use sqlx::Row;
                 let q = |e| self.err("read a message", e);
                 let sql = format!(
-                    "SELECT {}, mime FROM outbox_messages WHERE id = $1",
-                    $crate::outbox::store::COLS
+                    "SELECT {}, {} FROM outbox_messages WHERE id = $1",
+                    $crate::outbox::store::COLS,
+                    $crate::outbox::store::MIME_COL
                 );
                 let Some(row) = sqlx::query(&sql)
                     .bind(id)
