@@ -179,4 +179,66 @@ mod tests {
             ]
         );
     }
+
+    fn msg(n: usize, message_id: &str) -> NewMessage {
+        NewMessage {
+            action: "send".into(),
+            user: None,
+            tenant: None,
+            purpose: None,
+            idempotency_key: Some(format!("k-{n}")),
+            message_id: message_id.into(),
+            mime: format!("Subject: {n}\r\n\r\nbody\r\n").into_bytes(),
+            envelope_from: "a@example.com".into(),
+            envelope_to: vec!["b@example.com".into()],
+            options_json: "{}".into(),
+            decision_json: r#"{"chain":[]}"#.into(),
+            priority: crate::outbox::Priority::Single,
+        }
+    }
+
+    /// Requests that share the writer's transaction do not share a failure:
+    /// one whose insert the database refuses gets the error, the others are stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_that_fails_fails_alone_in_a_shared_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER poison BEFORE INSERT ON outbox_messages \
+             WHEN NEW.message_id = '<poison@example.com>' \
+             BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        let outbox = crate::outbox::Outbox::with_store(crate::outbox::AnyStore::Sqlite(store));
+        for _round in 0..20 {
+            let mut tasks = Vec::new();
+            for n in 0..8 {
+                let o = outbox.clone();
+                let id = if n == 3 {
+                    "<poison@example.com>".to_string()
+                } else {
+                    format!("<m{n}-{}@example.com>", uuid::Uuid::new_v4())
+                };
+                let mut m = msg(n, &id);
+                m.idempotency_key = None;
+                tasks.push(tokio::spawn(async move { (n, o.enqueue(m).await) }));
+            }
+            for t in tasks {
+                let (n, r) = t.await.unwrap();
+                if n == 3 {
+                    let e = r.unwrap_err().to_string();
+                    assert!(e.contains("refused by a test trigger"), "{e}");
+                } else {
+                    let id = r.unwrap().id;
+                    let (rec, _) = outbox.store().get(&id).await.unwrap().unwrap();
+                    assert!(rec.mime.is_some());
+                }
+            }
+        }
+        let counts = outbox.store().counts().await.unwrap();
+        assert_eq!(counts.get("queued").copied(), Some(20 * 7));
+    }
 }

@@ -2,8 +2,8 @@
 //! connection (rusqlite) and runs the service's frequent writes — enqueues,
 //! claims and the workers' outcomes — for every caller in the process.
 //!
-//! Whatever is waiting when it is free goes into **one transaction**, each
-//! job in a savepoint of its own (a job that fails is rolled back alone and
+//! Whatever is waiting when it is free goes into **one transaction** (when a
+//! job fails, each job of the group runs again alone, so only that one is
 //! answered with its error), and every caller is answered after the `COMMIT`
 //! (WAL, `synchronous=FULL`: on disk). So concurrent API requests, claims and
 //! outcomes share one WAL sync (group commit across kinds), writers never wait
@@ -51,29 +51,35 @@ enum Job {
 }
 
 /// A job's result, held until the commit.
-enum Answer {
-    Enqueue(Reply<Vec<Enqueued>>, Result<Vec<Enqueued>, OutboxError>),
-    Claim(
-        Reply<Vec<MessageRecord>>,
-        Result<Vec<MessageRecord>, OutboxError>,
-    ),
-    Settle(Reply<Vec<bool>>, Result<Vec<bool>, OutboxError>),
+enum Out {
+    Enqueue(Vec<Enqueued>),
+    Claim(Vec<MessageRecord>),
+    Settle(Vec<bool>),
 }
 
-impl Answer {
-    /// Sends the result, or `failed` in its place when the commit did not happen.
-    fn send(self, failed: Option<&OutboxError>) {
-        fn pick<T>(r: Result<T, OutboxError>, f: Option<&OutboxError>) -> Result<T, OutboxError> {
-            match f {
-                Some(e) => Err(e.clone()),
-                None => r,
-            }
-        }
-        // A caller that went away (its request was dropped) needs no answer.
+impl Job {
+    /// Answers the caller (one who went away needs no answer).
+    fn answer(self, r: Result<Out, OutboxError>) {
+        let wrong = || OutboxError::Corrupt {
+            what: "outbox writer",
+            detail: "a job got another kind of answer".into(),
+        };
         match self {
-            Answer::Enqueue(tx, r) => drop(tx.send(pick(r, failed))),
-            Answer::Claim(tx, r) => drop(tx.send(pick(r, failed))),
-            Answer::Settle(tx, r) => drop(tx.send(pick(r, failed))),
+            Job::Enqueue { reply, .. } => drop(reply.send(match r {
+                Ok(Out::Enqueue(v)) => Ok(v),
+                Ok(_) => Err(wrong()),
+                Err(e) => Err(e),
+            })),
+            Job::Claim { reply, .. } => drop(reply.send(match r {
+                Ok(Out::Claim(v)) => Ok(v),
+                Ok(_) => Err(wrong()),
+                Err(e) => Err(e),
+            })),
+            Job::Settle { reply, .. } => drop(reply.send(match r {
+                Ok(Out::Settle(v)) => Ok(v),
+                Ok(_) => Err(wrong()),
+                Err(e) => Err(e),
+            })),
         }
     }
 }
@@ -202,74 +208,72 @@ impl Thread {
     }
 
     /// One transaction for every job waiting; answers after the commit.
+    /// When a job (or the commit) fails nothing of the group was written:
+    /// each job then runs again in a transaction of its own, so only the one
+    /// that fails hears of it. (Savepoints per job would do the same, but
+    /// they make SQLite copy every page a job touches into a statement
+    /// journal first, on every group; a failure is rare.)
     fn group(&mut self, jobs: &mut Vec<Job>) {
-        if let Err(e) = self
-            .conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(self.err("begin a transaction"))
-        {
-            for job in jobs.drain(..) {
-                Answer::from_job(job, &e).send(None);
+        match self.transaction(jobs) {
+            Ok(outs) => {
+                for (job, out) in jobs.drain(..).zip(outs) {
+                    job.answer(Ok(out));
+                }
             }
-            return;
-        }
-        let mut answers = Vec::with_capacity(jobs.len());
-        for job in jobs.drain(..) {
-            answers.push(self.one(job));
-        }
-        let failed = match self.conn.execute_batch("COMMIT") {
-            Ok(()) => None,
-            Err(e) => {
-                // Nothing of this group is on disk: every caller hears so.
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Some(self.err("commit")(e))
+            Err(e) if jobs.len() == 1 => {
+                tracing::error!("outbox: {e}");
+                for job in jobs.drain(..) {
+                    job.answer(Err(e.clone()));
+                }
             }
-        };
-        if let Some(e) = &failed {
-            tracing::error!("outbox: group commit failed: {e}");
-        }
-        for a in answers {
-            a.send(failed.as_ref());
+            Err(_) => {
+                for job in jobs.drain(..) {
+                    let r = self.transaction(std::slice::from_ref(&job));
+                    if let Err(e) = &r {
+                        tracing::error!("outbox: {e}");
+                    }
+                    job.answer(r.and_then(|mut v| v.pop().ok_or(OutboxError::Closed)));
+                }
+            }
         }
     }
 
-    /// Runs one job in a savepoint: on error only its own writes are undone.
-    fn one(&mut self, job: Job) -> Answer {
-        let sp = self.conn.execute_batch("SAVEPOINT job");
-        let answer = match job {
-            Job::Enqueue { msgs, reply } => {
-                let r = sp
-                    .map_err(self.err("enqueue"))
-                    .and_then(|_| self.enqueue(&msgs));
-                Answer::Enqueue(reply, r)
+    /// `BEGIN IMMEDIATE`, the jobs, `COMMIT`; on any error `ROLLBACK` and the error.
+    fn transaction(&mut self, jobs: &[Job]) -> Result<Vec<Out>, OutboxError> {
+        self.conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+            .map_err(self.err("begin a transaction"))?;
+        let run = (|| {
+            let mut outs = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                outs.push(self.one(job)?);
             }
+            self.conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+                .map_err(self.err("commit"))?;
+            Ok(outs)
+        })();
+        if run.is_err() && !self.conn.is_autocommit() {
+            // Nothing of it is on disk.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        run
+    }
+
+    fn one(&mut self, job: &Job) -> Result<Out, OutboxError> {
+        Ok(match job {
+            Job::Enqueue { msgs, .. } => Out::Enqueue(self.enqueue(msgs)?),
             Job::Claim {
                 owner,
                 max,
                 now,
                 lease_until,
-                reply,
-            } => {
-                let r = sp
-                    .map_err(self.err("claim"))
-                    .and_then(|_| self.claim(&owner, max, now, lease_until));
-                Answer::Claim(reply, r)
-            }
-            Job::Settle { items, now, reply } => {
-                let r = sp
-                    .map_err(self.err("record the outcome"))
-                    .and_then(|_| self.settle(&items, now));
-                Answer::Settle(reply, r)
-            }
-        };
-        let end = if answer.is_ok() {
-            "RELEASE job"
-        } else {
-            "ROLLBACK TO job; RELEASE job"
-        };
-        // When even that fails the transaction is gone; the commit reports it.
-        let _ = self.conn.execute_batch(end);
-        answer
+                ..
+            } => Out::Claim(self.claim(owner, *max, *now, *lease_until)?),
+            Job::Settle { items, now, .. } => Out::Settle(self.settle(items, *now)?),
+        })
     }
 
     fn enqueue(&self, msgs: &[NewMessage]) -> Result<Vec<Enqueued>, OutboxError> {
@@ -444,25 +448,6 @@ impl Thread {
             done.push(true);
         }
         Ok(done)
-    }
-}
-
-impl Answer {
-    fn is_ok(&self) -> bool {
-        match self {
-            Answer::Enqueue(_, r) => r.is_ok(),
-            Answer::Claim(_, r) => r.is_ok(),
-            Answer::Settle(_, r) => r.is_ok(),
-        }
-    }
-
-    /// A job that never ran: it gets `e`.
-    fn from_job(job: Job, e: &OutboxError) -> Answer {
-        match job {
-            Job::Enqueue { reply, .. } => Answer::Enqueue(reply, Err(e.clone())),
-            Job::Claim { reply, .. } => Answer::Claim(reply, Err(e.clone())),
-            Job::Settle { reply, .. } => Answer::Settle(reply, Err(e.clone())),
-        }
     }
 }
 
