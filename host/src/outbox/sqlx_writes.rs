@@ -1,6 +1,7 @@
-//! The outbox's hot writes (enqueue, claim, outcomes) over sqlx, for a store
-//! whose database runs them through its pool (PostgreSQL). The SQLite store
-//! runs the same statements on a writer thread of its own (`sqlite_writer.rs`).
+//! The outbox's hot writes (enqueue, claim, outcomes) over sqlx, for the
+//! PostgreSQL store (its SQL is PostgreSQL's: `BYTEA`, data-modifying `WITH`).
+//! The SQLite store runs these writes on a writer thread of its own
+//! (`sqlite_writer.rs`).
 //! Expanded inside [`super::store::impl_store`]'s `impl Store`.
 
 /// The three write methods of `impl Store` over sqlx's `$db`.
@@ -26,7 +27,19 @@ macro_rules! sqlx_writes {
                 let mut inserted = std::collections::HashSet::new();
                 let index: Vec<usize> = (0..msgs.len()).collect();
                 for chunk in index.chunks(400) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new(INSERT_HEAD);
+                    // One statement stores the rows and, for those inserted, their bytes
+                    // (in their own table, migration 0004): no extra round trip per group.
+                    let mut qb = sqlx::QueryBuilder::<$db>::new("WITH data (id, mime) AS (");
+                    qb.push_values(chunk, |mut b, &i| {
+                        b.push("CAST(")
+                            .push_bind_unseparated(&ids[i])
+                            .push_unseparated(" AS TEXT)")
+                            .push("CAST(")
+                            .push_bind_unseparated(&msgs[i].mime)
+                            .push_unseparated(" AS BYTEA)");
+                    });
+                    qb.push("), ins AS (");
+                    qb.push(INSERT_HEAD);
                     qb.push_values(chunk, |mut b, &i| {
                         let m = &msgs[i];
                         b.push_bind(&ids[i])
@@ -48,7 +61,12 @@ macro_rules! sqlx_writes {
                             .push_bind(now)
                             .push_bind(now);
                     });
-                    qb.push(" ON CONFLICT (idem_scope, idempotency_key) DO NOTHING RETURNING id");
+                    qb.push(
+                        " ON CONFLICT (idem_scope, idempotency_key) DO NOTHING RETURNING id), \
+                         bytes AS (INSERT INTO outbox_mime (message, mime) \
+                         SELECT data.id, data.mime FROM data JOIN ins ON ins.id = data.id) \
+                         SELECT id FROM ins",
+                    );
                     // Not kept prepared: its text changes with the group's size, and
                     // each connection would cache a statement per size.
                     let rows: Vec<(String,)> = qb
@@ -58,15 +76,6 @@ macro_rules! sqlx_writes {
                         .await
                         .map_err(q)?;
                     inserted.extend(rows.into_iter().map(|(id,)| id));
-                }
-                // The bytes of the messages stored (in their own table: migration 0004).
-                let stored: Vec<usize> = (0..msgs.len()).filter(|&i| inserted.contains(&ids[i])).collect();
-                for chunk in stored.chunks(400) {
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("INSERT INTO outbox_mime (message, mime) ");
-                    qb.push_values(chunk, |mut b, &i| {
-                        b.push_bind(&ids[i]).push_bind(&msgs[i].mime);
-                    });
-                    qb.build().persistent(false).execute(&mut *tx).await.map_err(q)?;
                 }
                 let mut out = Vec::with_capacity(msgs.len());
                 for (i, m) in msgs.iter().enumerate() {
