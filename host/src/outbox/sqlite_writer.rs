@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use super::store::{claim_sql, idem_scope, SettleItem, SWEEP_EXPIRED};
-use super::{Enqueued, MessageRecord, NewMessage, OutboxError, Priority, State};
+use super::{Enqueued, MessageRecord, NewMessage, OutboxError, State};
 
 /// Jobs one transaction takes at most (a claim or a group of outcomes is one job).
 const GROUP_MAX: usize = 256;
@@ -457,38 +457,5 @@ fn record(r: &Row<'_>) -> Result<MessageRecord, OutboxError> {
         what: "message",
         detail: e.to_string(),
     };
-    let state: String = r.get("state").map_err(c)?;
-    let to: String = r.get("envelope_to").map_err(c)?;
-    Ok(MessageRecord {
-        id: r.get("id").map_err(c)?,
-        state: State::parse(&state).ok_or_else(|| OutboxError::Corrupt {
-            what: "message state",
-            detail: format!("unknown state {state:?}"),
-        })?,
-        action: r.get("action").map_err(c)?,
-        user: r.get("user_name").map_err(c)?,
-        tenant: r.get("tenant").map_err(c)?,
-        purpose: r.get("purpose").map_err(c)?,
-        idempotency_key: r.get("idempotency_key").map_err(c)?,
-        message_id: r.get("message_id").map_err(c)?,
-        mime: Some(r.get("mime").map_err(c)?),
-        envelope_from: r.get("envelope_from").map_err(c)?,
-        envelope_to: serde_json::from_str(&to).map_err(|e| OutboxError::Corrupt {
-            what: "envelope recipients",
-            detail: e.to_string(),
-        })?,
-        options_json: r.get("options_json").map_err(c)?,
-        decision_json: r.get("decision_json").map_err(c)?,
-        chain_pos: r.get::<_, i64>("chain_pos").map_err(c)? as u32,
-        position_since: r.get("position_since").map_err(c)?,
-        priority: Priority::from_i64(r.get("priority").map_err(c)?),
-        attempts_count: r.get::<_, i64>("attempts_count").map_err(c)? as u32,
-        next_attempt_at: r.get("next_attempt_at").map_err(c)?,
-        lease_owner: r.get("lease_owner").map_err(c)?,
-        lease_until: r.get("lease_until").map_err(c)?,
-        last_error: r.get("last_error").map_err(c)?,
-        created_at: r.get("created_at").map_err(c)?,
-        updated_at: r.get("updated_at").map_err(c)?,
-        batch_id: r.get("batch_id").map_err(c)?,
-    })
+    Ok(super::store::read_record!(r, get, c, true))
 }

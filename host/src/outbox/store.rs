@@ -582,49 +582,67 @@ macro_rules! impl_store {
                     what: "message",
                     detail: e.to_string(),
                 };
-                let state: String = r.try_get("state").map_err(c)?;
-                let to: String = r.try_get("envelope_to").map_err(c)?;
-                Ok($crate::outbox::MessageRecord {
-                    id: r.try_get("id").map_err(c)?,
-                    state: $crate::outbox::State::parse(&state).ok_or_else(|| {
-                        $crate::outbox::OutboxError::Corrupt {
-                            what: "message state",
-                            detail: format!("unknown state {state:?}"),
-                        }
-                    })?,
-                    action: r.try_get("action").map_err(c)?,
-                    user: r.try_get("user_name").map_err(c)?,
-                    tenant: r.try_get("tenant").map_err(c)?,
-                    purpose: r.try_get("purpose").map_err(c)?,
-                    idempotency_key: r.try_get("idempotency_key").map_err(c)?,
-                    message_id: r.try_get("message_id").map_err(c)?,
-                    mime: if with_mime { Some(r.try_get("mime").map_err(c)?) } else { None },
-                    envelope_from: r.try_get("envelope_from").map_err(c)?,
-                    envelope_to: serde_json::from_str(&to).map_err(|e| {
-                        $crate::outbox::OutboxError::Corrupt {
-                            what: "envelope recipients",
-                            detail: e.to_string(),
-                        }
-                    })?,
-                    options_json: r.try_get("options_json").map_err(c)?,
-                    decision_json: r.try_get("decision_json").map_err(c)?,
-                    chain_pos: r.try_get::<i64, _>("chain_pos").map_err(c)? as u32,
-                    position_since: r.try_get("position_since").map_err(c)?,
-                    priority: $crate::outbox::Priority::from_i64(r.try_get("priority").map_err(c)?),
-                    attempts_count: r.try_get::<i64, _>("attempts_count").map_err(c)? as u32,
-                    next_attempt_at: r.try_get("next_attempt_at").map_err(c)?,
-                    lease_owner: r.try_get("lease_owner").map_err(c)?,
-                    lease_until: r.try_get("lease_until").map_err(c)?,
-                    last_error: r.try_get("last_error").map_err(c)?,
-                    created_at: r.try_get("created_at").map_err(c)?,
-                    updated_at: r.try_get("updated_at").map_err(c)?,
-                    batch_id: r.try_get("batch_id").map_err(c)?,
-                })
+                Ok($crate::outbox::store::read_record!(r, try_get, c, with_mime))
             }
         }
     };
 }
 pub(crate) use impl_store;
+
+/// A [`super::MessageRecord`] from a row of [`COLS`] (and `mime` when
+/// `$with_mime`), for sqlx rows (`try_get`) and rusqlite rows (`get`) alike;
+/// `$c` turns the row library's error into an [`OutboxError`]. Used where a
+/// `Result<_, OutboxError>` is returned.
+macro_rules! read_record {
+    ($r:expr, $get:ident, $c:expr, $with_mime:expr) => {{
+        let state: String = $r.$get("state").map_err($c)?;
+        let to: String = $r.$get("envelope_to").map_err($c)?;
+        let chain_pos: i64 = $r.$get("chain_pos").map_err($c)?;
+        let priority: i64 = $r.$get("priority").map_err($c)?;
+        let attempts_count: i64 = $r.$get("attempts_count").map_err($c)?;
+        $crate::outbox::MessageRecord {
+            id: $r.$get("id").map_err($c)?,
+            state: $crate::outbox::State::parse(&state).ok_or_else(|| {
+                $crate::outbox::OutboxError::Corrupt {
+                    what: "message state",
+                    detail: format!("unknown state {state:?}"),
+                }
+            })?,
+            action: $r.$get("action").map_err($c)?,
+            user: $r.$get("user_name").map_err($c)?,
+            tenant: $r.$get("tenant").map_err($c)?,
+            purpose: $r.$get("purpose").map_err($c)?,
+            idempotency_key: $r.$get("idempotency_key").map_err($c)?,
+            message_id: $r.$get("message_id").map_err($c)?,
+            mime: if $with_mime {
+                Some($r.$get("mime").map_err($c)?)
+            } else {
+                None
+            },
+            envelope_from: $r.$get("envelope_from").map_err($c)?,
+            envelope_to: serde_json::from_str(&to).map_err(|e| {
+                $crate::outbox::OutboxError::Corrupt {
+                    what: "envelope recipients",
+                    detail: e.to_string(),
+                }
+            })?,
+            options_json: $r.$get("options_json").map_err($c)?,
+            decision_json: $r.$get("decision_json").map_err($c)?,
+            chain_pos: chain_pos as u32,
+            position_since: $r.$get("position_since").map_err($c)?,
+            priority: $crate::outbox::Priority::from_i64(priority),
+            attempts_count: attempts_count as u32,
+            next_attempt_at: $r.$get("next_attempt_at").map_err($c)?,
+            lease_owner: $r.$get("lease_owner").map_err($c)?,
+            lease_until: $r.$get("lease_until").map_err($c)?,
+            last_error: $r.$get("last_error").map_err($c)?,
+            created_at: $r.$get("created_at").map_err($c)?,
+            updated_at: $r.$get("updated_at").map_err($c)?,
+            batch_id: $r.$get("batch_id").map_err($c)?,
+        }
+    }};
+}
+pub(crate) use read_record;
 
 /// The store the configuration names.
 #[derive(Debug)]
