@@ -20,6 +20,8 @@
 //! cargo build --release --workspace   # the binary and plugins it starts
 //! PEERS_DIR=$PWD/target/peers cargo bench -p mailhost-tests --bench service
 //! MAILHOST_BENCH_MESSAGES=100000 cargo bench -p mailhost-tests --bench service
+//! MAILHOST_BENCH_ONLY=drain cargo bench -p mailhost-tests --bench service   # one phase: idle, drain, "end to end"
+//! MAILHOST_BENCH_LANES=10 cargo bench -p mailhost-tests --bench service   # [outbox] concurrency (16 by default)
 //! MAILHOST_BENCH_SMOKE=1 cargo bench -p mailhost-tests --bench service   # a few messages (CI)
 //! ```
 //! Run under `cargo test --benches` (no `--bench` argument) it is a smoke run
@@ -104,14 +106,15 @@ allow_plaintext_auth = true
 
 [outbox]
 database = "outbox.db"
-concurrency = 16
-per_account = 16
+concurrency = {lanes}
+per_account = {lanes}
 
 [api.tokens.bench]
 hash = "{}"
 scopes = ["send"]
 "#,
-        hash_token(TOKEN)
+        hash_token(TOKEN),
+        lanes = std::env::var("MAILHOST_BENCH_LANES").unwrap_or_else(|_| "16".into()),
     );
     let path = dir.join("mailhost.toml");
     std::fs::write(&path, text).unwrap();
@@ -377,61 +380,67 @@ fn main() {
     }
     let sink_port = free_port();
     let sink = Sink::start(sink_port, &[]);
+    // MAILHOST_BENCH_ONLY=idle, drain or "end to end": only the phases whose name has it.
+    let only = std::env::var("MAILHOST_BENCH_ONLY").unwrap_or_default();
+    let run = |phase: &str| phase.contains(only.as_str());
 
     // Idle, every plugin loaded: the first start after a config change checks
     // the plugins' JSON Schemas and the account settings in a short-lived
     // child process (the schema library never loads in the service); a later
     // start knows them valid (checked.rs) and starts no child.
-    let (first_idle, idle) = {
-        let dir = tempfile::tempdir().unwrap();
-        config(dir.path(), sink_port);
-        let cache = dir.path().join("check-cache");
-        let cache = cache.to_str().unwrap();
-        let idle = || {
-            let s = Service::start_with(
-                dir.path(),
-                Options {
-                    quiet: true,
-                    env: &[("MAILHOST_CACHE_DIR", cache)],
-                    ..Options::default()
-                },
-            );
-            std::thread::sleep(Duration::from_secs(1));
-            s.rss_mb()
+    if run("idle") {
+        let (first_idle, idle) = {
+            let dir = tempfile::tempdir().unwrap();
+            config(dir.path(), sink_port);
+            let cache = dir.path().join("check-cache");
+            let cache = cache.to_str().unwrap();
+            let idle = || {
+                let s = Service::start_with(
+                    dir.path(),
+                    Options {
+                        quiet: true,
+                        env: &[("MAILHOST_CACHE_DIR", cache)],
+                        ..Options::default()
+                    },
+                );
+                std::thread::sleep(Duration::from_secs(1));
+                s.rss_mb()
+            };
+            (idle(), idle())
         };
-        (idle(), idle())
-    };
-    println!(
+        println!(
         "serve idle, every plugin loaded: RSS {idle:.1} MB (goal ≤ 30); {first_idle:.1} MB on the first start after a config change"
     );
-
-    let (ours, theirs, samples) = drain(sink_port, total);
-    println!(
+    }
+    if run("drain") {
+        let (ours, theirs, samples) = drain(sink_port, total);
+        println!(
         "drain {total} msgs into smtp-sink: mailhost {ours:.0} msg/s, smtp-source -d {theirs:.0} msg/s: {:.2}× (goal ≥ 0.8)",
         ours / theirs
     );
-    let first = samples.first().copied().unwrap_or(0.0);
-    let peak = samples.iter().copied().fold(0.0, f64::max);
-    let last = samples.last().copied().unwrap_or(0.0);
-    println!(
+        let first = samples.first().copied().unwrap_or(0.0);
+        let peak = samples.iter().copied().fold(0.0, f64::max);
+        let last = samples.last().copied().unwrap_or(0.0);
+        println!(
         "RSS while draining: first {first:.1} MB, peak {peak:.1} MB, last {last:.1} MB ({} samples)",
         samples.len()
     );
-    // The shape, not only the ends: up to 12 evenly spaced samples.
-    let step = samples.len().div_ceil(12).max(1);
-    let shape: Vec<String> = samples
-        .iter()
-        .step_by(step)
-        .map(|mb| format!("{mb:.1}"))
-        .collect();
-    println!(
-        "RSS while draining, every {} ms: {} MB",
-        500 * step,
-        shape.join(" ")
-    );
-
-    let e2e = end_to_end(sink_port, total);
-    match postfix_relay(sink_port, total) {
+        // The shape, not only the ends: up to 12 evenly spaced samples.
+        let step = samples.len().div_ceil(12).max(1);
+        let shape: Vec<String> = samples
+            .iter()
+            .step_by(step)
+            .map(|mb| format!("{mb:.1}"))
+            .collect();
+        println!(
+            "RSS while draining, every {} ms: {} MB",
+            500 * step,
+            shape.join(" ")
+        );
+    }
+    if run("end to end") {
+        let e2e = end_to_end(sink_port, total);
+        match postfix_relay(sink_port, total) {
         Some(relay) => println!(
             "end to end {total} msgs (API → outbox → smtp-sink): mailhost {e2e:.0} msg/s, Postfix relay {relay:.0} msg/s: {:.1}× (goal ≥ 10)",
             e2e / relay
@@ -440,6 +449,7 @@ fn main() {
             println!("end to end {total} msgs (API → outbox → smtp-sink): mailhost {e2e:.0} msg/s");
             skip("Postfix as a relay could not be started (../shared/peers/postfix-relay.sh)");
         }
+    }
     }
     sink.stop();
 }

@@ -32,6 +32,11 @@ pub const SQLITE: &[Script] = &[
         "MIME in a table of its own",
         include_str!("migrations/sqlite/0004_mime_table.sql"),
     ),
+    (
+        5,
+        "batch index for batch messages only",
+        include_str!("migrations/sqlite/0005_batch_index.sql"),
+    ),
 ];
 
 pub const POSTGRES: &[Script] = &[
@@ -54,6 +59,11 @@ pub const POSTGRES: &[Script] = &[
         4,
         "MIME in a table of its own",
         include_str!("migrations/postgres/0004_mime_table.sql"),
+    ),
+    (
+        5,
+        "batch index for batch messages only",
+        include_str!("migrations/postgres/0005_batch_index.sql"),
     ),
 ];
 

@@ -399,6 +399,17 @@ pub struct Outbox {
     /// The grouping tasks (None: the store groups by itself).
     groups: Option<Groups>,
     enqueued: Arc<tokio::sync::Notify>,
+    turns: Arc<pacing::Turns>,
+}
+
+/// What a lane's step ([`Outbox::settle_and_claim`]) gives back.
+#[derive(Debug)]
+pub struct LaneStep {
+    /// One flag per outcome: false where the lease was lost (nothing written).
+    pub done: Vec<bool>,
+    pub claimed: Vec<MessageRecord>,
+    /// The claim's pacing turn, when it took batch messages.
+    pub turn: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -440,6 +451,7 @@ impl Outbox {
             store,
             groups,
             enqueued,
+            turns: Arc::new(pacing::Turns::default()),
         }
     }
 
@@ -481,6 +493,64 @@ impl Outbox {
             .await
             .map_err(|_| OutboxError::Closed)?;
         rx.await.map_err(|_| OutboxError::Closed)?
+    }
+
+    /// A lane's step: records its outcomes durably (false where the lease
+    /// was lost), then claims up to `max` due messages for `owner` under a
+    /// lease. On SQLite both are one commit (shared with other callers'); on
+    /// PostgreSQL the outcomes join a group commit, then the claim runs (a
+    /// failed claim there is logged and claims nothing: the outcomes are
+    /// written). Nothing is claimed when the outcomes could not be written.
+    /// A claim that took batch messages comes with its pacing turn
+    /// ([`pacing::Turns`]).
+    pub async fn settle_and_claim(
+        &self,
+        items: Vec<store::SettleItem>,
+        owner: &str,
+        max: u32,
+        lease: Duration,
+    ) -> Result<LaneStep, OutboxError> {
+        if let AnyStore::Sqlite(s) = &*self.store {
+            let now = now_ms();
+            let until = now + lease.as_millis() as i64;
+            let (done, claimed, turn) = s.settle_and_claim(items, owner, max, now, until).await?;
+            return Ok(LaneStep {
+                done,
+                claimed,
+                turn,
+            });
+        }
+        let done = self.settle_many(items).await?;
+        let mut step = LaneStep {
+            done,
+            claimed: Vec::new(),
+            turn: None,
+        };
+        if max == 0 {
+            return Ok(step);
+        }
+        let mut numbering = self.turns.numbering.lock().await;
+        let now = now_ms();
+        match self
+            .store
+            .claim(owner, max, now, now + lease.as_millis() as i64)
+            .await
+        {
+            Ok(claimed) => {
+                if claimed.iter().any(|m| m.batch_id.is_some()) {
+                    step.turn = Some(*numbering);
+                    *numbering += 1;
+                }
+                step.claimed = claimed;
+            }
+            Err(e) => tracing::error!("outbox: claiming failed: {e}"),
+        }
+        Ok(step)
+    }
+
+    /// The pacing turns of this process's claims.
+    pub fn turns(&self) -> &pacing::Turns {
+        &self.turns
     }
 
     /// Wakes an idle worker of this process (something was committed).

@@ -94,6 +94,21 @@ impl SqliteStore {
     ) -> Result<Vec<bool>, OutboxError> {
         self.writer.settle(items, now).await
     }
+
+    /// Outcomes, then a claim, in one commit (a lane's step, worker.rs);
+    /// with the claim's pacing turn when it took batch messages.
+    pub(crate) async fn settle_and_claim(
+        &self,
+        items: Vec<SettleItem>,
+        owner: &str,
+        max: u32,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<(Vec<bool>, Vec<MessageRecord>, Option<u64>), OutboxError> {
+        self.writer
+            .settle_and_claim(items, Some((owner, max, lease_until, true)), now)
+            .await
+    }
 }
 
 /// The three frequent writes go to the writer thread.
@@ -178,6 +193,31 @@ mod tests {
                 b"Subject: 2\r\n\r\nbody 2\r\n".to_vec()
             ]
         );
+    }
+
+    /// The batch queries find their rows through the batch index, which holds
+    /// batch messages only (migration 0005).
+    #[tokio::test]
+    async fn batch_queries_use_the_batch_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("outbox.db"))
+            .await
+            .unwrap();
+        for sql in [
+            "SELECT state, COUNT(*) FROM outbox_messages WHERE batch_id = $1 GROUP BY state",
+            "SELECT id FROM outbox_messages WHERE batch_id = $1 AND state IN ('queued', 'deferred')",
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .bind("b-1")
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap();
+            assert!(
+                plan.iter().any(|p| p.3.contains("outbox_by_batch")),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 
     fn msg(n: usize, message_id: &str) -> NewMessage {

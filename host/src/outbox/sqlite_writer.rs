@@ -36,25 +36,33 @@ enum Job {
         msgs: Vec<NewMessage>,
         reply: Reply<Vec<Enqueued>>,
     },
-    Claim {
-        owner: String,
-        max: u32,
-        now: i64,
-        lease_until: i64,
-        reply: Reply<Vec<MessageRecord>>,
-    },
-    Settle {
+    /// A lane's outcomes, then (in the same transaction) its next messages.
+    Work {
         items: Vec<SettleItem>,
+        claim: Option<ClaimArgs>,
         now: i64,
-        reply: Reply<Vec<bool>>,
+        reply: Reply<Worked>,
     },
 }
+
+/// What a claim asks for.
+struct ClaimArgs {
+    owner: String,
+    max: u32,
+    lease_until: i64,
+    /// Give a claim that took batch messages a pacing turn ([`super::Turns`]).
+    turn: bool,
+}
+
+/// One flag per outcome (false: the lease was lost), the messages claimed,
+/// and the claim's pacing turn: turns are numbered in commit order, for the
+/// claims that asked for one and took batch messages.
+type Worked = (Vec<bool>, Vec<MessageRecord>, Option<u64>);
 
 /// A job's result, held until the commit.
 enum Out {
     Enqueue(Vec<Enqueued>),
-    Claim(Vec<MessageRecord>),
-    Settle(Vec<bool>),
+    Work(Worked),
 }
 
 impl Job {
@@ -70,13 +78,8 @@ impl Job {
                 Ok(_) => Err(wrong()),
                 Err(e) => Err(e),
             })),
-            Job::Claim { reply, .. } => drop(reply.send(match r {
-                Ok(Out::Claim(v)) => Ok(v),
-                Ok(_) => Err(wrong()),
-                Err(e) => Err(e),
-            })),
-            Job::Settle { reply, .. } => drop(reply.send(match r {
-                Ok(Out::Settle(v)) => Ok(v),
+            Job::Work { reply, .. } => drop(reply.send(match r {
+                Ok(Out::Work(v)) => Ok(v),
                 Ok(_) => Err(wrong()),
                 Err(e) => Err(e),
             })),
@@ -118,6 +121,7 @@ impl Writer {
             location: location.to_string(),
             claim_sql: claim_sql(" INDEXED BY outbox_due", ""),
             expired_at: i64::MIN,
+            turns: 0,
         };
         std::thread::Builder::new()
             .name("outbox-writer".into())
@@ -146,15 +150,10 @@ impl Writer {
         now: i64,
         lease_until: i64,
     ) -> Result<Vec<MessageRecord>, OutboxError> {
-        let owner = owner.to_string();
-        self.call(|reply| Job::Claim {
-            owner,
-            max,
-            now,
-            lease_until,
-            reply,
-        })
-        .await
+        Ok(self
+            .settle_and_claim(Vec::new(), Some((owner, max, lease_until, false)), now)
+            .await?
+            .1)
     }
 
     pub(crate) async fn settle(
@@ -162,7 +161,30 @@ impl Writer {
         items: Vec<SettleItem>,
         now: i64,
     ) -> Result<Vec<bool>, OutboxError> {
-        self.call(|reply| Job::Settle { items, now, reply }).await
+        Ok(self.settle_and_claim(items, None, now).await?.0)
+    }
+
+    /// Outcomes, then a claim of (owner, max, lease_until, wants a pacing
+    /// turn), in one transaction.
+    pub(crate) async fn settle_and_claim(
+        &self,
+        items: Vec<SettleItem>,
+        claim: Option<(&str, u32, i64, bool)>,
+        now: i64,
+    ) -> Result<Worked, OutboxError> {
+        let claim = claim.map(|(owner, max, lease_until, turn)| ClaimArgs {
+            owner: owner.to_string(),
+            max,
+            lease_until,
+            turn,
+        });
+        self.call(|reply| Job::Work {
+            items,
+            claim,
+            now,
+            reply,
+        })
+        .await
     }
 }
 
@@ -172,6 +194,8 @@ struct Thread {
     claim_sql: String,
     /// When (a claim's `now`) expired leases were last taken back.
     expired_at: i64,
+    /// Pacing turns given so far.
+    turns: u64,
 }
 
 impl Thread {
@@ -217,7 +241,7 @@ impl Thread {
         match self.transaction(jobs) {
             Ok(outs) => {
                 for (job, out) in jobs.drain(..).zip(outs) {
-                    job.answer(Ok(out));
+                    self.answer(job, Ok(out));
                 }
             }
             Err(e) if jobs.len() == 1 => {
@@ -232,10 +256,24 @@ impl Thread {
                     if let Err(e) = &r {
                         tracing::error!("outbox: {e}");
                     }
-                    job.answer(r.and_then(|mut v| v.pop().ok_or(OutboxError::Closed)));
+                    self.answer(job, r.and_then(|mut v| v.pop().ok_or(OutboxError::Closed)));
                 }
             }
         }
+    }
+
+    /// Answers a job after its commit; a claim that asked for a pacing turn
+    /// and took batch messages gets the next one (in commit order).
+    fn answer(&mut self, job: Job, mut r: Result<Out, OutboxError>) {
+        if let (Job::Work { claim: Some(c), .. }, Ok(Out::Work((_, claimed, turn)))) =
+            (&job, &mut r)
+        {
+            if c.turn && claimed.iter().any(|m| m.batch_id.is_some()) {
+                *turn = Some(self.turns);
+                self.turns += 1;
+            }
+        }
+        job.answer(r);
     }
 
     /// `BEGIN IMMEDIATE`, the jobs, `COMMIT`; on any error `ROLLBACK` and the error.
@@ -265,14 +303,20 @@ impl Thread {
     fn one(&mut self, job: &Job) -> Result<Out, OutboxError> {
         Ok(match job {
             Job::Enqueue { msgs, .. } => Out::Enqueue(self.enqueue(msgs)?),
-            Job::Claim {
-                owner,
-                max,
-                now,
-                lease_until,
-                ..
-            } => Out::Claim(self.claim(owner, *max, *now, *lease_until)?),
-            Job::Settle { items, now, .. } => Out::Settle(self.settle(items, *now)?),
+            Job::Work {
+                items, claim, now, ..
+            } => {
+                let done = if items.is_empty() {
+                    Vec::new()
+                } else {
+                    self.settle(items, *now)?
+                };
+                let claimed = match claim {
+                    Some(c) if c.max > 0 => self.claim(&c.owner, c.max, *now, c.lease_until)?,
+                    _ => Vec::new(),
+                };
+                Out::Work((done, claimed, None))
+            }
         })
     }
 

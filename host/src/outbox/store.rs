@@ -170,6 +170,67 @@ pub(crate) const COLS: &str = "id, state, action, user_name, tenant, purpose, id
      position_since, priority, attempts_count, next_attempt_at, lease_owner, lease_until, \
      last_error, created_at, updated_at, batch_id";
 
+/// [`COLS`] in order (a test checks they agree): rows are read by position,
+/// not by name (a name is a string search through the row's columns).
+pub(crate) const COL_NAMES: [&str; 23] = [
+    "id",
+    "state",
+    "action",
+    "user_name",
+    "tenant",
+    "purpose",
+    "idempotency_key",
+    "message_id",
+    "envelope_from",
+    "envelope_to",
+    "options_json",
+    "decision_json",
+    "chain_pos",
+    "position_since",
+    "priority",
+    "attempts_count",
+    "next_attempt_at",
+    "lease_owner",
+    "lease_until",
+    "last_error",
+    "created_at",
+    "updated_at",
+    "batch_id",
+];
+
+/// The position of column `name` in a row of [`COLS`] followed by the MIME
+/// (`mime` is last). At compile time; an unknown name does not compile.
+pub(crate) const fn col(name: &str) -> usize {
+    let name = name.as_bytes();
+    let mut i = 0;
+    while i < COL_NAMES.len() {
+        let c = COL_NAMES[i].as_bytes();
+        if c.len() == name.len() {
+            let mut j = 0;
+            while j < c.len() && c[j] == name[j] {
+                j += 1;
+            }
+            if j == c.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    if name.len() == 4 && name[0] == b'm' && name[1] == b'i' && name[2] == b'm' && name[3] == b'e' {
+        return COL_NAMES.len();
+    }
+    panic!("not a column of COLS")
+}
+
+/// [`col`] as a constant: `at!("state")`.
+macro_rules! at {
+    ($name:literal) => {{
+        const I: usize = $crate::outbox::store::col($name);
+        I
+    }};
+}
+pub(crate) use at;
+
 pub(crate) const INSERT_HEAD: &str = "INSERT INTO outbox_messages (id, state, action, user_name, \
      tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, envelope_to, \
      options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at) ";
@@ -595,50 +656,86 @@ pub(crate) use impl_store;
 /// `Result<_, OutboxError>` is returned.
 macro_rules! read_record {
     ($r:expr, $get:ident, $c:expr, $with_mime:expr) => {{
-        let state: String = $r.$get("state").map_err($c)?;
-        let to: String = $r.$get("envelope_to").map_err($c)?;
-        let chain_pos: i64 = $r.$get("chain_pos").map_err($c)?;
-        let priority: i64 = $r.$get("priority").map_err($c)?;
-        let attempts_count: i64 = $r.$get("attempts_count").map_err($c)?;
+        let state: String = $r.$get($crate::outbox::store::at!("state")).map_err($c)?;
+        let to: String = $r
+            .$get($crate::outbox::store::at!("envelope_to"))
+            .map_err($c)?;
+        let chain_pos: i64 = $r
+            .$get($crate::outbox::store::at!("chain_pos"))
+            .map_err($c)?;
+        let priority: i64 = $r
+            .$get($crate::outbox::store::at!("priority"))
+            .map_err($c)?;
+        let attempts_count: i64 = $r
+            .$get($crate::outbox::store::at!("attempts_count"))
+            .map_err($c)?;
         $crate::outbox::MessageRecord {
-            id: $r.$get("id").map_err($c)?,
+            id: $r.$get($crate::outbox::store::at!("id")).map_err($c)?,
             state: $crate::outbox::State::parse(&state).ok_or_else(|| {
                 $crate::outbox::OutboxError::Corrupt {
                     what: "message state",
                     detail: format!("unknown state {state:?}"),
                 }
             })?,
-            action: $r.$get("action").map_err($c)?,
-            user: $r.$get("user_name").map_err($c)?,
-            tenant: $r.$get("tenant").map_err($c)?,
-            purpose: $r.$get("purpose").map_err($c)?,
-            idempotency_key: $r.$get("idempotency_key").map_err($c)?,
-            message_id: $r.$get("message_id").map_err($c)?,
+            action: $r.$get($crate::outbox::store::at!("action")).map_err($c)?,
+            user: $r
+                .$get($crate::outbox::store::at!("user_name"))
+                .map_err($c)?,
+            tenant: $r.$get($crate::outbox::store::at!("tenant")).map_err($c)?,
+            purpose: $r.$get($crate::outbox::store::at!("purpose")).map_err($c)?,
+            idempotency_key: $r
+                .$get($crate::outbox::store::at!("idempotency_key"))
+                .map_err($c)?,
+            message_id: $r
+                .$get($crate::outbox::store::at!("message_id"))
+                .map_err($c)?,
             mime: if $with_mime {
-                Some($r.$get("mime").map_err($c)?)
+                Some($r.$get($crate::outbox::store::at!("mime")).map_err($c)?)
             } else {
                 None
             },
-            envelope_from: $r.$get("envelope_from").map_err($c)?,
+            envelope_from: $r
+                .$get($crate::outbox::store::at!("envelope_from"))
+                .map_err($c)?,
             envelope_to: serde_json::from_str(&to).map_err(|e| {
                 $crate::outbox::OutboxError::Corrupt {
                     what: "envelope recipients",
                     detail: e.to_string(),
                 }
             })?,
-            options_json: $r.$get("options_json").map_err($c)?,
-            decision_json: $r.$get("decision_json").map_err($c)?,
+            options_json: $r
+                .$get($crate::outbox::store::at!("options_json"))
+                .map_err($c)?,
+            decision_json: $r
+                .$get($crate::outbox::store::at!("decision_json"))
+                .map_err($c)?,
             chain_pos: chain_pos as u32,
-            position_since: $r.$get("position_since").map_err($c)?,
+            position_since: $r
+                .$get($crate::outbox::store::at!("position_since"))
+                .map_err($c)?,
             priority: $crate::outbox::Priority::from_i64(priority),
             attempts_count: attempts_count as u32,
-            next_attempt_at: $r.$get("next_attempt_at").map_err($c)?,
-            lease_owner: $r.$get("lease_owner").map_err($c)?,
-            lease_until: $r.$get("lease_until").map_err($c)?,
-            last_error: $r.$get("last_error").map_err($c)?,
-            created_at: $r.$get("created_at").map_err($c)?,
-            updated_at: $r.$get("updated_at").map_err($c)?,
-            batch_id: $r.$get("batch_id").map_err($c)?,
+            next_attempt_at: $r
+                .$get($crate::outbox::store::at!("next_attempt_at"))
+                .map_err($c)?,
+            lease_owner: $r
+                .$get($crate::outbox::store::at!("lease_owner"))
+                .map_err($c)?,
+            lease_until: $r
+                .$get($crate::outbox::store::at!("lease_until"))
+                .map_err($c)?,
+            last_error: $r
+                .$get($crate::outbox::store::at!("last_error"))
+                .map_err($c)?,
+            created_at: $r
+                .$get($crate::outbox::store::at!("created_at"))
+                .map_err($c)?,
+            updated_at: $r
+                .$get($crate::outbox::store::at!("updated_at"))
+                .map_err($c)?,
+            batch_id: $r
+                .$get($crate::outbox::store::at!("batch_id"))
+                .map_err($c)?,
         }
     }};
 }
@@ -767,7 +864,16 @@ impl Store for AnyStore {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{col, redact_url, COLS, COL_NAMES};
+
+    #[test]
+    fn rows_are_read_by_the_position_cols_gives() {
+        let listed: Vec<&str> = COLS.split(',').map(str::trim).collect();
+        assert_eq!(listed, COL_NAMES);
+        assert_eq!(col("id"), 0);
+        assert_eq!(col("batch_id"), 22);
+        assert_eq!(col("mime"), COL_NAMES.len());
+    }
 
     #[test]
     fn urls_lose_their_password() {

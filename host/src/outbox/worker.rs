@@ -27,6 +27,7 @@
 //! `concurrency = 8`) can be delivered twice.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -184,16 +185,23 @@ struct Shared<D> {
     cfg: WorkerConfig,
     accounts: Mutex<HashMap<String, Arc<Semaphore>>>,
     stats: Arc<Stats>,
+    /// Lanes waiting for work (they take smaller groups while others idle).
+    idle: AtomicUsize,
 }
+
+/// A lane's outcome for one claimed message: the message, its tries, its new state.
+type Outcome = (MessageRecord, Vec<AttemptRecord>, Settle);
 
 /// Runs until `shutdown` turns true; then stops claiming, waits up to
 /// `drain` for the messages in flight, and releases every lease it still holds.
 ///
-/// The worker runs `concurrency` lanes. Each lane is one blocking thread that
-/// takes up to [`LANE_BATCH`] claimed messages, tries them one after the
-/// other (a plugin call blocks its thread), then commits their outcomes in
-/// one group before it takes more: no thread hop per message, one commit per
-/// group of lanes.
+/// The worker runs `concurrency` lanes. A lane is one blocking thread for the
+/// worker's whole life: it takes up to [`LANE_BATCH`] due messages, tries them
+/// one after the other (a plugin call blocks its thread), then records their
+/// outcomes and takes its next messages in **one** step (one commit on
+/// SQLite, shared with the other lanes' and the API's). No thread hop per
+/// message, and a plugin that keeps connections per thread (SMTP) finds its
+/// own again.
 pub async fn run<D: Deliver>(
     outbox: Outbox,
     deliver: Arc<D>,
@@ -204,17 +212,14 @@ pub async fn run<D: Deliver>(
 ) -> Result<(), OutboxError> {
     let owner = cfg.owner.clone();
     let lease = cfg.lease;
-    let poll = cfg.poll;
-    let hold_ms = cfg.hold.as_millis() as i64;
     let lanes = cfg.concurrency.max(1);
-    let lane_slots = Arc::new(Semaphore::new(lanes));
-    let min_claim = (lanes / 4).max(1);
     let shared = Arc::new(Shared {
         outbox: outbox.clone(),
         deliver,
         cfg,
         accounts: Mutex::new(HashMap::new()),
         stats,
+        idle: AtomicUsize::new(0),
     });
     // Keep this process's leases alive while it runs.
     let renewer = {
@@ -230,79 +235,28 @@ pub async fn run<D: Deliver>(
             }
         })
     };
-    let mut inflight = JoinSet::new();
-    let result = loop {
-        if *shutdown.borrow() {
-            break Ok(());
+    let mut running = JoinSet::new();
+    for _ in 0..lanes {
+        let shared = shared.clone();
+        let rt = tokio::runtime::Handle::current();
+        let shutdown = shutdown.clone();
+        running.spawn_blocking(move || lane(&shared, &rt, shutdown));
+    }
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            break;
         }
-        while inflight.try_join_next().is_some() {}
-        let free = lane_slots.available_permits();
-        // Claim in groups (one claim is one commit), unless nothing is in flight.
-        if free == 0 || (free < min_claim && !inflight.is_empty()) {
-            tokio::select! {
-                _ = inflight.join_next() => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
-        }
-        let now = now_ms();
-        let want = (free * LANE_BATCH) as u32;
-        let claimed = match outbox
-            .store()
-            .claim(&owner, want, now, now + lease.as_millis() as i64)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("outbox: claiming failed: {e}");
-                tokio::select! {
-                    _ = tokio::time::sleep(poll) => {}
-                    _ = shutdown.changed() => {}
-                }
-                continue;
-            }
-        };
-        if claimed.is_empty() {
-            tokio::select! {
-                _ = tokio::time::sleep(poll) => {}
-                _ = outbox.wait_enqueued() => {}
-                _ = shutdown.changed() => {}
-            }
-            continue;
-        }
-        let mut ready = Vec::with_capacity(claimed.len());
-        for rec in claimed {
-            // A batch message waits for its batch's send slot, taken in claim (file) order (pacing.rs).
-            if !super::pacing::hold_for_pacing(&outbox, &owner, &rec, hold_ms).await {
-                ready.push(rec);
-            }
-        }
-        // Spread what was claimed over the free lanes, keeping claim order within each.
-        let per_lane = ready.len().div_ceil(free).clamp(1, LANE_BATCH);
-        let mut ready = ready.into_iter().peekable();
-        while ready.peek().is_some() {
-            let group: Vec<MessageRecord> = ready.by_ref().take(per_lane).collect();
-            let Ok(permit) = lane_slots.clone().acquire_owned().await else {
-                break;
-            };
-            let shared = shared.clone();
-            let rt = tokio::runtime::Handle::current();
-            inflight.spawn_blocking(move || {
-                lane(&shared, &rt, group);
-                drop(permit);
-            });
-        }
-    };
-    // Stop claiming; let what is in flight finish, within the deadline.
+    }
+    // Lanes stop taking messages; let what is in flight finish, within the deadline.
     let finished = tokio::time::timeout(drain, async {
-        while inflight.join_next().await.is_some() {}
+        while running.join_next().await.is_some() {}
     })
     .await
     .is_ok();
     if !finished {
         tracing::warn!(
             "outbox: {} lane(s) still in flight after {} ms; releasing their leases (their messages may be sent again: same Message-ID)",
-            inflight.len(),
+            running.len(),
             drain.as_millis()
         );
     }
@@ -312,27 +266,118 @@ pub async fn run<D: Deliver>(
         Ok(_) => {}
         Err(e) => tracing::error!("outbox: releasing leases failed: {e}"),
     }
-    result
+    Ok(())
 }
 
-/// One lane's group: each message in turn, then one commit of their outcomes.
-fn lane<D: Deliver>(sh: &Arc<Shared<D>>, rt: &tokio::runtime::Handle, group: Vec<MessageRecord>) {
-    let mut outcomes = Vec::with_capacity(group.len());
-    for rec in group {
-        let (attempts, s) = process(sh, rt, &rec);
-        outcomes.push((rec, attempts, s));
+/// One lane, until shutdown: record the last group's outcomes and take the
+/// next group (one step), try each message in turn, again. It waits for that
+/// step's commit before it sends more, so after a crash at most
+/// [`LANE_BATCH`] of its messages can be sent twice. At shutdown it stops
+/// after the message in hand and records what it did; the messages it had
+/// not tried yet go back to the queue with the process's other leases.
+fn lane<D: Deliver>(
+    sh: &Arc<Shared<D>>,
+    rt: &tokio::runtime::Handle,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(LANE_BATCH);
+    loop {
+        let stopping = stopped(&shutdown);
+        // While other lanes wait for work, take a share, not a full group:
+        // a few due messages spread over lanes instead of queueing in one.
+        let want = match (stopping, sh.idle.load(SeqCst)) {
+            (true, _) => 0,
+            (false, 0) => LANE_BATCH,
+            (false, idle) => (LANE_BATCH / (idle + 1)).max(1),
+        };
+        let items = outcomes
+            .iter()
+            .map(|(rec, attempts, s)| super::store::SettleItem {
+                id: rec.id.clone(),
+                owner: sh.cfg.owner.clone(),
+                attempts: attempts.clone(),
+                settle: s.clone(),
+            })
+            .collect();
+        let step = rt.block_on(sh.outbox.settle_and_claim(
+            items,
+            &sh.cfg.owner,
+            want as u32,
+            sh.cfg.lease,
+        ));
+        let (claimed, turn) = match step {
+            Ok(step) => {
+                sh.record_outcomes(&outcomes, Ok(step.done));
+                (step.claimed, step.turn)
+            }
+            Err(e) => {
+                tracing::error!("outbox: claiming failed: {e}");
+                sh.record_outcomes(&outcomes, Err(e));
+                outcomes.clear();
+                if stopping {
+                    return;
+                }
+                rt.block_on(async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(sh.cfg.poll) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                });
+                continue;
+            }
+        };
+        outcomes.clear();
+        if claimed.is_empty() {
+            if stopping {
+                return;
+            }
+            sh.idle.fetch_add(1, SeqCst);
+            rt.block_on(async {
+                tokio::select! {
+                    _ = tokio::time::sleep(sh.cfg.poll) => {}
+                    _ = sh.outbox.wait_enqueued() => {}
+                    _ = shutdown.changed() => {}
+                }
+            });
+            sh.idle.fetch_sub(1, SeqCst);
+            continue;
+        }
+        if claimed.len() == want {
+            // There may be more due: wake a lane that waits.
+            sh.outbox.notify_enqueued();
+        }
+        // Batch messages take their batch's send slot first, in claim (file)
+        // order across the lanes (pacing.rs); one whose slot is not free yet
+        // goes back to the queue.
+        let ready: Vec<MessageRecord> = {
+            let _turn = turn.map(|n| sh.outbox.turns().wait(n));
+            let hold_ms = sh.cfg.hold.as_millis() as i64;
+            claimed
+                .into_iter()
+                .filter(|rec| {
+                    !rt.block_on(super::pacing::hold_for_pacing(
+                        &sh.outbox,
+                        &sh.cfg.owner,
+                        rec,
+                        hold_ms,
+                    ))
+                })
+                .collect()
+        };
+        for rec in ready {
+            if stopped(&shutdown) {
+                break;
+            }
+            let (attempts, s) = process(sh, rt, &rec);
+            outcomes.push((rec, attempts, s));
+        }
     }
-    let items = outcomes
-        .iter()
-        .map(|(rec, attempts, s)| super::store::SettleItem {
-            id: rec.id.clone(),
-            owner: sh.cfg.owner.clone(),
-            attempts: attempts.clone(),
-            settle: s.clone(),
-        })
-        .collect();
-    let done = rt.block_on(sh.outbox.settle_many(items));
-    sh.record_outcomes(&outcomes, done);
+}
+
+/// Shutdown was asked for (or whoever could ask is gone).
+fn stopped(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow() || shutdown.has_changed().is_err()
 }
 
 impl<D: Deliver> Shared<D> {
@@ -383,11 +428,7 @@ impl<D: Deliver> Shared<D> {
     }
 
     /// Counts and logs a lane's committed outcomes.
-    fn record_outcomes(
-        &self,
-        outcomes: &[(MessageRecord, Vec<AttemptRecord>, Settle)],
-        done: Result<Vec<bool>, OutboxError>,
-    ) {
+    fn record_outcomes(&self, outcomes: &[Outcome], done: Result<Vec<bool>, OutboxError>) {
         use std::sync::atomic::Ordering::Relaxed;
         let done = match done {
             Ok(d) => d,
