@@ -6,7 +6,7 @@
 //!   ([`CLAIMABLE`]), so a held batch never takes a claim away from single
 //!   messages (which sort first anyway) or from other batches.
 //! - A claimed batch message takes its batch's slot (in claim order, before it
-//!   is handed to a task) in one atomic `UPDATE`
+//!   is tried; across a worker's lanes through [`Turns`]) in one atomic `UPDATE`
 //!   (`BatchStore::take_batch_slot`); the slot moves on by `60000 / rate` ms.
 //!   When another process took the slot first, the message goes back to
 //!   `queued`, due at the next slot, without an attempt ([`hold_for_pacing`]).

@@ -19,8 +19,9 @@
 //! Commit order (the duplicate window): a message is marked `sending` (with a
 //! lease) before its first try. A lane tries up to [`LANE_BATCH`] messages one
 //! after the other and then commits their outcomes (`sent`, `deferred`,
-//! `failed`) in one group, shared with the other lanes' groups; it waits for
-//! that commit before it takes more. A crash between a server's acceptance and
+//! `failed`) in one group, shared with the other lanes' groups (on SQLite the
+//! same commit claims its next messages); it waits for that commit before it
+//! sends more. A crash between a server's acceptance and
 //! that commit leaves the message `sending`; once the lease expires it is sent
 //! again with the same Message-ID. So after a crash at most `concurrency ×
 //! LANE_BATCH` messages per worker process (8 × 8 = 64 with the default
@@ -236,11 +237,11 @@ pub async fn run<D: Deliver>(
         })
     };
     let mut running = JoinSet::new();
-    for _ in 0..lanes {
+    for index in 0..lanes {
         let shared = shared.clone();
         let rt = tokio::runtime::Handle::current();
         let shutdown = shutdown.clone();
-        running.spawn_blocking(move || lane(&shared, &rt, shutdown));
+        running.spawn_blocking(move || lane(index, &shared, &rt, shutdown));
     }
     while !*shutdown.borrow() {
         if shutdown.changed().await.is_err() {
@@ -276,6 +277,7 @@ pub async fn run<D: Deliver>(
 /// after the message in hand and records what it did; the messages it had
 /// not tried yet go back to the queue with the process's other leases.
 fn lane<D: Deliver>(
+    index: usize,
     sh: &Arc<Shared<D>>,
     rt: &tokio::runtime::Handle,
     mut shutdown: watch::Receiver<bool>,
@@ -332,10 +334,18 @@ fn lane<D: Deliver>(
             if stopping {
                 return;
             }
+            // Lane 0 looks for due messages every `poll`, the others less
+            // often: an enqueue in this process, or a lane that found a full
+            // group, wakes one at once.
             sh.idle.fetch_add(1, SeqCst);
+            let wait = if index == 0 {
+                sh.cfg.poll
+            } else {
+                sh.cfg.poll * 8
+            };
             rt.block_on(async {
                 tokio::select! {
-                    _ = tokio::time::sleep(sh.cfg.poll) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = sh.outbox.wait_enqueued() => {}
                     _ = shutdown.changed() => {}
                 }
