@@ -9,7 +9,7 @@ use mailhost_plugin_api::StepOutcome;
 use crate::config::{self, Settings};
 use crate::engine::{Attempt, Engine, FailureClass};
 use crate::limits::{self, ReadError};
-use crate::loader::{self, escape_path, escape_text, PluginSet};
+use crate::loader::{self, PluginSet};
 use crate::message::{AttachmentRequest, MessageRequest};
 use crate::policy::{Action, Request};
 use crate::submit::{Content, Outcome, Submission, SubmitError};
@@ -40,6 +40,9 @@ macro_rules! out {
         let _ = o.flush();
     }};
 }
+
+mod plugins;
+mod serve_check;
 
 /// Exit codes (sysexits.h), so scripts can tell failures apart.
 pub mod exit {
@@ -147,15 +150,9 @@ pub enum Command {
     /// Loads the plugins and the config, which checks and remembers what this
     /// host had not found valid before, prints nothing and exits (0 valid, 78
     /// not): `serve` runs it as a short-lived child (see `load_for_serve`).
-    #[command(name = CHECK_FOR_SERVE, hide = true)]
+    #[command(name = serve_check::CHECK_FOR_SERVE, hide = true)]
     CheckForServe,
 }
-
-/// The hidden subcommand `serve` runs its schema checks in.
-const CHECK_FOR_SERVE: &str = "check-for-serve";
-
-/// How long `serve` waits for that child before it checks in its own process.
-const CHECK_CHILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -302,118 +299,6 @@ fn load_plugins(cli: &Cli) -> PluginSet {
     loader::load_dirs(&loader::search_path(&cli.plugins))
 }
 
-/// The plugins and the config for `serve`, with the same output and answer
-/// as [`load_plugins`] then [`load_settings`], but without compiling a
-/// settings JSON Schema in this long-running process when it can: the schema
-/// library's static data (meta-schemas, compiled format patterns) stays in a
-/// process for good, about 10 MB of an idle service's memory.
-///
-/// With the check cache on ([`crate::checked`]), a first pass compiles
-/// nothing; when every schema and account setting is known valid, its result
-/// is the answer. Otherwise a short-lived child (`check-for-serve`) does the
-/// checks, which remembers what it finds valid, and this process loads again
-/// and finds it known. Whatever the child found or did (invalid config, no
-/// child, a timeout), this process's own load is the answer and its errors
-/// are the ones printed: the child costs time, never a different answer.
-fn load_for_serve(cli: &Cli) -> (PluginSet, Result<Settings, u8>) {
-    if crate::checked::enabled() {
-        let ((plugins, loaded), needed) = loader::without_compiling(|| {
-            let plugins = load_plugins(cli);
-            let loaded = read_settings(cli, &plugins);
-            (plugins, loaded)
-        });
-        if !needed {
-            let settings = report_settings(cli, &plugins, loaded);
-            return (plugins, settings);
-        }
-        check_in_child(cli);
-    }
-    let plugins = load_plugins(cli);
-    let settings = load_settings(cli, &plugins);
-    (plugins, settings)
-}
-
-/// Runs `check-for-serve` with this process's config and plugin directories
-/// (same working directory and environment, so the same cache) and waits
-/// for it, at most [`CHECK_CHILD_TIMEOUT`]. Its standard error is this
-/// process's: it prints nothing but the log lines asked for (`-v`,
-/// `RUST_LOG`), each inside a `config_check{pid=…}` span.
-fn check_in_child(cli: &Cli) {
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::debug!(
-                "cannot find this executable to check the config in a child process ({e}); checking here"
-            );
-            return;
-        }
-    };
-    let mut cmd = std::process::Command::new(&exe);
-    if let Some(c) = &cli.config {
-        cmd.arg("--config").arg(c);
-    }
-    for p in &cli.plugins {
-        cmd.arg("--plugins").arg(p);
-    }
-    for _ in 0..cli.verbose {
-        cmd.arg("-v");
-    }
-    cmd.arg(CHECK_FOR_SERVE)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!(
-                "cannot start {} to check the config in a child process ({e}); checking here",
-                exe.display()
-            );
-            return;
-        }
-    };
-    let pid = child.id();
-    tracing::debug!("checking the config in a child process (pid {pid})");
-    let deadline = std::time::Instant::now() + CHECK_CHILD_TIMEOUT;
-    let mut pause = std::time::Duration::from_millis(2);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                tracing::debug!("the config check in child process {pid} ended: {status}");
-                return;
-            }
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_millis(50));
-            }
-            Ok(None) => {
-                tracing::info!(
-                    "the config check in child process {pid} did not end within {} s; stopped it, checking here",
-                    CHECK_CHILD_TIMEOUT.as_secs()
-                );
-                break;
-            }
-            Err(e) => {
-                tracing::debug!("cannot wait for child process {pid} ({e}); checking here");
-                break;
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// `check-for-serve`: load the plugins and the config (checking, and
-/// remembering, what was not known valid), print nothing (the parent
-/// reports), exit 0 when valid, 78 when not.
-fn check_for_serve(cli: &Cli) -> u8 {
-    let _span = tracing::info_span!("config_check", pid = std::process::id()).entered();
-    let plugins = load_plugins(cli);
-    match read_settings(cli, &plugins) {
-        Ok(_) => exit::OK,
-        Err(_) => exit::CONFIG,
-    }
-}
-
 pub(crate) fn load_settings(cli: &Cli, plugins: &PluginSet) -> Result<Settings, u8> {
     report_settings(cli, plugins, read_settings(cli, plugins))
 }
@@ -455,17 +340,17 @@ fn report_settings(
 
 fn dispatch(cli: &Cli) -> u8 {
     if let Command::Plugin(a) = &cli.command {
-        return cmd_plugin(cli, a);
+        return plugins::cmd_plugin(cli, a);
     }
     if let Command::Discover(a) = &cli.command {
         // needs neither plugins nor a config
         return crate::discover::cmd(a, cli.json);
     }
     if let Command::CheckForServe = &cli.command {
-        return check_for_serve(cli);
+        return serve_check::check_for_serve(cli);
     }
     if let Command::Serve(a) = &cli.command {
-        let (plugins, settings) = load_for_serve(cli);
+        let (plugins, settings) = serve_check::load_for_serve(cli);
         return match settings {
             Ok(s) => crate::server::cli::serve(Engine::new(s, plugins), a),
             Err(code) => code,
@@ -475,8 +360,8 @@ fn dispatch(cli: &Cli) -> u8 {
     match &cli.command {
         Command::Plugins {
             settings: Some(name),
-        } => cmd_plugin_settings(cli, &plugins, name),
-        Command::Plugins { settings: None } => cmd_plugins(cli, &plugins),
+        } => plugins::cmd_plugin_settings(cli, &plugins, name),
+        Command::Plugins { settings: None } => plugins::cmd_plugins(cli, &plugins),
         // The service (crate::server::cli).
         Command::ApiToken(a) => crate::server::cli::api_token(a),
         Command::Outbox { command } => match load_settings(cli, &plugins) {
@@ -591,210 +476,6 @@ fn dispatch(cli: &Cli) -> u8 {
             engine.close();
             code
         }
-    }
-}
-
-/// `mailhost plugin new`: a plugin crate that builds and loads as written.
-fn cmd_plugin(cli: &Cli, a: &crate::scaffold::PluginArgs) -> u8 {
-    let crate::scaffold::PluginCommand::New {
-        name,
-        dir,
-        api_path,
-    } = &a.command;
-    match crate::scaffold::create(name, dir.as_deref(), api_path.as_deref()) {
-        Ok(d) => {
-            if cli.json {
-                print_json(&serde_json::json!({"created": d, "plugin": name}));
-            } else {
-                outln!(
-                    "created plugin `{name}` in {}\nnext: cd {} && cargo test   (builds {} and loads it)\nthen: copy target/debug/{} into a plugin directory and add an account with plugin = \"{name}\"",
-                    d.display(),
-                    d.display(),
-                    loader::plugin_file_name(name),
-                    loader::plugin_file_name(name)
-                );
-            }
-            exit::OK
-        }
-        Err(e) => fail(cli, exit::USAGE, "usage", &e, None),
-    }
-}
-
-/// The settings a plugin takes, from its JSON Schema: key, type, default, meaning.
-fn cmd_plugin_settings(cli: &Cli, plugins: &PluginSet, name: &str) -> u8 {
-    let Some(p) = plugins.get(name) else {
-        return fail(
-            cli,
-            exit::CONFIG,
-            "config",
-            &format!(
-                "no plugin named `{}` is loaded (loaded: {}); run `mailhost plugins`",
-                name.escape_debug(),
-                plugins.names().join(", ")
-            ),
-            None,
-        );
-    };
-    let schema = p.schema();
-    if cli.json {
-        print_json(&schema);
-        return exit::OK;
-    }
-    let required: Vec<&str> = schema
-        .get("required")
-        .and_then(|r| r.as_array())
-        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
-    outln!(
-        "[accounts.NAME] keys for plugin `{name}` (besides the host's: {}):",
-        config::HOST_ACCOUNT_KEYS.join(", ")
-    );
-    print_properties(schema, &required, "");
-    if let Some(presets) = schema.get("x-presets").and_then(|p| p.as_object()) {
-        outln!("presets (preset = \"NAME\" fills these keys; a key the account sets wins):");
-        for (preset, values) in presets {
-            let keys: Vec<String> = values
-                .as_object()
-                .map(|o| o.iter().map(|(k, v)| format!("{k} = {v}")).collect())
-                .unwrap_or_default();
-            outln!("  {preset:<12} {}", keys.join(", "));
-        }
-    }
-    exit::OK
-}
-
-fn print_properties(schema: &serde_json::Value, required: &[&str], prefix: &str) {
-    let Some(props) = schema.get("properties").and_then(|p| p.as_object()) else {
-        return;
-    };
-    for (k, v) in props {
-        let kind = match (v.get("enum"), v.get("type")) {
-            (Some(e), _) => e
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|x| x.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                })
-                .unwrap_or_default(),
-            (None, Some(t)) => t.as_str().unwrap_or("").to_string(),
-            _ => String::new(),
-        };
-        let default = v
-            .get("default")
-            .map(|d| format!(" (default {d})"))
-            .unwrap_or_default();
-        let req = if required.contains(&k.as_str()) {
-            " REQUIRED"
-        } else {
-            ""
-        };
-        let desc = v.get("description").and_then(|d| d.as_str()).unwrap_or("");
-        outln!("  {prefix}{k}: {kind}{default}{req}\n      {desc}");
-        if v.get("properties").is_some() {
-            let r: Vec<&str> = v
-                .get("required")
-                .and_then(|r| r.as_array())
-                .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
-                .unwrap_or_default();
-            print_properties(v, &r, &format!("{prefix}{k}."));
-        }
-    }
-}
-
-fn cmd_plugins(cli: &Cli, plugins: &PluginSet) -> u8 {
-    if cli.json {
-        let loaded: Vec<_> = plugins
-            .plugins
-            .iter()
-            .map(|p| {
-                let m = p.manifest();
-                serde_json::json!({"name": m.name.as_str(), "version": m.version.as_str(), "api_version": m.api_version.as_str(), "modes": m.modes.iter().map(|x| x.as_str()).collect::<Vec<_>>(), "capabilities": m.capabilities.names(), "description": m.description.as_str(), "path": p.path(), "warning": p.panic_note()})
-            })
-            .collect();
-        let failed: Vec<_> = plugins
-            .failures
-            .iter()
-            .map(|f| serde_json::json!({"path": f.path, "kind": f.kind.name(), "reason": f.reason}))
-            .collect();
-        let ignored: Vec<_> = plugins
-            .ignored
-            .iter()
-            .map(|i| serde_json::json!({"path": i.path.to_string_lossy(), "reason": i.reason}))
-            .collect();
-        print_json(
-            &serde_json::json!({"searched": plugins.searched, "loaded": loaded, "failed": failed, "ignored": ignored}),
-        );
-    } else {
-        outln!(
-            "searched: {}",
-            plugins
-                .searched
-                .iter()
-                .map(|p| escape_path(p))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        if plugins.plugins.is_empty() {
-            outln!("no plugin loaded");
-        }
-        // Columns as wide as their longest entry (at least the old widths),
-        // so a long plugin name does not push its row out of line.
-        let rows: Vec<[String; 3]> = plugins
-            .plugins
-            .iter()
-            .map(|p| {
-                let m = p.manifest();
-                [
-                    escape_text(m.name.as_str()),
-                    escape_text(m.version.as_str()),
-                    escape_text(
-                        &m.modes
-                            .iter()
-                            .map(|x| x.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    ),
-                ]
-            })
-            .collect();
-        let width = |i: usize, min: usize| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .fold(min, usize::max)
-        };
-        let (wn, wv, wm) = (width(0, 10), width(1, 8), width(2, 24));
-        for (p, [name, version, modes]) in plugins.plugins.iter().zip(&rows) {
-            let m = p.manifest();
-            outln!(
-                "{name:<wn$} {version:<wv$} modes: {modes:<wm$} {} — {}\n{:indent$}{}",
-                m.capabilities.names().join("|"),
-                escape_text(m.description.as_str()),
-                "",
-                escape_path(p.path()),
-                indent = wn + 1
-            );
-            if let Some(note) = p.panic_note() {
-                outln!("{:indent$}warning: {note}", "", indent = wn + 1);
-            }
-        }
-        for f in &plugins.failures {
-            outln!(
-                "FAILED {}\n  {}: {}",
-                escape_path(&f.path),
-                f.kind.name(),
-                f.reason.replace('\n', "\n  ")
-            );
-        }
-        for i in &plugins.ignored {
-            outln!("IGNORED {}\n  {}", escape_path(&i.path), i.reason);
-        }
-    }
-    if plugins.failures.is_empty() {
-        exit::OK
-    } else {
-        exit::CONFIG
     }
 }
 
