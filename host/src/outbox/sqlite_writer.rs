@@ -50,7 +50,7 @@ struct ClaimArgs {
     owner: String,
     max: u32,
     lease_until: i64,
-    /// Give a claim that took batch messages a pacing turn ([`super::Turns`]).
+    /// Give a claim that took batch messages a pacing turn ([`super::pacing::Turns`]).
     turn: bool,
 }
 

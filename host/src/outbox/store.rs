@@ -1,6 +1,8 @@
 //! The outbox store: one trait, two databases. The SQL is shared (sqlx binds
-//! `$N` on SQLite too); the differences are in [`Dialect`]: row locking for
-//! claims and the lock that serialises the shared rate limit.
+//! `$N` on SQLite too); the differences are the arguments of `impl_store!`:
+//! the claim's index hint and row locking, the lock that serialises the shared
+//! rate limit, and who runs the frequent writes (SQLite's writer thread,
+//! PostgreSQL's sqlx pool).
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -314,7 +314,10 @@ fn lane<D: Deliver>(
                 (step.claimed, step.turn)
             }
             Err(e) => {
-                tracing::error!("outbox: claiming failed: {e}");
+                tracing::error!(
+                    "outbox: recording outcomes and claiming failed: {e}; trying again in {} ms",
+                    sh.cfg.poll.as_millis()
+                );
                 sh.record_outcomes(&outcomes, Err(e));
                 outcomes.clear();
                 if stopping {
