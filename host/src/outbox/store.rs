@@ -203,25 +203,33 @@ pub(crate) const COL_NAMES: [&str; 23] = [
 /// The position of column `name` in a row of [`COLS`] followed by the MIME
 /// (`mime` is last). At compile time; an unknown name does not compile.
 pub(crate) const fn col(name: &str) -> usize {
-    let name = name.as_bytes();
     let mut i = 0;
     while i < COL_NAMES.len() {
-        let c = COL_NAMES[i].as_bytes();
-        if c.len() == name.len() {
-            let mut j = 0;
-            while j < c.len() && c[j] == name[j] {
-                j += 1;
-            }
-            if j == c.len() {
-                return i;
-            }
+        if same(COL_NAMES[i], name) {
+            return i;
         }
         i += 1;
     }
-    if name.len() == 4 && name[0] == b'm' && name[1] == b'i' && name[2] == b'm' && name[3] == b'e' {
+    if same("mime", name) {
         return COL_NAMES.len();
     }
     panic!("not a column of COLS")
+}
+
+/// `a == b` for [`col`] (`==` on strings is not `const`).
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut j = 0;
+    while j < a.len() {
+        if a[j] != b[j] {
+            return false;
+        }
+        j += 1;
+    }
+    true
 }
 
 /// [`col`] as a constant: `at!("state")`.
