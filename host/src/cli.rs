@@ -42,7 +42,7 @@ macro_rules! out {
 }
 
 mod plugins;
-mod serve_check;
+pub(crate) mod serve_check;
 
 /// Exit codes (sysexits.h), so scripts can tell failures apart.
 pub mod exit {

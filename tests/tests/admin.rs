@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mailhost::server::auth::hash_token;
+use mailhost_tests::service::Options;
 use mailhost_tests::{
     copy_as, mailhost_bin, peer_ca, plugin_file_name, plugin_path, profile_dir, Service,
 };
@@ -655,6 +656,119 @@ fn saves_are_validated_like_the_cli_refused_when_stale_and_applied_without_a_res
     let (_, _, page) = s.request("GET", "/admin/accounts/node", Some(&session), &[], &[]);
     assert!(page.contains("Node &lt;smtp-server&gt; peer"), "{page}");
     assert!(!page.contains("Node <smtp-server> peer"));
+}
+
+/// The loader's debug line for each settings schema it compiles.
+const COMPILING: &str = "compiling a settings JSON Schema";
+
+/// The child processes the service's log says it checked the config in.
+fn check_children(log: &str) -> Vec<u32> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l
+                .split("checking the config in a child process (pid ")
+                .nth(1)?;
+            rest.split(')').next()?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn new_account_settings_from_the_page_are_checked_in_a_child_not_in_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let cache = dir.path().join("cache");
+    let env = [
+        ("MAILHOST_CACHE_DIR", cache.to_str().unwrap()),
+        ("RUST_LOG", "mailhost=debug"),
+    ];
+    let s = Service::start_with(
+        dir.path(),
+        Options {
+            env: &env,
+            quiet: true,
+            ..Options::default()
+        },
+    );
+    let (session, csrf) = s.login(ADMIN_TOKEN);
+    let started = s.log().len();
+    let (_, _, page) = s.request("GET", "/admin/accounts/node", Some(&session), &[], &[]);
+    let etag = hidden(&page, "etag");
+    let form = |port: &'static str, action: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("etag", etag.clone()),
+            ("plugin", "smtp".to_string()),
+            ("k.host", "127.0.0.1".to_string()),
+            ("k.port", port.to_string()),
+            ("k.security", "starttls".to_string()),
+            ("do", action.to_string()),
+        ]
+    };
+    let post = |f: Vec<(&'static str, String)>| {
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.request("POST", "/admin/accounts/node", Some(&session), &[], &f)
+            .2
+    };
+    // Settings this host has not seen: "validate" checks them in a child.
+    let body = post(form("2588", "validate"));
+    assert!(body.contains("The settings validate"), "{body}");
+    // A save of other new settings: checked in a child too, then applied.
+    let body = post(form("2589", "save"));
+    assert!(body.contains("Saved and applied"), "{body}");
+    assert!(
+        s.config_text().contains("port = 2589"),
+        "{}",
+        s.config_text()
+    );
+    let log = s.log();
+    let after = &log[started..];
+    let children = check_children(after);
+    assert_eq!(children.len(), 2, "one child per new candidate:\n{after}");
+    for c in &children {
+        assert_ne!(*c, s.pid());
+        assert!(
+            after.contains(&format!(
+                "the config check in child process {c} ended: exit status: 0"
+            )),
+            "{after}"
+        );
+    }
+    // Whatever was compiled after the start was compiled in those children.
+    for l in after.lines().filter(|l| l.contains(COMPILING)) {
+        assert!(
+            children
+                .iter()
+                .any(|c| l.contains(&format!("config_check{{pid={c}}}"))),
+            "compiled in the service: {l}\n{after}"
+        );
+    }
+    // The candidate's file for the child is gone, and nothing else was left.
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".check-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A refused value is still refused here, with the CLI's words.
+    let etag2 = hidden(
+        &s.request("GET", "/admin/accounts/node", Some(&session), &[], &[])
+            .2,
+        "etag",
+    );
+    let bad: Vec<(&str, &str)> = vec![
+        ("csrf", &csrf),
+        ("etag", &etag2),
+        ("plugin", "smtp"),
+        ("k.port", "70000"),
+        ("do", "save"),
+    ];
+    let (_, _, body) = s.request("POST", "/admin/accounts/node", Some(&session), &[], &bad);
+    assert!(
+        body.contains("Not saved: the change does not validate"),
+        "{body}"
+    );
+    assert!(s.config_text().contains("port = 2589"));
 }
 
 #[test]

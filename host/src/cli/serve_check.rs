@@ -4,6 +4,8 @@
 use super::{exit, load_plugins, load_settings, read_settings, report_settings, Cli};
 use crate::config::Settings;
 use crate::loader::{self, PluginSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The hidden subcommand `serve` runs its schema checks in.
 pub(super) const CHECK_FOR_SERVE: &str = "check-for-serve";
@@ -25,6 +27,7 @@ const CHECK_CHILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// child, a timeout), this process's own load is the answer and its errors
 /// are the ones printed: the child costs time, never a different answer.
 pub(super) fn load_for_serve(cli: &Cli) -> (PluginSet, Result<Settings, u8>) {
+    SERVE_PROCESS.store(true, Ordering::Relaxed);
     if crate::checked::enabled() {
         let ((plugins, loaded), needed) = loader::without_compiling(|| {
             let plugins = load_plugins(cli);
@@ -43,11 +46,34 @@ pub(super) fn load_for_serve(cli: &Cli) -> (PluginSet, Result<Settings, u8>) {
 }
 
 /// Runs `check-for-serve` with this process's config and plugin directories
-/// (same working directory and environment, so the same cache) and waits
-/// for it, at most [`CHECK_CHILD_TIMEOUT`]. Its standard error is this
-/// process's: it prints nothing but the log lines asked for (`-v`,
-/// `RUST_LOG`), each inside a `config_check{pid=…}` span.
+/// (see [`run_check_child`]).
 fn check_in_child(cli: &Cli) {
+    run_check_child(cli.config.as_deref(), &cli.plugins, cli.verbose);
+}
+
+/// Set when this process is `mailhost serve` itself, which can run its own
+/// executable as a check child (a library user's executable cannot).
+static SERVE_PROCESS: AtomicBool = AtomicBool::new(false);
+
+/// Checks the config file at `config` (a candidate the admin page is about
+/// to save) in a `check-for-serve` child, which remembers what it finds
+/// valid ([`crate::checked`]), so that this service can then validate it
+/// without compiling a JSON Schema. False when it could not: this process is
+/// not `mailhost serve`, or the check cache is off.
+pub(crate) fn check_file_in_child(config: &Path, plugin_dirs: &[PathBuf]) -> bool {
+    if !SERVE_PROCESS.load(Ordering::Relaxed) || !crate::checked::enabled() {
+        return false;
+    }
+    run_check_child(Some(config), plugin_dirs, 0);
+    true
+}
+
+/// Runs `check-for-serve` for `config` with `plugin_dirs` (same working
+/// directory and environment, so the same cache) and waits for it, at most
+/// [`CHECK_CHILD_TIMEOUT`]. Its standard error is this process's: it prints
+/// nothing but the log lines asked for (`-v`, `RUST_LOG`), each inside a
+/// `config_check{pid=…}` span.
+fn run_check_child(config: Option<&Path>, plugin_dirs: &[PathBuf], verbose: u8) {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -58,13 +84,13 @@ fn check_in_child(cli: &Cli) {
         }
     };
     let mut cmd = std::process::Command::new(&exe);
-    if let Some(c) = &cli.config {
+    if let Some(c) = config {
         cmd.arg("--config").arg(c);
     }
-    for p in &cli.plugins {
+    for p in plugin_dirs {
         cmd.arg("--plugins").arg(p);
     }
-    for _ in 0..cli.verbose {
+    for _ in 0..verbose {
         cmd.arg("-v");
     }
     cmd.arg(CHECK_FOR_SERVE)

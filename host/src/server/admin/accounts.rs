@@ -943,13 +943,24 @@ pub(super) async fn submit(
         return Ok(render(&st, &s, &v, &top));
     }
     // A candidate config from the form (secrets typed are used as they are, in memory only).
-    let candidate = (|| -> Result<crate::config::Settings, Vec<String>> {
+    let candidate = async {
         let l = edit::load(engine.settings(), st.shared_outbox()).map_err(|e| vec![e])?;
-        let mut doc = edit::parse(&l).map_err(|e| vec![e])?;
-        let t = edit::table(&mut doc, &["accounts", &name]).map_err(|e| vec![e])?;
-        apply_form(t, &name, &plugin, &form, true)?;
-        edit::validate(&l, &doc.to_string(), engine.plugins())
-    })();
+        let doc = edit::parse(&l).map_err(|e| vec![e])?;
+        let with_form = |for_test: bool| -> Result<(String, usize), Vec<String>> {
+            let mut doc = doc.clone();
+            let t = edit::table(&mut doc, &["accounts", &name]).map_err(|e| vec![e])?;
+            let secrets = apply_form(t, &name, &plugin, &form, for_test)?;
+            Ok((doc.to_string(), secrets.len()))
+        };
+        let (text, _) = with_form(true)?;
+        // No secret typed: the text is the one a save would write, which
+        // may go to a file for the check child (a typed value never does).
+        if let Ok((_, 0)) = with_form(false) {
+            edit::check_in_child(&l, &text, engine.plugins()).await;
+        }
+        edit::validate(&l, &text, engine.plugins())
+    }
+    .await;
     let mut top = String::new();
     match (&candidate, action.as_str()) {
         (Err(errs), _) => top.push_str(&notice(

@@ -80,6 +80,67 @@ pub(crate) fn validate(
     config::validate(&src, plugins).map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
 }
 
+/// Before [`validate`] in the service: when the candidate holds a plugin
+/// schema or account settings this host has not seen valid yet
+/// ([`crate::checked`]), has them checked in a short-lived child process,
+/// as `serve` does at start (cli/serve_check.rs), so that the validation
+/// here finds them known and compiles no JSON Schema. The schema library's
+/// static data would otherwise stay in the service for good (about 10 MB).
+/// The child only remembers; [`validate`] here is always the answer, and a
+/// candidate the child found invalid is checked (and reported) here.
+///
+/// `text` goes to a file of mode 0600 beside the config for the child to
+/// read (relative paths resolve the same), removed after. Only a text that
+/// could be saved as it is comes here: no typed secret values.
+pub(crate) async fn check_in_child(l: &Loaded, text: &str, plugins: &crate::loader::PluginSet) {
+    if !crate::checked::enabled() {
+        return;
+    }
+    let src = Source::from_text(&l.path.display().to_string(), &l.base_dir, text);
+    let (_, needed) = crate::loader::without_compiling(|| config::validate(&src, plugins));
+    if !needed {
+        return;
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = l.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let name = l
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "mailhost.toml".into());
+    let tmp = dir.join(format!(".{name}.check-{}-{n}", std::process::id()));
+    if let Err(e) = write_private(&tmp, text) {
+        tracing::debug!("admin: {e}; checking the config here");
+        return;
+    }
+    let dirs = plugins.searched.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let ran = crate::cli::serve_check::check_file_in_child(&tmp, &dirs);
+        let _ = std::fs::remove_file(&tmp);
+        ran
+    })
+    .await;
+    if !matches!(checked, Ok(true)) {
+        tracing::debug!("admin: no check child for this config; checking it here");
+    }
+}
+
+/// Writes `text` to a new file of mode 0600 (no other user reads a config).
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    o.open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 /// A secret typed on the page, to be written to `secrets/NAME` beside the config.
 #[derive(Clone)]
 pub(crate) struct NewSecret {
@@ -207,6 +268,7 @@ pub(crate) async fn save(
     let mut doc = parse(&l).map_err(SaveError::Io)?;
     let secrets = edit(&mut doc).map_err(|e| SaveError::Invalid(vec![e]))?;
     let text = doc.to_string();
+    check_in_child(&l, &text, engine.plugins()).await;
     // Validate with the secrets' references in place (a missing file is a warning only).
     let settings = validate(&l, &text, engine.plugins()).map_err(SaveError::Invalid)?;
     for s in &secrets {
