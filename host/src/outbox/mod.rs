@@ -17,10 +17,13 @@
 //! `FOR UPDATE SKIP LOCKED`). Both behind [`store::Store`]; [`Outbox`] adds
 //! group commit (concurrent enqueues share one transaction).
 
+mod attempt;
 pub mod batches;
+mod columns;
 pub mod deliver;
 pub mod migrations;
 pub mod pacing;
+mod pg_group;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_writer;
@@ -33,7 +36,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
+
+use pg_group::Groups;
 
 pub use store::{AnyStore, Store};
 
@@ -380,19 +385,10 @@ impl OutboxSettings {
     }
 }
 
-/// How many enqueues one group commit takes at most.
-const GROUP_MAX: usize = 512;
-
-type Pending = (NewMessage, oneshot::Sender<Result<Enqueued, OutboxError>>);
-type PendingSettle = (
-    Vec<store::SettleItem>,
-    oneshot::Sender<Result<Vec<bool>, OutboxError>>,
-);
-
 /// The outbox: a store plus group commit for enqueues and outcomes. On
-/// PostgreSQL two tasks gather concurrent calls into transactions; the
-/// SQLite store's writer thread does that itself (sqlite_writer.rs), so calls
-/// go straight to it.
+/// PostgreSQL two tasks gather concurrent calls into transactions
+/// (pg_group.rs); the SQLite store's writer thread does that itself
+/// (sqlite_writer.rs), so calls go straight to it.
 #[derive(Clone)]
 pub struct Outbox {
     store: Arc<AnyStore>,
@@ -410,12 +406,6 @@ pub struct LaneStep {
     pub claimed: Vec<MessageRecord>,
     /// The claim's pacing turn, when it took batch messages.
     pub turn: Option<u64>,
-}
-
-#[derive(Clone)]
-struct Groups {
-    tx: mpsc::Sender<Pending>,
-    settle_tx: mpsc::Sender<PendingSettle>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -439,13 +429,7 @@ impl Outbox {
         let enqueued = Arc::new(tokio::sync::Notify::new());
         let groups = match &*store {
             AnyStore::Sqlite(_) => None,
-            AnyStore::Postgres(_) => {
-                let (tx, rx) = mpsc::channel::<Pending>(GROUP_MAX * 4);
-                tokio::spawn(group_commit(store.clone(), rx, enqueued.clone()));
-                let (settle_tx, settle_rx) = mpsc::channel::<PendingSettle>(GROUP_MAX * 4);
-                tokio::spawn(group_settle(store.clone(), settle_rx));
-                Some(Groups { tx, settle_tx })
-            }
+            AnyStore::Postgres(_) => Some(Groups::start(&store, &enqueued)),
         };
         Outbox {
             store,
@@ -572,63 +556,6 @@ impl Outbox {
             .await
             .map_err(|_| OutboxError::Closed)?;
         rx.await.map_err(|_| OutboxError::Closed)?
-    }
-}
-
-/// Takes whatever outcomes the workers' lanes are waiting to record (up to
-/// 64 groups), writes them in one transaction, answers each after the commit.
-/// A lane waits for its answer before it sends again, so a crash loses at
-/// most `concurrency × LANE_BATCH` outcomes per process (the duplicate window,
-/// worker.rs).
-async fn group_settle(store: Arc<AnyStore>, mut rx: mpsc::Receiver<PendingSettle>) {
-    let mut batch: Vec<PendingSettle> = Vec::with_capacity(64);
-    while rx.recv_many(&mut batch, 64).await > 0 {
-        let mut items = Vec::new();
-        let mut replies = Vec::with_capacity(batch.len());
-        for (group, reply) in batch.drain(..) {
-            replies.push((reply, group.len()));
-            items.extend(group);
-        }
-        match store.settle_batch(&items, now_ms()).await {
-            Ok(done) => {
-                let mut done = done.into_iter();
-                for (reply, n) in replies {
-                    let _ = reply.send(Ok(done.by_ref().take(n).collect()));
-                }
-            }
-            Err(e) => {
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-        }
-    }
-}
-
-/// Takes whatever enqueues are waiting (up to GROUP_MAX), writes them in one
-/// transaction, answers each caller after the commit.
-async fn group_commit(
-    store: Arc<AnyStore>,
-    mut rx: mpsc::Receiver<Pending>,
-    enqueued: Arc<tokio::sync::Notify>,
-) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(GROUP_MAX);
-    while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
-        let (msgs, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
-        match store.enqueue_batch(msgs).await {
-            Ok(ids) => {
-                for (reply, id) in replies.into_iter().zip(ids) {
-                    let _ = reply.send(Ok(id));
-                }
-                enqueued.notify_one();
-            }
-            Err(e) => {
-                tracing::error!("outbox: group commit failed: {e}");
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
-        }
     }
 }
 

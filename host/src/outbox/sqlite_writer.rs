@@ -495,11 +495,11 @@ impl Thread {
     }
 }
 
-/// A claimed row (the claim returns `store::COLS` and the MIME).
+/// A claimed row (the claim returns `columns::COLS` and the MIME).
 fn record(r: &Row<'_>) -> Result<MessageRecord, OutboxError> {
     let c = |e: rusqlite::Error| OutboxError::Corrupt {
         what: "message",
         detail: e.to_string(),
     };
-    Ok(super::store::read_record!(r, get, c, true))
+    Ok(super::columns::read_record!(r, get, c, true))
 }
