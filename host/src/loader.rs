@@ -18,7 +18,8 @@ use crate::checked;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use mailhost_plugin_api::{
-    Capabilities, HostHandle, Manifest, PluginError, PluginModRef, Probe, TransportBox,
+    Capabilities, HostHandle, Manifest, OutgoingMessage, PluginError, PluginModRef, Probe, Receipt,
+    TransportBox,
 };
 
 /// Environment variable with extra plugin directories (`:`-separated on Unix, `;` on Windows).
@@ -137,7 +138,18 @@ pub struct LoadedPlugin {
     validator: Arc<Mutex<Option<Arc<jsonschema::Validator>>>>,
     /// [`Manifest::sends_mime_only`].
     mime_only: bool,
+    /// 1.1's `send_many` (`None`: a 1.0 plugin; [`LoadedPlugin::send_many`]
+    /// then sends each message in turn).
+    send_many: Option<SendMany>,
 }
+
+/// The type of 1.1's `send_many` ([`mailhost_plugin_api::v1_1::PluginMod`]).
+type SendMany = extern "C" fn(
+    &TransportBox,
+    abi_stable::std_types::RSlice<'_, OutgoingMessage>,
+) -> abi_stable::std_types::RVec<
+    abi_stable::std_types::RResult<Receipt, PluginError>,
+>;
 
 impl fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -251,6 +263,40 @@ impl LoadedPlugin {
     /// Opens an account with its plugin settings (a JSON object).
     pub fn open(&self, settings_json: &str, host: HostHandle) -> Result<TransportBox, PluginError> {
         (self.module.open())(settings_json.into(), host).into_result()
+    }
+
+    /// Sends `messages` through `transport` (which this plugin opened) at
+    /// once when the plugin has 1.1's `send_many`, else each in turn: one
+    /// result per message, in order.
+    pub fn send_many(
+        &self,
+        transport: &TransportBox,
+        messages: &[OutgoingMessage],
+    ) -> Vec<Result<Receipt, PluginError>> {
+        match self.send_many {
+            Some(f) => {
+                let mut got: Vec<_> = f(transport, messages.into())
+                    .into_iter()
+                    .map(|r| r.into_result())
+                    .collect();
+                got.resize_with(messages.len(), || {
+                    Err(PluginError::permanent(format!(
+                        "plugin `{}` answered send_many with fewer results than messages",
+                        self.name()
+                    )))
+                });
+                got
+            }
+            None => messages
+                .iter()
+                .map(|m| transport.send(m).into_result())
+                .collect(),
+        }
+    }
+
+    /// Whether the plugin has 1.1's `send_many` (several messages per call).
+    pub fn sends_many(&self) -> bool {
+        self.send_many.is_some()
     }
 
     /// Whether the plugin can work on this machine now.
@@ -593,12 +639,20 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
         reason,
     };
     check::plugin_file(&abs).map_err(|(kind, reason)| fail(kind, reason))?;
-    let module = lib_header_from_path(&abs)
-        .and_then(|h| h.init_root_module::<PluginModRef>())
-        .map_err(|e| {
-            let (kind, reason) = explain(&e);
-            fail(kind, reason)
-        })?;
+    let header = lib_header_from_path(&abs).map_err(|e| {
+        let (kind, reason) = explain(&e);
+        fail(kind, reason)
+    })?;
+    let module = header.init_root_module::<PluginModRef>().map_err(|e| {
+        let (kind, reason) = explain(&e);
+        fail(kind, reason)
+    })?;
+    // What 1.1 adds, when the plugin was built against 1.1 (a 1.0 plugin's
+    // root module is refused as 1.1's: it lacks the fields).
+    let send_many = header
+        .init_root_module::<mailhost_plugin_api::v1_1::PluginModRef>()
+        .ok()
+        .and_then(|m| m.send_many());
     let manifest = (module.manifest())().into_result().map_err(|e| {
         fail(
             FailureKind::ManifestFailed,
@@ -634,6 +688,7 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
         mime_only: manifest.sends_mime_only(),
         manifest,
         module,
+        send_many,
         schema: Arc::new(schema),
         validator: Arc::new(Mutex::new(validator.map(Arc::new))),
     })

@@ -3,13 +3,13 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{ROption, RResult, RStr};
+use abi_stable::sabi_trait::TD_CanDowncast;
+use abi_stable::std_types::{ROption, RResult, RSlice, RStr, RVec};
 
 use crate::{
     Capabilities, CheckReport, ComposeOutcome, ConnState, ConnectionStatus, ExtensionBox, Host,
-    HostHandle, Manifest, OutgoingMessage, PluginError, PluginMod, PluginModRef, Probe, Receipt,
-    Transport, TransportBox, Transport_TO,
+    HostHandle, Manifest, OutgoingMessage, PluginError, Probe, Receipt, Transport, TransportBox,
+    Transport_TO,
 };
 
 /// A transport plugin: what [`crate::export_plugin!`] exports.
@@ -40,6 +40,21 @@ pub trait TransportImpl: Send + Sync + 'static {
     /// Delivers `message` (see [`OutgoingMessage`]: `mime` keeps the Bcc header,
     /// `envelope.to` lists every recipient). A panic becomes a `Permanent` error.
     fn send(&self, message: &OutgoingMessage) -> Result<Receipt, PluginError>;
+
+    /// Delivers several messages at once: one result per message, in the
+    /// same order. A 1.1 host calls it for a group of queued messages that
+    /// go out through this account (the outbox worker), so a transport can
+    /// overlap them — e.g. one thread driving several connections — where
+    /// `send` per message would keep a host thread waiting for each reply.
+    /// The default sends each in turn, a panic in one becoming that
+    /// message's `Permanent` error. An override that panics fails every
+    /// message of the call with `Permanent`, sent or not: keep it panic-free.
+    fn send_many(&self, messages: &[OutgoingMessage]) -> Vec<Result<Receipt, PluginError>> {
+        messages
+            .iter()
+            .map(|m| guard("send", || self.send(m)))
+            .collect()
+    }
 
     /// Opens or saves `message` for the user to finish (a draft, a dialog, a web
     /// link). Only for plugins with [`crate::Capabilities::COMPOSE`].
@@ -142,9 +157,36 @@ extern "C" fn open_shim<P: Plugin>(
     crate::log::install(&host);
     guard("open", || {
         let t = P::open(settings_json.as_str(), Host(host))?;
-        Ok(Transport_TO::from_value(Guarded(t), TD_Opaque))
+        Ok(Transport_TO::from_value(Guarded(t), TD_CanDowncast))
     })
     .into()
+}
+
+/// `send_many` of a transport `open_shim::<P>` returned: exactly one result
+/// per message, whatever the plugin's code answers or does.
+extern "C" fn send_many_shim<P: Plugin>(
+    transport: &TransportBox,
+    messages: RSlice<'_, OutgoingMessage>,
+) -> RVec<RResult<Receipt, PluginError>> {
+    let n = messages.len();
+    let all = |e: PluginError| (0..n).map(|_| RResult::RErr(e.clone())).collect();
+    let Ok(t) = transport.obj.downcast_as::<Guarded<P::Transport>>() else {
+        return all(PluginError::permanent(
+            "send_many was given a transport this plugin did not open; report this to the host's author",
+        ));
+    };
+    match guard("send_many", || Ok(t.0.send_many(messages.as_slice()))) {
+        Ok(mut got) => {
+            got.truncate(n);
+            while got.len() < n {
+                got.push(Err(PluginError::permanent(
+                    "the plugin's send_many answered fewer results than it was given messages; report this to the plugin's author",
+                )));
+            }
+            got.into_iter().map(RResult::from).collect()
+        }
+        Err(e) => all(e),
+    }
 }
 
 extern "C" fn extension_shim<P: Plugin>(name: RStr<'_>) -> ROption<ExtensionBox> {
@@ -157,7 +199,7 @@ extern "C" fn extension_shim<P: Plugin>(name: RStr<'_>) -> ROption<ExtensionBox>
 /// Builds the root module of plugin `P`. Called once by the exported symbol.
 /// The manifest's panic-strategy bit is the one this crate was compiled with
 /// (Cargo compiles every crate of a build with the same strategy).
-pub fn root_module<P: Plugin>() -> PluginModRef {
+pub fn root_module<P: Plugin>() -> crate::module::v1_1::PluginModRef {
     root_module_for::<P, { cfg!(panic = "unwind") }>()
 }
 
@@ -165,13 +207,14 @@ pub fn root_module<P: Plugin>() -> PluginModRef {
 /// `cfg!(panic = "unwind")` as seen by the crate that calls
 /// [`crate::export_plugin!`].
 #[doc(hidden)]
-pub fn root_module_for<P: Plugin, const UNWIND: bool>() -> PluginModRef {
+pub fn root_module_for<P: Plugin, const UNWIND: bool>() -> crate::module::v1_1::PluginModRef {
     use abi_stable::prefix_type::PrefixTypeTrait;
-    PluginMod {
+    crate::module::v1_1::PluginMod {
         manifest: manifest_shim::<P, UNWIND>,
         probe: probe_shim::<P>,
         open: open_shim::<P>,
         extension: extension_shim::<P>,
+        send_many: send_many_shim::<P>,
     }
     .leak_into_prefix()
 }
@@ -207,7 +250,7 @@ macro_rules! export_plugin {
         ///
         /// The manifest says whether this library was built with
         /// `panic = "unwind"` (the host refuses `panic = "abort"`).
-        pub fn mailhost_plugin_root_module() -> $crate::PluginModRef {
+        pub fn mailhost_plugin_root_module() -> $crate::v1_1::PluginModRef {
             $crate::root_module_for::<$plugin, { cfg!(panic = "unwind") }>()
         }
 
@@ -218,9 +261,10 @@ macro_rules! export_plugin {
                 $crate::abi_stable::library::__call_root_module_loader(mailhost_plugin_root_module)
             }
             // SAFETY: what `#[export_root_module]` expands to: the header describes
-            // `PluginModRef`, whose layout abi_stable checks when the host loads it.
+            // 1.1's `PluginModRef`, whose layout abi_stable checks when the host
+            // loads it (a 1.0 host reads it as 1.0's, a prefix of it).
             unsafe {
-                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModRef>(
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::v1_1::PluginModRef>(
                     _sabi_erased_module,
                     $crate::abi_stable::library::CheckTypeLayout::Yes,
                 )

@@ -48,7 +48,7 @@ pub use export::{guard, open_in_process, root_module, Plugin, TransportImpl, ROO
 pub use host::{Host, HostHandle, HostServices, HostServices_TO, LogLevel, TokenRequest};
 pub use manifest::{Capabilities, Manifest, Probe};
 pub use message::{Attachment, Envelope, Mailbox, MessageParts, OutgoingMessage};
-pub use module::{PluginMod, PluginModRef, ROOT_BASE_NAME};
+pub use module::{v1_1, PluginMod, PluginModRef, ROOT_BASE_NAME};
 pub use status::{
     CheckReport, CheckStep, ComposeKind, ComposeOutcome, ConnState, ConnectionStatus, Receipt,
     RejectedRecipient, StepOutcome,

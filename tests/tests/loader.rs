@@ -296,6 +296,70 @@ fn a_plugin_built_against_plugin_api_1_0_0_loads_and_sends() {
         )
     );
     assert!(t.check("{}".into()).into_result().unwrap().ok());
+    // A 1.0 plugin has no send_many: the host sends a group one by one.
+    assert!(!plugin.sends_many());
+    let two = [
+        message("Compat 1", "compat-2"),
+        message("Compat 2", "compat-3"),
+    ];
+    let got = plugin.send_many(&t, &two);
+    assert_eq!(got.len(), 2);
+    for (r, m) in got.into_iter().zip(&two) {
+        assert!(r
+            .unwrap()
+            .server_reply
+            .as_str()
+            .contains(&format!("`{}`", m.parts.subject.as_str())));
+    }
+}
+
+/// A plugin built against today's plugin-api (1.1) loads in the 1.0 way and
+/// also offers `send_many`: one result per message, in order, each message
+/// delivered; a panic in one message's send fails that message only.
+#[test]
+fn a_1_1_plugin_sends_a_group_in_one_call_and_a_panic_fails_only_its_message() {
+    let dir = temp();
+    let out = dir.path().join("out");
+    let pickup = load_file(&plugin_path("pickup")).unwrap();
+    assert!(pickup.sends_many());
+    let t = pickup
+        .open(&serde_json::json!({ "dir": out }).to_string(), host())
+        .unwrap();
+    let group: Vec<_> = (0..5)
+        .map(|i| message(&format!("group {i}"), &format!("group-{i}")))
+        .collect();
+    let got = pickup.send_many(&t, &group);
+    assert_eq!(got.len(), 5);
+    let ids: Vec<String> = got
+        .into_iter()
+        .map(|r| r.unwrap().server_id.to_string())
+        .collect();
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 5, "{ids:?}");
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 5, "{ids:?}");
+    assert!(pickup.send_many(&t, &[]).is_empty());
+
+    // The default send_many guards each message: each panic is that message's error.
+    let plugin = load_file(&install(
+        &fixture_path("fixture_panicky_send"),
+        dir.path(),
+        "panicky_send",
+    ))
+    .unwrap();
+    assert!(plugin.sends_many());
+    let t = plugin.open("{}", host()).unwrap();
+    let got = plugin.send_many(&t, &group[..2]);
+    assert_eq!(got.len(), 2);
+    for (i, r) in got.into_iter().enumerate() {
+        let e = r.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::PERMANENT);
+        assert!(
+            e.message().contains(&format!("send #{} of", i + 1)),
+            "{}",
+            e.message()
+        );
+    }
 }
 
 /// Only abi_stable's `Error:` lines with their Expected/Found values survive,
