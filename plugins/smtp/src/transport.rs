@@ -91,6 +91,72 @@ impl TransportImpl for SmtpTransport {
         self.send_job(job)
     }
 
+    /// The messages' transactions run at once on the calling thread's
+    /// runtime, each on a connection of its own from the pool (as many as
+    /// `pool.max_size` allows): one thread waits for all their replies,
+    /// where `send` per message waits for each.
+    fn send_many(&self, messages: &[OutgoingMessage]) -> Vec<Result<Receipt, PluginError>> {
+        let mut out: Vec<Option<Result<Receipt, PluginError>>> = Vec::new();
+        out.resize_with(messages.len(), || None);
+        if self.shared.closed.load(Ordering::Relaxed) {
+            return messages
+                .iter()
+                .map(|_| Err(PluginError::unavailable("the SMTP transport is closed")))
+                .collect();
+        }
+        let mut jobs = Vec::with_capacity(messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            match Job::from_message(&self.shared.cfg, m) {
+                Ok(job) => jobs.push((i, job)),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        let shared = self.shared.clone();
+        let sent = crate::rt::on_caller(async move {
+            let mut set = tokio::task::JoinSet::new();
+            let mut index = std::collections::HashMap::new();
+            for (i, job) in jobs {
+                let shared = shared.clone();
+                let task = set.spawn(async move { shared.send(job).await });
+                index.insert(task.id(), i);
+            }
+            let mut done = Vec::with_capacity(index.len());
+            while let Some(r) = set.join_next_with_id().await {
+                match r {
+                    Ok((id, r)) => done.push((index[&id], r)),
+                    Err(e) => done.push((
+                        index[&e.id()],
+                        Err(PluginError::permanent(format!(
+                            "smtp: the send did not finish ({e}); report this to mailhost's authors"
+                        ))),
+                    )),
+                }
+            }
+            Ok(done)
+        });
+        match sent {
+            Ok(done) => {
+                for (i, r) in done {
+                    out[i] = Some(r);
+                }
+            }
+            Err(e) => {
+                for slot in out.iter_mut().filter(|s| s.is_none()) {
+                    *slot = Some(Err(e.clone()));
+                }
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(PluginError::permanent(
+                        "smtp: a message of the group got no result",
+                    ))
+                })
+            })
+            .collect()
+    }
+
     fn check(&self, options_json: &str) -> Result<CheckReport, PluginError> {
         let shared = self.shared.clone();
         let options = options_json.to_string();
