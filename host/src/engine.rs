@@ -639,6 +639,46 @@ impl Engine {
         Ok(d)
     }
 
+    /// Several sends through one way out in one plugin call (1.1's
+    /// `send_many`; a 1.0 plugin gets them one by one): one result per
+    /// message, in order. `msgs` pairs each message with its user.
+    pub(crate) fn send_many_once(
+        &self,
+        c: &Candidate,
+        msgs: &[(Option<&str>, &OutgoingMessage)],
+    ) -> Vec<Result<Delivery, PluginError>> {
+        let all = |e: PluginError| msgs.iter().map(|_| Err(e.clone())).collect();
+        if c.is_builtin() {
+            return all(PluginError::unsupported(
+                "`builtin` is the application's own editor; it does not send",
+            ));
+        }
+        let t = match self.transport(c) {
+            Ok(t) => t,
+            Err(e) => return all(e),
+        };
+        let Some(plugin) = c.plugin.as_deref().and_then(|p| self.plugins.get(p)) else {
+            return all(PluginError::unavailable(format!(
+                "`{}` has no loaded plugin; run `mailhost plugins` to see why",
+                c.label
+            )));
+        };
+        let with_options: Vec<OutgoingMessage> = msgs
+            .iter()
+            .map(|(user, m)| self.options_for(m, *user, c.account.as_deref()))
+            .collect();
+        let t0 = Instant::now();
+        let got = plugin.send_many(&t, &with_options);
+        got.into_iter()
+            .zip(msgs)
+            .map(|(r, (user, msg))| {
+                let mut d = delivery(c.clone(), r?, vec![ok_attempt(c, 1, t0)]);
+                crate::copies::after_send(self, *user, msg, &mut d);
+                Ok(d)
+            })
+            .collect()
+    }
+
     /// One compose through one way out; `builtin` hands the message to the app's editor.
     pub(crate) fn compose_once(
         &self,

@@ -399,4 +399,18 @@ impl Engine {
                 .map(Outcome::Composed),
         }
     }
+
+    /// [`Engine::attempt`] for several messages sent through one way out at
+    /// once (one plugin call when the plugin has `send_many`). `msgs` pairs
+    /// each message with its user; one result per message, in order.
+    pub fn attempt_sends(
+        &self,
+        candidate: &Candidate,
+        msgs: &[(Option<&str>, &OutgoingMessage)],
+    ) -> Vec<Result<Outcome, PluginError>> {
+        self.send_many_once(candidate, msgs)
+            .into_iter()
+            .map(|r| r.map(Outcome::Sent))
+            .collect()
+    }
 }

@@ -528,6 +528,76 @@ fn captured(dir: &Path) -> Vec<String> {
     ids
 }
 
+/// A lane's claimed messages that go out the same way are tried in one
+/// plugin call (SMTP's `send_many`): the six queued here are claimed by the
+/// one lane at once and all tried at the same moment, yet each gets its own
+/// outcome from the server's own reply.
+#[test]
+fn a_group_goes_out_in_one_call_and_each_message_keeps_its_own_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), 2525, "concurrency = 1\nper_account = 8");
+    let ok: Vec<String> = (0..3)
+        .map(|i| format!("{}@example.com", unique(&format!("group-ok{i}"))))
+        .collect();
+    let mut all: Vec<(String, &str)> = ok.iter().map(|r| (r.clone(), "sent")).collect();
+    all.push(("rcpt-5xx@example.com".into(), "failed"));
+    all.push(("data-5xx@example.com".into(), "failed"));
+    all.push(("rcpt-4xx@example.com".into(), "deferred"));
+    // queued with the workers off, so that one claim takes them all
+    let ids: Vec<String> = {
+        let s = start(dir.path(), &["--no-workers"]);
+        all.iter()
+            .map(|(rcpt, _)| {
+                let r = s.post_json(
+                    Some(ERP_TOKEN),
+                    &json!({"tenant": "acme", "to": [rcpt], "subject": "group", "text": "x"}),
+                );
+                assert_eq!(r.0, 202, "{:#}", r.2);
+                r.2["id"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    let s = Service::start_with(
+        dir.path(),
+        Options {
+            env: &[(SECRET_VAR, "test-secret"), ("RUST_LOG", "mailhost=debug")],
+            quiet: true,
+            ..Options::default()
+        },
+    );
+    let mut tried_at = Vec::new();
+    for (id, (rcpt, state)) in ids.iter().zip(&all) {
+        let m = s.wait_for(id, state, |m| {
+            m["state"] == *state && !m["attempts"].as_array().unwrap().is_empty()
+        });
+        let att = m["attempts"].as_array().unwrap();
+        assert_eq!(att.len(), 1, "{rcpt}: {m:#}");
+        assert_eq!(att[0]["candidate"], "server", "{m:#}");
+        match rcpt.split('@').next().unwrap() {
+            "rcpt-5xx" => assert_eq!(att[0]["code"], "550", "{m:#}"),
+            "data-5xx" => assert_eq!(att[0]["code"], "554", "{m:#}"),
+            "rcpt-4xx" => {
+                assert_eq!(att[0]["class"], "transient", "{m:#}");
+                assert_eq!(att[0]["code"], "450", "{m:#}");
+            }
+            _ => {
+                assert_eq!(att[0]["class"], "ok", "{m:#}");
+                let (_, meta) = saved_for(rcpt).expect("smtp-server saved the message");
+                assert_eq!(meta["rcptTo"].as_array().unwrap().len(), 1, "sent once");
+            }
+        }
+        tried_at.push(att[0]["at"].as_i64().unwrap());
+    }
+    // one call: every try of the group started at the same moment
+    tried_at.dedup();
+    assert_eq!(tried_at.len(), 1, "{tried_at:?}");
+    let log = s.log();
+    assert!(
+        log.contains("outbox: 6 messages out through `server` in one plugin call"),
+        "{log}"
+    );
+}
+
 #[test]
 fn sigterm_and_kill_9_mid_drain_lose_nothing() {
     const N: usize = 5_000;

@@ -73,30 +73,91 @@ impl Deliver for EngineDeliver {
         };
         let engine = self.0.get();
         // A send through a plugin that reads only the bytes needs no parse.
+        let msg = Self::outgoing(&engine, rec, way_out, action)?;
+        engine
+            .attempt(action, way_out, rec.user.as_deref(), &msg)
+            .map(reply_of)
+    }
+
+    /// Sends go through the plugin's `send_many` in one call (composes, if
+    /// any, one by one).
+    fn attempt_many(
+        &self,
+        recs: &[&MessageRecord],
+        way_out: &Candidate,
+    ) -> Vec<Result<String, PluginError>> {
+        if recs.iter().any(|r| r.action == "compose") {
+            return recs.iter().map(|r| self.attempt(r, way_out)).collect();
+        }
+        let engine = self.0.get();
+        if let Some(a) = &way_out.account {
+            if !engine.settings().accounts.contains_key(a) {
+                let e = PluginError::config(format!("account `{a}` is no longer configured"));
+                return recs.iter().map(|_| Err(e.clone())).collect();
+            }
+        }
+        let built: Vec<_> = recs
+            .iter()
+            .map(|r| Self::outgoing(&engine, r, way_out, Action::Send))
+            .collect();
+        let ready: Vec<(Option<&str>, &mailhost_plugin_api::OutgoingMessage)> = recs
+            .iter()
+            .zip(&built)
+            .filter_map(|(r, m)| Some((r.user.as_deref(), m.as_ref().ok()?)))
+            .collect();
+        let mut sent = engine.attempt_sends(way_out, &ready).into_iter();
+        built
+            .iter()
+            .map(|m| match m {
+                Ok(_) => sent
+                    .next()
+                    .unwrap_or_else(|| {
+                        Err(PluginError::permanent(
+                            "the engine answered fewer results than messages",
+                        ))
+                    })
+                    .map(reply_of),
+                Err(e) => Err(e.clone()),
+            })
+            .collect()
+    }
+}
+
+impl EngineDeliver {
+    /// What a plugin needs of a stored message: the bytes only when it reads
+    /// only those, else the parts parsed again.
+    fn outgoing(
+        engine: &crate::engine::Engine,
+        rec: &MessageRecord,
+        way_out: &Candidate,
+        action: Action,
+    ) -> Result<mailhost_plugin_api::OutgoingMessage, PluginError> {
         let bytes_only = action == Action::Send
             && way_out
                 .plugin
                 .as_deref()
                 .and_then(|p| engine.plugins().get(p))
                 .is_some_and(|p| p.sends_mime_only());
-        let msg = if bytes_only {
-            as_stored(rec)?
+        if bytes_only {
+            as_stored(rec)
         } else {
-            restore(rec)?
-        };
-        engine
-            .attempt(action, way_out, rec.user.as_deref(), &msg)
-            .map(|o| match o {
-                Outcome::Sent(d) => {
-                    let mut reply = d.server_reply;
-                    for (addr, why) in &d.rejected {
-                        reply.push_str(&format!("; rejected {addr}: {why}"));
-                    }
-                    reply
-                }
-                Outcome::Composed(c) if c.web_link.is_empty() => c.message,
-                Outcome::Composed(c) => format!("{} ({})", c.message, c.web_link),
-            })
+            restore(rec)
+        }
+    }
+}
+
+/// The server's reply for the attempt record.
+fn reply_of(o: Outcome) -> String {
+    match o {
+        Outcome::Sent(d) => {
+            let mut reply = d.server_reply;
+            for (addr, why) in &d.rejected {
+                reply.push_str(&format!("; rejected {addr}: {why}"));
+            }
+            reply
+        }
+        Outcome::Composed(c) if c.web_link.is_empty() => c.message,
+        Outcome::Composed(c) => format!("{} ({})", c.message, c.web_link),
     }
 }
 

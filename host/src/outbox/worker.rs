@@ -61,6 +61,16 @@ pub trait Deliver: Send + Sync + 'static {
     fn limits(&self, account: &str) -> AccountLimits;
     /// One try through one way out; the server's reply on success.
     fn attempt(&self, rec: &MessageRecord, way_out: &Candidate) -> Result<String, PluginError>;
+    /// One try each for several messages through the same way out, at once
+    /// where the plugin can (one result per message, in order). Default:
+    /// [`Deliver::attempt`] for each in turn.
+    fn attempt_many(
+        &self,
+        recs: &[&MessageRecord],
+        way_out: &Candidate,
+    ) -> Vec<Result<String, PluginError>> {
+        recs.iter().map(|r| self.attempt(r, way_out)).collect()
+    }
 }
 
 /// An account's own limits (`[accounts.NAME]`); `None`: no limit / the default.
@@ -363,13 +373,9 @@ fn lane<D: Deliver>(
                 })
                 .collect()
         };
-        for rec in ready {
-            if stopped(&shutdown) {
-                break;
-            }
-            let (attempts, s) = super::attempt::process(sh, rt, &rec);
-            outcomes.push((rec, attempts, s));
-        }
+        outcomes.extend(super::attempt::process_group(sh, rt, ready, || {
+            stopped(&shutdown)
+        }));
     }
 }
 
