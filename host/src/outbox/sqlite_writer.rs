@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::{params, Connection, OpenFlags, Row};
 use tokio::sync::oneshot;
 
 use super::store::{claim_sql, idem_scope, SettleItem, SWEEP_EXPIRED};
@@ -435,9 +435,14 @@ impl Thread {
                 "UPDATE outbox_messages SET state = ?3, next_attempt_at = ?4, chain_pos = ?5, \
                  position_since = ?6, last_error = ?7, attempts_count = attempts_count + ?8, \
                  lease_owner = ?9, lease_until = CASE WHEN ?9 IS NULL THEN NULL ELSE lease_until END, \
-                 updated_at = ?10 WHERE id = ?1 AND lease_owner = ?2 AND state = 'sending' \
-                 RETURNING attempts_count",
+                 updated_at = ?10 WHERE id = ?1 AND lease_owner = ?2 AND state = 'sending'",
             )
+            .map_err(&q)?;
+        // Read back apart: SQLite runs `RETURNING` through a temporary table,
+        // opened (and its page cache allocated) for every row.
+        let mut count_of = self
+            .conn
+            .prepare_cached("SELECT attempts_count FROM outbox_messages WHERE id = ?1")
             .map_err(&q)?;
         let mut attempt = self
             .conn
@@ -450,29 +455,32 @@ impl Thread {
         for it in items {
             let s = &it.settle;
             let lease_owner = (s.state == State::Sending).then_some(it.owner.as_str());
-            let count: Option<i64> = update
-                .query_row(
-                    params![
-                        it.id,
-                        it.owner,
-                        s.state.as_str(),
-                        s.next_attempt_at,
-                        s.chain_pos as i64,
-                        s.position_since,
-                        s.last_error,
-                        it.attempts.len() as i64,
-                        lease_owner,
-                        now,
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()
+            let changed = update
+                .execute(params![
+                    it.id,
+                    it.owner,
+                    s.state.as_str(),
+                    s.next_attempt_at,
+                    s.chain_pos as i64,
+                    s.position_since,
+                    s.last_error,
+                    it.attempts.len() as i64,
+                    lease_owner,
+                    now,
+                ])
                 .map_err(&q)?;
-            // None: the lease ran out and another worker has the message; nothing is written.
-            let Some(count) = count else {
+            // 0: the lease ran out and another worker has the message; nothing is written.
+            if changed == 0 {
                 done.push(false);
                 continue;
-            };
+            }
+            if it.attempts.is_empty() {
+                done.push(true);
+                continue;
+            }
+            let count: i64 = count_of
+                .query_row(params![it.id], |r| r.get(0))
+                .map_err(&q)?;
             let first = count - it.attempts.len() as i64;
             for (i, a) in it.attempts.iter().enumerate() {
                 attempt
