@@ -21,7 +21,8 @@
 //! PEERS_DIR=$PWD/target/peers cargo bench -p mailhost-tests --bench service
 //! MAILHOST_BENCH_MESSAGES=100000 cargo bench -p mailhost-tests --bench service
 //! MAILHOST_BENCH_ONLY=drain cargo bench -p mailhost-tests --bench service   # one phase: idle, drain, "end to end"
-//! MAILHOST_BENCH_LANES=10 cargo bench -p mailhost-tests --bench service   # [outbox] concurrency (16 by default)
+//! MAILHOST_BENCH_LANES=16 cargo bench -p mailhost-tests --bench service   # [outbox] concurrency (4 by default)
+//! MAILHOST_BENCH_PER_ACCOUNT=16 cargo bench -p mailhost-tests --bench service   # [outbox] per_account (10 by default: the SMTP pool's connections, as smtp-source's 10 sessions)
 //! MAILHOST_BENCH_SMOKE=1 cargo bench -p mailhost-tests --bench service   # a few messages (CI)
 //! ```
 //! Run under `cargo test --benches` (no `--bench` argument) it is a smoke run
@@ -107,14 +108,15 @@ allow_plaintext_auth = true
 [outbox]
 database = "outbox.db"
 concurrency = {lanes}
-per_account = {lanes}
+per_account = {per_account}
 
 [api.tokens.bench]
 hash = "{}"
 scopes = ["send"]
 "#,
         hash_token(TOKEN),
-        lanes = std::env::var("MAILHOST_BENCH_LANES").unwrap_or_else(|_| "16".into()),
+        lanes = std::env::var("MAILHOST_BENCH_LANES").unwrap_or_else(|_| "4".into()),
+        per_account = std::env::var("MAILHOST_BENCH_PER_ACCOUNT").unwrap_or_else(|_| "10".into()),
     );
     let path = dir.join("mailhost.toml");
     std::fs::write(&path, text).unwrap();
