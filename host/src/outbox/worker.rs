@@ -9,16 +9,18 @@
 //! - permanent → `failed` with the server's reply;
 //! - no way out left → `failed` with the last error.
 //!
-//! Every try is recorded. Plugin calls block: they run on blocking threads,
-//! at most `concurrency` at a time and `per_account` per account in this
+//! Every try is recorded. Plugin calls block: they run on the lanes'
+//! blocking threads, `concurrency` of them. A lane's claimed messages that go
+//! out the same way are tried in one plugin call (`send_many`, attempt.rs);
+//! at most `per_account` messages of one account are in flight in this
 //! process. An account's `max_per_minute` and `max_concurrent` are taken from
 //! the database, so they hold across processes; its `max_age_secs` overrides
 //! the outbox's. The worker never sleeps on a backoff: a deferred message
 //! goes back to the database with its `next_attempt_at`.
 //!
 //! Commit order (the duplicate window): a message is marked `sending` (with a
-//! lease) before its first try. A lane tries up to [`LANE_BATCH`] messages one
-//! after the other and then commits their outcomes (`sent`, `deferred`,
+//! lease) before its first try. A lane tries up to [`LANE_BATCH`] messages
+//! (those going out the same way in one call) and then commits their outcomes (`sent`, `deferred`,
 //! `failed`) in one group, shared with the other lanes' groups (on SQLite the
 //! same commit claims its next messages); it waits for that commit before it
 //! sends more. A crash between a server's acceptance and
@@ -193,7 +195,8 @@ type Outcome = (MessageRecord, Vec<AttemptRecord>, Settle);
 ///
 /// The worker runs `concurrency` lanes. A lane is one blocking thread for the
 /// worker's whole life: it takes up to [`LANE_BATCH`] due messages, tries them
-/// one after the other (a plugin call blocks its thread), then records their
+/// (those going out the same way in one plugin call, which blocks its
+/// thread; attempt.rs), then records their
 /// outcomes and takes its next messages in **one** step (one commit on
 /// SQLite, shared with the other lanes' and the API's). No thread hop per
 /// message, and a plugin that keeps connections per thread (SMTP) finds its
