@@ -126,6 +126,7 @@ pub(super) fn process_group<D: Deliver>(
                 .available_permits()
                 .clamp(1, sh.cfg.per_account.max(1));
             let chunk: Vec<(MessageRecord, Walk)> = members.by_ref().take(n).collect();
+            // (The account's semaphore is never closed: acquiring only waits.)
             let Ok(permits) = rt.block_on(slots.clone().acquire_many_owned(chunk.len() as u32))
             else {
                 return out;

@@ -122,14 +122,18 @@ impl TransportImpl for SmtpTransport {
             }
             let mut done = Vec::with_capacity(index.len());
             while let Some(r) = set.join_next_with_id().await {
-                match r {
-                    Ok((id, r)) => done.push((index[&id], r)),
-                    Err(e) => done.push((
-                        index[&e.id()],
+                let (id, r) = match r {
+                    Ok((id, r)) => (id, r),
+                    Err(e) => (
+                        e.id(),
                         Err(PluginError::permanent(format!(
                             "smtp: the send did not finish ({e}); report this to mailhost's authors"
                         ))),
-                    )),
+                    ),
+                };
+                // Every task's id went into `index` before the first await.
+                if let Some(&i) = index.get(&id) {
+                    done.push((i, r));
                 }
             }
             Ok(done)
