@@ -299,6 +299,13 @@ impl LoadedPlugin {
         self.send_many.is_some()
     }
 
+    /// Whether a group of messages is best given to this plugin in one call:
+    /// it has `send_many` and declared that it overlaps the messages
+    /// ([`Manifest::overlaps_send_many`]).
+    pub fn sends_groups(&self) -> bool {
+        self.send_many.is_some() && self.manifest.overlaps_send_many()
+    }
+
     /// Whether the plugin can work on this machine now.
     pub fn probe(&self, host: HostHandle) -> Probe {
         (self.module.probe())(host)

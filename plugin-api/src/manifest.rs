@@ -105,6 +105,9 @@ impl fmt::Debug for Capabilities {
 /// The `extra_json` key of [`Manifest::send_reads_mime_only`].
 pub const SEND_READS_MIME_ONLY: &str = "send_reads_mime_only";
 
+/// The `extra_json` key of [`Manifest::send_many_overlaps`].
+pub const SEND_MANY_OVERLAPS: &str = "send_many_overlaps";
+
 /// What a plugin is: returned by the root module's `manifest` before anything is opened.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
@@ -194,9 +197,33 @@ impl Manifest {
 
     /// True when the plugin declared [`Manifest::send_reads_mime_only`].
     pub fn sends_mime_only(&self) -> bool {
+        self.extra_flag(SEND_READS_MIME_ONLY)
+    }
+
+    /// Declares that the transport's `send_many` overlaps the messages it is
+    /// given ([`crate::TransportImpl::send_many`], e.g. several connections
+    /// at once), so the host's outbox worker hands it a group in one call.
+    /// Without it the worker calls `send` per message from several threads,
+    /// which is what a transport that sends one message at a time is best
+    /// served by. Recorded in `extra_json` as `"send_many_overlaps": true`.
+    pub fn send_many_overlaps(mut self) -> Self {
+        let mut extra: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(self.extra_json.as_str()).unwrap_or_default();
+        extra.insert(SEND_MANY_OVERLAPS.into(), serde_json::Value::Bool(true));
+        self.extra_json = serde_json::Value::Object(extra).to_string().into();
+        self
+    }
+
+    /// True when the plugin declared [`Manifest::send_many_overlaps`].
+    pub fn overlaps_send_many(&self) -> bool {
+        self.extra_flag(SEND_MANY_OVERLAPS)
+    }
+
+    /// A `true` flag in `extra_json` (anything else, or malformed JSON: false).
+    fn extra_flag(&self, key: &str) -> bool {
         serde_json::from_str::<serde_json::Value>(self.extra_json.as_str())
             .ok()
-            .and_then(|v| v.get(SEND_READS_MIME_ONLY).and_then(|b| b.as_bool()))
+            .and_then(|v| v.get(key).and_then(|b| b.as_bool()))
             .unwrap_or(false)
     }
 
@@ -259,6 +286,10 @@ mod tests {
         let m = m.send_reads_mime_only();
         assert!(m.extra_json.as_str().contains(r#""later":1"#));
         assert!(m.sends_mime_only());
+        // the two flags side by side
+        assert!(!m.overlaps_send_many());
+        let m = m.send_many_overlaps();
+        assert!(m.overlaps_send_many() && m.sends_mime_only());
         let mut m = Manifest::new("x", "1.0.0");
         m.extra_json = "not json".into();
         assert!(!m.sends_mime_only());

@@ -322,6 +322,10 @@ fn a_1_1_plugin_sends_a_group_in_one_call_and_a_panic_fails_only_its_message() {
     let out = dir.path().join("out");
     let pickup = load_file(&plugin_path("pickup")).unwrap();
     assert!(pickup.sends_many());
+    // pickup keeps the default send_many (one after the other): the outbox
+    // gives it messages one per call; SMTP overlaps a group and says so.
+    assert!(!pickup.sends_groups());
+    assert!(load_file(&plugin_path("smtp")).unwrap().sends_groups());
     let t = pickup
         .open(&serde_json::json!({ "dir": out }).to_string(), host())
         .unwrap();

@@ -61,10 +61,11 @@ pub(super) struct Walk {
 /// A lane's claimed messages, in order, each with its outcome (the ones
 /// left untried because `stop()` said so are not in the answer).
 ///
-/// Messages whose next try goes out the same way, through an account with
-/// no limit to take per try (`max_per_minute`, `max_concurrent`), are tried
-/// in **one** plugin call ([`Deliver::attempt_many`]: SMTP overlaps them on
-/// one thread); a message that such a try leaves for a later way out goes
+/// Messages whose next try goes out the same way, through a plugin that
+/// overlaps a group ([`Deliver::tries_together`]) and an account with no
+/// limit to take per try (`max_per_minute`, `max_concurrent`), are tried in
+/// **one** plugin call ([`Deliver::attempt_many`]: SMTP overlaps them on one
+/// thread); a message that such a try leaves for a later way out goes
 /// on alone, as does every other message.
 pub(super) fn process_group<D: Deliver>(
     sh: &Arc<Shared<D>>,
@@ -88,6 +89,7 @@ pub(super) fn process_group<D: Deliver>(
         let together = (rec.action == "send")
             .then(|| w.chain.get(w.pos).cloned())
             .flatten()
+            .filter(|way| sh.deliver.tries_together(way))
             .and_then(|way| {
                 let limits = sh.deliver.limits(way.account.as_deref()?);
                 (limits.max_per_minute.is_none() && limits.max_concurrent.is_none())

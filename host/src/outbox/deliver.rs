@@ -79,6 +79,14 @@ impl Deliver for EngineDeliver {
             .map(reply_of)
     }
 
+    fn tries_together(&self, way_out: &Candidate) -> bool {
+        way_out
+            .plugin
+            .as_deref()
+            .and_then(|p| self.0.get().plugins().get(p).map(|p| p.sends_groups()))
+            .unwrap_or(false)
+    }
+
     /// Sends go through the plugin's `send_many` in one call (composes, if
     /// any, one by one).
     fn attempt_many(

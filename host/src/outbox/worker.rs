@@ -11,7 +11,8 @@
 //!
 //! Every try is recorded. Plugin calls block: they run on the lanes'
 //! blocking threads, `concurrency` of them. A lane's claimed messages that go
-//! out the same way are tried in one plugin call (`send_many`, attempt.rs);
+//! out the same way are tried in one plugin call when the plugin overlaps
+//! them (`send_many`, attempt.rs);
 //! at most `per_account` messages of one account are in flight in this
 //! process. An account's `max_per_minute` and `max_concurrent` are taken from
 //! the database, so they hold across processes; its `max_age_secs` overrides
@@ -63,6 +64,11 @@ pub trait Deliver: Send + Sync + 'static {
     fn limits(&self, account: &str) -> AccountLimits;
     /// One try through one way out; the server's reply on success.
     fn attempt(&self, rec: &MessageRecord, way_out: &Candidate) -> Result<String, PluginError>;
+    /// Whether messages going out through `way_out` are best tried together
+    /// ([`Deliver::attempt_many`]: the plugin overlaps them). Default: no.
+    fn tries_together(&self, _way_out: &Candidate) -> bool {
+        false
+    }
     /// One try each for several messages through the same way out, at once
     /// where the plugin can (one result per message, in order). Default:
     /// [`Deliver::attempt`] for each in turn.

@@ -48,6 +48,7 @@ impl Plugin for Smtp {
             .settings_schema(&config::schema())
             // `send` reads the envelope and the bytes, never the parts.
             .send_reads_mime_only()
+            .send_many_overlaps()
     }
 
     fn open(settings_json: &str, host: Host) -> Result<SmtpTransport, PluginError> {
