@@ -187,12 +187,8 @@ impl Manifest {
     /// message whose `parts` are empty instead of parsing stored MIME again
     /// (the outbox does: it keeps only the bytes). `compose` always gets the
     /// parts. Recorded in `extra_json` as `"send_reads_mime_only": true`.
-    pub fn send_reads_mime_only(mut self) -> Self {
-        let mut extra: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(self.extra_json.as_str()).unwrap_or_default();
-        extra.insert(SEND_READS_MIME_ONLY.into(), serde_json::Value::Bool(true));
-        self.extra_json = serde_json::Value::Object(extra).to_string().into();
-        self
+    pub fn send_reads_mime_only(self) -> Self {
+        self.with_extra_flag(SEND_READS_MIME_ONLY)
     }
 
     /// True when the plugin declared [`Manifest::send_reads_mime_only`].
@@ -206,17 +202,22 @@ impl Manifest {
     /// Without it the worker calls `send` per message from several threads,
     /// which is what a transport that sends one message at a time is best
     /// served by. Recorded in `extra_json` as `"send_many_overlaps": true`.
-    pub fn send_many_overlaps(mut self) -> Self {
-        let mut extra: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(self.extra_json.as_str()).unwrap_or_default();
-        extra.insert(SEND_MANY_OVERLAPS.into(), serde_json::Value::Bool(true));
-        self.extra_json = serde_json::Value::Object(extra).to_string().into();
-        self
+    pub fn send_many_overlaps(self) -> Self {
+        self.with_extra_flag(SEND_MANY_OVERLAPS)
     }
 
     /// True when the plugin declared [`Manifest::send_many_overlaps`].
     pub fn overlaps_send_many(&self) -> bool {
         self.extra_flag(SEND_MANY_OVERLAPS)
+    }
+
+    /// Sets `key` to `true` in `extra_json`, keeping the other extras.
+    fn with_extra_flag(mut self, key: &str) -> Self {
+        let mut extra: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(self.extra_json.as_str()).unwrap_or_default();
+        extra.insert(key.into(), serde_json::Value::Bool(true));
+        self.extra_json = serde_json::Value::Object(extra).to_string().into();
+        self
     }
 
     /// A `true` flag in `extra_json` (anything else, or malformed JSON: false).

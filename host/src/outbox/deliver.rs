@@ -59,12 +59,8 @@ impl Deliver for EngineDeliver {
     }
 
     fn attempt(&self, rec: &MessageRecord, way_out: &Candidate) -> Result<String, PluginError> {
-        if let Some(a) = &way_out.account {
-            if !self.0.get().settings().accounts.contains_key(a) {
-                return Err(PluginError::config(format!(
-                    "account `{a}` is no longer configured"
-                )));
-            }
+        if let Some(e) = gone(&self.0.get(), way_out) {
+            return Err(e);
         }
         let action = if rec.action == "compose" {
             Action::Compose
@@ -98,11 +94,8 @@ impl Deliver for EngineDeliver {
             return recs.iter().map(|r| self.attempt(r, way_out)).collect();
         }
         let engine = self.0.get();
-        if let Some(a) = &way_out.account {
-            if !engine.settings().accounts.contains_key(a) {
-                let e = PluginError::config(format!("account `{a}` is no longer configured"));
-                return recs.iter().map(|_| Err(e.clone())).collect();
-            }
+        if let Some(e) = gone(&engine, way_out) {
+            return recs.iter().map(|_| Err(e.clone())).collect();
         }
         let built: Vec<_> = recs
             .iter()
@@ -152,6 +145,13 @@ impl EngineDeliver {
             restore(rec)
         }
     }
+}
+
+/// The error for a way out whose account left the config since the message was queued.
+fn gone(engine: &crate::engine::Engine, way_out: &Candidate) -> Option<PluginError> {
+    let a = way_out.account.as_deref()?;
+    (!engine.settings().accounts.contains_key(a))
+        .then(|| PluginError::config(format!("account `{a}` is no longer configured")))
 }
 
 /// The server's reply for the attempt record.
