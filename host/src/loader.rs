@@ -141,6 +141,8 @@ pub struct LoadedPlugin {
     /// 1.1's `send_many` (`None`: a 1.0 plugin; [`LoadedPlugin::send_many`]
     /// then sends each message in turn).
     send_many: Option<SendMany>,
+    /// [`LoadedPlugin::sends_groups`], read once at load (the worker asks per message).
+    groups: bool,
 }
 
 /// The type of 1.1's `send_many` ([`mailhost_plugin_api::v1_1::PluginMod`]).
@@ -303,7 +305,7 @@ impl LoadedPlugin {
     /// it has `send_many` and declared that it overlaps the messages
     /// ([`Manifest::overlaps_send_many`]).
     pub fn sends_groups(&self) -> bool {
-        self.send_many.is_some() && self.manifest.overlaps_send_many()
+        self.groups
     }
 
     /// Whether the plugin can work on this machine now.
@@ -646,14 +648,12 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
         reason,
     };
     check::plugin_file(&abs).map_err(|(kind, reason)| fail(kind, reason))?;
-    let header = lib_header_from_path(&abs).map_err(|e| {
+    let refused = |e: LibraryError| {
         let (kind, reason) = explain(&e);
         fail(kind, reason)
-    })?;
-    let module = header.init_root_module::<PluginModRef>().map_err(|e| {
-        let (kind, reason) = explain(&e);
-        fail(kind, reason)
-    })?;
+    };
+    let header = lib_header_from_path(&abs).map_err(refused)?;
+    let module = header.init_root_module::<PluginModRef>().map_err(refused)?;
     // What 1.1 adds, when the plugin was built against 1.1 (a 1.0 plugin's
     // root module is refused as 1.1's: it lacks the fields).
     let send_many = header
@@ -693,6 +693,7 @@ pub fn load_file(path: &Path) -> Result<LoadedPlugin, LoadFailure> {
     Ok(LoadedPlugin {
         path: abs,
         mime_only: manifest.sends_mime_only(),
+        groups: send_many.is_some() && manifest.overlaps_send_many(),
         manifest,
         module,
         send_many,

@@ -129,16 +129,24 @@ pub(crate) async fn check_in_child(l: &Loaded, text: &str, plugins: &crate::load
 /// Writes `text` to a new file of mode 0600 (no other user reads a config).
 fn write_private(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write as _;
+    let mut o = private_file();
+    o.create_new(true);
+    o.open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Options that create a file for writing with mode 0600 (Unix): for
+/// secrets and for config text, which no other user reads.
+fn private_file() -> std::fs::OpenOptions {
     let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
+    o.write(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         o.mode(0o600);
     }
-    o.open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    o
 }
 
 /// A secret typed on the page, to be written to `secrets/NAME` beside the config.
@@ -215,13 +223,8 @@ fn write_secret(dir: &Path, s: &NewSecret) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", secrets.display()))?;
     let path = secrets.join(&s.file);
     let tmp = secrets.join(format!(".{}.tmp", s.file));
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600);
-    }
+    let mut o = private_file();
+    o.create(true).truncate(true);
     let mut f = o
         .open(&tmp)
         .map_err(|e| format!("cannot write the secret file {}: {e}", tmp.display()))?;
