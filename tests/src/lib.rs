@@ -74,3 +74,24 @@ pub fn copy_as(src: &Path, dir: &Path, name: &str) -> PathBuf {
     std::fs::copy(src, &dest).expect("copy");
     dest
 }
+
+/// Writes an executable shell script to `path` (Unix).
+///
+/// The file is written by a child `sh`, not by this process: a test that
+/// writes a script with `std::fs::write` holds a write descriptor that any
+/// other test's concurrent `spawn` inherits until its `exec`, and running
+/// the script in that window fails with "Text file busy" (ETXTBSY).
+#[cfg(unix)]
+pub fn write_script(path: &Path, body: &str) {
+    let status = std::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            r#"printf '%s' "$1" > "$2" && chmod 755 "$2""#,
+            "sh",
+            body,
+        ])
+        .arg(path)
+        .status()
+        .expect("run /bin/sh to write a script");
+    assert!(status.success(), "writing {} failed", path.display());
+}

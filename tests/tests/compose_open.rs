@@ -3,12 +3,11 @@
 //! `xdg-open` script placed first on PATH that records its arguments.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use mailhost_tests::graph::{unique, MAILBOX, SHARED};
-use mailhost_tests::{copy_as, mailhost_bin, peer_ca, plugin_file_name, plugin_path};
+use mailhost_tests::{copy_as, mailhost_bin, peer_ca, plugin_file_name, plugin_path, write_script};
 
 const SECRET_VAR: &str = "MAILHOST_OPEN_TEST_SECRET";
 
@@ -18,15 +17,13 @@ fn fake_opener(dir: &Path, code: i32) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(&bin).unwrap();
     let record = dir.join("opened.txt");
     let script = bin.join("xdg-open");
-    std::fs::write(
+    write_script(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\nprintf '%s\\n' \"$#\" \"$@\" > '{}'\nexit {code}\n",
             record.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     (bin, record)
 }
 

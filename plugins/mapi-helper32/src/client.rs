@@ -285,11 +285,19 @@ mod tests {
     }
 
     /// A stand-in helper: a shell script.
+    ///
+    /// A child `sh` writes it: written from this process, the open file would
+    /// be inherited by another test's concurrent spawn until that child's
+    /// exec, and running the script then fails with "Text file busy".
     fn script(dir: &Path, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
         let p = dir.join("helper.sh");
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let status = std::process::Command::new("/bin/sh")
+            .args(["-c", r#"printf '%s' "$1" > "$2" && chmod 755 "$2""#, "sh"])
+            .arg(format!("#!/bin/sh\n{body}\n"))
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(status.success());
         p
     }
 
