@@ -37,6 +37,11 @@ pub const SQLITE: &[Script] = &[
         "batch index for batch messages only",
         include_str!("migrations/sqlite/0005_batch_index.sql"),
     ),
+    (
+        6,
+        "fewer writes per message",
+        include_str!("migrations/sqlite/0006_fewer_writes_per_message.sql"),
+    ),
 ];
 
 pub const POSTGRES: &[Script] = &[
@@ -64,6 +69,11 @@ pub const POSTGRES: &[Script] = &[
         5,
         "batch index for batch messages only",
         include_str!("migrations/postgres/0005_batch_index.sql"),
+    ),
+    (
+        6,
+        "fewer writes per message",
+        include_str!("migrations/postgres/0006_fewer_writes_per_message.sql"),
     ),
 ];
 

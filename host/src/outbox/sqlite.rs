@@ -195,6 +195,67 @@ mod tests {
         );
     }
 
+    /// An outbox from before migration 0006 keeps its attempts (moved to a
+    /// WITHOUT ROWID table), and expired leases are found through the state
+    /// index once the lease index is gone.
+    #[tokio::test]
+    async fn an_outbox_from_before_0006_keeps_its_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let opts = SqliteConnectOptions::from_str("sqlite:")
+            .unwrap()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+        migrations::run(&migrations::SQLITE[..5], &pool, "old")
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO outbox_messages (id, state, action, idem_scope, message_id, \
+             envelope_from, envelope_to, options_json, decision_json, priority, attempts_count, \
+             next_attempt_at, created_at, updated_at) \
+             VALUES ('m-1', 'deferred', 'send', '', '<m-1@example.com>', 'a@example.com', \
+             '[\"b@example.com\"]', '{}', '{\"chain\":[]}', 0, 2, 0, 0, 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO outbox_mime (message, mime) VALUES ('m-1', x'00')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for (seq, code) in [(0, "450"), (1, "421")] {
+            sqlx::query(
+                "INSERT INTO outbox_attempts (message, seq, at, chain_pos, candidate, plugin, \
+                 class, code, text) VALUES ('m-1', $1, $1, 0, 'relay', 'smtp', 'transient', $2, 'busy')",
+            )
+            .bind(seq)
+            .bind(code)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let (_, attempts) = store.get("m-1").await.unwrap().unwrap();
+        let codes: Vec<_> = attempts.iter().map(|a| a.code.as_deref()).collect();
+        assert_eq!(codes, vec![Some("450"), Some("421")]);
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::outbox::store::SWEEP_EXPIRED
+        ))
+        .bind(1_i64)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert!(
+            plan.iter().any(|p| p.3.contains("outbox_by_state")),
+            "{plan:?}"
+        );
+    }
+
     /// The batch queries find their rows through the batch index, which holds
     /// batch messages only (migration 0005).
     #[tokio::test]

@@ -23,7 +23,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, Row};
 use tokio::sync::oneshot;
 
-use super::store::{claim_sql, idem_scope, SettleItem, SWEEP_EXPIRED};
+use super::columns::{COLS, MIME_COL};
+use super::store::{idem_scope, SettleItem, SWEEP_EXPIRED};
 use super::{Enqueued, MessageRecord, NewMessage, OutboxError, State};
 
 /// Jobs one transaction takes at most (a claim or a group of outcomes is one job).
@@ -119,7 +120,7 @@ impl Writer {
         let mut thread = Thread {
             conn,
             location: location.to_string(),
-            claim_sql: claim_sql(" INDEXED BY outbox_due", ""),
+            claim_sql: claim_select(),
             expired_at: i64::MIN,
             turns: 0,
         };
@@ -407,23 +408,39 @@ impl Thread {
                 .and_then(|mut s| s.execute(params![now]))
                 .map_err(self.err("claim"))?;
         }
+        // Read, then mark each by its rowid. This thread's transaction is the
+        // only writer, so nothing changes between the two. One `UPDATE …
+        // RETURNING` would find each row again through the id index and
+        // collect its rows in a temporary table first.
         let q = self.err("claim");
-        let mut st = self.conn.prepare_cached(&self.claim_sql).map_err(&q)?;
-        let mut rows = st
-            .query(params![owner, lease_until, now, max as i64])
-            .map_err(&q)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(&q)? {
-            out.push(record(row)?);
+        let mut out = Vec::with_capacity(max as usize);
+        let mut rowids = Vec::with_capacity(max as usize);
+        {
+            let mut st = self.conn.prepare_cached(&self.claim_sql).map_err(&q)?;
+            let mut rows = st
+                .query(rusqlite::named_params! { "$3": now, "$4": max as i64 })
+                .map_err(&q)?;
+            while let Some(row) = rows.next().map_err(&q)? {
+                let rowid: i64 = row.get(ROWID_AT).map_err(&q)?;
+                rowids.push(rowid);
+                out.push(record(row)?);
+            }
         }
-        out.sort_by(|a, b| {
-            (a.priority, a.next_attempt_at, a.created_at, &a.id).cmp(&(
-                b.priority,
-                b.next_attempt_at,
-                b.created_at,
-                &b.id,
-            ))
-        });
+        let mut mark = self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox_messages SET state = 'sending', lease_owner = ?1, \
+                 lease_until = ?2, updated_at = ?3 WHERE rowid = ?4",
+            )
+            .map_err(&q)?;
+        for (rec, rowid) in out.iter_mut().zip(rowids) {
+            mark.execute(params![owner, lease_until, now, rowid])
+                .map_err(&q)?;
+            rec.state = State::Sending;
+            rec.lease_owner = Some(owner.to_string());
+            rec.lease_until = Some(lease_until);
+            rec.updated_at = now;
+        }
         Ok(out)
     }
 
@@ -502,6 +519,20 @@ impl Thread {
         Ok(done)
     }
 }
+
+/// The claim's read: up to `$4` due messages, `$3` being now, in claim
+/// order, with their MIME and then their rowid (at [`ROWID_AT`]).
+fn claim_select() -> String {
+    format!(
+        "SELECT {COLS}, {MIME_COL}, rowid FROM outbox_messages INDEXED BY outbox_due \
+         WHERE state IN ('queued', 'deferred') AND next_attempt_at <= $3 AND {} \
+         ORDER BY priority, next_attempt_at, created_at, id LIMIT $4",
+        super::pacing::CLAIMABLE,
+    )
+}
+
+/// Where the claim's read has the rowid: after [`COLS`] and the MIME.
+const ROWID_AT: usize = super::columns::COL_NAMES.len() + 1;
 
 /// A claimed row (the claim returns `columns::COLS` and the MIME).
 fn record(r: &Row<'_>) -> Result<MessageRecord, OutboxError> {
