@@ -440,20 +440,22 @@ impl Shared {
     ) -> Receipt {
         let reply_text = out.reply.to_string();
         let server_id = queue_id(&out.reply.text());
-        let details = serde_json::json!({
-            "server": s.addr,
-            "tls": s.is_tls(),
-            "auth": s.authenticated,
-            "pipelining": out.pipelined,
-            "reused_connection": reused,
-            "transactions": transactions,
-            "smtputf8": job.needs_smtputf8,
-            "dsn": match out.dsn_sent {
-                None => serde_json::Value::Null,
-                Some(true) => "requested".into(),
-                Some(false) => "not offered by the server; sent without DSN".into(),
-            },
-        });
+        let details = ReceiptDetails {
+            server: &s.addr,
+            tls: s.is_tls(),
+            auth: s.authenticated,
+            pipelining: out.pipelined,
+            reused_connection: reused,
+            transactions,
+            smtputf8: job.needs_smtputf8,
+            dsn: out.dsn_sent.map(|sent| {
+                if sent {
+                    "requested"
+                } else {
+                    "not offered by the server; sent without DSN"
+                }
+            }),
+        };
         Receipt {
             message_id: job.message_id.as_str().into(),
             server_id: server_id.as_str().into(),
@@ -467,7 +469,10 @@ impl Shared {
                     error: e,
                 })
                 .collect(),
-            details_json: details.to_string().as_str().into(),
+            details_json: serde_json::to_string(&details)
+                .unwrap_or_default()
+                .as_str()
+                .into(),
         }
     }
 
@@ -511,6 +516,20 @@ fn queue_id(text: &str) -> String {
         }
     }
     String::new()
+}
+
+/// What a receipt's `details_json` says about the send (serialized as is:
+/// no map of values built for each message).
+#[derive(serde::Serialize)]
+struct ReceiptDetails<'a> {
+    server: &'a str,
+    tls: bool,
+    auth: Option<&'static str>,
+    pipelining: bool,
+    reused_connection: bool,
+    transactions: usize,
+    smtputf8: bool,
+    dsn: Option<&'static str>,
 }
 
 #[cfg(test)]

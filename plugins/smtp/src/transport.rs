@@ -117,7 +117,10 @@ impl TransportImpl for SmtpTransport {
             let mut index = std::collections::HashMap::new();
             for (i, job) in jobs {
                 let shared = shared.clone();
-                let task = set.spawn(async move { shared.send(job).await });
+                // Boxed here: the transaction's future is several KB, and
+                // `spawn` moves a future by value through a few frames before
+                // it reaches the heap (a copy of its whole size each time).
+                let task = set.spawn(Box::pin(async move { shared.send(job).await }));
                 index.insert(task.id(), i);
             }
             let mut done = Vec::with_capacity(index.len());
