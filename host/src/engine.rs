@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mailhost_plugin_api::abi_stable::std_types::RString;
-use mailhost_plugin_api::options::{is_host_only, HostOptions, UserCredentials};
+use mailhost_plugin_api::options::{is_host_only, HostOptions, UserCredentials, HOST_ONLY_KEYS};
 use mailhost_plugin_api::{
     CheckReport, ComposeOutcome, ConnState, ConnectionStatus, ErrorClass, OutgoingMessage,
     PluginError, Receipt, TransportBox,
@@ -479,21 +479,40 @@ impl Engine {
         user: Option<&str>,
         account: Option<&str>,
     ) -> OutgoingMessage {
-        let mut opts: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(msg.options_json.as_str()).unwrap_or_default();
-        let had_host_keys = opts.keys().any(|k| is_host_only(k));
-        opts.retain(|k, _| !is_host_only(k));
+        let mut m = msg.clone();
+        if let Some(json) = self.plugin_options(msg.options_json.as_str(), user, account) {
+            m.options_json = json.into();
+        }
+        m
+    }
+
+    /// [`Engine::options_for`]'s `options_json`, or `None` when it is the
+    /// request's unchanged: no host-only key to take out, no per-user settings
+    /// to add (most messages: no JSON is parsed for them).
+    fn plugin_options(
+        &self,
+        options_json: &str,
+        user: Option<&str>,
+        account: Option<&str>,
+    ) -> Option<String> {
         let ua = match (user, account) {
             (Some(u), Some(a)) => self.settings.users.get(u).and_then(|u| u.accounts.get(a)),
             _ => None,
         };
+        // A key's name not in the text (and no escape that could spell it):
+        // the key is not there either.
+        if ua.is_none()
+            && !options_json.contains('\\')
+            && !HOST_ONLY_KEYS.iter().any(|k| options_json.contains(k))
+        {
+            return None;
+        }
+        let mut opts: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(options_json).unwrap_or_default();
+        let had_host_keys = opts.keys().any(|k| is_host_only(k));
+        opts.retain(|k, _| !is_host_only(k));
         let Some(ua) = ua else {
-            if !had_host_keys {
-                return msg.clone();
-            }
-            let mut m = msg.clone();
-            m.options_json = serde_json::Value::Object(opts).to_string().into();
-            return m;
+            return had_host_keys.then(|| serde_json::Value::Object(opts).to_string());
         };
         let host = HostOptions {
             user: user.map(str::to_string),
@@ -506,9 +525,7 @@ impl Engine {
         if let Ok(serde_json::Value::Object(h)) = serde_json::to_value(&host) {
             opts.extend(h);
         }
-        let mut m = msg.clone();
-        m.options_json = serde_json::Value::Object(opts).to_string().into();
-        m
+        Some(serde_json::Value::Object(opts).to_string())
     }
 
     /// How long to wait before retrying after a transient error: the server's
@@ -645,7 +662,8 @@ impl Engine {
     pub(crate) fn send_many_once(
         &self,
         c: &Candidate,
-        msgs: &[(Option<&str>, &OutgoingMessage)],
+        users: &[Option<&str>],
+        mut msgs: Vec<OutgoingMessage>,
     ) -> Vec<Result<Delivery, PluginError>> {
         let all = |e: PluginError| msgs.iter().map(|_| Err(e.clone())).collect();
         if c.is_builtin() {
@@ -663,15 +681,29 @@ impl Engine {
                 c.label
             )));
         };
-        let with_options: Vec<OutgoingMessage> = msgs
-            .iter()
-            .map(|(user, m)| self.options_for(m, *user, c.account.as_deref()))
+        // The plugin's options in place; the request's are put back after
+        // the send (a copy to a Sent folder is made from the message as
+        // requested).
+        let requested: Vec<Option<RString>> = msgs
+            .iter_mut()
+            .zip(users.iter().chain(std::iter::repeat(&None)))
+            .map(|(m, user)| {
+                let json =
+                    self.plugin_options(m.options_json.as_str(), *user, c.account.as_deref())?;
+                Some(std::mem::replace(&mut m.options_json, json.into()))
+            })
             .collect();
         let t0 = Instant::now();
-        let got = plugin.send_many(&t, &with_options);
+        let got = plugin.send_many(&t, &msgs);
+        for (m, requested) in msgs.iter_mut().zip(requested) {
+            if let Some(json) = requested {
+                m.options_json = json;
+            }
+        }
         got.into_iter()
-            .zip(msgs)
-            .map(|(r, (user, msg))| {
+            .zip(&msgs)
+            .zip(users.iter().chain(std::iter::repeat(&None)))
+            .map(|((r, msg), user)| {
                 let mut d = delivery(c.clone(), r?, vec![ok_attempt(c, 1, t0)]);
                 crate::copies::after_send(self, *user, msg, &mut d);
                 Ok(d)

@@ -401,14 +401,15 @@ impl Engine {
     }
 
     /// [`Engine::attempt`] for several messages sent through one way out at
-    /// once (one plugin call when the plugin has `send_many`). `msgs` pairs
-    /// each message with its user; one result per message, in order.
+    /// once (one plugin call when the plugin has `send_many`). `users[i]` is
+    /// the user of `msgs[i]`; one result per message, in order.
     pub fn attempt_sends(
         &self,
         candidate: &Candidate,
-        msgs: &[(Option<&str>, &OutgoingMessage)],
+        users: &[Option<&str>],
+        msgs: Vec<OutgoingMessage>,
     ) -> Vec<Result<Outcome, PluginError>> {
-        self.send_many_once(candidate, msgs)
+        self.send_many_once(candidate, users, msgs)
             .into_iter()
             .map(|r| r.map(Outcome::Sent))
             .collect()

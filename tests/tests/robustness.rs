@@ -206,6 +206,9 @@ fn host_only_options_cannot_be_set_by_a_request() {
         r#"{"mailbox": "ceo@example.com"}"#,
         r#"{"credentials": {"username": "x", "password": "file:/etc/shadow"}}"#,
         r#"{"user": "alice"}"#,
+        // The key's name spelled with a JSON escape is the same key.
+        r#"{"\u0075ser": "alice"}"#,
+        r#"{"save_copy\u005ffor": "office"}"#,
     ] {
         let dir = tempfile::tempdir().unwrap();
         refused_and_nothing_written(

@@ -97,20 +97,22 @@ impl Deliver for EngineDeliver {
         if let Some(e) = gone(&engine, way_out) {
             return recs.iter().map(|_| Err(e.clone())).collect();
         }
-        let built: Vec<_> = recs
+        let mut users = Vec::with_capacity(recs.len());
+        let mut ready = Vec::with_capacity(recs.len());
+        let built: Vec<Result<(), PluginError>> = recs
             .iter()
-            .map(|r| Self::outgoing(&engine, r, way_out, Action::Send))
+            .map(|r| {
+                let m = Self::outgoing(&engine, r, way_out, Action::Send)?;
+                users.push(r.user.as_deref());
+                ready.push(m);
+                Ok(())
+            })
             .collect();
-        let ready: Vec<(Option<&str>, &mailhost_plugin_api::OutgoingMessage)> = recs
-            .iter()
-            .zip(&built)
-            .filter_map(|(r, m)| Some((r.user.as_deref(), m.as_ref().ok()?)))
-            .collect();
-        let mut sent = engine.attempt_sends(way_out, &ready).into_iter();
+        let mut sent = engine.attempt_sends(way_out, &users, ready).into_iter();
         built
-            .iter()
+            .into_iter()
             .map(|m| match m {
-                Ok(_) => sent
+                Ok(()) => sent
                     .next()
                     .unwrap_or_else(|| {
                         Err(PluginError::permanent(
@@ -118,7 +120,7 @@ impl Deliver for EngineDeliver {
                         ))
                     })
                     .map(reply_of),
-                Err(e) => Err(e.clone()),
+                Err(e) => Err(e),
             })
             .collect()
     }
