@@ -120,7 +120,7 @@ impl Writer {
         let mut thread = Thread {
             conn,
             location: location.to_string(),
-            claim_sql: claim_select(),
+            claim_select: claim_select(),
             expired_at: i64::MIN,
             turns: 0,
         };
@@ -192,7 +192,8 @@ impl Writer {
 struct Thread {
     conn: Connection,
     location: String,
-    claim_sql: String,
+    /// The claim's read ([`claim_select`]).
+    claim_select: String,
     /// When (a claim's `now`) expired leases were last taken back.
     expired_at: i64,
     /// Pacing turns given so far.
@@ -416,7 +417,7 @@ impl Thread {
         let mut out = Vec::with_capacity(max as usize);
         let mut rowids = Vec::with_capacity(max as usize);
         {
-            let mut st = self.conn.prepare_cached(&self.claim_sql).map_err(&q)?;
+            let mut st = self.conn.prepare_cached(&self.claim_select).map_err(&q)?;
             let mut rows = st
                 .query(rusqlite::named_params! { "$3": now, "$4": max as i64 })
                 .map_err(&q)?;
