@@ -8,6 +8,8 @@
 //! loader.
 
 mod check;
+mod explain;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +27,9 @@ use mailhost_plugin_api::{
 /// Environment variable with extra plugin directories (`:`-separated on Unix, `;` on Windows).
 pub const PLUGIN_PATH_ENV: &str = "MAILHOST_PLUGIN_PATH";
 pub use check::MAX_PLUGIN_BYTES;
+pub use explain::abi_error_lines;
+use explain::explain;
+pub use schema::{compile_schema, parse_problems, without_compiling};
 
 /// How a plugin file must be named on this platform, for messages.
 pub fn naming_rule() -> String {
@@ -315,101 +320,6 @@ impl LoadedPlugin {
 }
 
 pub use mailhost_plugin_api::settings::{SettingsProblem, VALIDATE_SETTINGS};
-
-/// The `validate_settings` answer (`{"problems": [...]}`) → problems;
-/// anything else is itself a problem (the plugin broke the contract).
-pub fn parse_problems(text: &str) -> Vec<SettingsProblem> {
-    match serde_json::from_str::<mailhost_plugin_api::settings::Problems>(text) {
-        Ok(p) => p.problems,
-        Err(e) => vec![SettingsProblem::general(format!(
-            "its validate_settings answered something other than {{\"problems\": [...]}} ({e}); report this to the plugin's author"
-        ))],
-    }
-}
-
-thread_local! {
-    /// `Some(needed)` while [`without_compiling`] runs on this thread.
-    static COMPILING_DEFERRED: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
-}
-
-/// Runs `f` with no settings schema compiled on this thread: where a check
-/// needs one (a schema or settings this host has not found valid before,
-/// [`crate::checked`]), [`compile_schema`] fails instead and the pass is
-/// marked. Returns what `f` returned and whether it needed a schema
-/// compiled; when it did, its result is incomplete and must be thrown away.
-/// When it did not, its result is exactly what a normal pass gives.
-///
-/// `mailhost serve` loads this way first, so that a long-running process
-/// whose config is known valid never loads the schema library's static data.
-pub fn without_compiling<T>(f: impl FnOnce() -> T) -> (T, bool) {
-    /// Puts back the outer state (a nested pass that needed a schema marks it too).
-    struct Reset(Option<bool>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            COMPILING_DEFERRED.with(|d| {
-                let needed = d.get() == Some(true);
-                d.set(self.0.map(|outer| outer || needed));
-            });
-        }
-    }
-    let _reset = Reset(COMPILING_DEFERRED.with(|d| d.replace(Some(false))));
-    let out = f();
-    let needed = COMPILING_DEFERRED.with(|d| d.get()) == Some(true);
-    (out, needed)
-}
-
-/// Compiles a settings schema the way the host validates with it: with
-/// `format` checked (`uri`, `hostname`, `email`, ...; `path` and `secret`
-/// are the host's own and accepted as any string).
-///
-/// A schema that uses only keywords draft 7 already has (properties,
-/// required, enum, pattern, ranges, formats — every bundled plugin's) is
-/// compiled as draft 7, which means the same for them. jsonschema otherwise
-/// checks the schema against the draft 2020-12 meta-schema, whose dynamic
-/// references take about half the CPU of a one-shot `mailhost send` to
-/// compile; a schema with a 2019-09/2020-12 keyword gets that full treatment.
-pub fn compile_schema(schema: &serde_json::Value) -> Result<jsonschema::Validator, String> {
-    if COMPILING_DEFERRED.with(|d| d.get().is_some()) {
-        COMPILING_DEFERRED.with(|d| d.set(Some(true)));
-        return Err("not compiled: this pass only uses what this host found valid before".into());
-    }
-    tracing::debug!("compiling a settings JSON Schema");
-    let mut options = jsonschema::options()
-        .should_validate_formats(true)
-        .with_format("path", |_: &str| true)
-        .with_format("secret", |_: &str| true);
-    if !uses_newer_keywords(schema) {
-        options = options.with_draft(jsonschema::Draft::Draft7);
-    }
-    options.build(schema).map_err(|e| e.to_string())
-}
-
-/// Whether a schema uses a keyword that draft 7 does not have.
-fn uses_newer_keywords(v: &serde_json::Value) -> bool {
-    const NEWER: &[&str] = &[
-        "$defs",
-        "$anchor",
-        "$dynamicRef",
-        "$dynamicAnchor",
-        "$recursiveRef",
-        "$recursiveAnchor",
-        "$vocabulary",
-        "prefixItems",
-        "unevaluatedProperties",
-        "unevaluatedItems",
-        "dependentRequired",
-        "dependentSchemas",
-        "minContains",
-        "maxContains",
-    ];
-    match v {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .any(|(k, v)| NEWER.contains(&k.as_str()) || uses_newer_keywords(v)),
-        serde_json::Value::Array(a) => a.iter().any(uses_newer_keywords),
-        _ => false,
-    }
-}
 
 /// A path for a listing: control characters (a newline in a file name)
 /// escaped as `\n`, `\u{1b}`, so one entry stays one line.
@@ -739,149 +649,4 @@ fn check_manifest(
         .map_err(|e| format!("plugin `{name}` has an invalid settings JSON Schema: {e}"))?;
     checked::remember(checked::Kind::Schema, &text);
     Ok((schema, Some(validator)))
-}
-
-/// Maps abi_stable's error to a kind and a short reason an admin can act on.
-fn explain(e: &LibraryError) -> (FailureKind, String) {
-    match e {
-        LibraryError::OpenError { err, .. } => (
-            FailureKind::NotALibrary,
-            format!("not a loadable library ({err}); remove the file or replace it with a plugin built for this platform"),
-        ),
-        LibraryError::GetSymbolError { .. } => (
-            FailureKind::MissingSymbol,
-            "a library without mailhost's root module: not a mailhost plugin (was it built with `export_plugin!`?); remove it from the plugin directory".to_string(),
-        ),
-        LibraryError::IncompatibleVersionNumber {
-            expected_version,
-            actual_version,
-            ..
-        } => (
-            FailureKind::IncompatibleVersion,
-            format!(
-                "built against plugin-api {actual_version}, this host has {expected_version}; rebuild the plugin against plugin-api {expected_version}"
-            ),
-        ),
-        LibraryError::ParseVersionError(v) => (
-            FailureKind::IncompatibleVersion,
-            format!("the plugin's plugin-api version cannot be read ({v}); rebuild the plugin"),
-        ),
-        LibraryError::AbiInstability(err) => (
-            FailureKind::AbiMismatch,
-            format!(
-                "built against a plugin-api whose types differ from this host's; rebuild it against plugin-api {}. abi_stable says:\n{}",
-                mailhost_plugin_api::API_VERSION,
-                abi_error_lines(&err.to_string())
-            ),
-        ),
-        LibraryError::InvalidAbiHeader(_) | LibraryError::InvalidCAbi { .. } => (
-            FailureKind::AbiMismatch,
-            format!("built with an incompatible abi_stable ({e}); rebuild the plugin"),
-        ),
-        LibraryError::RootModule { err, .. } => (
-            FailureKind::ManifestFailed,
-            format!("the plugin's root module failed to initialise: {err}"),
-        ),
-        LibraryError::Many(list) => {
-            let parts: Vec<(FailureKind, String)> = list.iter().map(explain).collect();
-            let kind = parts.first().map(|p| p.0).unwrap_or(FailureKind::AbiMismatch);
-            (kind, parts.into_iter().map(|p| p.1).collect::<Vec<_>>().join("\n"))
-        }
-    }
-}
-
-/// From abi_stable's long layout dump (hundreds of lines), only the `Error:`
-/// lines — each naming the type it is about — with their `Expected:` and
-/// `Found:` values on the same line:
-///
-/// ```text
-/// Error: incompatible type size (in type Manifest)
-/// Expected: 264
-/// Found: 296
-/// ```
-pub fn abi_error_lines(dump: &str) -> String {
-    let mut out: Vec<String> = Vec::new();
-    // The innermost type of the current "N error(s)inside:" path.
-    let mut path_type: Option<&str> = None;
-    let mut in_path = false;
-    // "Expected"/"Found"/"Extra" waiting for its (indented) value lines.
-    let mut pending: Option<(&str, Vec<&str>)> = None;
-    let flush = |pending: &mut Option<(&str, Vec<&str>)>, out: &mut Vec<String>| {
-        if let Some((label, values)) = pending.take() {
-            let value = values.into_iter().take(3).collect::<Vec<_>>().join(" ");
-            if label == "Extra" {
-                out.push(format!("Error: {value}"));
-            } else {
-                out.push(format!("{label}: {value}"));
-            }
-        }
-    };
-    for line in dump.lines() {
-        let t = line.trim();
-        if t.ends_with("error(s)inside:") {
-            flush(&mut pending, &mut out);
-            in_path = true;
-            path_type = None;
-            continue;
-        }
-        if in_path {
-            if t.starts_with("Layout of") || t.starts_with("Error:") {
-                in_path = false;
-            } else {
-                if let Some(ty) = line.strip_prefix("    type:") {
-                    path_type = Some(ty.trim());
-                }
-                continue;
-            }
-        }
-        if pending.is_some() && line.starts_with("    ") && !t.is_empty() {
-            if let Some((_, values)) = pending.as_mut() {
-                values.push(t);
-            }
-            continue;
-        }
-        flush(&mut pending, &mut out);
-        if let Some(e) = t.strip_prefix("Error:") {
-            let e = e.trim();
-            if !e.is_empty() {
-                out.push(match path_type {
-                    Some(ty) => format!("Error: {e} (in type {ty})"),
-                    None => format!("Error: {e}"),
-                });
-            }
-        } else if let Some(label) = ["Expected", "Found", "Extra"]
-            .into_iter()
-            .find(|l| t.strip_prefix(l) == Some(":"))
-        {
-            pending = Some((label, Vec::new()));
-        }
-    }
-    flush(&mut pending, &mut out);
-    if out.is_empty() {
-        dump.lines().take(12).collect::<Vec<_>>().join("\n")
-    } else {
-        out.dedup();
-        out.into_iter().take(40).collect::<Vec<_>>().join("\n")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pass_without_compiling_compiles_nothing_and_says_it_needed_to() {
-        let schema = serde_json::json!({"type": "object", "properties": {"a": {"type": "string"}}});
-        let (r, needed) = without_compiling(|| compile_schema(&schema).map(|_| ()));
-        assert!(needed);
-        assert!(r.unwrap_err().starts_with("not compiled"));
-        let (r, needed) = without_compiling(|| 7);
-        assert_eq!((r, needed), (7, false));
-        // a nested pass that needed one marks the outer pass too
-        let ((_, inner), outer) =
-            without_compiling(|| without_compiling(|| compile_schema(&schema).is_ok()));
-        assert!(inner && outer);
-        // and afterwards this thread compiles again
-        assert!(compile_schema(&schema).is_ok());
-    }
 }
