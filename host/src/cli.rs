@@ -243,7 +243,7 @@ pub struct MessageArgs {
     /// Per-request transport options as a JSON object (e.g. '{"dsn":{"notify":["failure"]}}').
     #[arg(long)]
     pub options: Option<String>,
-    /// Do not send now: store the message durably in the outbox ([outbox] in the config) for `mailhost serve` to send.
+    /// Do not send now: store the message durably in the outbox (`[outbox]` in the config) for `mailhost serve` to send.
     #[arg(long)]
     pub queue: bool,
 }

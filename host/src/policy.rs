@@ -314,7 +314,7 @@ pub fn forbidden_recipients(allowed: &[String], recipients: &[String]) -> Vec<St
 /// Decides how a request goes out.
 ///
 /// The stages run in this order, each reading what the earlier ones found in
-/// the one [`Ctx`]: kill switch → tenant → purpose → mode → accounts → chain →
+/// the one `Ctx`: kill switch → tenant → purpose → mode → accounts → chain →
 /// purpose accounts → Microsoft 365 (`allow_microsoft365_web`) → no global
 /// account → purpose support address → something left. A stage that refuses
 /// ends the decision; its reason is the last step of the trace.

@@ -19,7 +19,7 @@
 //!   An `Err` is shown as one problem.
 //!
 //! Plain Rust helpers, not ABI types: what crosses the ABI is the
-//! [`Extension`](crate::Extension) trait object and JSON text.
+//! [`Extension`] trait object and JSON text.
 //!
 //! ```
 //! use mailhost_plugin_api::settings::{settings_validator, SettingsProblem, VALIDATE_SETTINGS};

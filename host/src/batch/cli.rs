@@ -62,7 +62,7 @@ pub struct SendBatchArgs {
     /// A name for the batch (default: the file name).
     #[arg(long)]
     pub name: Option<String>,
-    /// Messages per minute for this batch (default: [outbox] batch_per_minute; 0 = not paced).
+    /// Messages per minute for this batch (default: `[outbox] batch_per_minute`; 0 = not paced).
     #[arg(long)]
     pub rate: Option<u32>,
     /// The same key again (per tenant) answers with the first batch instead of queueing a second.
@@ -74,7 +74,7 @@ pub struct SendBatchArgs {
     /// Send for this tenant (its account, with fallback to the global one).
     #[arg(long)]
     pub tenant: Option<String>,
-    /// A purpose from [purposes] (its permitted recipients apply to every row).
+    /// A purpose from `[purposes]` (its permitted recipients apply to every row).
     #[arg(long)]
     pub purpose: Option<String>,
     /// Ask for a send mode (e.g. smtp, graph), where user selection is allowed.

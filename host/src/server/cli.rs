@@ -13,7 +13,7 @@ use crate::outbox::{now_ms, worker, Change, ListFilter, Outbox, State, Store};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (default: [api] bind, else 127.0.0.1:8025). Loopback unless you mean it.
+    /// Address to listen on (default: `[api] bind`, else 127.0.0.1:8025). Loopback unless you mean it.
     #[arg(long)]
     pub bind: Option<SocketAddr>,
     /// Serve the API only; other processes drain the outbox.

@@ -8,8 +8,8 @@
 //! - `POST /v1/messages/{id}/retry`, `POST /v1/messages/{id}/cancel`;
 //! - `POST /v1/compose` (a compose run now, not queued);
 //! - `POST /v1/batches`, `GET /v1/batches/{id}`, `GET /v1/batches`,
-//!   `POST /v1/batches/{id}/cancel` (see [`batches`]);
-//! - `POST /v1/accounts/{name}/check`, `GET /v1/policy/explain` (see [`ops`]);
+//!   `POST /v1/batches/{id}/cancel` (see `batches.rs`);
+//! - `POST /v1/accounts/{name}/check`, `GET /v1/policy/explain` (see `ops.rs`);
 //! - `GET /v1/status`, `GET /v1/openapi.json`, `GET /healthz`, `GET /readyz`,
 //!   `GET /metrics`.
 //! - `/admin`: the admin web page (session cookie, not a token; see [`admin`]).

@@ -40,7 +40,7 @@ pub struct GraphConfig {
     /// keep a copy in the mailbox's Sent Items; false sends through Graph's JSON form, since MIME sends are always saved
     #[serde(default = "yes")]
     pub save_to_sent_items: bool,
-    /// Graph endpoint, for national clouds (https://graph.microsoft.us/v1.0) and tests: an https URL without query
+    /// Graph endpoint, for national clouds (<https://graph.microsoft.us/v1.0>) and tests: an https URL without query
     #[serde(default = "default_base_url")]
     #[schemars(length(min = 9, max = 2048), regex(pattern = HTTPS_URL), extend("format" = "uri"))]
     pub base_url: String,

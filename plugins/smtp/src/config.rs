@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// JSON Schema (draft 2020-12) of an SMTP account's settings, derived from
-/// [`Settings`]: the one definition of the keys.
+/// `Settings`: the one definition of the keys.
 pub fn schema() -> String {
     settings::schema_for::<Settings>()
 }

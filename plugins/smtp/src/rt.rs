@@ -24,7 +24,7 @@
 //! exit — on Windows inside `DLL_PROCESS_DETACH`, under the loader lock and
 //! after `ExitProcess` already ended every other thread — so the
 //! acknowledgement never comes and the process never exits (`mailhost send`
-//! delivered, then hung). [`CallerRuntime`] shuts down without waiting
+//! delivered, then hung). `CallerRuntime` shuts down without waiting
 //! instead: idle blocking threads end on their own, and at process exit they
 //! are gone already.
 

@@ -4,7 +4,7 @@
 //! temporary files.
 //!
 //! Every OS call sits behind a small trait ([`Registry`], [`Exports`]) with a
-//! Windows implementation in [`win`] (built only on Windows), so the mapping
+//! Windows implementation in `win` (built only on Windows), so the mapping
 //! logic is unit-tested on every OS.
 
 pub mod detect;
@@ -29,7 +29,7 @@ pub use win::WinRegistry;
 pub const REQUIRES_WINDOWS: &str = "requires Windows";
 
 /// Whether a DLL exports an entry point: the seam over `LoadLibraryW` and
-/// `GetProcAddress` (see [`win::LoadedExports`]).
+/// `GetProcAddress` (see `win::LoadedExports`).
 pub trait Exports {
     /// `Ok(true)` when `dll` loads into this process and exports `name`;
     /// `Err(reason)` when it does not load (missing, or built for the other

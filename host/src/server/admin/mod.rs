@@ -8,9 +8,9 @@
 //! - Every POST carries the session's CSRF token (a hidden `csrf` field, or
 //!   the `X-CSRF-Token` header) and, when the browser sends one, an `Origin`
 //!   that matches `Host`; the login form has its own double-submit token.
-//! - Pages: status and outbox ([`status`]), accounts with forms generated from
-//!   each plugin's settings JSON Schema ([`accounts`]), policy and users with
-//!   Explain ([`policy`]); saving edits the TOML with `toml_edit` ([`edit`]).
+//! - Pages: status and outbox (`status.rs`), accounts with forms generated from
+//!   each plugin's settings JSON Schema (`accounts.rs`), policy and users with
+//!   Explain (`policy.rs`); saving edits the TOML with `toml_edit` (`edit.rs`).
 //!
 //! Everything rendered goes through [`esc`].
 
