@@ -1,0 +1,240 @@
+//! `GET /v1/messages`, `GET /v1/messages/{id}`, and a message's retry and
+//! cancel: reading and changing what the outbox holds.
+
+use super::*;
+
+/// A stored message and its attempts.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Message)]
+pub(super) struct Shown {
+    #[serde(flatten)]
+    message: crate::outbox::MessageRecord,
+    attempts: Vec<crate::outbox::AttemptRecord>,
+}
+
+pub(super) async fn load_for(app: &App, who: &Caller, id: &str) -> Result<Shown, Problem> {
+    bad_id("message", id)?;
+    let got = app
+        .outbox
+        .store()
+        .get(id)
+        .await
+        .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    match got {
+        Some((m, attempts)) if who.may_touch(m.tenant.as_deref(), m.user.as_deref()) => Ok(Shown {
+            message: m,
+            attempts,
+        }),
+        // Someone else's message is "not found" for this token (no probing of ids).
+        _ => Err(Problem::not_found(format!("no message `{id}`"))),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}",
+    tag = "messages",
+    operation_id = "show_message",
+    summary = "A message and its attempts",
+    params(("id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message", body = Shown),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
+pub(super) async fn show(
+    AxState(app): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Shown>, Problem> {
+    let who = caller(&app, &headers)?;
+    Ok(Json(load_for(&app, &who, &id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    /// Only messages in this state.
+    #[param(value_type = Option<crate::outbox::State>)]
+    state: Option<String>,
+    /// Messages per page (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    before: Option<String>,
+    /// Only this tenant's messages (a bound token: one of its tenants).
+    tenant: Option<String>,
+    /// Only this user's messages (a bound token: one of its users).
+    user: Option<String>,
+}
+
+/// A page of messages, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = MessagePage)]
+pub(super) struct Page {
+    messages: Vec<crate::outbox::MessageRecord>,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/messages",
+    tag = "messages",
+    operation_id = "list_messages",
+    summary = "List messages, newest first, a page at a time",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = Page),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
+pub(super) async fn list(
+    AxState(app): AxState<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page>, Problem> {
+    let who = caller(&app, &headers)?;
+    let Query(q) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(State::parse(s).ok_or_else(|| {
+            Problem::bad_request(
+                "bad-query",
+                format!("state `{s}` is unknown; use queued, sending, sent, deferred, failed or cancelled"),
+            )
+        })?),
+    };
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(c) => {
+            let (at, id) = c
+                .split_once('_')
+                .and_then(|(a, i)| Some((a.parse::<i64>().ok()?, i.to_string())))
+                .ok_or_else(|| {
+                    Problem::bad_request("bad-query", "`before` is not a cursor from `next`")
+                })?;
+            Some((at, id))
+        }
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let filter = ListFilter {
+        state,
+        tenant: if who.admin {
+            q.tenant
+        } else {
+            who.tenant(q.tenant)?
+        },
+        user: if who.admin { q.user } else { who.user(q.user)? },
+        before,
+        limit,
+    };
+    let messages = app
+        .outbox
+        .store()
+        .list(&filter)
+        .await
+        .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    let next = (messages.len() == limit as usize)
+        .then(|| {
+            messages
+                .last()
+                .map(|m| format!("{}_{}", m.created_at, m.id))
+        })
+        .flatten();
+    Ok(Json(Page { messages, next }))
+}
+
+pub(super) async fn change(
+    app: Shared,
+    headers: HeaderMap,
+    id: String,
+    cancel: bool,
+) -> Result<Json<Shown>, Problem> {
+    let who = caller(&app, &headers)?;
+    if !who.send {
+        return Err(Problem::forbidden(
+            "scope",
+            format!("API token `{}` lacks the `send` scope", who.name),
+        ));
+    }
+    load_for(&app, &who, &id).await?;
+    let store = app.outbox.store();
+    let r = if cancel {
+        store.cancel(&id, now_ms()).await
+    } else {
+        store.retry(&id, now_ms()).await
+    }
+    .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    match r {
+        Change::Done(_) => Ok(Json(load_for(&app, &who, &id).await?)),
+        Change::NotFound => Err(Problem::not_found(format!("no message `{id}`"))),
+        Change::NotAllowed(s) => Err(Problem::conflict(
+            "state",
+            if cancel {
+                format!("message `{id}` is {s}: only queued or deferred messages can be cancelled")
+            } else {
+                format!("message `{id}` is {s}: only failed, cancelled or deferred messages can be retried")
+            },
+        )),
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/messages/{id}/retry",
+    tag = "messages",
+    operation_id = "retry_message",
+    summary = "Retry a failed, cancelled or deferred message now (scope send)",
+    params(("id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message, queued again", body = Shown),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
+pub(super) async fn retry(
+    AxState(app): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Shown>, Problem> {
+    change(app, headers, id, false).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/messages/{id}/cancel",
+    tag = "messages",
+    operation_id = "cancel_message",
+    summary = "Cancel a queued or deferred message (scope send)",
+    params(("id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message, cancelled", body = Shown),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
+pub(super) async fn cancel(
+    AxState(app): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Shown>, Problem> {
+    change(app, headers, id, true).await
+}
