@@ -146,21 +146,27 @@ mod tests {
     use super::*;
     use crate::outbox::Store;
 
+    /// An outbox at `path` with only the first `upto` migrations of the schema.
+    async fn old_outbox(path: &std::path::Path, upto: usize) -> sqlx::SqlitePool {
+        let opts = SqliteConnectOptions::from_str("sqlite:")
+            .unwrap()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
+        let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
+        migrations::run(&migrations::SQLITE[..upto], &pool, "old")
+            .await
+            .unwrap();
+        pool
+    }
+
     /// An outbox written before migration 0004 (MIME in the message row)
     /// keeps every message's bytes after the upgrade: get and claim return them.
     #[tokio::test]
     async fn an_outbox_from_before_the_mime_table_keeps_every_message() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("outbox.db");
-        let opts = SqliteConnectOptions::from_str("sqlite:")
-            .unwrap()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
-        migrations::run(&migrations::SQLITE[..3], &pool, "old")
-            .await
-            .unwrap();
+        let pool = old_outbox(&path, 3).await;
         for (id, n) in [("m-1", 1), ("m-2", 2)] {
             sqlx::query(
                 "INSERT INTO outbox_messages (id, state, action, idem_scope, message_id, mime, \
@@ -202,15 +208,7 @@ mod tests {
     async fn an_outbox_from_before_0006_keeps_its_attempts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("outbox.db");
-        let opts = SqliteConnectOptions::from_str("sqlite:")
-            .unwrap()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new().connect_with(opts).await.unwrap();
-        migrations::run(&migrations::SQLITE[..5], &pool, "old")
-            .await
-            .unwrap();
+        let pool = old_outbox(&path, 5).await;
         sqlx::query(
             "INSERT INTO outbox_messages (id, state, action, idem_scope, message_id, \
              envelope_from, envelope_to, options_json, decision_json, priority, attempts_count, \
