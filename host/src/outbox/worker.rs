@@ -297,12 +297,13 @@ fn lane<D: Deliver>(
             (false, 0) => LANE_BATCH,
             (false, idle) => (LANE_BATCH / (idle + 1)).max(1),
         };
+        // The attempts move into the step: after it only the states are logged.
         let items = outcomes
-            .iter()
+            .iter_mut()
             .map(|(rec, attempts, s)| super::store::SettleItem {
                 id: rec.id.clone(),
                 owner: sh.cfg.owner.clone(),
-                attempts: attempts.clone(),
+                attempts: std::mem::take(attempts),
                 settle: s.clone(),
             })
             .collect();
