@@ -77,7 +77,7 @@ pub(super) async fn status(
                 plugin: a.plugin.clone(),
                 state: s
                     .map(|s| s.0.clone())
-                    .unwrap_or_else(|| "Not connected".into()),
+                    .unwrap_or_else(|| super::admin::NOT_CONNECTED.into()),
                 reason: s.map(|s| s.1.clone()).unwrap_or_default(),
                 updated_at: s.map(|s| s.2),
                 max_per_minute: a.max_per_minute,

@@ -18,6 +18,7 @@ mod accounts;
 mod edit;
 mod policy;
 mod status;
+pub(crate) use status::NOT_CONNECTED;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
