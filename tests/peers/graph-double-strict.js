@@ -272,7 +272,13 @@ const server = https.createServer(tls, (req, res) => {
     const n = (inflight.get(mbox) || 0) + 1; inflight.set(mbox, n);
     stats.maxInflight = Math.max(stats.maxInflight, n); overLimit = n > 4;
     let done = false; const release = () => { if (!done) { done = true; inflight.set(mbox, inflight.get(mbox) - 1); } };
-    res.on('close', release); res.on('finish', release);
+    // A request stops counting when it is answered: res.end() is called before any byte of the
+    // answer leaves, so a client can never see the answer first. 'finish' alone is too late: over
+    // TLS Node emits it from a later event-loop phase, and a client that got the answer and sent
+    // its next request on another connection could be counted as a fifth. 'close' covers requests
+    // the client abandons.
+    const end = res.end.bind(res); res.end = (...args) => { release(); return end(...args); };
+    res.on('close', release);
   }
   const limit = (req.url || '').startsWith('/upload/') ? LIMIT + 65536 : REQUEST_LIMIT;
   req.on('data', c => { size += c.length; if (size > limit) tooBig = true; else chunks.push(c); });
