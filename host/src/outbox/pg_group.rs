@@ -4,12 +4,16 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{now_ms, AnyStore, Enqueued, NewMessage, OutboxError, Store};
 
 /// How many enqueues one group commit takes at most.
 const GROUP_MAX: usize = 512;
+
+/// How many enqueue groups are written at once (the pool has 8 connections;
+/// the workers' claims and outcomes need theirs).
+const IN_FLIGHT: usize = 4;
 
 pub(super) type Pending = (NewMessage, oneshot::Sender<Result<Enqueued, OutboxError>>);
 pub(super) type PendingSettle = (
@@ -64,29 +68,46 @@ async fn group_settle(store: Arc<AnyStore>, mut rx: mpsc::Receiver<PendingSettle
     }
 }
 
-/// Takes whatever enqueues are waiting (up to GROUP_MAX), writes them in one
-/// transaction, answers each caller after the commit.
+/// Takes whatever enqueues are waiting (up to GROUP_MAX) and writes them as
+/// one group, answering each caller after the commit. Up to [`IN_FLIGHT`]
+/// groups are written at once: PostgreSQL flushes concurrent commits'
+/// WAL together, so while one group waits for its flush the next one is
+/// inserted. With a single group at a time every enqueue waited for the
+/// whole round trip of the group before it (1.3–1.9k msg/s with 10 clients
+/// against 7k for PostgreSQL's own single-row inserts in the same run).
+/// When every slot is busy, the waiting enqueues form a larger next group.
 async fn group_commit(
     store: Arc<AnyStore>,
     mut rx: mpsc::Receiver<Pending>,
     enqueued: Arc<tokio::sync::Notify>,
 ) {
-    let mut batch: Vec<Pending> = Vec::with_capacity(GROUP_MAX);
-    while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
-        let (msgs, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
-        match store.enqueue_batch(msgs).await {
-            Ok(ids) => {
-                for (reply, id) in replies.into_iter().zip(ids) {
-                    let _ = reply.send(Ok(id));
-                }
-                enqueued.notify_one();
-            }
-            Err(e) => {
-                tracing::error!("outbox: group commit failed: {e}");
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch: Vec<Pending> = Vec::new();
+        if rx.recv_many(&mut batch, GROUP_MAX).await == 0 {
+            return;
         }
+        let (store, enqueued) = (store.clone(), enqueued.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let (msgs, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().unzip();
+            match store.enqueue_batch(msgs).await {
+                Ok(ids) => {
+                    for (reply, id) in replies.into_iter().zip(ids) {
+                        let _ = reply.send(Ok(id));
+                    }
+                    enqueued.notify_one();
+                }
+                Err(e) => {
+                    tracing::error!("outbox: group commit failed: {e}");
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
     }
 }

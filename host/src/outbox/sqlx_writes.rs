@@ -11,90 +11,80 @@ macro_rules! sqlx_writes {
                 &self,
                 msgs: Vec<$crate::outbox::NewMessage>,
             ) -> Result<Vec<$crate::outbox::Enqueued>, $crate::outbox::OutboxError> {
-                use $crate::outbox::store::{idem_scope, INSERT_HEAD};
+                use $crate::outbox::store::{idem_scope, ENQUEUE_UNNEST};
                 let q = |e| self.err("enqueue", e);
                 let now = $crate::outbox::now_ms();
                 // Time-ordered ids (UUIDv7): a group's rows land on the last pages of the
                 // id index instead of one random page each, so a commit writes fewer pages.
                 let ids: Vec<String> = msgs.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
                 let scopes: Vec<String> = msgs.iter().map(|m| idem_scope(m.tenant.as_deref())).collect();
-                let tos: Vec<String> = msgs
-                    .iter()
-                    .map(|m| serde_json::to_string(&m.envelope_to).unwrap_or_default())
-                    .collect();
-                let mut tx = self.pool.begin().await.map_err(q)?;
-                // One multi-row INSERT per chunk (well under both databases' bind limits).
-                let mut inserted = std::collections::HashSet::new();
-                let index: Vec<usize> = (0..msgs.len()).collect();
-                for chunk in index.chunks(400) {
-                    // One statement stores the rows and, for those inserted, their bytes
-                    // (in their own table, migration 0004): no extra round trip per group.
-                    let mut qb = sqlx::QueryBuilder::<$db>::new("WITH data (id, mime) AS (");
-                    qb.push_values(chunk, |mut b, &i| {
-                        b.push("CAST(")
-                            .push_bind_unseparated(&ids[i])
-                            .push_unseparated(" AS TEXT)")
-                            .push("CAST(")
-                            .push_bind_unseparated(&msgs[i].mime)
-                            .push_unseparated(" AS BYTEA)");
-                    });
-                    qb.push("), ins AS (");
-                    qb.push(INSERT_HEAD);
-                    qb.push_values(chunk, |mut b, &i| {
-                        let m = &msgs[i];
-                        b.push_bind(&ids[i])
-                            .push_bind("queued")
-                            .push_bind(&m.action)
-                            .push_bind(&m.user)
-                            .push_bind(&m.tenant)
-                            .push_bind(&m.purpose)
-                            .push_bind(&scopes[i])
-                            .push_bind(&m.idempotency_key)
-                            .push_bind(&m.message_id)
-                            .push_bind(&m.envelope_from)
-                            .push_bind(&tos[i])
-                            .push_bind(&m.options_json)
-                            .push_bind(&m.decision_json)
-                            .push_bind(0i64)
-                            .push_bind(m.priority as i64)
-                            .push_bind(now)
-                            .push_bind(now)
-                            .push_bind(now);
-                    });
-                    qb.push(
-                        " ON CONFLICT (idem_scope, idempotency_key) DO NOTHING RETURNING id), \
-                         bytes AS (INSERT INTO outbox_mime (message, mime) \
-                         SELECT data.id, data.mime FROM data JOIN ins ON ins.id = data.id) \
-                         SELECT id FROM ins",
-                    );
-                    // Not kept prepared: its text changes with the group's size, and
-                    // each connection would cache a statement per size.
-                    let rows: Vec<(String,)> = qb
-                        .build_query_as()
-                        .persistent(false)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(q)?;
-                    inserted.extend(rows.into_iter().map(|(id,)| id));
-                }
-                let mut out = Vec::with_capacity(msgs.len());
+                // A key given twice in the group: the later ones are duplicates of the
+                // first and stay out of the statement (an upsert may not touch a row twice).
+                let mut first_with_key: std::collections::HashMap<(&str, &str), usize> =
+                    std::collections::HashMap::new();
+                let mut dup_of: Vec<Option<usize>> = vec![None; msgs.len()];
                 for (i, m) in msgs.iter().enumerate() {
-                    if inserted.contains(&ids[i]) {
-                        out.push($crate::outbox::Enqueued { id: ids[i].clone(), duplicate: false });
-                        continue;
+                    if let Some(k) = m.idempotency_key.as_deref() {
+                        let first = *first_with_key.entry((scopes[i].as_str(), k)).or_insert(i);
+                        if first != i {
+                            dup_of[i] = Some(first);
+                        }
                     }
-                    // Its key was stored before (or earlier in this batch): the first id.
-                    let first: (String,) = sqlx::query_as(
-                        "SELECT id FROM outbox_messages WHERE idem_scope = $1 AND idempotency_key = $2",
-                    )
-                    .bind(&scopes[i])
-                    .bind(&m.idempotency_key)
-                    .fetch_one(&mut *tx)
+                }
+                let rows_in: Vec<usize> = (0..msgs.len()).filter(|&i| dup_of[i].is_none()).collect();
+                fn column<'a>(rows: &[usize], f: impl Fn(usize) -> Option<&'a str>) -> Vec<Option<&'a str>> {
+                    rows.iter().map(|&i| f(i)).collect()
+                }
+                let tos: Vec<String> = rows_in
+                    .iter()
+                    .map(|&i| serde_json::to_string(&msgs[i].envelope_to).unwrap_or_default())
+                    .collect();
+                let priority: Vec<i64> = rows_in.iter().map(|&i| msgs[i].priority as i64).collect();
+                let mime: Vec<&[u8]> = rows_in.iter().map(|&i| msgs[i].mime.as_slice()).collect();
+                // One statement, whatever the group's size: its text never changes, so it
+                // stays prepared, and as a single statement it commits on its own (one
+                // round trip, no BEGIN and COMMIT; a duplicate's first id comes back in
+                // it too). Concurrent groups share PostgreSQL's WAL flushes (pg_group.rs
+                // keeps several in flight).
+                let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(ENQUEUE_UNNEST)
+                    .bind(column(&rows_in, |i| Some(ids[i].as_str())))
+                    .bind(column(&rows_in, |i| Some(msgs[i].action.as_str())))
+                    .bind(column(&rows_in, |i| msgs[i].user.as_deref()))
+                    .bind(column(&rows_in, |i| msgs[i].tenant.as_deref()))
+                    .bind(column(&rows_in, |i| msgs[i].purpose.as_deref()))
+                    .bind(column(&rows_in, |i| Some(scopes[i].as_str())))
+                    .bind(column(&rows_in, |i| msgs[i].idempotency_key.as_deref()))
+                    .bind(column(&rows_in, |i| Some(msgs[i].message_id.as_str())))
+                    .bind(column(&rows_in, |i| Some(msgs[i].envelope_from.as_str())))
+                    .bind(&tos)
+                    .bind(column(&rows_in, |i| Some(msgs[i].options_json.as_str())))
+                    .bind(column(&rows_in, |i| Some(msgs[i].decision_json.as_str())))
+                    .bind(&priority)
+                    .bind(&mime)
+                    .bind(now)
+                    .fetch_all(&self.pool)
                     .await
                     .map_err(q)?;
-                    out.push($crate::outbox::Enqueued { id: first.0, duplicate: true });
+                // The id stored under each key given (this group's, or the first one's).
+                let stored: std::collections::HashMap<(String, String), String> = rows
+                    .into_iter()
+                    .filter_map(|(id, scope, key)| key.map(|k| ((scope, k), id)))
+                    .collect();
+                let mut out = Vec::with_capacity(msgs.len());
+                for (i, m) in msgs.iter().enumerate() {
+                    let Some(k) = m.idempotency_key.as_deref() else {
+                        out.push($crate::outbox::Enqueued { id: ids[i].clone(), duplicate: false });
+                        continue;
+                    };
+                    let id = stored.get(&(scopes[i].clone(), k.to_string())).ok_or_else(|| {
+                        $crate::outbox::OutboxError::Corrupt {
+                            what: "enqueue",
+                            detail: format!("no message came back for idempotency key {k:?}"),
+                        }
+                    })?;
+                    let duplicate = dup_of[i].is_some() || *id != ids[i];
+                    out.push($crate::outbox::Enqueued { id: id.clone(), duplicate });
                 }
-                tx.commit().await.map_err(q)?;
                 Ok(out)
             }
 
