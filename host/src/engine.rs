@@ -127,11 +127,8 @@ impl Engine {
     /// A plugin's probe, cached for `probe_ttl_ms`; a probe that takes longer
     /// than `probe_timeout_ms` counts as unavailable (its result is cached when it arrives).
     fn probe(&self, plugin: &str) -> ProbeResult {
-        let ttl = Duration::from_millis(self.settings.policy.probe_ttl_ms);
-        if let Some((at, r)) = self.lock().probes.get(plugin) {
-            if at.elapsed() < ttl {
-                return r.clone();
-            }
+        if let Some(r) = self.cached_probe(plugin) {
+            return r;
         }
         let Some(p) = self.plugins.get(plugin).cloned() else {
             return ProbeResult {
@@ -169,12 +166,38 @@ impl Engine {
         }
     }
 
-    /// What the policy sees now.
+    /// A plugin's probe from the cache, while it is younger than `probe_ttl_ms`.
+    fn cached_probe(&self, plugin: &str) -> Option<ProbeResult> {
+        let ttl = Duration::from_millis(self.settings.policy.probe_ttl_ms);
+        match self.lock().probes.get(plugin) {
+            Some((at, r)) if at.elapsed() < ttl => Some(r.clone()),
+            _ => None,
+        }
+    }
+
+    /// What the policy sees now (runs the probes that are due: may block).
     pub fn world(&self) -> World {
+        let probed = self.world_from(|n| Some(self.probe(n)));
+        // The closure always answers.
+        probed.unwrap_or_else(|| self.plugin_world.clone())
+    }
+
+    /// What the policy sees now when no probe is due; None when one is
+    /// ([`Self::world`] runs it, which may block for `probe_timeout_ms`).
+    pub fn world_if_probed(&self) -> Option<World> {
+        self.world_from(|n| match self.cached_probe(n) {
+            Some(r) => Some(r),
+            // Answered at once, without the plugin.
+            None if self.plugins.get(n).is_none() => Some(self.probe(n)),
+            None => None,
+        })
+    }
+
+    fn world_from(&self, probe: impl Fn(&str) -> Option<ProbeResult>) -> Option<World> {
         let mut w = self.plugin_world.clone();
         let names: Vec<String> = w.plugin_modes.keys().cloned().collect();
         for n in names {
-            let r = self.probe(&n);
+            let r = probe(&n)?;
             w.probes.insert(n, r);
         }
         let opened: Vec<(String, Arc<TransportBox>)> = self
@@ -189,11 +212,15 @@ impl Engine {
                 w.unreachable.insert(label, st.reason.to_string());
             }
         }
-        w
+        Some(w)
     }
 
     pub fn decide(&self, action: Action, req: &Request) -> Decision {
-        policy::decide(&self.settings, &self.world(), action, req)
+        self.decide_in(&self.world(), action, req)
+    }
+
+    pub(crate) fn decide_in(&self, world: &World, action: Action, req: &Request) -> Decision {
+        policy::decide(&self.settings, world, action, req)
     }
 
     /// Opens (once) the transport behind a candidate.

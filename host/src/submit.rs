@@ -202,6 +202,48 @@ impl Engine {
     /// Steps 1–5: checks the request, decides, applies the defaults, builds the
     /// message and checks it against the purpose. Nothing is sent.
     pub fn prepare(&self, sub: &Submission) -> Result<Prepared, SubmitError> {
+        self.prepare_in(sub, None)
+    }
+
+    /// [`Self::prepare`] on the calling thread when nothing in it can block:
+    /// no plugin probe is due (the policy would run it and wait up to
+    /// `probe_timeout_ms`) and no attachment is read from a file. None
+    /// otherwise: then call [`Self::prepare`] where blocking is fine. The
+    /// service answers most requests this way, without a hop to a blocking
+    /// thread and back.
+    pub fn prepare_without_blocking(
+        &self,
+        sub: &Submission,
+    ) -> Option<Result<Prepared, SubmitError>> {
+        if let Content::Fields(r) = &sub.content {
+            if r.attachments.iter().any(|a| a.path.is_some()) {
+                return None;
+            }
+        }
+        let world = self.world_if_probed()?;
+        Some(self.prepare_in(sub, Some(&world)))
+    }
+
+    /// The bytes of content a request carries (text, HTML, attachments, or MIME).
+    pub fn content_len(sub: &Submission) -> usize {
+        match &sub.content {
+            Content::Mime { bytes, .. } => bytes.len(),
+            Content::Fields(r) => {
+                r.text.as_ref().map_or(0, String::len)
+                    + r.html.as_ref().map_or(0, String::len)
+                    + r.attachments
+                        .iter()
+                        .map(|a| a.data.as_ref().map_or(0, Vec::len))
+                        .sum::<usize>()
+            }
+        }
+    }
+
+    fn prepare_in(
+        &self,
+        sub: &Submission,
+        world: Option<&crate::policy::World>,
+    ) -> Result<Prepared, SubmitError> {
         check_request(sub)?;
         let limits = &self.settings().limits;
         let options = sub.options.clone();
@@ -255,7 +297,10 @@ impl Engine {
             },
             recipients,
         };
-        let decision = self.decide(sub.action, &req);
+        let decision = match world {
+            Some(w) => self.decide_in(w, sub.action, &req),
+            None => self.decide(sub.action, &req),
+        };
         if let Some(r) = &decision.refused {
             return Err(SubmitError::Refused(r.clone()));
         }

@@ -273,3 +273,47 @@ fn compose_falls_back_to_the_builtin_editor() {
         c.attempts
     );
 }
+
+#[test]
+fn a_message_is_prepared_without_blocking_only_while_the_probes_are_fresh() {
+    use mailhost::message::AttachmentRequest;
+    use mailhost::submit::{Content, Submission};
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), "fail_with = \"none\"", "fail_with = \"none\"");
+    let sub = Submission {
+        action: Action::Send,
+        user: None,
+        tenant: None,
+        purpose: None,
+        mode: None,
+        content: Content::Fields(Box::new(MessageRequest {
+            to: vec!["to@example.com".into()],
+            from: Some("erp@example.com".into()),
+            subject: "inline".into(),
+            text: Some("x".into()),
+            ..Default::default()
+        })),
+        idempotency_key: None,
+        options: Default::default(),
+    };
+    // Nothing was probed yet: the policy would run the probes and wait for them.
+    assert!(e.prepare_without_blocking(&sub).is_none());
+    let blocking = e.prepare(&sub).unwrap();
+    // Now they are cached: the same decision, on this thread.
+    let here = e
+        .prepare_without_blocking(&sub)
+        .expect("the probes are fresh")
+        .unwrap();
+    assert_eq!(here.decision.render(), blocking.decision.render());
+    assert_eq!(here.message.envelope.to, blocking.message.envelope.to);
+    // An attachment read from a file is I/O: not on this thread.
+    let mut with_file = sub.clone();
+    if let Content::Fields(r) = &mut with_file.content {
+        r.attachments.push(AttachmentRequest {
+            path: Some(dir.path().join("fallback.toml")),
+            ..Default::default()
+        });
+    }
+    assert!(e.prepare_without_blocking(&with_file).is_none());
+    assert_eq!(Engine::content_len(&sub), 1);
+}
