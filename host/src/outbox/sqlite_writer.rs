@@ -496,10 +496,15 @@ impl Thread {
                 done.push(true);
                 continue;
             }
-            let count: i64 = count_of
-                .query_row(params![it.id], |r| r.get(0))
-                .map_err(&q)?;
-            let first = count - it.attempts.len() as i64;
+            let first = match it.first_seq {
+                Some(n) => i64::from(n),
+                None => {
+                    let count: i64 = count_of
+                        .query_row(params![it.id], |r| r.get(0))
+                        .map_err(&q)?;
+                    count - it.attempts.len() as i64
+                }
+            };
             for (i, a) in it.attempts.iter().enumerate() {
                 attempt
                     .execute(params![

@@ -144,6 +144,10 @@ pub struct SettleItem {
     pub owner: String,
     pub attempts: Vec<AttemptRecord>,
     pub settle: Settle,
+    /// The message's attempt count when it was claimed, where the caller
+    /// knows it: the number of its first new attempt (no one else records
+    /// attempts while the lease is held). None: read from the row.
+    pub first_seq: Option<u32>,
 }
 
 /// The statements of one per-account budget kept in the database
@@ -278,6 +282,7 @@ macro_rules! impl_store {
                     owner: owner.to_string(),
                     attempts: attempts.to_vec(),
                     settle: s.clone(),
+                    first_seq: None,
                 };
                 let done = self.settle_batch(std::slice::from_ref(&item), now).await?;
                 Ok(done.first().copied().unwrap_or(false))

@@ -305,6 +305,7 @@ fn lane<D: Deliver>(
                 owner: sh.cfg.owner.clone(),
                 attempts: std::mem::take(attempts),
                 settle: s.clone(),
+                first_seq: Some(rec.attempts_count),
             })
             .collect();
         let step = rt.block_on(sh.outbox.settle_and_claim(
