@@ -55,6 +55,23 @@ pub struct Submission {
     pub options: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Submission {
+    /// The bytes of content a request carries (text, HTML, attachments, or MIME).
+    pub fn content_len(&self) -> usize {
+        match &self.content {
+            Content::Mime { bytes, .. } => bytes.len(),
+            Content::Fields(r) => {
+                r.text.as_ref().map_or(0, String::len)
+                    + r.html.as_ref().map_or(0, String::len)
+                    + r.attachments
+                        .iter()
+                        .map(|a| a.data.as_ref().map_or(0, Vec::len))
+                        .sum::<usize>()
+            }
+        }
+    }
+}
+
 /// A request that passed the policy, built and checked: ready to deliver, or to queue.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -222,21 +239,6 @@ impl Engine {
         }
         let world = self.world_if_probed()?;
         Some(self.prepare_in(sub, Some(&world)))
-    }
-
-    /// The bytes of content a request carries (text, HTML, attachments, or MIME).
-    pub fn content_len(sub: &Submission) -> usize {
-        match &sub.content {
-            Content::Mime { bytes, .. } => bytes.len(),
-            Content::Fields(r) => {
-                r.text.as_ref().map_or(0, String::len)
-                    + r.html.as_ref().map_or(0, String::len)
-                    + r.attachments
-                        .iter()
-                        .map(|a| a.data.as_ref().map_or(0, Vec::len))
-                        .sum::<usize>()
-            }
-        }
     }
 
     fn prepare_in(

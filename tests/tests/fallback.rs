@@ -315,5 +315,5 @@ fn a_message_is_prepared_without_blocking_only_while_the_probes_are_fresh() {
         });
     }
     assert!(e.prepare_without_blocking(&with_file).is_none());
-    assert_eq!(Engine::content_len(&sub), 1);
+    assert_eq!(sub.content_len(), 1);
 }

@@ -4,6 +4,29 @@
 //! (`sqlite_writer.rs`).
 //! Expanded inside [`super::store::impl_store`]'s `impl Store`.
 
+/// PostgreSQL's enqueue of a group: one array per column (`$1`–`$14`: the
+/// columns a new message sets; no idempotency key twice), `$15` now. Inserts
+/// the rows and, for those that are new, their bytes. A row whose key was
+/// stored before is left as it is (the no-op update only locks it, so that a
+/// key committed by a concurrent group is seen too) and its first id comes
+/// back. Returns (id, idem_scope, idempotency_key) for every row given.
+pub(crate) const ENQUEUE_UNNEST: &str = "WITH data AS (SELECT * FROM UNNEST($1::text[], \
+     $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
+     $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::bytea[]) AS d (id, \
+     action, user_name, tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, \
+     envelope_to, options_json, decision_json, priority, mime)), \
+     ins AS (INSERT INTO outbox_messages (id, state, action, user_name, \
+     tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, envelope_to, \
+     options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at) \
+     SELECT id, 'queued', action, user_name, tenant, purpose, idem_scope, idempotency_key, \
+     message_id, envelope_from, envelope_to, options_json, decision_json, 0, priority, $15, $15, \
+     $15 FROM data ON CONFLICT (idem_scope, idempotency_key) \
+     DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key \
+     RETURNING id, idem_scope, idempotency_key), \
+     bytes AS (INSERT INTO outbox_mime (message, mime) SELECT data.id, data.mime FROM data \
+     JOIN ins ON ins.id = data.id) \
+     SELECT id, idem_scope, idempotency_key FROM ins";
+
 /// The three write methods of `impl Store` over sqlx's `$db`.
 macro_rules! sqlx_writes {
     ($db:ty, $claim_index:expr, $claim_suffix:expr) => {
@@ -11,7 +34,8 @@ macro_rules! sqlx_writes {
                 &self,
                 msgs: Vec<$crate::outbox::NewMessage>,
             ) -> Result<Vec<$crate::outbox::Enqueued>, $crate::outbox::OutboxError> {
-                use $crate::outbox::store::{idem_scope, ENQUEUE_UNNEST};
+                use $crate::outbox::store::idem_scope;
+                use $crate::outbox::sqlx_writes::ENQUEUE_UNNEST;
                 let q = |e| self.err("enqueue", e);
                 let now = $crate::outbox::now_ms();
                 // Time-ordered ids (UUIDv7): a group's rows land on the last pages of the
@@ -20,18 +44,17 @@ macro_rules! sqlx_writes {
                 let scopes: Vec<String> = msgs.iter().map(|m| idem_scope(m.tenant.as_deref())).collect();
                 // A key given twice in the group: the later ones are duplicates of the
                 // first and stay out of the statement (an upsert may not touch a row twice).
-                let mut first_with_key: std::collections::HashMap<(&str, &str), usize> =
-                    std::collections::HashMap::new();
-                let mut dup_of: Vec<Option<usize>> = vec![None; msgs.len()];
-                for (i, m) in msgs.iter().enumerate() {
-                    if let Some(k) = m.idempotency_key.as_deref() {
-                        let first = *first_with_key.entry((scopes[i].as_str(), k)).or_insert(i);
-                        if first != i {
-                            dup_of[i] = Some(first);
-                        }
-                    }
-                }
-                let rows_in: Vec<usize> = (0..msgs.len()).filter(|&i| dup_of[i].is_none()).collect();
+                let mut keys_seen = std::collections::HashSet::new();
+                let repeated: Vec<bool> = msgs
+                    .iter()
+                    .zip(&scopes)
+                    .map(|(m, scope)| {
+                        m.idempotency_key
+                            .as_deref()
+                            .is_some_and(|k| !keys_seen.insert((scope.as_str(), k)))
+                    })
+                    .collect();
+                let rows_in: Vec<usize> = (0..msgs.len()).filter(|&i| !repeated[i]).collect();
                 fn column<'a>(rows: &[usize], f: impl Fn(usize) -> Option<&'a str>) -> Vec<Option<&'a str>> {
                     rows.iter().map(|&i| f(i)).collect()
                 }
@@ -82,7 +105,7 @@ macro_rules! sqlx_writes {
                             detail: format!("no message came back for idempotency key {k:?}"),
                         }
                     })?;
-                    let duplicate = dup_of[i].is_some() || *id != ids[i];
+                    let duplicate = repeated[i] || *id != ids[i];
                     out.push($crate::outbox::Enqueued { id: id.clone(), duplicate });
                 }
                 Ok(out)

@@ -171,29 +171,6 @@ pub(crate) const SEND_SLOTS: BudgetSql = BudgetSql {
     count: "SELECT COUNT(*), MIN(until) FROM outbox_send_slots WHERE account = $1",
 };
 
-/// PostgreSQL's enqueue of a group: one array per column (`$1`–`$14`: the
-/// columns a new message sets; no idempotency key twice), `$15` now. Inserts
-/// the rows and, for those that are new, their bytes. A row whose key was
-/// stored before is left as it is (the no-op update only locks it, so that a
-/// key committed by a concurrent group is seen too) and its first id comes
-/// back. Returns (id, idem_scope, idempotency_key) for every row given.
-pub(crate) const ENQUEUE_UNNEST: &str = "WITH data AS (SELECT * FROM UNNEST($1::text[], \
-     $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-     $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::bytea[]) AS d (id, \
-     action, user_name, tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, \
-     envelope_to, options_json, decision_json, priority, mime)), \
-     ins AS (INSERT INTO outbox_messages (id, state, action, user_name, \
-     tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, envelope_to, \
-     options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at) \
-     SELECT id, 'queued', action, user_name, tenant, purpose, idem_scope, idempotency_key, \
-     message_id, envelope_from, envelope_to, options_json, decision_json, 0, priority, $15, $15, \
-     $15 FROM data ON CONFLICT (idem_scope, idempotency_key) \
-     DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key \
-     RETURNING id, idem_scope, idempotency_key), \
-     bytes AS (INSERT INTO outbox_mime (message, mime) SELECT data.id, data.mime FROM data \
-     JOIN ins ON ins.id = data.id) \
-     SELECT id, idem_scope, idempotency_key FROM ins";
-
 /// Puts back the messages of a worker that died (`sending` past its lease); `$1` is now.
 pub(crate) const SWEEP_EXPIRED: &str = "UPDATE outbox_messages SET state = 'queued', lease_owner = NULL, \
      lease_until = NULL, next_attempt_at = $1, updated_at = $1 WHERE state = 'sending' AND lease_until < $1";

@@ -42,7 +42,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::engine::Engine;
 use crate::live::LiveEngine;
 use crate::message::MessageRequest;
 use crate::outbox::worker::{self, Deliver, Stats, WorkerConfig};
@@ -393,7 +392,7 @@ async fn prepare(
     let engine = app.engine.get();
     // A small message is built here when nothing in it can block (no probe
     // is due); else, and for large ones, on a blocking thread.
-    let here = (Engine::content_len(&sub) <= PREPARE_HERE_MAX)
+    let here = (sub.content_len() <= PREPARE_HERE_MAX)
         .then(|| engine.prepare_without_blocking(&sub))
         .flatten();
     let prepared = match here {
