@@ -736,9 +736,10 @@ fn sigterm_and_kill_9_mid_drain_lose_nothing() {
         "the sink got messages that were never queued"
     );
     let duplicates: usize = seen.values().map(|n| n - 1).sum();
-    // The documented window (worker.rs): at most `concurrency × LANE_BATCH`
-    // messages sent but not yet recorded at the crash (one kill -9 here).
-    let window = CONCURRENCY * mailhost::outbox::worker::LANE_BATCH;
+    // The documented window (worker.rs): at most `concurrency ×
+    // DUPLICATE_WINDOW_PER_LANE` messages sent but not yet recorded at the
+    // crash (one kill -9 here).
+    let window = CONCURRENCY * mailhost::outbox::worker::DUPLICATE_WINDOW_PER_LANE;
     assert!(
         duplicates <= window,
         "{duplicates} duplicates, more than the documented window of {window}"

@@ -408,6 +408,33 @@ pub struct LaneStep {
     pub turn: Option<u64>,
 }
 
+/// A lane's step on its way ([`Outbox::start_step`]).
+pub struct PendingStep(Pending);
+
+enum Pending {
+    /// Handed to the SQLite writer thread.
+    Writer(sqlite_writer::Answer<sqlite_writer::Worked>),
+    /// Running as a task.
+    Task(tokio::task::JoinHandle<Result<LaneStep, OutboxError>>),
+}
+
+impl PendingStep {
+    /// Waits for the step's commit and its answer.
+    pub async fn finish(self) -> Result<LaneStep, OutboxError> {
+        match self.0 {
+            Pending::Writer(rx) => {
+                let (done, claimed, turn) = sqlite_writer::answer(rx).await?;
+                Ok(LaneStep {
+                    done,
+                    claimed,
+                    turn,
+                })
+            }
+            Pending::Task(task) => task.await.map_err(|_| OutboxError::Closed)?,
+        }
+    }
+}
+
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox")
@@ -497,7 +524,8 @@ impl Outbox {
         if let AnyStore::Sqlite(s) = &*self.store {
             let now = now_ms();
             let until = now + lease.as_millis() as i64;
-            let (done, claimed, turn) = s.settle_and_claim(items, owner, max, now, until).await?;
+            let (done, claimed, turn) =
+                sqlite_writer::answer(s.settle_and_claim(items, owner, max, now, until)).await?;
             return Ok(LaneStep {
                 done,
                 claimed,
@@ -530,6 +558,32 @@ impl Outbox {
             Err(e) => tracing::error!("outbox: claiming failed: {e}"),
         }
         Ok(step)
+    }
+
+    /// [`Outbox::settle_and_claim`], started before this returns, so the
+    /// caller can go on (a lane sends its next messages) while it commits;
+    /// [`PendingStep::finish`] waits for it. On SQLite the step is handed to
+    /// the writer thread; otherwise it runs as a task on `rt`.
+    pub fn start_step(
+        &self,
+        items: Vec<store::SettleItem>,
+        owner: &str,
+        max: u32,
+        lease: Duration,
+        rt: &tokio::runtime::Handle,
+    ) -> PendingStep {
+        if let AnyStore::Sqlite(s) = &*self.store {
+            let now = now_ms();
+            let until = now + lease.as_millis() as i64;
+            return PendingStep(Pending::Writer(
+                s.settle_and_claim(items, owner, max, now, until),
+            ));
+        }
+        let outbox = self.clone();
+        let owner = owner.to_string();
+        PendingStep(Pending::Task(rt.spawn(async move {
+            outbox.settle_and_claim(items, &owner, max, lease).await
+        })))
     }
 
     /// The pacing turns of this process's claims.

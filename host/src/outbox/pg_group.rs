@@ -40,9 +40,9 @@ impl Groups {
 
 /// Takes whatever outcomes the workers' lanes are waiting to record (up to
 /// 64 groups), writes them in one transaction, answers each after the commit.
-/// A lane waits for its answer before it sends again, so a crash loses at
-/// most `concurrency × LANE_BATCH` outcomes per process (the duplicate window,
-/// worker.rs).
+/// A lane waits for its answer before it sends the group after the one in
+/// hand, so a crash loses at most `concurrency × DUPLICATE_WINDOW_PER_LANE`
+/// outcomes per process (the duplicate window, worker.rs).
 async fn group_settle(store: Arc<AnyStore>, mut rx: mpsc::Receiver<PendingSettle>) {
     let mut batch: Vec<PendingSettle> = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 64).await > 0 {

@@ -97,17 +97,18 @@ impl SqliteStore {
 
     /// Outcomes, then a claim, in one commit (a lane's step, worker.rs);
     /// with the claim's pacing turn when it took batch messages.
-    pub(crate) async fn settle_and_claim(
+    /// Handed to the writer thread before this returns; the answer comes
+    /// after the commit.
+    pub(crate) fn settle_and_claim(
         &self,
         items: Vec<SettleItem>,
         owner: &str,
         max: u32,
         now: i64,
         lease_until: i64,
-    ) -> Result<(Vec<bool>, Vec<MessageRecord>, Option<u64>), OutboxError> {
+    ) -> super::sqlite_writer::Answer<super::sqlite_writer::Worked> {
         self.writer
-            .settle_and_claim(items, Some((owner, max, lease_until, true)), now)
-            .await
+            .submit_work(items, Some((owner, max, lease_until, true)), now)
     }
 }
 

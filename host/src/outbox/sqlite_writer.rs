@@ -58,7 +58,7 @@ struct ClaimArgs {
 /// One flag per outcome (false: the lease was lost), the messages claimed,
 /// and the claim's pacing turn: turns are numbered in commit order, for the
 /// claims that asked for one and took batch messages.
-type Worked = (Vec<bool>, Vec<MessageRecord>, Option<u64>);
+pub(crate) type Worked = (Vec<bool>, Vec<MessageRecord>, Option<u64>);
 
 /// A job's result, held until the commit.
 enum Out {
@@ -131,10 +131,17 @@ impl Writer {
         Ok(Writer { tx })
     }
 
-    async fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, OutboxError> {
+    /// Hands `job` to the thread now; the answer comes on the receiver. A
+    /// writer that is gone drops the job and its reply with it, so the
+    /// receiver reports that ([`OutboxError::Closed`] through [`answer`]).
+    fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Answer<T> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(job(reply)).map_err(|_| OutboxError::Closed)?;
-        rx.await.map_err(|_| OutboxError::Closed)?
+        let _ = self.tx.send(job(reply));
+        rx
+    }
+
+    async fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, OutboxError> {
+        answer(self.submit(job)).await
     }
 
     pub(crate) async fn enqueue(
@@ -173,20 +180,38 @@ impl Writer {
         claim: Option<(&str, u32, i64, bool)>,
         now: i64,
     ) -> Result<Worked, OutboxError> {
+        answer(self.submit_work(items, claim, now)).await
+    }
+
+    /// [`Writer::settle_and_claim`], handed to the thread before this
+    /// returns: the caller goes on while it commits.
+    pub(crate) fn submit_work(
+        &self,
+        items: Vec<SettleItem>,
+        claim: Option<(&str, u32, i64, bool)>,
+        now: i64,
+    ) -> Answer<Worked> {
         let claim = claim.map(|(owner, max, lease_until, turn)| ClaimArgs {
             owner: owner.to_string(),
             max,
             lease_until,
             turn,
         });
-        self.call(|reply| Job::Work {
+        self.submit(|reply| Job::Work {
             items,
             claim,
             now,
             reply,
         })
-        .await
     }
+}
+
+/// A job's answer on its way.
+pub(crate) type Answer<T> = oneshot::Receiver<Result<T, OutboxError>>;
+
+/// Waits for a job's answer.
+pub(crate) async fn answer<T>(rx: Answer<T>) -> Result<T, OutboxError> {
+    rx.await.map_err(|_| OutboxError::Closed)?
 }
 
 struct Thread {

@@ -21,14 +21,17 @@
 //!
 //! Commit order (the duplicate window): a message is marked `sending` (with a
 //! lease) before its first try. A lane tries up to [`LANE_BATCH`] messages
-//! (those going out the same way in one call) and then commits their outcomes (`sent`, `deferred`,
-//! `failed`) in one group, shared with the other lanes' groups (on SQLite the
-//! same commit claims its next messages); it waits for that commit before it
-//! sends more. A crash between a server's acceptance and
-//! that commit leaves the message `sending`; once the lease expires it is sent
-//! again with the same Message-ID. So after a crash at most `concurrency ×
-//! LANE_BATCH` messages per worker process (8 × 8 = 64 with the default
-//! `concurrency = 8`) can be delivered twice.
+//! (those going out the same way in one call) and then commits their outcomes
+//! (`sent`, `deferred`, `failed`) in one step, shared with the other lanes'
+//! (on SQLite the same commit claims its next messages). While the queue is
+//! deep the lane already holds its next group (claimed by the step before)
+//! and sends it while the step commits; it waits for that commit before it
+//! sends the group after. A crash between a server's acceptance and the
+//! commit of its outcome leaves the message `sending`; once the lease expires
+//! it is sent again with the same Message-ID. So after a crash at most
+//! [`DUPLICATE_WINDOW_PER_LANE`] messages per lane (`2 × LANE_BATCH`: the group
+//! committing and the group in hand), `concurrency × 16` per worker process
+//! (128 with the default `concurrency = 8`), can be delivered twice.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
@@ -182,6 +185,10 @@ pub use super::stats::{
 /// committed (one commit for the group, shared with the other lanes').
 pub const LANE_BATCH: usize = 8;
 
+/// The most messages one lane can have sent whose outcome is not committed
+/// yet: a crash may deliver these twice (module docs).
+pub const DUPLICATE_WINDOW_PER_LANE: usize = 2 * LANE_BATCH;
+
 /// A running worker's shared parts.
 pub(super) struct Shared<D> {
     pub(super) outbox: Outbox,
@@ -202,11 +209,11 @@ type Outcome = (MessageRecord, Vec<AttemptRecord>, Settle);
 /// The worker runs `concurrency` lanes. A lane is one blocking thread for the
 /// worker's whole life: it takes up to [`LANE_BATCH`] due messages, tries them
 /// (those going out the same way in one plugin call, which blocks its
-/// thread; attempt.rs), then records their
-/// outcomes and takes its next messages in **one** step (one commit on
-/// SQLite, shared with the other lanes' and the API's). No thread hop per
-/// message, and a plugin that keeps connections per thread (SMTP) finds its
-/// own again.
+/// thread; attempt.rs), then records their outcomes and takes its next
+/// messages in **one** step (one commit on SQLite, shared with the other
+/// lanes' and the API's), which runs while the lane sends the group it
+/// already holds ([`lane`]). No thread hop per message, and a plugin that
+/// keeps connections per thread (SMTP) finds its own again.
 pub async fn run<D: Deliver>(
     outbox: Outbox,
     deliver: Arc<D>,
@@ -274,12 +281,18 @@ pub async fn run<D: Deliver>(
     Ok(())
 }
 
-/// One lane, until shutdown: record the last group's outcomes and take the
-/// next group (one step), try each message in turn, again. It waits for that
-/// step's commit before it sends more, so after a crash at most
-/// [`LANE_BATCH`] of its messages can be sent twice. At shutdown it stops
-/// after the message in hand and records what it did; the messages it had
-/// not tried yet go back to the queue with the process's other leases.
+/// One lane, until shutdown. A step records the outcomes of the messages it
+/// tried last and claims its next ones, in one commit; while the queue is
+/// deep the lane sends the messages it already holds **while** that step
+/// commits (it claims a group ahead), and waits for the step only when it
+/// needs the group the step claimed. So a lane never waits for a commit while
+/// it has messages to send, and after a crash at most two groups of
+/// [`LANE_BATCH`] of its messages can have been sent without their outcome
+/// written: the group whose step was committing and the group in hand. When
+/// the queue is short it claims nothing ahead (an idle lane takes what is
+/// due). At shutdown it stops after the message in hand and records what it
+/// did; the messages it had not tried go back to the queue with the
+/// process's other leases.
 fn lane<D: Deliver>(
     index: usize,
     sh: &Arc<Shared<D>>,
@@ -287,18 +300,50 @@ fn lane<D: Deliver>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     use std::sync::atomic::Ordering::SeqCst;
+    // Tried, outcome not handed to a step yet.
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(LANE_BATCH);
+    // Claimed, not tried yet, with the claim's pacing turn.
+    let mut in_hand: Vec<MessageRecord> = Vec::new();
+    let mut hand_turn: Option<u64> = None;
+    // The last claim took a full group: more are probably due.
+    let mut deep = false;
     loop {
         let stopping = stopped(&shutdown);
-        // While other lanes wait for work, take a share, not a full group:
-        // a few due messages spread over lanes instead of queueing in one.
-        let want = match (stopping, sh.idle.load(SeqCst)) {
-            (true, _) => 0,
-            (false, 0) => LANE_BATCH,
-            (false, idle) => (LANE_BATCH / (idle + 1)).max(1),
+        if stopping && !in_hand.is_empty() {
+            // Never tried: their leases are released with the process's.
+            // Their pacing turn passes to the claims after it.
+            drop(hand_turn.take().map(|n| sh.outbox.turns().wait(n)));
+            in_hand.clear();
+        }
+        let idle = sh.idle.load(SeqCst);
+        let want = if stopping {
+            0
+        } else if !in_hand.is_empty() {
+            // Claim a group ahead only while the queue is deep and no lane
+            // waits for work: otherwise what is due is for the idle ones.
+            if deep && idle == 0 {
+                LANE_BATCH
+            } else {
+                0
+            }
+        } else if idle == 0 {
+            LANE_BATCH
+        } else {
+            // While other lanes wait for work, take a share, not a full group:
+            // a few due messages spread over lanes instead of queueing in one.
+            (LANE_BATCH / (idle + 1)).max(1)
         };
+        if outcomes.is_empty() && want == 0 {
+            if in_hand.is_empty() {
+                return; // stopping, and nothing left to record
+            }
+            let (claimed, turn) = (std::mem::take(&mut in_hand), hand_turn.take());
+            outcomes = send_claimed(sh, rt, claimed, turn, &shutdown);
+            continue;
+        }
         // The attempts move into the step: after it only the states are logged.
-        let items = outcomes
+        let mut committing = std::mem::take(&mut outcomes);
+        let items = committing
             .iter_mut()
             .map(|(rec, attempts, s)| super::store::SettleItem {
                 id: rec.id.clone(),
@@ -308,24 +353,34 @@ fn lane<D: Deliver>(
                 first_seq: Some(rec.attempts_count),
             })
             .collect();
-        let step = rt.block_on(sh.outbox.settle_and_claim(
-            items,
-            &sh.cfg.owner,
-            want as u32,
-            sh.cfg.lease,
-        ));
-        let (claimed, turn) = match step {
+        let pending = sh
+            .outbox
+            .start_step(items, &sh.cfg.owner, want as u32, sh.cfg.lease, rt);
+        if !in_hand.is_empty() {
+            let (claimed, turn) = (std::mem::take(&mut in_hand), hand_turn.take());
+            outcomes = send_claimed(sh, rt, claimed, turn, &shutdown);
+        }
+        match rt.block_on(pending.finish()) {
             Ok(step) => {
-                sh.record_outcomes(&outcomes, Ok(step.done));
-                (step.claimed, step.turn)
+                sh.record_outcomes(&committing, Ok(step.done));
+                deep = step.claimed.len() >= LANE_BATCH;
+                if want > 0 && step.claimed.len() == want {
+                    // There may be more due: wake a lane that waits.
+                    sh.outbox.notify_enqueued();
+                }
+                in_hand = step.claimed;
+                hand_turn = step.turn;
             }
             Err(e) => {
                 tracing::error!(
                     "outbox: recording outcomes and claiming failed: {e}; trying again in {} ms",
                     sh.cfg.poll.as_millis()
                 );
-                sh.record_outcomes(&outcomes, Err(e));
-                outcomes.clear();
+                sh.record_outcomes(&committing, Err(e));
+                deep = false;
+                if !outcomes.is_empty() {
+                    continue; // record what was sent meanwhile
+                }
                 if stopping {
                     return;
                 }
@@ -337,57 +392,56 @@ fn lane<D: Deliver>(
                 });
                 continue;
             }
-        };
-        outcomes.clear();
-        if claimed.is_empty() {
-            if stopping {
-                return;
-            }
-            // Lane 0 looks for due messages every `poll`, the others less
-            // often: an enqueue in this process, or a lane that found a full
-            // group, wakes one at once.
-            sh.idle.fetch_add(1, SeqCst);
-            let wait = if index == 0 {
-                sh.cfg.poll
-            } else {
-                sh.cfg.poll * 8
-            };
-            rt.block_on(async {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = sh.outbox.wait_enqueued() => {}
-                    _ = shutdown.changed() => {}
-                }
-            });
-            sh.idle.fetch_sub(1, SeqCst);
+        }
+        if !in_hand.is_empty() || !outcomes.is_empty() || stopping {
             continue;
         }
-        if claimed.len() == want {
-            // There may be more due: wake a lane that waits.
-            sh.outbox.notify_enqueued();
-        }
-        // Batch messages take their batch's send slot first, in claim (file)
-        // order across the lanes (pacing.rs); one whose slot is not free yet
-        // goes back to the queue.
-        let ready: Vec<MessageRecord> = {
-            let _turn = turn.map(|n| sh.outbox.turns().wait(n));
-            let hold_ms = sh.cfg.hold.as_millis() as i64;
-            claimed
-                .into_iter()
-                .filter(|rec| {
-                    !rt.block_on(super::pacing::hold_for_pacing(
-                        &sh.outbox,
-                        &sh.cfg.owner,
-                        rec,
-                        hold_ms,
-                    ))
-                })
-                .collect()
+        // Lane 0 looks for due messages every `poll`, the others less
+        // often: an enqueue in this process, or a lane that found a full
+        // group, wakes one at once.
+        sh.idle.fetch_add(1, SeqCst);
+        let wait = if index == 0 {
+            sh.cfg.poll
+        } else {
+            sh.cfg.poll * 8
         };
-        outcomes.extend(super::attempt::process_group(sh, rt, ready, || {
-            stopped(&shutdown)
-        }));
+        rt.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = sh.outbox.wait_enqueued() => {}
+                _ = shutdown.changed() => {}
+            }
+        });
+        sh.idle.fetch_sub(1, SeqCst);
     }
+}
+
+/// Tries a lane's claimed messages. Batch messages take their batch's send
+/// slot first, in claim (file) order across the lanes (pacing.rs); one
+/// whose slot is not free yet goes back to the queue.
+fn send_claimed<D: Deliver>(
+    sh: &Arc<Shared<D>>,
+    rt: &tokio::runtime::Handle,
+    claimed: Vec<MessageRecord>,
+    turn: Option<u64>,
+    shutdown: &watch::Receiver<bool>,
+) -> Vec<Outcome> {
+    let ready: Vec<MessageRecord> = {
+        let _turn = turn.map(|n| sh.outbox.turns().wait(n));
+        let hold_ms = sh.cfg.hold.as_millis() as i64;
+        claimed
+            .into_iter()
+            .filter(|rec| {
+                !rt.block_on(super::pacing::hold_for_pacing(
+                    &sh.outbox,
+                    &sh.cfg.owner,
+                    rec,
+                    hold_ms,
+                ))
+            })
+            .collect()
+    };
+    super::attempt::process_group(sh, rt, ready, || stopped(shutdown))
 }
 
 /// Shutdown was asked for (or whoever could ask is gone).
