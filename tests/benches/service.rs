@@ -9,6 +9,9 @@
 //!   sink, timed until the last is `sent`; against Postfix as a durable relay
 //!   (`smtp-source` 10 sessions → Postfix queue → the same sink, timed until
 //!   the queue is empty; `../shared/peers/postfix-relay.sh`);
+//! * **drain on PostgreSQL**: the same, with the outbox in PostgreSQL (the
+//!   several-hosts store, `../shared/peers/postgres.sh`; one process here),
+//!   against the same `smtp-source -d` run after it;
 //! * **memory**: the service's RSS idle with every plugin loaded, and while it
 //!   drains the N messages (sampled; it should stay flat: the worker claims in
 //!   small batches and never holds the queue in memory).
@@ -20,7 +23,7 @@
 //! cargo build --release --workspace   # the binary and plugins it starts
 //! PEERS_DIR=$PWD/target/peers cargo bench -p mailhost-tests --bench service
 //! MAILHOST_BENCH_MESSAGES=100000 cargo bench -p mailhost-tests --bench service
-//! MAILHOST_BENCH_ONLY=drain cargo bench -p mailhost-tests --bench service   # one phase: idle, drain, "end to end"
+//! MAILHOST_BENCH_ONLY=drain cargo bench -p mailhost-tests --bench service   # one phase: idle, drain (both stores), "drain on PostgreSQL", "end to end"
 //! MAILHOST_BENCH_LANES=16 cargo bench -p mailhost-tests --bench service   # [outbox] concurrency (4 by default)
 //! MAILHOST_BENCH_PER_ACCOUNT=16 cargo bench -p mailhost-tests --bench service   # [outbox] per_account (10 by default: the SMTP pool's connections, as smtp-source's 10 sessions)
 //! MAILHOST_BENCH_SMOKE=1 cargo bench -p mailhost-tests --bench service   # a few messages (CI)
@@ -34,8 +37,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use mailhost::outbox::postgres::PgStore;
 use mailhost::outbox::sqlite::SqliteStore;
-use mailhost::outbox::{NewMessage, Priority, Store};
+use mailhost::outbox::{AnyStore, NewMessage, Priority, Store};
 use mailhost::server::auth::hash_token;
 use mailhost_tests::service::Options;
 use mailhost_tests::smtp::Sink;
@@ -43,6 +47,8 @@ use mailhost_tests::{copy_as, free_port, plugin_file_name, profile_dir, Service}
 
 const CLIENTS: usize = 10;
 const TOKEN: &str = "bench-token";
+/// The PostgreSQL peer (`../shared/peers/postgres.sh`).
+const PG_URL: &str = "postgres://mailhost:mailhost@127.0.0.1:55432/mailhost";
 
 fn smoke() -> bool {
     std::env::var_os("MAILHOST_BENCH_SMOKE").is_some() || !std::env::args().any(|a| a == "--bench")
@@ -77,8 +83,14 @@ fn peers_src() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/peers"))
 }
 
-/// A config with the SMTP account `sink` and every built plugin in `plugins/`.
+/// A config with the SMTP account `sink` and every built plugin in `plugins/`,
+/// its outbox in `outbox.db`.
 fn config(dir: &Path, sink_port: u16) -> PathBuf {
+    config_on(dir, sink_port, "outbox.db")
+}
+
+/// [`config`] with the outbox at `database` (a file or a `postgres://` URL).
+fn config_on(dir: &Path, sink_port: u16, database: &str) -> PathBuf {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     for entry in std::fs::read_dir(profile_dir()).unwrap().flatten() {
@@ -106,7 +118,7 @@ auth = "optional"
 allow_plaintext_auth = true
 
 [outbox]
-database = "outbox.db"
+database = "{database}"
 concurrency = {lanes}
 per_account = {per_account}
 
@@ -172,7 +184,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-async fn sent(store: &SqliteStore) -> u64 {
+async fn sent(store: &AnyStore) -> u64 {
     store
         .counts()
         .await
@@ -236,14 +248,26 @@ fn smtp_source(port: u16, messages: usize, reuse: bool) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// Drain: (mailhost msg/s, smtp-source -d msg/s, RSS samples in MB).
-fn drain(sink_port: u16, total: usize) -> (f64, f64, Vec<f64>) {
+/// Drain: (mailhost msg/s, smtp-source -d msg/s, RSS samples in MB), the
+/// outbox in SQLite, or in a schema of its own in PostgreSQL when `postgres`.
+fn drain(sink_port: u16, total: usize, postgres: bool) -> (f64, f64, Vec<f64>) {
     let dir = tempfile::tempdir().unwrap();
-    config(dir.path(), sink_port);
     let rt = runtime();
-    let store = rt
-        .block_on(SqliteStore::open(&dir.path().join("outbox.db")))
-        .unwrap();
+    let schema = format!("obx_drain_{}", std::process::id());
+    let store = if postgres {
+        config_on(
+            dir.path(),
+            sink_port,
+            &format!("{PG_URL}?options=-c%20search_path%3D{schema}"),
+        );
+        AnyStore::Postgres(rt.block_on(PgStore::open(PG_URL, Some(&schema))).unwrap())
+    } else {
+        config(dir.path(), sink_port);
+        AnyStore::Sqlite(
+            rt.block_on(SqliteStore::open(&dir.path().join("outbox.db")))
+                .unwrap(),
+        )
+    };
     rt.block_on(async {
         for chunk in (0..total).collect::<Vec<_>>().chunks(2_000) {
             store
@@ -275,10 +299,14 @@ fn drain(sink_port: u16, total: usize) -> (f64, f64, Vec<f64>) {
     let ours = total as f64 / t0.elapsed().as_secs_f64();
     samples.push(s.rss_mb());
     println!(
-        "drain: the service used {:.0} µs of CPU per message",
+        "drain{}: the service used {:.0} µs of CPU per message",
+        if postgres { " on PostgreSQL" } else { "" },
         s.cpu_secs() * 1e6 / total as f64
     );
     drop(s);
+    if let AnyStore::Postgres(pg) = &store {
+        rt.block_on(pg.drop_schema(&schema)).unwrap();
+    }
     let theirs = total as f64 / smtp_source(sink_port, total, true);
     (ours, theirs, samples)
 }
@@ -289,9 +317,10 @@ fn end_to_end(sink_port: u16, total: usize) -> f64 {
     config(dir.path(), sink_port);
     let s = start(dir.path());
     let rt = runtime();
-    let store = rt
-        .block_on(SqliteStore::open(&dir.path().join("outbox.db")))
-        .unwrap();
+    let store = AnyStore::Sqlite(
+        rt.block_on(SqliteStore::open(&dir.path().join("outbox.db")))
+            .unwrap(),
+    );
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(mailhost::tokens::tls_config(None).unwrap())
         .build()
@@ -415,7 +444,7 @@ fn main() {
     );
     }
     if run("drain") {
-        let (ours, theirs, samples) = drain(sink_port, total);
+        let (ours, theirs, samples) = drain(sink_port, total, false);
         println!(
         "drain {total} msgs into smtp-sink: mailhost {ours:.0} msg/s, smtp-source -d {theirs:.0} msg/s: {:.2}× (goal ≥ 0.8)",
         ours / theirs
@@ -438,6 +467,13 @@ fn main() {
             "RSS while draining, every {} ms: {} MB",
             500 * step,
             shape.join(" ")
+        );
+    }
+    if run("drain on PostgreSQL") {
+        let (ours, theirs, _) = drain(sink_port, total, true);
+        println!(
+            "drain {total} msgs into smtp-sink, outbox on PostgreSQL: mailhost {ours:.0} msg/s, smtp-source -d {theirs:.0} msg/s: {:.2}×",
+            ours / theirs
         );
     }
     if run("end to end") {
