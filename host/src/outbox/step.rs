@@ -1,0 +1,133 @@
+//! A worker lane's step ([`Outbox::settle_and_claim`]): the outcomes of the
+//! messages it tried, then the claim of its next ones. On SQLite both are one
+//! commit on the writer thread; on PostgreSQL the outcomes join a group
+//! commit (pg_group.rs), then the claim runs. [`Outbox::start_step`] starts
+//! one and lets the lane go on (worker.rs sends the group it holds meanwhile).
+
+use std::time::Duration;
+
+use super::{
+    now_ms, sqlite, sqlite_writer, store, AnyStore, MessageRecord, Outbox, OutboxError, Store,
+};
+
+/// What a lane's step ([`Outbox::settle_and_claim`]) gives back.
+#[derive(Debug)]
+pub struct LaneStep {
+    /// One flag per outcome: false where the lease was lost (nothing written).
+    pub done: Vec<bool>,
+    pub claimed: Vec<MessageRecord>,
+    /// The claim's pacing turn, when it took batch messages.
+    pub turn: Option<u64>,
+}
+
+/// A lane's step on its way ([`Outbox::start_step`]).
+pub struct PendingStep(Pending);
+
+enum Pending {
+    /// Handed to the SQLite writer thread.
+    Writer(sqlite_writer::Answer<sqlite_writer::Worked>),
+    /// Running as a task.
+    Task(tokio::task::JoinHandle<Result<LaneStep, OutboxError>>),
+}
+
+/// A lane's step handed to the SQLite writer thread (one commit).
+fn sqlite_step(
+    s: &sqlite::SqliteStore,
+    items: Vec<store::SettleItem>,
+    owner: &str,
+    max: u32,
+    lease: Duration,
+) -> PendingStep {
+    let now = now_ms();
+    let until = now + lease.as_millis() as i64;
+    PendingStep(Pending::Writer(
+        s.settle_and_claim(items, owner, max, now, until),
+    ))
+}
+
+impl PendingStep {
+    /// Waits for the step's commit and its answer.
+    pub async fn finish(self) -> Result<LaneStep, OutboxError> {
+        match self.0 {
+            Pending::Writer(rx) => {
+                let (done, claimed, turn) = sqlite_writer::answer(rx).await?;
+                Ok(LaneStep {
+                    done,
+                    claimed,
+                    turn,
+                })
+            }
+            Pending::Task(task) => task.await.map_err(|_| OutboxError::Closed)?,
+        }
+    }
+}
+
+impl Outbox {
+    /// A lane's step: records its outcomes durably (false where the lease
+    /// was lost), then claims up to `max` due messages for `owner` under a
+    /// lease. On SQLite both are one commit (shared with other callers'); on
+    /// PostgreSQL the outcomes join a group commit, then the claim runs (a
+    /// failed claim there is logged and claims nothing: the outcomes are
+    /// written). Nothing is claimed when the outcomes could not be written.
+    /// A claim that took batch messages comes with its pacing turn
+    /// ([`pacing::Turns`]).
+    pub async fn settle_and_claim(
+        &self,
+        items: Vec<store::SettleItem>,
+        owner: &str,
+        max: u32,
+        lease: Duration,
+    ) -> Result<LaneStep, OutboxError> {
+        if let AnyStore::Sqlite(s) = &*self.store {
+            return sqlite_step(s, items, owner, max, lease).finish().await;
+        }
+        let done = self.settle_many(items).await?;
+        let mut step = LaneStep {
+            done,
+            claimed: Vec::new(),
+            turn: None,
+        };
+        if max == 0 {
+            return Ok(step);
+        }
+        let mut numbering = self.turns.numbering.lock().await;
+        let now = now_ms();
+        match self
+            .store
+            .claim(owner, max, now, now + lease.as_millis() as i64)
+            .await
+        {
+            Ok(claimed) => {
+                if claimed.iter().any(|m| m.batch_id.is_some()) {
+                    step.turn = Some(*numbering);
+                    *numbering += 1;
+                }
+                step.claimed = claimed;
+            }
+            Err(e) => tracing::error!("outbox: claiming failed: {e}"),
+        }
+        Ok(step)
+    }
+
+    /// [`Outbox::settle_and_claim`], started before this returns, so the
+    /// caller can go on (a lane sends its next messages) while it commits;
+    /// [`PendingStep::finish`] waits for it. On SQLite the step is handed to
+    /// the writer thread; otherwise it runs as a task on `rt`.
+    pub fn start_step(
+        &self,
+        items: Vec<store::SettleItem>,
+        owner: &str,
+        max: u32,
+        lease: Duration,
+        rt: &tokio::runtime::Handle,
+    ) -> PendingStep {
+        if let AnyStore::Sqlite(s) = &*self.store {
+            return sqlite_step(s, items, owner, max, lease);
+        }
+        let outbox = self.clone();
+        let owner = owner.to_string();
+        PendingStep(Pending::Task(rt.spawn(async move {
+            outbox.settle_and_claim(items, &owner, max, lease).await
+        })))
+    }
+}
