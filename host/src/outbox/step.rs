@@ -1,16 +1,14 @@
-//! A worker lane's step ([`Outbox::settle_and_claim`]): the outcomes of the
+//! A worker lane's step ([`Outbox::start_step`]): the outcomes of the
 //! messages it tried, then the claim of its next ones. On SQLite both are one
 //! commit on the writer thread; on PostgreSQL the outcomes join a group
-//! commit (pg_group.rs), then the claim runs. [`Outbox::start_step`] starts
-//! one and lets the lane go on (worker.rs sends the group it holds meanwhile).
+//! commit (pg_group.rs), then the claim runs. The lane goes on while the step
+//! commits (worker.rs sends the group it holds meanwhile).
 
 use std::time::Duration;
 
-use super::{
-    now_ms, sqlite, sqlite_writer, store, AnyStore, MessageRecord, Outbox, OutboxError, Store,
-};
+use super::{now_ms, sqlite_writer, store, AnyStore, MessageRecord, Outbox, OutboxError, Store};
 
-/// What a lane's step ([`Outbox::settle_and_claim`]) gives back.
+/// What a lane's step ([`Outbox::start_step`]) gives back.
 #[derive(Debug)]
 pub struct LaneStep {
     /// One flag per outcome: false where the lease was lost (nothing written).
@@ -28,21 +26,6 @@ enum Pending {
     Writer(sqlite_writer::Answer<sqlite_writer::Worked>),
     /// Running as a task.
     Task(tokio::task::JoinHandle<Result<LaneStep, OutboxError>>),
-}
-
-/// A lane's step handed to the SQLite writer thread (one commit).
-fn sqlite_step(
-    s: &sqlite::SqliteStore,
-    items: Vec<store::SettleItem>,
-    owner: &str,
-    max: u32,
-    lease: Duration,
-) -> PendingStep {
-    let now = now_ms();
-    let until = now + lease.as_millis() as i64;
-    PendingStep(Pending::Writer(
-        s.settle_and_claim(items, owner, max, now, until),
-    ))
 }
 
 impl PendingStep {
@@ -63,24 +46,18 @@ impl PendingStep {
 }
 
 impl Outbox {
-    /// A lane's step: records its outcomes durably (false where the lease
-    /// was lost), then claims up to `max` due messages for `owner` under a
-    /// lease. On SQLite both are one commit (shared with other callers'); on
-    /// PostgreSQL the outcomes join a group commit, then the claim runs (a
-    /// failed claim there is logged and claims nothing: the outcomes are
-    /// written). Nothing is claimed when the outcomes could not be written.
-    /// A claim that took batch messages comes with its pacing turn
-    /// ([`pacing::Turns`]).
-    pub async fn settle_and_claim(
+    /// A lane's step on PostgreSQL: its outcomes join a group commit, then
+    /// the claim runs (a failed claim is logged and claims nothing: the
+    /// outcomes are written). Nothing is claimed when the outcomes could not
+    /// be written. A claim that took batch messages comes with its pacing
+    /// turn, numbered here ([`super::pacing::Turns`]).
+    async fn settle_then_claim(
         &self,
         items: Vec<store::SettleItem>,
         owner: &str,
         max: u32,
         lease: Duration,
     ) -> Result<LaneStep, OutboxError> {
-        if let AnyStore::Sqlite(s) = &*self.store {
-            return sqlite_step(s, items, owner, max, lease).finish().await;
-        }
         let done = self.settle_many(items).await?;
         let mut step = LaneStep {
             done,
@@ -109,10 +86,13 @@ impl Outbox {
         Ok(step)
     }
 
-    /// [`Outbox::settle_and_claim`], started before this returns, so the
-    /// caller can go on (a lane sends its next messages) while it commits;
-    /// [`PendingStep::finish`] waits for it. On SQLite the step is handed to
-    /// the writer thread; otherwise it runs as a task on `rt`.
+    /// A lane's step: records its outcomes durably (false where the lease
+    /// was lost), then claims up to `max` due messages for `owner` under a
+    /// lease. It is started before this returns, so the caller can go on (a
+    /// lane sends its next messages) while it commits;
+    /// [`PendingStep::finish`] waits for it. On SQLite both are one commit on
+    /// the writer thread (shared with other callers'); otherwise the step
+    /// runs as a task on `rt` (`settle_then_claim`).
     pub fn start_step(
         &self,
         items: Vec<store::SettleItem>,
@@ -122,12 +102,16 @@ impl Outbox {
         rt: &tokio::runtime::Handle,
     ) -> PendingStep {
         if let AnyStore::Sqlite(s) = &*self.store {
-            return sqlite_step(s, items, owner, max, lease);
+            let now = now_ms();
+            let until = now + lease.as_millis() as i64;
+            return PendingStep(Pending::Writer(
+                s.settle_and_claim(items, owner, max, now, until),
+            ));
         }
         let outbox = self.clone();
         let owner = owner.to_string();
         PendingStep(Pending::Task(rt.spawn(async move {
-            outbox.settle_and_claim(items, &owner, max, lease).await
+            outbox.settle_then_claim(items, &owner, max, lease).await
         })))
     }
 }

@@ -212,7 +212,7 @@ type Outcome = (MessageRecord, Vec<AttemptRecord>, Settle);
 /// thread; attempt.rs), then records their outcomes and takes its next
 /// messages in **one** step (one commit on SQLite, shared with the other
 /// lanes' and the API's), which runs while the lane sends the group it
-/// already holds ([`lane`]). No thread hop per message, and a plugin that
+/// already holds (`lane`). No thread hop per message, and a plugin that
 /// keeps connections per thread (SMTP) finds its own again.
 pub async fn run<D: Deliver>(
     outbox: Outbox,
@@ -302,11 +302,9 @@ fn lane<D: Deliver>(
     use std::sync::atomic::Ordering::SeqCst;
     // Tried, outcome not handed to a step yet.
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(LANE_BATCH);
-    // Claimed, not tried yet, with the claim's pacing turn.
+    // Claimed by the last step, not tried yet, with the claim's pacing turn.
     let mut in_hand: Vec<MessageRecord> = Vec::new();
     let mut hand_turn: Option<u64> = None;
-    // The last claim took a full group: more are probably due.
-    let mut deep = false;
     loop {
         let stopping = stopped(&shutdown);
         if stopping && !in_hand.is_empty() {
@@ -319,9 +317,10 @@ fn lane<D: Deliver>(
         let want = if stopping {
             0
         } else if !in_hand.is_empty() {
-            // Claim a group ahead only while the queue is deep and no lane
-            // waits for work: otherwise what is due is for the idle ones.
-            if deep && idle == 0 {
+            // Claim a group ahead only while the queue is deep (the last
+            // claim took a full group) and no lane waits for work: otherwise
+            // what is due is for the idle ones.
+            if in_hand.len() >= LANE_BATCH && idle == 0 {
                 LANE_BATCH
             } else {
                 0
@@ -363,7 +362,6 @@ fn lane<D: Deliver>(
         match rt.block_on(pending.finish()) {
             Ok(step) => {
                 sh.record_outcomes(&committing, Ok(step.done));
-                deep = step.claimed.len() >= LANE_BATCH;
                 if want > 0 && step.claimed.len() == want {
                     // There may be more due: wake a lane that waits.
                     sh.outbox.notify_enqueued();
@@ -377,7 +375,6 @@ fn lane<D: Deliver>(
                     sh.cfg.poll.as_millis()
                 );
                 sh.record_outcomes(&committing, Err(e));
-                deep = false;
                 if !outcomes.is_empty() {
                     continue; // record what was sent meanwhile
                 }
