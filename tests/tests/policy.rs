@@ -928,6 +928,37 @@ fn refusal_is_explained_in_json() {
     assert!(j["chain"].as_array().unwrap().is_empty());
 }
 
+/// "Nothing available" names what each way out lacked: a caller that sees
+/// only the refusal (an API client, `mailhost send`) knows what to fix.
+#[test]
+fn a_refusal_for_no_way_out_says_what_each_one_lacked() {
+    let mut s = settings();
+    s.policy.send_mode = "autodetect".into();
+    s.policy.account = None;
+    s.accounts.clear();
+    let d = decide(
+        &s,
+        &world(Some(false), None),
+        Action::Send,
+        &req(None, None, None),
+    );
+    let r = d.refused.expect("refused");
+    assert_eq!(r.rule, "chain");
+    assert!(
+        r.message.contains("account (no system or tenant account)"),
+        "{}",
+        r.message
+    );
+    assert!(r.message.contains("mode outlook ("), "{}", r.message);
+    assert!(!r.message.contains("above"), "{}", r.message);
+    assert!(
+        r.message
+            .ends_with("configure an account for it or choose another mode"),
+        "{}",
+        r.message
+    );
+}
+
 /// Tenant acme has its own support address; the support purpose may allow it.
 fn client_support(allow: bool) -> Settings {
     let mut s = settings();

@@ -463,18 +463,48 @@ impl<'a> Ctx<'a> {
             .map(|sa| (sa, format!("purpose `{}`'s", pc.name)))
     }
 
-    /// Nothing left to try is a refusal that points at the steps above.
+    /// Nothing left to try is a refusal that says what each way out lacked
+    /// (the trace's skipped steps), so a caller who sees only the refusal (an
+    /// API client, `mailhost send`) knows what to fix.
     pub(super) fn require_chain(&mut self) -> Result<(), Refusal> {
         if !self.chain.is_empty() {
             return Ok(());
         }
         let (_, key) = self.system_mode();
         let message = format!(
-            "no way to {} is available for mode `{}`: see the steps above; configure an account for it or choose another mode",
+            "no way to {} is available for mode `{}`{}; configure an account for it or choose another mode",
             self.action.name(),
-            self.mode
+            self.mode,
+            skipped_summary(&self.trace),
         );
         let source = self.policy().loc_of(key);
         Err(self.refuse("chain", message, source))
     }
 }
+
+/// The skipped ways out of a trace, as `: rule (why); …`, at most
+/// [`SKIPPED_SHOWN`] of them (the whole trace is `policy explain`'s).
+fn skipped_summary(trace: &[TraceStep]) -> String {
+    let skipped: Vec<&TraceStep> = trace.iter().filter(|t| t.chose == "skip").collect();
+    if skipped.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(": ");
+    for (i, t) in skipped.iter().take(SKIPPED_SHOWN).enumerate() {
+        if i > 0 {
+            out.push_str("; ");
+        }
+        let rule = t.rule.strip_prefix("autodetect: ").unwrap_or(&t.rule);
+        out.push_str(&format!("{rule} ({})", t.saw));
+    }
+    if skipped.len() > SKIPPED_SHOWN {
+        out.push_str(&format!(
+            "; {} more in `mailhost policy explain`",
+            skipped.len() - SKIPPED_SHOWN
+        ));
+    }
+    out
+}
+
+/// Skipped ways out a refusal names.
+const SKIPPED_SHOWN: usize = 6;
