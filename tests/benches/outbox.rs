@@ -62,6 +62,7 @@ fn new_message(n: usize) -> NewMessage {
         envelope_to: vec!["bob@example.com".into()],
         options_json: "{}".into(),
         decision_json: r#"{"chain":[]}"#.into(),
+        way_outs: "[]".into(),
         priority: Priority::Single,
     }
 }

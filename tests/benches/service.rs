@@ -213,6 +213,7 @@ fn stored(n: usize) -> NewMessage {
         envelope_to: vec!["b@example.com".into()],
         options_json: "{}".into(),
         decision_json: r#"{"chain":[{"label":"sink","account":"sink","plugin":"smtp","mode":"smtp"}]}"#.into(),
+        way_outs: r#"["sink"]"#.into(),
         priority: Priority::Single,
     }
 }

@@ -409,6 +409,7 @@ fn new_msg(n: usize, priority: Priority) -> NewMessage {
         envelope_to: vec![format!("r{n}@example.com")],
         options_json: "{}".into(),
         decision_json: r#"{"chain":[]}"#.into(),
+        way_outs: "[]".into(),
         priority,
     }
 }

@@ -28,6 +28,7 @@ fn msg(n: usize, key: Option<&str>, tenant: Option<&str>, priority: Priority) ->
         envelope_to: vec![format!("bob{n}@example.com")],
         options_json: "{}".into(),
         decision_json: r#"{"chain":[]}"#.into(),
+        way_outs: "[]".into(),
         priority,
     }
 }
@@ -578,6 +579,65 @@ async fn account_status_is_shared(db: Db) {
     db.done().await;
 }
 
+/// The open messages count under the way out their chain position names,
+/// across a claim, a move to the next way out and a retry (back to the first).
+async fn open_messages_per_way_out(db: Db) {
+    let s = &db.store;
+    let mut m = msg(1, None, None, Priority::Single);
+    m.way_outs = r#"["office","backup"]"#.into();
+    let ids = s
+        .enqueue_batch(vec![m.clone(), m.clone(), m])
+        .await
+        .unwrap();
+    let n = |open: &std::collections::BTreeMap<(String, String), u64>, a: &str, st: &str| {
+        open.get(&(a.to_string(), st.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    let open = s.open_by_way_out().await.unwrap();
+    assert_eq!(n(&open, "office", "queued"), 3, "{open:?}");
+    let now = now_ms() + 1_000;
+    let claimed = s.claim("w1", 2, now, now + 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // one goes on to the second way out, deferred; the other is sent
+    assert!(s
+        .settle(
+            &claimed[0].id,
+            "w1",
+            &[],
+            &settle(State::Deferred, now + 60_000, 1),
+            now
+        )
+        .await
+        .unwrap());
+    let open = s.open_by_way_out().await.unwrap();
+    assert_eq!(n(&open, "office", "queued"), 1, "{open:?}");
+    assert_eq!(n(&open, "office", "sending"), 1, "{open:?}");
+    assert_eq!(n(&open, "backup", "deferred"), 1, "{open:?}");
+    assert!(s
+        .settle(&claimed[1].id, "w1", &[], &settle(State::Sent, now, 0), now)
+        .await
+        .unwrap());
+    let open = s.open_by_way_out().await.unwrap();
+    assert_eq!(open.values().sum::<u64>(), 2, "sent is not open: {open:?}");
+    // cancelled, then retried: from the first way out again
+    let third = ids
+        .iter()
+        .find(|e| e.id != claimed[0].id && e.id != claimed[1].id)
+        .unwrap();
+    s.cancel(&third.id, now).await.unwrap();
+    assert_eq!(
+        n(&s.open_by_way_out().await.unwrap(), "office", "queued"),
+        0
+    );
+    s.retry(&third.id, now).await.unwrap();
+    assert_eq!(
+        n(&s.open_by_way_out().await.unwrap(), "office", "queued"),
+        1
+    );
+    db.done().await;
+}
+
 macro_rules! both {
     ($name:ident) => {
         mod $name {
@@ -601,6 +661,7 @@ both!(shared_rate_limit);
 both!(shared_send_slots);
 both!(group_commit_survives_reopen);
 both!(account_status_is_shared);
+both!(open_messages_per_way_out);
 
 #[tokio::test]
 async fn sqlite_is_wal_and_synchronous_full() {

@@ -486,6 +486,13 @@ fn delivery_faults_and_idempotency_through_the_api() {
         "mailhost_tries_total{account=\"m365\",class=\"transient\"} 1",
         "mailhost_outbox_messages{state=\"failed\"} 1",
         "mailhost_try_duration_seconds_count{account=\"m365\"} 2",
+        // messages settled per account (the way out of their last try) and outcome
+        "mailhost_account_messages_total{account=\"server\",outcome=\"sent\"} 2",
+        "mailhost_account_messages_total{account=\"server\",outcome=\"failed\"} 2",
+        "mailhost_account_messages_total{account=\"sink\",outcome=\"sent\"} 1",
+        "mailhost_account_messages_total{account=\"m365\",outcome=\"deferred\"} 1",
+        "mailhost_account_messages_total{account=\"m365\",outcome=\"sent\"} 1",
+        "# TYPE mailhost_outbox_waiting_messages gauge",
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }

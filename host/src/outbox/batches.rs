@@ -111,7 +111,8 @@ const BATCH_COLS: &str =
 
 const INSERT_MSG: &str = "INSERT INTO outbox_messages (id, state, action, user_name, \
      tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, envelope_to, \
-     options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at, batch_id) ";
+     options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at, batch_id, \
+     way_outs) ";
 
 macro_rules! impl_batch_store {
     ($ty:ty, $db:ty) => {
@@ -197,7 +198,8 @@ macro_rules! impl_batch_store {
                             .push_bind(now)
                             .push_bind(now)
                             .push_bind(now)
-                            .push_bind(&id);
+                            .push_bind(&id)
+                            .push_bind(&m.way_outs);
                     });
                     // Not kept prepared: its text changes with the chunk's size.
                     qb.build().persistent(false).execute(&mut *tx).await.map_err(q)?;

@@ -42,6 +42,11 @@ pub const SQLITE: &[Script] = &[
         "fewer writes per message",
         include_str!("migrations/sqlite/0006_fewer_writes_per_message.sql"),
     ),
+    (
+        7,
+        "ways out per message",
+        include_str!("migrations/sqlite/0007_way_outs.sql"),
+    ),
 ];
 
 pub const POSTGRES: &[Script] = &[
@@ -74,6 +79,11 @@ pub const POSTGRES: &[Script] = &[
         6,
         "fewer writes per message",
         include_str!("migrations/postgres/0006_fewer_writes_per_message.sql"),
+    ),
+    (
+        7,
+        "ways out per message",
+        include_str!("migrations/postgres/0007_way_outs.sql"),
     ),
 ];
 

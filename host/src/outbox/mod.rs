@@ -148,7 +148,17 @@ pub struct NewMessage {
     pub options_json: String,
     /// The policy decision (its chain of ways out), as JSON.
     pub decision_json: String,
+    /// The labels of the decision's ways out in chain order, as a JSON array
+    /// (accounts by name): with `chain_pos` it says which account a message
+    /// waits for, without reading its decision ([`way_outs`]).
+    pub way_outs: String,
     pub priority: Priority,
+}
+
+/// [`NewMessage::way_outs`] for a chain.
+pub fn way_outs(chain: &[crate::policy::Candidate]) -> String {
+    serde_json::to_string(&chain.iter().map(|c| c.label.as_str()).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".to_string())
 }
 
 impl NewMessage {
@@ -184,6 +194,7 @@ impl NewMessage {
             envelope_to: msg.envelope.to.iter().map(|s| s.to_string()).collect(),
             options_json: msg.options_json.to_string(),
             decision_json,
+            way_outs: way_outs(&p.decision.chain),
             priority,
         })
     }

@@ -255,6 +255,48 @@ mod tests {
         );
     }
 
+    /// Messages stored before migration 0007 get their ways out from their
+    /// decision, so the open ones count under the account they wait for; a
+    /// decision that is not JSON counts as not known and does not stop the
+    /// upgrade.
+    #[tokio::test]
+    async fn an_outbox_from_before_0007_counts_its_messages_per_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.db");
+        let pool = old_outbox(&path, 6).await;
+        let chain = r#"{"chain":[{"label":"office","account":"office"},{"label":"mode:pickup","account":null}]}"#;
+        for (id, state, pos, decision) in [
+            ("m-1", "queued", 0, chain),
+            ("m-2", "deferred", 1, chain),
+            ("m-3", "queued", 0, "not json"),
+            ("m-4", "sent", 0, chain),
+        ] {
+            sqlx::query(
+                "INSERT INTO outbox_messages (id, state, action, idem_scope, message_id, \
+                 envelope_from, envelope_to, options_json, decision_json, chain_pos, priority, \
+                 next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, 'send', '', $1, 'a@example.com', '[\"b@example.com\"]', '{}', \
+                 $3, $4, 0, 0, 0, 0)",
+            )
+            .bind(id)
+            .bind(state)
+            .bind(decision)
+            .bind(pos)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let open = store.open_by_way_out().await.unwrap();
+        let n = |a: &str, s: &str| open.get(&(a.to_string(), s.to_string())).copied();
+        assert_eq!(n("office", "queued"), Some(1));
+        assert_eq!(n("mode:pickup", "deferred"), Some(1));
+        assert_eq!(n("", "queued"), Some(1));
+        assert_eq!(open.len(), 3, "{open:?}");
+    }
+
     /// The batch queries find their rows through the batch index, which holds
     /// batch messages only (migration 0005).
     #[tokio::test]
@@ -293,6 +335,7 @@ mod tests {
             envelope_to: vec!["b@example.com".into()],
             options_json: "{}".into(),
             decision_json: r#"{"chain":[]}"#.into(),
+            way_outs: "[]".into(),
             priority: crate::outbox::Priority::Single,
         }
     }

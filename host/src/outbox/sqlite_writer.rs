@@ -356,8 +356,8 @@ impl Thread {
                 "INSERT INTO outbox_messages (id, state, action, user_name, tenant, purpose, \
                  idem_scope, idempotency_key, message_id, envelope_from, envelope_to, \
                  options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, \
-                 updated_at) VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                 0, ?13, ?14, ?14, ?14) \
+                 updated_at, way_outs) VALUES (?1, 'queued', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+                 ?11, ?12, 0, ?13, ?14, ?14, ?14, ?15) \
                  ON CONFLICT (idem_scope, idempotency_key) DO NOTHING",
             )
             .map_err(&q)?;
@@ -392,6 +392,7 @@ impl Thread {
                     m.decision_json,
                     m.priority as i64,
                     now,
+                    m.way_outs,
                 ])
                 .map_err(&q)?;
             if n == 1 {

@@ -12,15 +12,17 @@
 /// back. Returns (id, idem_scope, idempotency_key) for every row given.
 pub(crate) const ENQUEUE_UNNEST: &str = "WITH data AS (SELECT * FROM UNNEST($1::text[], \
      $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-     $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::bytea[]) AS d (id, \
-     action, user_name, tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, \
-     envelope_to, options_json, decision_json, priority, mime)), \
+     $9::text[], $10::text[], $11::text[], $12::text[], $13::int8[], $14::bytea[], \
+     $16::text[]) AS d (id, action, user_name, tenant, purpose, idem_scope, idempotency_key, \
+     message_id, envelope_from, envelope_to, options_json, decision_json, priority, mime, \
+     way_outs)), \
      ins AS (INSERT INTO outbox_messages (id, state, action, user_name, \
      tenant, purpose, idem_scope, idempotency_key, message_id, envelope_from, envelope_to, \
-     options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at) \
+     options_json, decision_json, chain_pos, priority, next_attempt_at, created_at, updated_at, \
+     way_outs) \
      SELECT id, 'queued', action, user_name, tenant, purpose, idem_scope, idempotency_key, \
      message_id, envelope_from, envelope_to, options_json, decision_json, 0, priority, $15, $15, \
-     $15 FROM data ON CONFLICT (idem_scope, idempotency_key) \
+     $15, way_outs FROM data ON CONFLICT (idem_scope, idempotency_key) \
      DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key \
      RETURNING id, idem_scope, idempotency_key), \
      bytes AS (INSERT INTO outbox_mime (message, mime) SELECT data.id, data.mime FROM data \
@@ -85,6 +87,7 @@ macro_rules! sqlx_writes {
                     .bind(&priority)
                     .bind(&mime)
                     .bind(now)
+                    .bind(column(&rows_in, |i| Some(msgs[i].way_outs.as_str())))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(q)?;

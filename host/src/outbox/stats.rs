@@ -64,9 +64,26 @@ pub struct AccountStats {
     pub buckets: [u64; LATENCY_BUCKETS.len()],
     pub count: u64,
     pub sum_secs: f64,
+    /// Messages this process settled whose last try went this way:
+    /// `sent`, `deferred`, `failed` → count.
+    pub outcomes: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
+    /// Counts settled messages under the way out of their last try (`""`:
+    /// settled without a try, e.g. held or refused by the policy).
+    pub(crate) fn settled<'a>(&self, outcomes: impl Iterator<Item = (&'a str, &'static str)>) {
+        let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        for (account, outcome) in outcomes {
+            if let Some(a) = m.get_mut(account) {
+                *a.outcomes.entry(outcome).or_default() += 1;
+            } else {
+                let a = m.entry(account.to_string()).or_default();
+                *a.outcomes.entry(outcome).or_default() += 1;
+            }
+        }
+    }
+
     pub(crate) fn record(&self, account: &str, class: &str, secs: f64) {
         let mut m = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         let a = m.entry(account.to_string()).or_default();
@@ -78,5 +95,47 @@ impl Stats {
         }
         a.count += 1;
         a.sum_secs += secs;
+    }
+}
+
+/// Sums [`super::Store::open_by_way_out`]'s groups (labels as JSON, position,
+/// state, count) per (way out, state). A position past the labels, or labels
+/// that are not a JSON array of strings, count as `""` (not known).
+pub(crate) fn by_way_out(
+    rows: Vec<(Option<String>, i64, String, i64)>,
+) -> std::collections::BTreeMap<(String, String), u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (labels, pos, state, n) in rows {
+        let label = labels
+            .as_deref()
+            .and_then(|l| serde_json::from_str::<Vec<String>>(l).ok())
+            .and_then(|l| usize::try_from(pos).ok().and_then(|p| l.into_iter().nth(p)))
+            .unwrap_or_default();
+        *out.entry((label, state)).or_default() += n.max(0) as u64;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_messages_count_under_the_way_out_at_their_position() {
+        let chain = Some(r#"["office","mode:pickup"]"#.to_string());
+        let got = by_way_out(vec![
+            (chain.clone(), 0, "queued".into(), 3),
+            (chain.clone(), 1, "deferred".into(), 2),
+            (Some(r#"["office"]"#.into()), 0, "queued".into(), 4),
+            (chain, 5, "queued".into(), 1),
+            (None, 0, "sending".into(), 1),
+            (Some("not json".into()), 0, "sending".into(), 1),
+        ]);
+        let n = |a: &str, s: &str| got.get(&(a.to_string(), s.to_string())).copied();
+        assert_eq!(n("office", "queued"), Some(7));
+        assert_eq!(n("mode:pickup", "deferred"), Some(2));
+        assert_eq!(n("", "queued"), Some(1));
+        assert_eq!(n("", "sending"), Some(2));
+        assert_eq!(got.len(), 4);
     }
 }

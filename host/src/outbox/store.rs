@@ -96,6 +96,13 @@ pub trait Store: Send + Sync {
     /// Messages per state.
     fn counts(&self) -> impl Future<Output = Result<BTreeMap<String, u64>, OutboxError>> + Send;
 
+    /// The open messages (queued, deferred, sending) per way out they wait
+    /// for (an account's name or a candidate's label; `""` when not known)
+    /// and state.
+    fn open_by_way_out(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<(String, String), u64>, OutboxError>> + Send;
+
     /// Takes one send from `account`'s per-minute budget, shared by every process
     /// on this database. `Ok(None)` when taken; `Ok(Some(ms))` when the budget is
     /// spent: try again in `ms`.
@@ -414,6 +421,22 @@ macro_rules! impl_store {
                 Ok(out)
             }
 
+            async fn open_by_way_out(
+                &self,
+            ) -> Result<std::collections::BTreeMap<(String, String), u64>, $crate::outbox::OutboxError> {
+                // Grouped by the chain's labels and the position in it: as
+                // many groups as distinct chains, each read once here.
+                let rows: Vec<(Option<String>, i64, String, i64)> = sqlx::query_as(
+                    "SELECT way_outs, chain_pos, state, COUNT(*) FROM outbox_messages \
+                     WHERE state IN ('queued', 'deferred', 'sending') \
+                     GROUP BY way_outs, chain_pos, state",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err("count open messages", e))?;
+                Ok($crate::outbox::stats::by_way_out(rows))
+            }
+
             async fn take_rate_slot(
                 &self,
                 account: &str,
@@ -666,6 +689,9 @@ impl Store for AnyStore {
     }
     async fn counts(&self) -> Result<BTreeMap<String, u64>, OutboxError> {
         dispatch!(self, s => s.counts().await)
+    }
+    async fn open_by_way_out(&self) -> Result<BTreeMap<(String, String), u64>, OutboxError> {
+        dispatch!(self, s => s.open_by_way_out().await)
     }
     async fn take_rate_slot(
         &self,

@@ -340,8 +340,13 @@ fn lane<D: Deliver>(
             outcomes = send_claimed(sh, rt, claimed, turn, &shutdown);
             continue;
         }
-        // The attempts move into the step: after it only the states are logged.
+        // The attempts move into the step: after it only the states are logged,
+        // and counted under the way out of each one's last try.
         let mut committing = std::mem::take(&mut outcomes);
+        let ways: Vec<String> = committing
+            .iter()
+            .map(|(_, a, _)| a.last().map(|a| a.candidate.clone()).unwrap_or_default())
+            .collect();
         let items = committing
             .iter_mut()
             .map(|(rec, attempts, s)| super::store::SettleItem {
@@ -361,7 +366,7 @@ fn lane<D: Deliver>(
         }
         match rt.block_on(pending.finish()) {
             Ok(step) => {
-                sh.record_outcomes(&committing, Ok(step.done));
+                sh.record_outcomes(&committing, &ways, Ok(step.done));
                 if want > 0 && step.claimed.len() == want {
                     // There may be more due: wake a lane that waits.
                     sh.outbox.notify_enqueued();
@@ -374,7 +379,7 @@ fn lane<D: Deliver>(
                     "outbox: recording outcomes and claiming failed: {e}; trying again in {} ms",
                     sh.cfg.poll.as_millis()
                 );
-                sh.record_outcomes(&committing, Err(e));
+                sh.record_outcomes(&committing, &ways, Err(e));
                 if !outcomes.is_empty() {
                     continue; // record what was sent meanwhile
                 }
@@ -493,8 +498,14 @@ impl<D: Deliver> Shared<D> {
         note_account_status(&self.outbox, &self.stats, account, state, reason).await
     }
 
-    /// Counts and logs a lane's committed outcomes.
-    fn record_outcomes(&self, outcomes: &[Outcome], done: Result<Vec<bool>, OutboxError>) {
+    /// Counts and logs a lane's committed outcomes; `ways[i]` is the way out
+    /// of `outcomes[i]`'s last try (`""`: none).
+    fn record_outcomes(
+        &self,
+        outcomes: &[Outcome],
+        ways: &[String],
+        done: Result<Vec<bool>, OutboxError>,
+    ) {
         use std::sync::atomic::Ordering::Relaxed;
         let done = match done {
             Ok(d) => d,
@@ -505,21 +516,24 @@ impl<D: Deliver> Shared<D> {
                 return;
             }
         };
-        for ((rec, _, s), ok) in outcomes.iter().zip(done) {
+        let mut per_account = Vec::with_capacity(outcomes.len());
+        for (((rec, _, s), way), ok) in outcomes.iter().zip(ways).zip(done) {
             let state = s.state;
             if ok {
-                let c = match state {
-                    State::Sent => &self.stats.sent,
-                    State::Deferred => &self.stats.deferred,
-                    _ => &self.stats.failed,
+                let (c, name) = match state {
+                    State::Sent => (&self.stats.sent, "sent"),
+                    State::Deferred => (&self.stats.deferred, "deferred"),
+                    _ => (&self.stats.failed, "failed"),
                 };
                 c.fetch_add(1, Relaxed);
+                per_account.push((way.as_str(), name));
                 tracing::info!(id = %rec.id, message_id = %rec.message_id, state = %state, "outbox: {}", s.last_error.as_deref().unwrap_or(""));
             } else {
                 self.stats.lost_leases.fetch_add(1, Relaxed);
                 tracing::warn!(id = %rec.id, message_id = %rec.message_id, "outbox: the lease ran out before the outcome ({state}) was written; another worker has the message");
             }
         }
+        self.stats.settled(per_account.into_iter());
     }
 }
 

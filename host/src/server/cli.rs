@@ -394,8 +394,9 @@ pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
         let store = outbox.store();
         let counts = store.counts().await;
         let seen = store.account_statuses().await;
-        Some(match (counts, seen) {
-            (Ok(c), Ok(seen)) => serde_json::json!({
+        let open = store.open_by_way_out().await;
+        Some(match (counts, seen, open) {
+            (Ok(c), Ok(seen), Ok(open)) => serde_json::json!({
                 "outbox": store.location(),
                 "messages": c,
                 "accounts": seen
@@ -404,10 +405,28 @@ pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
                         "account": a, "state": state, "reason": reason, "at": when(at)
                     }))
                     .collect::<Vec<_>>(),
+                "waiting": waiting(open),
             }),
-            (Err(e), _) | (_, Err(e)) => serde_json::json!({ "error": e.to_string() }),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                serde_json::json!({ "error": e.to_string() })
+            }
         })
     })
+}
+
+/// The open messages per way out, as `[{"account", "queued", ...}]`.
+fn waiting(open: std::collections::BTreeMap<(String, String), u64>) -> serde_json::Value {
+    let mut per: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
+        std::collections::BTreeMap::new();
+    for ((account, state), n) in open {
+        per.entry(account).or_default().insert(state, n.into());
+    }
+    per.into_iter()
+        .map(|(account, mut m)| {
+            m.insert("account".into(), account.into());
+            serde_json::Value::Object(m)
+        })
+        .collect()
 }
 
 /// [`service_status`] as text lines.
@@ -433,6 +452,27 @@ pub fn render_service_status(v: &serde_json::Value) -> String {
             },
             a["at"].as_str().unwrap_or("")
         ));
+    }
+    let waiting: Vec<String> = v["waiting"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| {
+            let states: Vec<String> = ["queued", "deferred", "sending"]
+                .iter()
+                .filter_map(|s| w[*s].as_u64().map(|n| format!("{n} {s}")))
+                .collect();
+            let account = w["account"].as_str().unwrap_or("");
+            let account = if account.is_empty() {
+                "(not known)"
+            } else {
+                account
+            };
+            format!("{account} ({})", states.join(", "))
+        })
+        .collect();
+    if !waiting.is_empty() {
+        out.push_str(&format!("  waiting: {}\n", waiting.join("; ")));
     }
     out
 }

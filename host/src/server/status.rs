@@ -15,6 +15,9 @@ pub(super) struct AccountView {
     /// When the service last saw this state (ms since the epoch), if it did.
     updated_at: Option<i64>,
     max_per_minute: Option<u32>,
+    /// The messages waiting for this account, per state (`queued`,
+    /// `deferred`, `sending`), across every process on the outbox.
+    waiting: std::collections::BTreeMap<String, u64>,
 }
 
 /// The service's state.
@@ -65,6 +68,7 @@ pub(super) async fn status(
         |e: crate::outbox::OutboxError| Problem::unavailable("outbox-unavailable", e.to_string());
     let messages = store.counts().await.map_err(unavailable)?;
     let seen = store.account_statuses().await.map_err(unavailable)?;
+    let open = store.open_by_way_out().await.map_err(unavailable)?;
     let engine = app.engine.get();
     let accounts = engine
         .settings()
@@ -81,6 +85,7 @@ pub(super) async fn status(
                 reason: s.map(|s| s.1.clone()).unwrap_or_default(),
                 updated_at: s.map(|s| s.2),
                 max_per_minute: a.max_per_minute,
+                waiting: waiting_for(&open, &a.name),
             }
         })
         .collect();
@@ -118,7 +123,10 @@ pub(super) async fn status(
 pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let counts = match app.outbox.store().counts().await {
+    let (counts, open) = match tokio::try_join!(
+        app.outbox.store().counts(),
+        app.outbox.store().open_by_way_out()
+    ) {
         Ok(c) => c,
         Err(e) => return Problem::unavailable("outbox-unavailable", e.to_string()).into_response(),
     };
@@ -134,6 +142,18 @@ pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
     let _ = writeln!(out, "# TYPE mailhost_outbox_messages gauge");
     for (state, n) in &counts {
         let _ = writeln!(out, "mailhost_outbox_messages{{state=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP mailhost_outbox_waiting_messages Messages not settled yet (queued, deferred, sending), by the account or way out they wait for (\"\": not known)."
+    );
+    let _ = writeln!(out, "# TYPE mailhost_outbox_waiting_messages gauge");
+    for ((account, state), n) in &open {
+        let _ = writeln!(
+            out,
+            "mailhost_outbox_waiting_messages{{account=\"{}\",state=\"{state}\"}} {n}",
+            esc(account)
+        );
     }
     let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let _ = writeln!(
@@ -155,6 +175,17 @@ pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let _ = writeln!(out, "# HELP mailhost_account_messages_total Messages this process settled, by the account or way out of their last try (\"\": none, e.g. refused by the policy) and outcome.");
+    let _ = writeln!(out, "# TYPE mailhost_account_messages_total counter");
+    for (acc, a) in &accounts {
+        for (outcome, n) in &a.outcomes {
+            let _ = writeln!(
+                out,
+                "mailhost_account_messages_total{{account=\"{}\",outcome=\"{outcome}\"}} {n}",
+                esc(acc)
+            );
+        }
+    }
     let _ = writeln!(out, "# HELP mailhost_tries_total Tries through a way out, by account and class (ok or the error class).");
     let _ = writeln!(out, "# TYPE mailhost_tries_total counter");
     for (acc, a) in &accounts {
@@ -171,7 +202,7 @@ pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
         "# HELP mailhost_try_duration_seconds How long one try through a way out took."
     );
     let _ = writeln!(out, "# TYPE mailhost_try_duration_seconds histogram");
-    for (acc, a) in &accounts {
+    for (acc, a) in accounts.iter().filter(|(_, a)| a.count > 0) {
         let acc = esc(acc);
         for (le, n) in worker::LATENCY_BUCKETS.iter().zip(a.buckets.iter()) {
             let _ = writeln!(
@@ -203,4 +234,15 @@ pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
         out,
     )
         .into_response()
+}
+
+/// The open messages waiting for `account`, per state.
+fn waiting_for(
+    open: &std::collections::BTreeMap<(String, String), u64>,
+    account: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    open.iter()
+        .filter(|((a, _), _)| a == account)
+        .map(|((_, s), n)| (s.clone(), *n))
+        .collect()
 }
