@@ -424,6 +424,9 @@ fn delivery_faults_and_idempotency_through_the_api() {
     }
     let last = &att[att.len() - 1];
     assert_eq!(last["candidate"], "sink", "{m:#}");
+    // the ways out decided at acceptance, and the one the message went on to
+    assert_eq!(m["ways_out"], json!(["server", "sink"]), "{m:#}");
+    assert_eq!(m["chain_pos"], 1, "{m:#}");
     assert_eq!(last["class"], "ok", "{m:#}");
     // tries of one way out are spaced by the backoff, not made in one go
     let at: Vec<i64> = att[..att.len() - 1]

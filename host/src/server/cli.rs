@@ -271,6 +271,18 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
                             }
                         }
                         println!("created     {}", when(m.created_at));
+                        if let Ok(chain) = crate::outbox::worker::stored_chain(&m.decision_json) {
+                            let open = matches!(m.state, State::Queued | State::Deferred | State::Sending);
+                            let ways: Vec<String> = chain
+                                .iter()
+                                .enumerate()
+                                .map(|(i, c)| match i == m.chain_pos as usize && open {
+                                    true => format!("{} (next)", c.label),
+                                    false => c.label.clone(),
+                                })
+                                .collect();
+                            println!("ways out    {}", ways.join(", "));
+                        }
                         if matches!(m.state, State::Queued | State::Deferred) {
                             println!("next try    {}", when(m.next_attempt_at));
                         }

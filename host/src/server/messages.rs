@@ -9,6 +9,9 @@ use super::*;
 pub(super) struct Shown {
     #[serde(flatten)]
     message: crate::outbox::MessageRecord,
+    /// The ways out decided when the message was accepted, in order
+    /// (accounts by name); `chain_pos` is the one it tries next.
+    ways_out: Vec<String>,
     attempts: Vec<crate::outbox::AttemptRecord>,
 }
 
@@ -22,6 +25,9 @@ pub(super) async fn load_for(app: &App, who: &Caller, id: &str) -> Result<Shown,
         .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
     match got {
         Some((m, attempts)) if who.may_touch(m.tenant.as_deref(), m.user.as_deref()) => Ok(Shown {
+            ways_out: crate::outbox::worker::stored_chain(&m.decision_json)
+                .map(|c| c.into_iter().map(|c| c.label).collect())
+                .unwrap_or_default(),
             message: m,
             attempts,
         }),
