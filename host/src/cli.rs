@@ -255,8 +255,12 @@ pub(crate) fn print_json(v: &impl serde::Serialize) {
     }
 }
 
-fn init_logging(verbose: u8) {
+/// Warnings by default; `serve` also logs its own events at info by
+/// default (listening, stopping, the admin page's sign-ins and saves: rare,
+/// and what an operator reads the log for), not every message it settles.
+fn init_logging(verbose: u8, serving: bool) {
     let default = match verbose {
+        0 if serving => "warn,mailhost::server=info",
         0 => "warn",
         1 => "info",
         2 => "debug",
@@ -291,7 +295,7 @@ pub fn run() -> ExitCode {
             });
         }
     };
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
     ExitCode::from(dispatch(&cli))
 }
 
