@@ -334,6 +334,40 @@ fn one_bad_row_queues_nothing_and_every_bad_row_is_named() {
     let out = text(&o.stdout);
     assert!(out.contains("Subject: For Zed"), "{out}");
     assert!(out.contains("Hi Zed"), "{out}");
+    // the bodies may be given inline too, the HTML one escaped
+    let o = mailhost(
+        d,
+        &[
+            "send-batch",
+            "ok.jsonl",
+            "--subject",
+            "For {{ name }}",
+            "--text",
+            "Hello {{ name }}",
+            "--html",
+            "<p>{{ name }} & co</p>",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("Hello Zed"), "{out}");
+    assert!(out.contains("<p>Zed & co</p>"), "{out}");
+    // one body, one way: --text and --text-file together is a usage error
+    let o = mailhost(
+        d,
+        &[
+            "send-batch",
+            "ok.jsonl",
+            "--subject",
+            "x",
+            "--text",
+            "a",
+            "--text-file",
+            "t.txt",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(64), "stderr: {}", text(&o.stderr));
     let list = json_out(&mailhost(d, &["--json", "outbox", "batches"]));
     assert_eq!(list, json!([]));
     assert!(saved_for(&good).is_none());

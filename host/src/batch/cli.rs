@@ -46,15 +46,21 @@ pub struct SendBatchArgs {
     /// The subject template (e.g. 'Invoice {{ number }}').
     #[arg(long)]
     pub subject: Option<String>,
-    /// The plain-text body template.
-    #[arg(long)]
+    /// The plain-text body template, in a file.
+    #[arg(long, conflicts_with = "text")]
     pub text_file: Option<PathBuf>,
-    /// The HTML body template (fields are HTML-escaped).
+    /// The plain-text body template, given here (e.g. 'Dear {{ name }}').
     #[arg(long)]
+    pub text: Option<String>,
+    /// The HTML body template, in a file (fields are HTML-escaped).
+    #[arg(long, conflicts_with = "html")]
     pub html_file: Option<PathBuf>,
+    /// The HTML body template, given here (fields are HTML-escaped).
+    #[arg(long)]
+    pub html: Option<String>,
     /// A TOML file with `subject`, `text` and/or `html` (and optionally `from`)
-    /// instead of --subject/--text-file/--html-file.
-    #[arg(long, conflicts_with_all = ["subject", "text_file", "html_file"])]
+    /// instead of --subject/--text(-file)/--html(-file).
+    #[arg(long, conflicts_with_all = ["subject", "text_file", "html_file", "text", "html"])]
     pub template: Option<PathBuf>,
     /// From (default: the account's).
     #[arg(long)]
@@ -124,11 +130,13 @@ fn request(
         if a.subject.is_some()
             || a.text_file.is_some()
             || a.html_file.is_some()
+            || a.text.is_some()
+            || a.html.is_some()
             || a.template.is_some()
             || a.from.is_some()
         {
             return Err(usage(format!(
-                "{} is a folder of .eml files, which are sent as they are: leave out --subject, --text-file, --html-file, --template and --from",
+                "{} is a folder of .eml files, which are sent as they are: leave out --subject, --text, --text-file, --html, --html-file, --template and --from",
                 file.display()
             )));
         }
@@ -177,8 +185,14 @@ fn request(
             })?,
             None => Template {
                 subject: a.subject.clone().unwrap_or_default(),
-                text: a.text_file.as_ref().map(read).transpose()?,
-                html: a.html_file.as_ref().map(read).transpose()?,
+                text: match &a.text {
+                    Some(t) => Some(t.clone()),
+                    None => a.text_file.as_ref().map(read).transpose()?,
+                },
+                html: match &a.html {
+                    Some(h) => Some(h.clone()),
+                    None => a.html_file.as_ref().map(read).transpose()?,
+                },
                 from: None,
             },
         };
@@ -187,7 +201,7 @@ fn request(
         }
         if template.text.is_none() && template.html.is_none() {
             return Err(usage(
-                "a JSON Lines or CSV batch needs a template: --subject with --text-file and/or --html-file, or --template FILE".into(),
+                "a JSON Lines or CSV batch needs a template: --subject with --text (or --text-file) and/or --html (or --html-file), or --template FILE".into(),
             ));
         }
         BatchContent::Rows { template, rows }
