@@ -177,7 +177,9 @@ pub fn serve(engine: Engine, a: &ServeArgs) -> u8 {
     code
 }
 
-fn when(ms: i64) -> String {
+/// Milliseconds since the epoch as RFC 3339 (UTC), as the outbox commands
+/// print times.
+pub(crate) fn when(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
         .and_then(|t| {
