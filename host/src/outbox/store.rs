@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use super::columns::{COLS, MIME_COL};
+use super::stats::Waiting;
 use super::{
     AttemptRecord, Change, Enqueued, ListFilter, MessageRecord, NewMessage, OutboxError, Settle,
 };
@@ -99,9 +100,7 @@ pub trait Store: Send + Sync {
     /// The open messages (queued, deferred, sending) per way out they wait
     /// for (an account's name or a candidate's label; `""` when not known)
     /// and state.
-    fn open_by_way_out(
-        &self,
-    ) -> impl Future<Output = Result<BTreeMap<(String, String), u64>, OutboxError>> + Send;
+    fn open_by_way_out(&self) -> impl Future<Output = Result<Waiting, OutboxError>> + Send;
 
     /// Takes one send from `account`'s per-minute budget, shared by every process
     /// on this database. `Ok(None)` when taken; `Ok(Some(ms))` when the budget is
@@ -423,7 +422,7 @@ macro_rules! impl_store {
 
             async fn open_by_way_out(
                 &self,
-            ) -> Result<std::collections::BTreeMap<(String, String), u64>, $crate::outbox::OutboxError> {
+            ) -> Result<$crate::outbox::stats::Waiting, $crate::outbox::OutboxError> {
                 // Grouped by the chain's labels and the position in it: as
                 // many groups as distinct chains, each read once here.
                 let rows: Vec<(Option<String>, i64, String, i64)> = sqlx::query_as(
@@ -690,7 +689,7 @@ impl Store for AnyStore {
     async fn counts(&self) -> Result<BTreeMap<String, u64>, OutboxError> {
         dispatch!(self, s => s.counts().await)
     }
-    async fn open_by_way_out(&self) -> Result<BTreeMap<(String, String), u64>, OutboxError> {
+    async fn open_by_way_out(&self) -> Result<Waiting, OutboxError> {
         dispatch!(self, s => s.open_by_way_out().await)
     }
     async fn take_rate_slot(

@@ -429,14 +429,11 @@ pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
 }
 
 /// The open messages per way out, as `[{"account", "queued", ...}]`.
-fn waiting(open: std::collections::BTreeMap<(String, String), u64>) -> serde_json::Value {
-    let mut per: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
-        std::collections::BTreeMap::new();
-    for ((account, state), n) in open {
-        per.entry(account).or_default().insert(state, n.into());
-    }
-    per.into_iter()
-        .map(|(account, mut m)| {
+fn waiting(open: crate::outbox::stats::Waiting) -> serde_json::Value {
+    open.into_iter()
+        .map(|(account, states)| {
+            let mut m: serde_json::Map<String, serde_json::Value> =
+                states.into_iter().map(|(s, n)| (s, n.into())).collect();
             m.insert("account".into(), account.into());
             serde_json::Value::Object(m)
         })

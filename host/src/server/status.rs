@@ -85,7 +85,7 @@ pub(super) async fn status(
                 reason: s.map(|s| s.1.clone()).unwrap_or_default(),
                 updated_at: s.map(|s| s.2),
                 max_per_minute: a.max_per_minute,
-                waiting: waiting_for(&open, &a.name),
+                waiting: open.get(&a.name).cloned().unwrap_or_default(),
             }
         })
         .collect();
@@ -148,12 +148,14 @@ pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
         "# HELP mailhost_outbox_waiting_messages Messages not settled yet (queued, deferred, sending), by the account or way out they wait for (\"\": not known)."
     );
     let _ = writeln!(out, "# TYPE mailhost_outbox_waiting_messages gauge");
-    for ((account, state), n) in &open {
-        let _ = writeln!(
-            out,
-            "mailhost_outbox_waiting_messages{{account=\"{}\",state=\"{state}\"}} {n}",
-            esc(account)
-        );
+    for (account, states) in &open {
+        let account = esc(account);
+        for (state, n) in states {
+            let _ = writeln!(
+                out,
+                "mailhost_outbox_waiting_messages{{account=\"{account}\",state=\"{state}\"}} {n}"
+            );
+        }
     }
     let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let _ = writeln!(
@@ -234,15 +236,4 @@ pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
         out,
     )
         .into_response()
-}
-
-/// The open messages waiting for `account`, per state.
-fn waiting_for(
-    open: &std::collections::BTreeMap<(String, String), u64>,
-    account: &str,
-) -> std::collections::BTreeMap<String, u64> {
-    open.iter()
-        .filter(|((a, _), _)| a == account)
-        .map(|((_, s), n)| (s.clone(), *n))
-        .collect()
 }
