@@ -243,6 +243,16 @@ pub struct MessageRecord {
     pub batch_id: Option<String>,
 }
 
+impl MessageRecord {
+    /// The labels of the ways out decided when the message was accepted, in
+    /// order (accounts by name); empty when the stored decision cannot be read.
+    pub fn ways_out(&self) -> Vec<String> {
+        worker::stored_chain(&self.decision_json)
+            .map(|c| c.into_iter().map(|c| c.label).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// One try through one way out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttemptRecord {

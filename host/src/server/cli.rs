@@ -273,16 +273,12 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
                             }
                         }
                         println!("created     {}", when(m.created_at));
-                        if let Ok(chain) = crate::outbox::worker::stored_chain(&m.decision_json) {
+                        let mut ways = m.ways_out();
+                        if !ways.is_empty() {
                             let open = matches!(m.state, State::Queued | State::Deferred | State::Sending);
-                            let ways: Vec<String> = chain
-                                .iter()
-                                .enumerate()
-                                .map(|(i, c)| match i == m.chain_pos as usize && open {
-                                    true => format!("{} (next)", c.label),
-                                    false => c.label.clone(),
-                                })
-                                .collect();
+                            if let Some(next) = ways.get_mut(m.chain_pos as usize).filter(|_| open) {
+                                next.push_str(" (next)");
+                            }
                             println!("ways out    {}", ways.join(", "));
                         }
                         if matches!(m.state, State::Queued | State::Deferred) {

@@ -25,9 +25,7 @@ pub(super) async fn load_for(app: &App, who: &Caller, id: &str) -> Result<Shown,
         .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
     match got {
         Some((m, attempts)) if who.may_touch(m.tenant.as_deref(), m.user.as_deref()) => Ok(Shown {
-            ways_out: crate::outbox::worker::stored_chain(&m.decision_json)
-                .map(|c| c.into_iter().map(|c| c.label).collect())
-                .unwrap_or_default(),
+            ways_out: m.ways_out(),
             message: m,
             attempts,
         }),
