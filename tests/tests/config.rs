@@ -552,6 +552,12 @@ fn zero_limits_are_refused_at_their_key() {
         e.contains("test.toml:3:1: [outbox] batch_per_minute = 100000 is more than 60000"),
         "{e}"
     );
+    let e = errors("[outbox]\ndrain_secs = 5\nretention_days = 40000\n");
+    assert!(
+        e.contains("test.toml:3:1: [outbox] retention_days = 40000 is more than 36500")
+            && e.contains("0 to keep every message"),
+        "{e}"
+    );
     let e = errors("[outbox]\nbatch_per_minute = -1\n");
     assert!(e.contains("test.toml:2:"), "{e}");
     let e = errors("[limits]\nmax_recipents = 5\n");

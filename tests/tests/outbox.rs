@@ -640,6 +640,109 @@ async fn open_messages_per_way_out(db: Db) {
     db.done().await;
 }
 
+/// Retention: settled messages (sent, failed, cancelled) last changed before
+/// the cut-off go with their attempts and bytes; open ones stay; a batch goes
+/// with its last message; an idempotency key is free again once its message went.
+async fn purge_deletes_settled_messages_only(db: Db) {
+    use mailhost::outbox::batches::{BatchStore, NewBatch};
+    let s = &db.store;
+    let ids: Vec<String> = s
+        .enqueue_batch(vec![
+            msg(1, Some("k-1"), None, Priority::Single),
+            msg(2, None, None, Priority::Single),
+            msg(3, None, None, Priority::Single),
+            msg(4, None, None, Priority::Single),
+        ])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let now = now_ms() + 1_000;
+    let batch = s
+        .create_batch(
+            &NewBatch {
+                label: Some("old".into()),
+                tenant: None,
+                user: None,
+                idempotency_key: None,
+                per_minute: 0,
+            },
+            vec![msg(5, None, None, Priority::Batch)],
+            now,
+        )
+        .await
+        .unwrap();
+    let claimed = s.claim("w1", 2, now, now + 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 2, "single messages first");
+    let sent = &claimed[0].id;
+    let failed = &claimed[1].id;
+    let a = attempt(now, "sent", Some("250"), "queued as 1");
+    assert!(s
+        .settle(
+            sent,
+            "w1",
+            std::slice::from_ref(&a),
+            &settle(State::Sent, now, 0),
+            now
+        )
+        .await
+        .unwrap());
+    assert!(s
+        .settle(
+            failed,
+            "w1",
+            std::slice::from_ref(&a),
+            &settle(State::Failed, now, 0),
+            now
+        )
+        .await
+        .unwrap());
+    let cancelled = ids.iter().find(|i| *i != sent && *i != failed).unwrap();
+    assert!(matches!(
+        s.cancel(cancelled, now).await.unwrap(),
+        Change::Done(State::Cancelled)
+    ));
+    assert_eq!(s.cancel_batch(&batch.id, now).await.unwrap(), 1);
+
+    // A cut-off before they settled deletes nothing.
+    assert_eq!(s.purge(now - 86_400_000, 500).await.unwrap(), 0);
+    // After: the four settled ones go (in chunks of 3), the queued one stays.
+    assert_eq!(s.purge(now + 1, 3).await.unwrap(), 3);
+    assert_eq!(s.purge(now + 1, 3).await.unwrap(), 1);
+    assert_eq!(s.purge(now + 1, 3).await.unwrap(), 0);
+    for id in [sent, failed, cancelled] {
+        assert!(s.get(id).await.unwrap().is_none(), "{id} kept");
+    }
+    let left: Vec<String> = s
+        .list(&ListFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(!left.contains(sent) && !left.contains(failed) && !left.contains(cancelled));
+    assert!(
+        s.batch_status(&batch.id).await.unwrap().is_none(),
+        "empty batch kept"
+    );
+    let counts = s.counts().await.unwrap();
+    assert_eq!(counts.get("queued").copied(), Some(1), "{counts:?}");
+    assert_eq!(counts.values().sum::<u64>(), 1, "{counts:?}");
+    // Message 1's key went with it, if it was one of the deleted: the same
+    // key queues anew; if it is the one left, it still answers with it.
+    let again = s
+        .enqueue_batch(vec![msg(1, Some("k-1"), None, Priority::Single)])
+        .await
+        .unwrap();
+    assert_eq!(again[0].duplicate, left[0] == ids[0], "{again:?}");
+    db.done().await;
+}
+
 macro_rules! both {
     ($name:ident) => {
         mod $name {
@@ -664,6 +767,7 @@ both!(shared_send_slots);
 both!(group_commit_survives_reopen);
 both!(account_status_is_shared);
 both!(open_messages_per_way_out);
+both!(purge_deletes_settled_messages_only);
 
 #[tokio::test]
 async fn sqlite_is_wal_and_synchronous_full() {

@@ -853,6 +853,63 @@ fn send_queue_the_outbox_cli_and_the_claim_time_policy() {
     assert!(m["attempts"].as_array().unwrap().is_empty(), "{m:#}");
 }
 
+/// `outbox purge`: settled messages older than the days given (default
+/// `[outbox] retention_days`) go; open ones stay; with retention off and no
+/// `--days` it says what to do.
+#[test]
+fn outbox_purge_deletes_settled_messages_and_keeps_open_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let args = [
+            "--json",
+            "send",
+            "--queue",
+            "--to",
+            "bob@example.com",
+            "--subject",
+            "s",
+            "--text",
+            "x",
+        ];
+        let (code, out, err) = cli(dir.path(), &args);
+        assert_eq!(code, 0, "{out}{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    let (code, _, err) = cli(dir.path(), &["outbox", "cancel", &ids[0]]);
+    assert_eq!(code, 0, "{err}");
+    // cancelled just now: within the default 30 days
+    let (code, out, err) = cli(dir.path(), &["outbox", "purge"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("removed 0 sent, failed or cancelled message(s) last changed before"),
+        "{out}"
+    );
+    let (code, out, err) = cli(dir.path(), &["--json", "outbox", "purge", "--days", "0"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["removed"], 1, "{v}");
+    let (code, _, err) = cli(dir.path(), &["outbox", "show", &ids[0]]);
+    assert_eq!(code, 65, "{err}");
+    let (code, out, _) = cli(dir.path(), &["outbox", "show", &ids[1]]);
+    assert_eq!(code, 0);
+    assert!(out.contains("state       queued"), "{out}");
+    // retention off: only an explicit --days deletes
+    edit(
+        &cfg,
+        "drain_secs = 10\n",
+        "drain_secs = 10\nretention_days = 0\n",
+    );
+    let (code, _, err) = cli(dir.path(), &["outbox", "purge"]);
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("retention_days = 0 keeps every message; give --days N"),
+        "{err}"
+    );
+}
+
 #[test]
 fn desktop_compose_modes_are_unavailable_in_the_service() {
     let dir = tempfile::tempdir().unwrap();

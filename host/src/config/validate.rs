@@ -279,7 +279,8 @@ impl Validator<'_> {
         section.clone()
     }
 
-    /// `[outbox]`: the batch rate is at most 1,000 a second; said at the key.
+    /// `[outbox]`: the batch rate is at most 1,000 a second, the retention at
+    /// most 100 years; said at the key.
     fn outbox_settings(&mut self, raw: &RawConfig) -> crate::outbox::OutboxSettings {
         let Some(o) = &raw.outbox else {
             return Default::default();
@@ -295,6 +296,17 @@ impl Validator<'_> {
                         crate::outbox::MAX_BATCH_PER_MINUTE
                     ),
                     "give messages per minute (e.g. 600), or 0 to send batches unpaced",
+                );
+            }
+        }
+        if let Some(n) = v.retention_days {
+            let max = crate::outbox::retention::MAX_RETENTION_DAYS;
+            if n > max {
+                let at = self.key_in(&span(o), "retention_days");
+                self.err(
+                    &at,
+                    format!("[outbox] retention_days = {n} is more than {max} (100 years)"),
+                    "give the days a sent, failed or cancelled message is kept (default 30), or 0 to keep every message",
                 );
             }
         }

@@ -25,6 +25,7 @@ pub mod migrations;
 pub mod pacing;
 mod pg_group;
 pub mod postgres;
+pub mod retention;
 pub mod sqlite;
 mod sqlite_writer;
 mod sqlx_writes;
@@ -347,6 +348,10 @@ pub struct OutboxSettings {
     /// unless the batch names its own rate; 0 = not paced (default 60).
     #[serde(default)]
     pub batch_per_minute: Option<u32>,
+    /// Days a sent, failed or cancelled message is kept after its last
+    /// change; 0 = for good (default 30).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// The default of `[outbox] batch_per_minute`.
@@ -392,6 +397,7 @@ impl OutboxSettings {
         if let Some(s) = self.max_age_secs {
             w.max_age = Duration::from_secs(s);
         }
+        w.retention_days = self.retention_days();
         w.initial_backoff = Duration::from_millis(policy.initial_backoff_ms.max(1));
         w.max_backoff =
             Duration::from_millis(policy.max_backoff_ms.max(policy.initial_backoff_ms).max(1));
@@ -401,6 +407,15 @@ impl OutboxSettings {
     /// A batch's rate when it names none.
     pub fn batch_rate(&self) -> u32 {
         self.batch_per_minute.unwrap_or(DEFAULT_BATCH_PER_MINUTE)
+    }
+
+    /// Days settled messages are kept (None: for good).
+    pub fn retention_days(&self) -> Option<u32> {
+        Some(
+            self.retention_days
+                .unwrap_or(retention::DEFAULT_RETENTION_DAYS),
+        )
+        .filter(|d| *d > 0)
     }
 
     pub fn drain(&self) -> Duration {

@@ -384,4 +384,126 @@ mod tests {
         let counts = outbox.store().counts().await.unwrap();
         assert_eq!(counts.get("queued").copied(), Some(20 * 7));
     }
+
+    /// The service's retention (`[outbox] retention_days`): settled messages
+    /// last changed before the cut-off go with their attempts and bytes, in
+    /// chunks through the state index; open ones stay however old, and so do
+    /// settled ones changed since.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retention_deletes_old_settled_messages_only() {
+        use crate::outbox::retention;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("outbox.db"))
+            .await
+            .unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {}", retention::PURGE_MESSAGES))
+                .bind(1_i64)
+                .bind(500_i64)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert!(
+            plan.iter().any(|p| p.3.contains("outbox_by_state")),
+            "{plan:?}"
+        );
+        let ids: Vec<String> = store
+            .enqueue_batch(
+                (0..4)
+                    .map(|n| msg(n, &format!("<r{n}@example.com>")))
+                    .collect(),
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        let now = crate::outbox::now_ms();
+        let claimed = store.claim("w", 3, now, now + 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 3);
+        let attempt = crate::outbox::AttemptRecord {
+            at: now,
+            chain_pos: 0,
+            candidate: "relay".into(),
+            plugin: Some("smtp".into()),
+            class: "sent".into(),
+            code: Some("250".into()),
+            text: "ok".into(),
+        };
+        for (id, state) in [
+            (&ids[0], crate::outbox::State::Sent),
+            (&ids[1], crate::outbox::State::Failed),
+            (&ids[2], crate::outbox::State::Sent),
+        ] {
+            let s = crate::outbox::Settle {
+                state,
+                next_attempt_at: now,
+                chain_pos: 0,
+                position_since: None,
+                last_error: None,
+            };
+            assert!(store
+                .settle(id, "w", std::slice::from_ref(&attempt), &s, now)
+                .await
+                .unwrap());
+        }
+        // 0 (sent), 1 (failed) and 3 (queued) were last changed 40 days ago; 2 was sent now.
+        let old = now - 40 * 86_400_000;
+        for id in [&ids[0], &ids[1], &ids[3]] {
+            sqlx::query(
+                "UPDATE outbox_messages SET created_at = $2, updated_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(old)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        let outbox = crate::outbox::Outbox::with_store(crate::outbox::AnyStore::Sqlite(store));
+        // The service's loop: its first pass runs at once.
+        let service = tokio::spawn(retention::run(outbox.clone(), Some(30)));
+        let s = outbox.store();
+        for _ in 0..200 {
+            if s.get(&ids[0]).await.unwrap().is_none() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        service.abort();
+        assert!(
+            s.get(&ids[0]).await.unwrap().is_none(),
+            "old sent message kept"
+        );
+        assert!(
+            s.get(&ids[1]).await.unwrap().is_none(),
+            "old failed message kept"
+        );
+        assert!(s.get(&ids[2]).await.unwrap().is_some(), "a recent one went");
+        assert!(s.get(&ids[3]).await.unwrap().is_some(), "an open one went");
+        let crate::outbox::AnyStore::Sqlite(sqlite) = s else {
+            panic!("not SQLite")
+        };
+        let pool = &sqlite.pool;
+        for table in ["outbox_attempts", "outbox_mime"] {
+            let (n,): (i64,) = sqlx::query_as(&format!(
+                "SELECT COUNT(*) FROM {table} WHERE message IN ($1, $2)"
+            ))
+            .bind(&ids[0])
+            .bind(&ids[1])
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            assert_eq!(n, 0, "{table} kept rows of deleted messages");
+        }
+        // Nothing older is left: a second pass deletes nothing.
+        assert_eq!(
+            outbox
+                .purge(retention::cutoff(30, crate::outbox::now_ms()))
+                .await
+                .unwrap(),
+            0
+        );
+        // Every settled message, as `outbox purge --days 0` asks.
+        assert_eq!(outbox.purge(crate::outbox::now_ms() + 1).await.unwrap(), 1);
+    }
 }

@@ -128,6 +128,16 @@ pub trait Store: Send + Sync {
     /// Gives a slot from [`Store::take_send_slot`] back.
     fn free_send_slot(&self, slot: &str) -> impl Future<Output = Result<(), OutboxError>> + Send;
 
+    /// Deletes up to `limit` settled messages (sent, failed, cancelled) last
+    /// changed before `before`, with their attempts and MIME; when fewer were
+    /// left, also the batches created before it that have no message left.
+    /// The number of messages deleted (see retention.rs).
+    fn purge(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<u64, OutboxError>> + Send;
+
     /// Records what the service saw of an account's connection.
     fn set_account_status(
         &self,
@@ -485,6 +495,23 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn purge(&self, before: i64, limit: u32) -> Result<u64, $crate::outbox::OutboxError> {
+                let r = sqlx::query($crate::outbox::retention::PURGE_MESSAGES)
+                    .bind(before)
+                    .bind(i64::from(limit))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err("remove old messages", e))?;
+                if r.rows_affected() < u64::from(limit) {
+                    sqlx::query($crate::outbox::retention::PURGE_BATCHES)
+                        .bind(before)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(|e| self.err("remove old batches", e))?;
+                }
+                Ok(r.rows_affected())
+            }
+
             async fn set_account_status(
                 &self,
                 account: &str,
@@ -712,6 +739,9 @@ impl Store for AnyStore {
     }
     async fn free_send_slot(&self, slot: &str) -> Result<(), OutboxError> {
         dispatch!(self, s => s.free_send_slot(slot).await)
+    }
+    async fn purge(&self, before: i64, limit: u32) -> Result<u64, OutboxError> {
+        dispatch!(self, s => s.purge(before, limit).await)
     }
     async fn set_account_status(
         &self,

@@ -118,6 +118,8 @@ pub struct WorkerConfig {
     pub max_age: Duration,
     /// How long a held message waits before it is checked again.
     pub hold: Duration,
+    /// Days settled messages are kept (None: for good; see retention.rs).
+    pub retention_days: Option<u32>,
 }
 
 impl WorkerConfig {
@@ -132,6 +134,7 @@ impl WorkerConfig {
             max_backoff: Duration::from_secs(3600),
             max_age: Duration::from_secs(24 * 3600),
             hold: Duration::from_secs(60),
+            retention_days: None,
         }
     }
 }
@@ -247,6 +250,10 @@ pub async fn run<D: Deliver>(
             }
         })
     };
+    let retention = tokio::spawn(super::retention::run(
+        outbox.clone(),
+        shared.cfg.retention_days,
+    ));
     let mut running = JoinSet::new();
     for index in 0..lanes {
         let shared = shared.clone();
@@ -273,6 +280,7 @@ pub async fn run<D: Deliver>(
         );
     }
     renewer.abort();
+    retention.abort();
     match outbox.store().release(&owner, now_ms()).await {
         Ok(n) if n > 0 => tracing::info!("outbox: released {n} lease(s)"),
         Ok(_) => {}

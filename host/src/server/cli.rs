@@ -1,4 +1,4 @@
-//! The command-line side of the service: `serve`, `outbox list|show|retry|cancel`,
+//! The command-line side of the service: `serve`, `outbox list|show|retry|cancel|purge`,
 //! `api-token`, and `send --queue`.
 
 use std::net::SocketAddr;
@@ -50,6 +50,14 @@ pub enum OutboxCommand {
     Batch { id: String },
     /// Cancel every message of a batch not yet sent.
     CancelBatch { id: String },
+    /// Delete sent, failed and cancelled messages (with their attempts and
+    /// bytes) last changed more than DAYS days ago; open messages stay. The
+    /// service does this every hour with `[outbox] retention_days`.
+    Purge {
+        /// Days to keep (default: `[outbox] retention_days`, 30); 0 deletes every settled message.
+        #[arg(long)]
+        days: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -307,6 +315,28 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
                 }
                 Err(e) => failed(e),
             },
+            OutboxCommand::Purge { days } => {
+                let Some(days) = days.or(settings.outbox.retention_days()) else {
+                    eprintln!("mailhost: [outbox] retention_days = 0 keeps every message; give --days N to delete what was settled more than N days ago");
+                    return exit::USAGE;
+                };
+                let before = crate::outbox::retention::cutoff(days, now_ms());
+                match outbox.purge(before).await {
+                    Ok(n) => {
+                        if json {
+                            crate::cli::print_json(&serde_json::json!({"removed": n, "before": when(before)}));
+                        } else {
+                            println!(
+                                "removed {n} sent, failed or cancelled message(s) last changed before {} from {}",
+                                when(before),
+                                store.location()
+                            );
+                        }
+                        exit::OK
+                    }
+                    Err(e) => failed(e),
+                }
+            }
             OutboxCommand::Retry { id } | OutboxCommand::Cancel { id } => {
                 let cancel = matches!(cmd, OutboxCommand::Cancel { .. });
                 let r = if cancel {

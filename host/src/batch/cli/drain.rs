@@ -8,7 +8,9 @@ use super::*;
 /// deferred messages far in the future are left, or Ctrl-C.
 pub(super) async fn drain(engine: &Arc<Engine>, outbox: &Outbox, id: &str, json: bool) -> u8 {
     let settings = engine.settings();
-    let cfg = settings.outbox.worker(worker::owner_id(), &settings.policy);
+    let mut cfg = settings.outbox.worker(worker::owner_id(), &settings.policy);
+    // Deleting old messages is the service's work, not a batch command's.
+    cfg.retention_days = None;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let deliver = Arc::new(crate::outbox::deliver::EngineDeliver(Arc::new(
         crate::live::LiveEngine::new(engine.clone()),
