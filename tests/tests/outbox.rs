@@ -640,6 +640,72 @@ async fn open_messages_per_way_out(db: Db) {
     db.done().await;
 }
 
+/// The list's filters by way out (the one at the message's chain position:
+/// waited for, or last tried) and by creation time.
+async fn list_by_account_and_time(db: Db) {
+    let s = &db.store;
+    let mut m = msg(1, None, None, Priority::Single);
+    m.way_outs = r#"["office","backup"]"#.into();
+    let first = s.enqueue_batch(vec![m.clone()]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    s.enqueue_batch(vec![m.clone(), m]).await.unwrap();
+    let now = now_ms() + 1_000;
+    let claimed = s.claim("w1", 2, now, now + 60_000).await.unwrap();
+    assert_eq!(claimed[0].id, first[0].id, "oldest first");
+    assert!(s
+        .settle(
+            &claimed[0].id,
+            "w1",
+            &[],
+            &settle(State::Deferred, now, 1),
+            now
+        )
+        .await
+        .unwrap());
+    assert!(s
+        .settle(&claimed[1].id, "w1", &[], &settle(State::Sent, now, 0), now)
+        .await
+        .unwrap());
+    let list = |account: Option<&str>, since: Option<i64>, until: Option<i64>| {
+        let f = ListFilter {
+            account: account.map(str::to_string),
+            since,
+            until,
+            limit: 10,
+            ..Default::default()
+        };
+        async move {
+            let mut ids: Vec<String> = s
+                .list(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    assert_eq!(
+        list(Some("backup"), None, None).await,
+        vec![first[0].id.clone()]
+    );
+    assert_eq!(list(Some("office"), None, None).await.len(), 2);
+    assert!(!list(Some("office"), None, None)
+        .await
+        .contains(&first[0].id));
+    assert!(list(Some("nobody"), None, None).await.is_empty());
+    let t0 = s.get(&first[0].id).await.unwrap().unwrap().0.created_at;
+    assert_eq!(
+        list(None, None, Some(t0 + 1)).await,
+        vec![first[0].id.clone()]
+    );
+    assert_eq!(list(None, Some(t0 + 1), None).await.len(), 2);
+    assert_eq!(list(Some("backup"), Some(t0 + 1), None).await.len(), 0);
+    assert_eq!(list(None, Some(t0), None).await.len(), 3);
+    db.done().await;
+}
+
 /// Retention: settled messages (sent, failed, cancelled) last changed before
 /// the cut-off go with their attempts and bytes; open ones stay; a batch goes
 /// with its last message; an idempotency key is free again once its message went.
@@ -768,6 +834,7 @@ both!(group_commit_survives_reopen);
 both!(account_status_is_shared);
 both!(open_messages_per_way_out);
 both!(purge_deletes_settled_messages_only);
+both!(list_by_account_and_time);
 
 #[tokio::test]
 async fn sqlite_is_wal_and_synchronous_full() {

@@ -293,6 +293,17 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
         Vec::new(),
     );
     assert_problem(&r, 400, "bad-query");
+    // a huge or hostile time: refused, the answer does not echo it all
+    let r = s.call(
+        "GET",
+        &format!("/v1/messages?since={}%00%0D%0A&until=1", "9".repeat(5000)),
+        Some(OPS_TOKEN),
+        None,
+        Vec::new(),
+    );
+    assert_problem(&r, 400, "bad-query");
+    let detail = r.2["detail"].as_str().unwrap();
+    assert!(detail.len() < 300 && !detail.contains('\r'), "{detail}");
     let mut big = good.clone();
     big["text"] = json!("x".repeat(3 * 1024 * 1024));
     assert_problem(&s.post_json(Some(ERP_TOKEN), &big), 413, "body-too-large");
@@ -459,6 +470,46 @@ fn delivery_faults_and_idempotency_through_the_api() {
     let next = sent["next"].as_str().unwrap();
     let page2 = s.get(&format!("/v1/messages?state=sent&limit=2&before={next}"));
     assert!(!page2["messages"].as_array().unwrap().is_empty());
+    // by account (the way out a message waits for or went through) and by time
+    let ids = |page: &Value| -> Vec<String> {
+        page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let via_sink = ids(&s.get("/v1/messages?account=sink&limit=500"));
+    assert!(via_sink.contains(&id450), "{via_sink:?}");
+    assert!(!via_sink.contains(&id550), "{via_sink:?}");
+    let via_server = ids(&s.get("/v1/messages?account=server&limit=500"));
+    assert!(via_server.contains(&id550) && !via_server.contains(&id450));
+    let created = s.get(&format!("/v1/messages/{id450}"))["created_at"]
+        .as_i64()
+        .unwrap();
+    let later = ids(&s.get(&format!("/v1/messages?since={}&limit=500", created + 1)));
+    assert!(!later.contains(&id450) && later.contains(&idt), "{later:?}");
+    let before = ids(&s.get(&format!("/v1/messages?until={created}&limit=500")));
+    assert!(
+        !before.contains(&id450) && before.contains(&id550),
+        "{before:?}"
+    );
+    let rfc =
+        ids(&s.get("/v1/messages?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00%2B01:00"));
+    assert!(rfc.is_empty(), "{rfc:?}");
+    let r = s.call(
+        "GET",
+        "/v1/messages?since=yesterday",
+        Some(OPS_TOKEN),
+        None,
+        Vec::new(),
+    );
+    assert_problem(&r, 400, "bad-query");
+    assert!(
+        r.2["detail"].as_str().unwrap().contains("RFC 3339"),
+        "{:#}",
+        r.2
+    );
     let st = s.get("/v1/status");
     let server = st["accounts"]
         .as_array()
@@ -896,6 +947,36 @@ fn outbox_purge_deletes_settled_messages_and_keeps_open_ones() {
     let (code, out, _) = cli(dir.path(), &["outbox", "show", &ids[1]]);
     assert_eq!(code, 0);
     assert!(out.contains("state       queued"), "{out}");
+    // the list's time filters
+    let (code, out, _) = cli(
+        dir.path(),
+        &["outbox", "list", "--since", "2999-01-01T00:00:00Z"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("(no messages)"), "{out}");
+    let (code, out, _) = cli(
+        dir.path(),
+        &[
+            "--json",
+            "outbox",
+            "list",
+            "--until",
+            "2999-01-01T00:00:00+01:00",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{out}"
+    );
+    let (code, _, err) = cli(dir.path(), &["outbox", "list", "--since", "last week"]);
+    assert_eq!(code, 64);
+    assert!(err.contains("--since `last week` is not a time"), "{err}");
     // retention off: only an explicit --days deletes
     edit(
         &cfg,

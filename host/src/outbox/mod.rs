@@ -286,6 +286,14 @@ pub struct ListFilter {
     pub state: Option<State>,
     pub tenant: Option<String>,
     pub user: Option<String>,
+    /// Only messages whose current way out is this one: the account (or a
+    /// mode's label, as in `ways_out`) a message waits for, or the one its
+    /// last try went through.
+    pub account: Option<String>,
+    /// Only messages created at or after this time (ms since the epoch).
+    pub since: Option<i64>,
+    /// Only messages created before this time (ms since the epoch).
+    pub until: Option<i64>,
     /// Newest first; continue after this `(created_at, id)`.
     pub before: Option<(i64, String)>,
     pub limit: u32,

@@ -97,5 +97,6 @@ impl_store!(
     "",
     " FOR UPDATE SKIP LOCKED",
     Some("SELECT pg_advisory_xact_lock(hashtext($1))"),
+    "(way_outs::jsonb ->> chain_pos::int)",
     sqlx_writes
 );

@@ -140,7 +140,15 @@ macro_rules! writer_writes {
 }
 
 // The claim's index and suffix are the writer's (sqlite_writer.rs).
-impl_store!(SqliteStore, sqlx::Sqlite, "", "", None, writer_writes);
+impl_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "",
+    "",
+    None,
+    "json_extract(way_outs, '$[' || chain_pos || ']')",
+    writer_writes
+);
 
 #[cfg(test)]
 mod tests {

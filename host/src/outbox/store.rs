@@ -230,9 +230,11 @@ pub fn redact_url(url: &str) -> String {
 /// due message for each claim);
 /// `$claim_suffix` goes at the end of the claim's inner SELECT (row locks);
 /// `$rate_lock` is run first in the rate-limit transaction (None: the DELETE
-/// that starts it takes SQLite's write lock).
+/// that starts it takes SQLite's write lock);
+/// `$way_out_now` is the SQL for the label at `chain_pos` in `way_outs` (the
+/// way out a message waits for or last went through).
 macro_rules! impl_store {
-    ($ty:ty, $db:ty, $claim_index:expr, $claim_suffix:expr, $rate_lock:expr, $writes:ident) => {
+    ($ty:ty, $db:ty, $claim_index:expr, $claim_suffix:expr, $rate_lock:expr, $way_out_now:expr, $writes:ident) => {
         impl $crate::outbox::store::Store for $ty {
             fn location(&self) -> &str {
                 &self.location
@@ -365,6 +367,15 @@ macro_rules! impl_store {
                 }
                 if let Some(u) = &f.user {
                     qb.push(" AND user_name = ").push_bind(u.clone());
+                }
+                if let Some(a) = &f.account {
+                    qb.push(concat!(" AND ", $way_out_now, " = ")).push_bind(a.clone());
+                }
+                if let Some(t) = f.since {
+                    qb.push(" AND created_at >= ").push_bind(t);
+                }
+                if let Some(t) = f.until {
+                    qb.push(" AND created_at < ").push_bind(t);
                 }
                 if let Some((at, id)) = &f.before {
                     qb.push(" AND (created_at < ")

@@ -32,6 +32,17 @@ pub enum OutboxCommand {
         limit: u32,
         #[arg(long)]
         tenant: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// The account (or a mode's label) a message waits for or last went through.
+        #[arg(long)]
+        account: Option<String>,
+        /// Created at or after this time (RFC 3339, e.g. 2026-11-30T08:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Created before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
     },
     /// One message with every attempt.
     Show { id: String },
@@ -197,6 +208,21 @@ pub(crate) fn when(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// A time given to a filter: RFC 3339 (`2026-11-30T08:00:00Z`, an offset
+/// allowed) or milliseconds since the epoch, as the API's records carry them.
+pub(crate) fn parse_when(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().map_err(|e| format!("`{s}`: {e}"));
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            let shown: String = s.chars().take(40).collect();
+            format!("`{shown}` is not a time; write it like 2026-11-30T08:00:00Z (RFC 3339) or as milliseconds since 1970")
+        })
+}
+
 /// `mailhost outbox …`
 pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
     let rt = match runtime() {
@@ -223,6 +249,10 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
                 state,
                 limit,
                 tenant,
+                user,
+                account,
+                since,
+                until,
             } => {
                 let state = match state.as_deref().map(|s| (s, State::parse(s))) {
                     None => None,
@@ -232,9 +262,25 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
                         return exit::USAGE;
                     }
                 };
+                let mut times = [None, None];
+                for (slot, (flag, v)) in times.iter_mut().zip([("--since", since), ("--until", until)]) {
+                    if let Some(v) = v {
+                        match parse_when(v) {
+                            Ok(t) => *slot = Some(t),
+                            Err(e) => {
+                                eprintln!("mailhost: {flag} {e}");
+                                return exit::USAGE;
+                            }
+                        }
+                    }
+                }
                 let f = ListFilter {
                     state,
                     tenant: tenant.clone(),
+                    user: user.clone(),
+                    account: account.clone(),
+                    since: times[0],
+                    until: times[1],
                     limit: *limit,
                     ..Default::default()
                 };

@@ -74,6 +74,15 @@ pub(super) struct ListQuery {
     tenant: Option<String>,
     /// Only this user's messages (a bound token: one of its users).
     user: Option<String>,
+    /// Only messages whose current way out is this account (or a mode's
+    /// label, as in `ways_out`): the one a message waits for, or the one its
+    /// last try went through.
+    account: Option<String>,
+    /// Only messages created at or after this time: RFC 3339
+    /// (`2026-11-30T08:00:00Z`) or milliseconds since the epoch.
+    since: Option<String>,
+    /// Only messages created before this time (as `since`).
+    until: Option<String>,
 }
 
 /// A page of messages, newest first.
@@ -130,6 +139,15 @@ pub(super) async fn list(
             Some((at, id))
         }
     };
+    let time = |name: &str, v: Option<&str>| {
+        v.map(|v| {
+            super::cli::parse_when(v)
+                .map_err(|e| Problem::bad_request("bad-query", format!("`{name}`: {e}")))
+        })
+        .transpose()
+    };
+    let since = time("since", q.since.as_deref())?;
+    let until = time("until", q.until.as_deref())?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let filter = ListFilter {
         state,
@@ -139,6 +157,9 @@ pub(super) async fn list(
             who.tenant(q.tenant)?
         },
         user: if who.admin { q.user } else { who.user(q.user)? },
+        account: q.account,
+        since,
+        until,
         before,
         limit,
     };

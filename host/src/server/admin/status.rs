@@ -307,13 +307,6 @@ pub(super) struct OutboxQuery {
     user: Option<String>,
 }
 
-/// Whether a stored message's ways out include `account`.
-fn uses_account(m: &crate::outbox::MessageRecord, account: &str) -> bool {
-    crate::outbox::worker::stored_chain(&m.decision_json)
-        .map(|c| c.iter().any(|c| c.account.as_deref() == Some(account)))
-        .unwrap_or(false)
-}
-
 /// `GET /admin/outbox?state=&account=&tenant=&user=`
 pub(super) async fn outbox(
     AxState(st): AxState<AdminState>,
@@ -380,8 +373,10 @@ pub(super) async fn outbox(
         state: parsed,
         tenant: nonempty(&q.tenant),
         user: nonempty(&q.user),
+        account: account.clone(),
         before: None,
         limit: 200,
+        ..Default::default()
     };
     match st.app.outbox.store().list(&filter).await {
         Err(e) => body.push_str(&notice(
@@ -389,10 +384,6 @@ pub(super) async fn outbox(
             &esc(&format!("the outbox cannot be read: {e}")),
         )),
         Ok(list) => {
-            let list: Vec<_> = list
-                .into_iter()
-                .filter(|m| account.as_deref().is_none_or(|a| uses_account(m, a)))
-                .collect();
             if list.is_empty() {
                 body.push_str("<p>No messages match.</p>");
             } else {
