@@ -991,6 +991,52 @@ fn outbox_purge_deletes_settled_messages_and_keeps_open_ones() {
     );
 }
 
+/// `mailhost check` refreshes the state `mailhost status` shows for the
+/// account (when there is an outbox; none is created for it).
+#[test]
+fn check_refreshes_the_state_the_status_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    let (code, out, err) = cli(dir.path(), &["check", "server"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !dir.path().join("outbox.db").exists(),
+        "check created an outbox"
+    );
+    let args = [
+        "send",
+        "--queue",
+        "--to",
+        "bob@example.com",
+        "--subject",
+        "s",
+        "--text",
+        "x",
+    ];
+    assert_eq!(cli(dir.path(), &args).0, 0);
+    edit(
+        &cfg,
+        "[tenants.acme]\n",
+        "[accounts.dead]\nplugin = \"smtp\"\nfrom = \"erp@example.com\"\nhost = \"127.0.0.1\"\nport = 1\nsecurity = \"none\"\n\n[tenants.acme]\n",
+    );
+    let (code, out, err) = cli(dir.path(), &["check", "server"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = cli(dir.path(), &["check", "dead"]);
+    assert_eq!(code, 69, "{out}{err}");
+    let (code, out, err) = cli(dir.path(), &["status"]);
+    assert_eq!(code, 0, "{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(name) && l.contains("(seen"))
+            .unwrap_or_else(|| panic!("no state for {name}: {out}"))
+            .to_string()
+    };
+    assert!(line("server").contains("Operating (seen"), "{out}");
+    let dead = line("dead");
+    assert!(dead.contains("Unable to connect: "), "{dead}");
+    assert!(!dead.contains('\r'), "{dead}");
+}
+
 #[test]
 fn desktop_compose_modes_are_unavailable_in_the_service() {
     let dir = tempfile::tempdir().unwrap();

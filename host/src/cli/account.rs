@@ -9,7 +9,15 @@ pub(super) fn cmd_check(cli: &Cli, engine: &Engine, account: &str, to: Option<&s
         Some(t) => serde_json::json!({ "test_recipient": t }).to_string(),
         None => "{}".to_string(),
     };
-    match engine.check(account, &opts) {
+    let got = engine.check(account, &opts);
+    if engine.settings().accounts.contains_key(account) {
+        let (state, reason) = crate::outbox::stats::check_outcome(&got);
+        if let Err(e) = crate::server::cli::record_check(engine.settings(), account, state, &reason)
+        {
+            eprintln!("mailhost: warning: the account's state for `mailhost status` was not recorded: {e}");
+        }
+    }
+    match got {
         Ok(report) => {
             if cli.json {
                 let steps: Vec<_> = report.steps.iter().map(|s| serde_json::json!({"name": s.name.as_str(), "outcome": s.outcome.name(), "detail": s.detail.as_str(), "server_text": s.server_text.as_str(), "duration_ms": s.duration_ms})).collect();

@@ -26,6 +26,40 @@ pub const OPERATING: &str = "Operating";
 /// The persisted connection state of an account that could not be reached.
 pub const UNABLE_TO_CONNECT: &str = "Unable to connect";
 
+/// The connection state an account check found: `Operating`, or `Unable to
+/// connect` with the failed step (and the server's reply, on one line, cut
+/// at 300 characters) or the error that stopped the check.
+pub fn check_outcome(
+    got: &Result<mailhost_plugin_api::CheckReport, mailhost_plugin_api::PluginError>,
+) -> (&'static str, String) {
+    match got {
+        Ok(r) if r.ok() => (OPERATING, String::new()),
+        Ok(r) => {
+            let failed = r
+                .steps
+                .iter()
+                .find(|s| s.outcome == mailhost_plugin_api::StepOutcome::FAILED);
+            let reason = failed
+                .map(|s| {
+                    let server = s
+                        .server_text
+                        .as_str()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    if server.is_empty() {
+                        format!("{}: {}", s.name, s.detail)
+                    } else {
+                        format!("{}: {} ({server})", s.name, s.detail)
+                    }
+                })
+                .unwrap_or_default();
+            (UNABLE_TO_CONNECT, reason.chars().take(300).collect())
+        }
+        Err(e) => (UNABLE_TO_CONNECT, e.message().chars().take(300).collect()),
+    }
+}
+
 /// Records an account's connection state in the outbox (what `/v1/status`
 /// shows), writing only when it changed since this process last wrote it.
 pub async fn note_account_status(

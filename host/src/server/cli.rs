@@ -466,11 +466,7 @@ pub fn enqueue(settings: &Settings, prepared: &crate::submit::Prepared, json: bo
 /// account's connection state as the workers last recorded it. `None` when
 /// there is no outbox yet (a SQLite file is never created just to look).
 pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
-    let location = settings.outbox.location(&settings.base_dir).ok()?;
-    let is_pg = location.starts_with("postgres://") || location.starts_with("postgresql://");
-    if !is_pg && !std::path::Path::new(&location).exists() {
-        return None;
-    }
+    let location = existing_outbox(settings)?;
     let rt = runtime().ok()?;
     rt.block_on(async {
         let outbox = match Outbox::open(&location).await {
@@ -497,6 +493,48 @@ pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
                 serde_json::json!({ "error": e.to_string() })
             }
         })
+    })
+}
+
+/// The outbox's location when there is one to read: a PostgreSQL URL, or a
+/// SQLite file that exists (none is created just to look or to record).
+fn existing_outbox(settings: &Settings) -> Option<String> {
+    let location = settings.outbox.location(&settings.base_dir).ok()?;
+    let is_pg = location.starts_with("postgres://") || location.starts_with("postgresql://");
+    (is_pg || std::path::Path::new(&location).exists()).then_some(location)
+}
+
+/// `mailhost check` refreshes the connection state the service shows
+/// (`mailhost status`, `/v1/status`, the admin page) when there is an
+/// outbox: the check saw the account just now. `Err` says why it could not
+/// (within 10 s); the check's own answer stands either way.
+pub fn record_check(
+    settings: &Settings,
+    account: &str,
+    state: &str,
+    reason: &str,
+) -> Result<(), String> {
+    let Some(location) = existing_outbox(settings) else {
+        return Ok(());
+    };
+    let rt = runtime().map_err(|_| "no async runtime".to_string())?;
+    rt.block_on(async {
+        let write = async {
+            let outbox = Outbox::open(&location).await.map_err(|e| e.to_string())?;
+            outbox
+                .store()
+                .set_account_status(account, state, reason, now_ms())
+                .await
+                .map_err(|e| e.to_string())
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), write)
+            .await
+            .map_err(|_| {
+                format!(
+                    "outbox {}: no answer within 10 s",
+                    crate::outbox::store::redact_url(&location)
+                )
+            })?
     })
 }
 

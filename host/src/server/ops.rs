@@ -20,7 +20,7 @@ use super::openapi::{
 };
 use super::{caller, prepare, read_body, read_submission, Problem, Routing, Shared};
 use crate::engine::{Composed, FailureClass};
-use crate::outbox::worker::{note_account_status, OPERATING, UNABLE_TO_CONNECT};
+use crate::outbox::worker::note_account_status;
 use crate::policy::{Action, Decision, Request};
 use crate::submit::Outcome;
 
@@ -143,34 +143,17 @@ pub(super) async fn check(
     let got = tokio::task::spawn_blocking(move || engine.check(&account, &options))
         .await
         .map_err(|e| Problem::internal(format!("the check failed: {e}")))?;
-    let report = match got {
-        Ok(r) => r,
-        Err(e) => {
-            note_account_status(
-                &app.outbox,
-                &app.stats,
-                &name,
-                UNABLE_TO_CONNECT,
-                e.message(),
-            )
-            .await;
-            return Err(Problem::new(
-                StatusCode::BAD_GATEWAY,
-                "check-failed",
-                "The account's check could not run",
-                format!("account `{name}`: {}", e.message()),
-            ));
-        }
-    };
-    let ok = report.ok();
-    let reason = report
-        .steps
-        .iter()
-        .find(|s| s.outcome == mailhost_plugin_api::StepOutcome::FAILED)
-        .map(|s| format!("{}: {}", s.name, s.detail))
-        .unwrap_or_default();
-    let state = if ok { OPERATING } else { UNABLE_TO_CONNECT };
+    let (state, reason) = crate::outbox::stats::check_outcome(&got);
     note_account_status(&app.outbox, &app.stats, &name, state, &reason).await;
+    let report = got.map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "check-failed",
+            "The account's check could not run",
+            format!("account `{name}`: {}", e.message()),
+        )
+    })?;
+    let ok = report.ok();
     Ok(Json(CheckView {
         account: name,
         ok,

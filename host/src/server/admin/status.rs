@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{
     csrf_field, esc, field, notice, page, url_enc, when, AdminState, Denied, Nav, Session,
 };
-use crate::outbox::worker::{note_account_status, OPERATING, UNABLE_TO_CONNECT};
+use crate::outbox::worker::note_account_status;
 use crate::outbox::{now_ms, Change, ListFilter, State, Store};
 
 /// The state shown while a check runs.
@@ -117,24 +117,7 @@ pub(crate) async fn record_check(
     account: &str,
     got: &Result<CheckReport, PluginError>,
 ) {
-    let (state, reason) = match got {
-        Ok(r) if r.ok() => (OPERATING, String::new()),
-        Ok(r) => (
-            UNABLE_TO_CONNECT,
-            r.steps
-                .iter()
-                .find(|s| s.outcome == StepOutcome::FAILED)
-                .map(|s| {
-                    if s.server_text.is_empty() {
-                        format!("{}: {}", s.name, s.detail)
-                    } else {
-                        format!("{}: {} ({})", s.name, s.detail, s.server_text)
-                    }
-                })
-                .unwrap_or_default(),
-        ),
-        Err(e) => (UNABLE_TO_CONNECT, e.message().to_string()),
-    };
+    let (state, reason) = crate::outbox::stats::check_outcome(got);
     note_account_status(&st.app.outbox, &st.app.stats, account, state, &reason).await;
 }
 
