@@ -510,6 +510,31 @@ fn delivery_faults_and_idempotency_through_the_api() {
         "{:#}",
         r.2
     );
+    // the stored bytes, as they went out
+    let (status, ctype, raw) = rt().block_on(async {
+        let r = s
+            .client()
+            .get(format!("{}/v1/messages/{id450}/raw", s.base))
+            .bearer_auth(ERP_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        (r.status().as_u16(), ct, r.text().await.unwrap())
+    });
+    assert_eq!((status, ctype.as_str()), (200, "message/rfc822"), "{raw}");
+    assert!(
+        raw.contains("Subject: x\r\n") && raw.contains("rcpt-4xx@example.com"),
+        "{raw}"
+    );
+    let r = s.call(
+        "GET",
+        &format!("/v1/messages/{id450}/raw"),
+        None,
+        None,
+        Vec::new(),
+    );
+    assert_eq!(r.0, 401, "{:#}", r.2);
     let st = s.get("/v1/status");
     let server = st["accounts"]
         .as_array()
@@ -947,6 +972,12 @@ fn outbox_purge_deletes_settled_messages_and_keeps_open_ones() {
     let (code, out, _) = cli(dir.path(), &["outbox", "show", &ids[1]]);
     assert_eq!(code, 0);
     assert!(out.contains("state       queued"), "{out}");
+    let (code, out, _) = cli(dir.path(), &["outbox", "show", "--raw", &ids[1]]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Subject: s\r\n") && out.contains("\r\n\r\nx"),
+        "{out}"
+    );
     // the list's time filters
     let (code, out, _) = cli(
         dir.path(),

@@ -45,7 +45,12 @@ pub enum OutboxCommand {
         until: Option<String>,
     },
     /// One message with every attempt.
-    Show { id: String },
+    Show {
+        id: String,
+        /// Write the message's stored MIME (what was or will be sent) to stdout instead.
+        #[arg(long)]
+        raw: bool,
+    },
     /// Send a failed, cancelled or deferred message again (now).
     Retry { id: String },
     /// Do not send a queued or deferred message.
@@ -311,7 +316,19 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
                 }
                 exit::OK
             }
-            OutboxCommand::Show { id } => match store.get(id).await {
+            OutboxCommand::Show { id, raw } => match store.get(id).await {
+                Ok(Some((m, _))) if *raw => {
+                    use std::io::Write;
+                    let bytes = m.mime.unwrap_or_default();
+                    let mut out = std::io::stdout().lock();
+                    match out.write_all(&bytes).and_then(|()| out.flush()) {
+                        Ok(()) => exit::OK,
+                        Err(e) => {
+                            eprintln!("mailhost: cannot write the message to stdout: {e}");
+                            exit::UNAVAILABLE
+                        }
+                    }
+                }
                 Ok(Some((m, attempts))) => {
                     if json {
                         crate::cli::print_json(&serde_json::json!({"message": m, "attempts": attempts}));

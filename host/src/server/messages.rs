@@ -1,5 +1,6 @@
-//! `GET /v1/messages`, `GET /v1/messages/{id}`, and a message's retry and
-//! cancel: reading and changing what the outbox holds.
+//! `GET /v1/messages`, `GET /v1/messages/{id}` (and its stored bytes at
+//! `/raw`), and a message's retry and cancel: reading and changing what the
+//! outbox holds.
 
 use super::*;
 
@@ -56,6 +57,42 @@ pub(super) async fn show(
 ) -> Result<Json<Shown>, Problem> {
     let who = caller(&app, &headers)?;
     Ok(Json(load_for(&app, &who, &id).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/messages/{id}/raw",
+    tag = "messages",
+    operation_id = "show_message_raw",
+    summary = "The message as it is stored and sent: its complete MIME",
+    params(("id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 200, description = "The message's bytes (headers and body, CRLF lines)", content_type = "message/rfc822", body = String),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]), ("bearer" = ["admin"]))
+)]
+pub(super) async fn raw(
+    AxState(app): AxState<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, Problem> {
+    let who = caller(&app, &headers)?;
+    let shown = load_for(&app, &who, &id).await?;
+    let bytes = shown
+        .message
+        .mime
+        .ok_or_else(|| Problem::not_found(format!("message `{id}` has no stored bytes")))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "message/rfc822"),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

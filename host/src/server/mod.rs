@@ -72,6 +72,7 @@ pub fn router(app: Shared) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/messages", post(create).get(messages::list))
         .route("/v1/messages/{id}", get(messages::show))
+        .route("/v1/messages/{id}/raw", get(messages::raw))
         .route("/v1/messages/{id}/retry", post(messages::retry))
         .route("/v1/messages/{id}/cancel", post(messages::cancel))
         .route("/v1/batches", post(batches::create).get(batches::list))

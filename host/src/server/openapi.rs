@@ -45,6 +45,7 @@ use super::problem::Problem;
         super::create,
         super::messages::list,
         super::messages::show,
+        super::messages::raw,
         super::messages::retry,
         super::messages::cancel,
         super::ops::compose,
