@@ -706,6 +706,91 @@ async fn list_by_account_and_time(db: Db) {
     db.done().await;
 }
 
+/// Retry and cancel of every message a filter matches, in one statement:
+/// only messages that may make the move, only those that match.
+async fn change_matching_moves_only_what_matches(db: Db) {
+    let s = &db.store;
+    let mut office = msg(1, None, Some("acme"), Priority::Single);
+    office.way_outs = r#"["office"]"#.into();
+    let mut other = msg(2, None, Some("acme"), Priority::Single);
+    other.way_outs = r#"["backup"]"#.into();
+    let ids: Vec<String> = s
+        .enqueue_batch(vec![office.clone(), office, other])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let now = now_ms() + 1_000;
+    let by = |account: &str, state: Option<State>| ListFilter {
+        account: Some(account.into()),
+        state,
+        ..Default::default()
+    };
+    // cancel office's queued mail: two; backup's stays queued
+    assert_eq!(
+        s.change_matching(&by("office", None), true, now)
+            .await
+            .unwrap(),
+        2
+    );
+    let state = |id: String| async move { s.get(&id).await.unwrap().unwrap().0.state };
+    assert_eq!(state(ids[0].clone()).await, State::Cancelled);
+    assert_eq!(state(ids[2].clone()).await, State::Queued);
+    // again: nothing left to cancel there
+    assert_eq!(
+        s.change_matching(&by("office", None), true, now)
+            .await
+            .unwrap(),
+        0
+    );
+    // retry failed ones only: none; then the cancelled ones
+    assert_eq!(
+        s.change_matching(&by("office", Some(State::Failed)), false, now)
+            .await
+            .unwrap(),
+        0
+    );
+    let another_tenant = ListFilter {
+        tenant: Some("globex".into()),
+        state: Some(State::Cancelled),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.change_matching(&another_tenant, false, now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.change_matching(&by("office", Some(State::Cancelled)), false, now)
+            .await
+            .unwrap(),
+        2
+    );
+    let (m, _) = s.get(&ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (m.state, m.next_attempt_at, m.chain_pos),
+        (State::Queued, now, 0)
+    );
+    // a message in flight is neither cancelled nor retried
+    let claimed = s.claim("w1", 3, now, now + 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert_eq!(
+        s.change_matching(&ListFilter::default(), true, now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.change_matching(&ListFilter::default(), false, now)
+            .await
+            .unwrap(),
+        0
+    );
+    db.done().await;
+}
+
 /// Retention: settled messages (sent, failed, cancelled) last changed before
 /// the cut-off go with their attempts and bytes; open ones stay; a batch goes
 /// with its last message; an idempotency key is free again once its message went.
@@ -835,6 +920,7 @@ both!(account_status_is_shared);
 both!(open_messages_per_way_out);
 both!(purge_deletes_settled_messages_only);
 both!(list_by_account_and_time);
+both!(change_matching_moves_only_what_matches);
 
 #[tokio::test]
 async fn sqlite_is_wal_and_synchronous_full() {

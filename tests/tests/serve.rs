@@ -1008,6 +1008,41 @@ fn outbox_purge_deletes_settled_messages_and_keeps_open_ones() {
     let (code, _, err) = cli(dir.path(), &["outbox", "list", "--since", "last week"]);
     assert_eq!(code, 64);
     assert!(err.contains("--since `last week` is not a time"), "{err}");
+    // cancel and retry every message a filter matches
+    let (code, out, err) = cli(
+        dir.path(),
+        &["outbox", "cancel", "--all", "--account", "sink"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "1 message(s) cancelled");
+    let (code, out, _) = cli(dir.path(), &["outbox", "retry", "--all"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "0 message(s) queued again"),
+        "failed ones only by default"
+    );
+    let (code, out, _) = cli(
+        dir.path(),
+        &["--json", "outbox", "retry", "--all", "--state", "cancelled"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["changed"],
+        1,
+        "{out}"
+    );
+    let (code, _, err) = cli(dir.path(), &["outbox", "retry", "--all", "--state", "sent"]);
+    assert_eq!(code, 64);
+    assert!(
+        err.contains("only failed, cancelled, deferred messages can be retried"),
+        "{err}"
+    );
+    let (code, _, err) = cli(
+        dir.path(),
+        &["outbox", "cancel", &ids[1], "--account", "sink"],
+    );
+    assert_eq!(code, 64);
+    assert!(err.contains("give either an ID or --all"), "{err}");
     // retention off: only an explicit --days deletes
     edit(
         &cfg,

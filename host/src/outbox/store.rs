@@ -87,6 +87,16 @@ pub trait Store: Send + Sync {
     fn retry(&self, id: &str, now: i64)
         -> impl Future<Output = Result<Change, OutboxError>> + Send;
 
+    /// Every message that matches `f` (its page aside) and may make the
+    /// move: failed / cancelled / deferred → queued, due now (`cancel`
+    /// false), or queued / deferred → cancelled. How many moved.
+    fn change_matching(
+        &self,
+        f: &ListFilter,
+        cancel: bool,
+        now: i64,
+    ) -> impl Future<Output = Result<u64, OutboxError>> + Send;
+
     /// queued / deferred → cancelled.
     fn cancel(
         &self,
@@ -186,6 +196,13 @@ pub(crate) const SEND_SLOTS: BudgetSql = BudgetSql {
     expire: "DELETE FROM outbox_send_slots WHERE account = $1 AND until <= $2",
     count: "SELECT COUNT(*), MIN(until) FROM outbox_send_slots WHERE account = $1",
 };
+
+/// [`Store::change_matching`]'s retry: what [`Store::retry`] sets besides
+/// the state, up to the time it binds.
+pub(crate) const RETRY_SET: &str = "\
+     chain_pos = CASE WHEN state = 'deferred' THEN chain_pos ELSE 0 END, \
+     position_since = CASE WHEN state = 'deferred' THEN position_since ELSE NULL END, \
+     last_error = NULL, next_attempt_at = ";
 
 /// Puts back the messages of a worker that died (`sending` past its lease); `$1` is now.
 pub(crate) const SWEEP_EXPIRED: &str = "UPDATE outbox_messages SET state = 'queued', lease_owner = NULL, \
@@ -359,24 +376,7 @@ macro_rules! impl_store {
                     "SELECT {} FROM outbox_messages WHERE 1 = 1",
                     $crate::outbox::columns::COLS
                 ));
-                if let Some(s) = f.state {
-                    qb.push(" AND state = ").push_bind(s.as_str());
-                }
-                if let Some(t) = &f.tenant {
-                    qb.push(" AND tenant = ").push_bind(t.clone());
-                }
-                if let Some(u) = &f.user {
-                    qb.push(" AND user_name = ").push_bind(u.clone());
-                }
-                if let Some(a) = &f.account {
-                    qb.push(concat!(" AND ", $way_out_now, " = ")).push_bind(a.clone());
-                }
-                if let Some(t) = f.since {
-                    qb.push(" AND created_at >= ").push_bind(t);
-                }
-                if let Some(t) = f.until {
-                    qb.push(" AND created_at < ").push_bind(t);
-                }
+                Self::push_filter(&mut qb, f);
                 if let Some((at, id)) = &f.before {
                     qb.push(" AND (created_at < ")
                         .push_bind(*at)
@@ -397,19 +397,44 @@ macro_rules! impl_store {
             }
 
             async fn retry(&self, id: &str, now: i64) -> Result<$crate::outbox::Change, $crate::outbox::OutboxError> {
-                let r = sqlx::query(
-                    "UPDATE outbox_messages SET \
-                     chain_pos = CASE WHEN state = 'deferred' THEN chain_pos ELSE 0 END, \
-                     position_since = CASE WHEN state = 'deferred' THEN position_since ELSE NULL END, \
-                     state = 'queued', next_attempt_at = $2, last_error = NULL, updated_at = $2 \
+                let r = sqlx::query(&format!(
+                    "UPDATE outbox_messages SET {}$2, state = 'queued', updated_at = $2 \
                      WHERE id = $1 AND state IN ('failed', 'cancelled', 'deferred')",
-                )
+                    $crate::outbox::store::RETRY_SET
+                ))
                 .bind(id)
                 .bind(now)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| self.err("retry", e))?;
                 self.change(id, r.rows_affected(), $crate::outbox::State::Queued).await
+            }
+
+            async fn change_matching(
+                &self,
+                f: &$crate::outbox::ListFilter,
+                cancel: bool,
+                now: i64,
+            ) -> Result<u64, $crate::outbox::OutboxError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new("UPDATE outbox_messages SET ");
+                if !cancel {
+                    qb.push($crate::outbox::store::RETRY_SET).push_bind(now).push(", ");
+                }
+                qb.push(if cancel { "state = 'cancelled'" } else { "state = 'queued'" })
+                    .push(", updated_at = ")
+                    .push_bind(now)
+                    .push(if cancel {
+                        " WHERE state IN ('queued', 'deferred')"
+                    } else {
+                        " WHERE state IN ('failed', 'cancelled', 'deferred')"
+                    });
+                Self::push_filter(&mut qb, f);
+                let r = qb
+                    .build()
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err(if cancel { "cancel messages" } else { "retry messages" }, e))?;
+                Ok(r.rows_affected())
             }
 
             async fn cancel(&self, id: &str, now: i64) -> Result<$crate::outbox::Change, $crate::outbox::OutboxError> {
@@ -599,6 +624,28 @@ macro_rules! impl_store {
                 Ok(Ok(()))
             }
 
+            /// The conditions of `f` but its page (`before`, `limit`), each as ` AND …`.
+            fn push_filter(qb: &mut sqlx::QueryBuilder<'_, $db>, f: &$crate::outbox::ListFilter) {
+                if let Some(s) = f.state {
+                    qb.push(" AND state = ").push_bind(s.as_str());
+                }
+                if let Some(t) = &f.tenant {
+                    qb.push(" AND tenant = ").push_bind(t.clone());
+                }
+                if let Some(u) = &f.user {
+                    qb.push(" AND user_name = ").push_bind(u.clone());
+                }
+                if let Some(a) = &f.account {
+                    qb.push(concat!(" AND ", $way_out_now, " = ")).push_bind(a.clone());
+                }
+                if let Some(t) = f.since {
+                    qb.push(" AND created_at >= ").push_bind(t);
+                }
+                if let Some(t) = f.until {
+                    qb.push(" AND created_at < ").push_bind(t);
+                }
+            }
+
             fn err(&self, what: &'static str, e: sqlx::Error) -> $crate::outbox::OutboxError {
                 $crate::outbox::OutboxError::Query {
                     location: self.location.clone(),
@@ -720,6 +767,14 @@ impl Store for AnyStore {
     }
     async fn retry(&self, id: &str, now: i64) -> Result<Change, OutboxError> {
         dispatch!(self, s => s.retry(id, now).await)
+    }
+    async fn change_matching(
+        &self,
+        f: &ListFilter,
+        cancel: bool,
+        now: i64,
+    ) -> Result<u64, OutboxError> {
+        dispatch!(self, s => s.change_matching(f, cancel, now).await)
     }
     async fn cancel(&self, id: &str, now: i64) -> Result<Change, OutboxError> {
         dispatch!(self, s => s.cancel(id, now).await)
