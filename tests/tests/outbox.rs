@@ -703,6 +703,11 @@ async fn list_by_account_and_time(db: Db) {
     assert_eq!(list(None, Some(t0 + 1), None).await.len(), 2);
     assert_eq!(list(Some("backup"), Some(t0 + 1), None).await.len(), 0);
     assert_eq!(list(None, Some(t0), None).await.len(), 3);
+    // the oldest open message per state: the deferred first one, the queued third
+    let oldest = s.oldest_open().await.unwrap();
+    assert_eq!(oldest.get("deferred"), Some(&t0), "{oldest:?}");
+    assert!(oldest["queued"] > t0, "{oldest:?}");
+    assert!(!oldest.contains_key("sending"), "{oldest:?}");
     db.done().await;
 }
 

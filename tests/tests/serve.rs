@@ -572,6 +572,7 @@ fn delivery_faults_and_idempotency_through_the_api() {
         "mailhost_account_messages_total{account=\"m365\",outcome=\"deferred\"} 1",
         "mailhost_account_messages_total{account=\"m365\",outcome=\"sent\"} 1",
         "# TYPE mailhost_outbox_waiting_messages gauge",
+        "mailhost_outbox_oldest_message_age_seconds{state=\"queued\"} ",
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }

@@ -107,6 +107,12 @@ pub trait Store: Send + Sync {
     /// Messages per state.
     fn counts(&self) -> impl Future<Output = Result<BTreeMap<String, u64>, OutboxError>> + Send;
 
+    /// The creation time of the oldest message per open state (queued,
+    /// deferred, sending): how long mail has been waiting.
+    fn oldest_open(
+        &self,
+    ) -> impl Future<Output = Result<BTreeMap<String, i64>, OutboxError>> + Send;
+
     /// The open messages (queued, deferred, sending) per way out they wait
     /// for (an account's name or a candidate's label; `""` when not known)
     /// and state.
@@ -466,6 +472,24 @@ macro_rules! impl_store {
                 Ok(out)
             }
 
+            async fn oldest_open(&self) -> Result<std::collections::BTreeMap<String, i64>, $crate::outbox::OutboxError> {
+                // The state index (state, created_at): one probe per state.
+                let mut out = std::collections::BTreeMap::new();
+                for state in ["queued", "deferred", "sending"] {
+                    let (at,): (Option<i64>,) = sqlx::query_as(
+                        "SELECT MIN(created_at) FROM outbox_messages WHERE state = $1",
+                    )
+                    .bind(state)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| self.err("find the oldest open message", e))?;
+                    if let Some(at) = at {
+                        out.insert(state.to_string(), at);
+                    }
+                }
+                Ok(out)
+            }
+
             async fn open_by_way_out(
                 &self,
             ) -> Result<$crate::outbox::stats::Waiting, $crate::outbox::OutboxError> {
@@ -781,6 +805,9 @@ impl Store for AnyStore {
     }
     async fn counts(&self) -> Result<BTreeMap<String, u64>, OutboxError> {
         dispatch!(self, s => s.counts().await)
+    }
+    async fn oldest_open(&self) -> Result<BTreeMap<String, i64>, OutboxError> {
+        dispatch!(self, s => s.oldest_open().await)
     }
     async fn open_by_way_out(&self) -> Result<Waiting, OutboxError> {
         dispatch!(self, s => s.open_by_way_out().await)

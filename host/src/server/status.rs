@@ -110,7 +110,7 @@ pub(super) async fn status(
     path = "/metrics",
     tag = "probes",
     summary = "Prometheus metrics (no token)",
-    description = "Messages per state (the whole outbox); this process's outcomes, tries per account and class, and try latency per account (a histogram). Counts and account names only: bind to loopback, or scrape through a proxy.",
+    description = "Messages per state and the age of the oldest open one (the whole outbox); this process's outcomes, tries per account and class, and try latency per account (a histogram). Counts and account names only: bind to loopback, or scrape through a proxy.",
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String,
             example = "# TYPE mailhost_outbox_messages gauge\nmailhost_outbox_messages{state=\"queued\"} 3\n"),
@@ -123,9 +123,10 @@ pub(super) async fn status(
 pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let (counts, open) = match tokio::try_join!(
+    let (counts, open, oldest) = match tokio::try_join!(
         app.outbox.store().counts(),
-        app.outbox.store().open_by_way_out()
+        app.outbox.store().open_by_way_out(),
+        app.outbox.store().oldest_open()
     ) {
         Ok(c) => c,
         Err(e) => return Problem::unavailable("outbox-unavailable", e.to_string()).into_response(),
@@ -156,6 +157,24 @@ pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
                 "mailhost_outbox_waiting_messages{{account=\"{account}\",state=\"{state}\"}} {n}"
             );
         }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP mailhost_outbox_oldest_message_age_seconds How long the oldest message in each open state has been in the outbox (0: none): mail that waits too long."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE mailhost_outbox_oldest_message_age_seconds gauge"
+    );
+    let now = crate::outbox::now_ms();
+    for state in ["queued", "deferred", "sending"] {
+        let age = oldest
+            .get(state)
+            .map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
+        let _ = writeln!(
+            out,
+            "mailhost_outbox_oldest_message_age_seconds{{state=\"{state}\"}} {age}"
+        );
     }
     let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let _ = writeln!(
