@@ -661,3 +661,87 @@ fn a_queued_batch_is_resumed_and_ctrl_c_leaves_the_rest_queued() {
     assert!(err.contains("mailhost send-batch --resume"), "{err}");
     assert_eq!(emls(dir.path()).len(), 3);
 }
+
+/// The outbox commands' hostile input: a huge or non-id id, a time with
+/// control characters, a filter that looks like SQL. Each is refused (or
+/// matches nothing) on one bounded line, and the queue is unchanged.
+#[test]
+fn hostile_outbox_ids_filters_and_times_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let run = |args: &[&str]| {
+        let out = mailhost(dir.path())
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let queued = run(&[
+        "--json",
+        "send",
+        "--queue",
+        "--to",
+        "a@example.com",
+        "--text",
+        "hi",
+    ]);
+    assert_eq!(queued.0, 0, "{queued:?}");
+    let huge = "7".repeat(100_000);
+    let sql = "x' OR '1'='1";
+    for (args, code, says) in [
+        (
+            vec!["outbox", "show", huge.as_str()],
+            65,
+            "is not a message id",
+        ),
+        (
+            vec!["outbox", "retry", "\u{1b}[2J\r\nid"],
+            65,
+            "is not a message id",
+        ),
+        (vec!["outbox", "cancel", sql], 65, "is not a message id"),
+        (
+            vec!["outbox", "list", "--since", "2026-11-30\u{7}\r\nT"],
+            64,
+            "is not a time",
+        ),
+        (
+            vec!["outbox", "list", "--until", huge.as_str()],
+            64,
+            "--until",
+        ),
+    ] {
+        let (c, _, err) = run(&args);
+        assert_eq!(c, code, "{args:.40?}: {err:.300}");
+        assert!(err.contains(says), "{err:.300}");
+        assert!(
+            err.len() < 600,
+            "the error echoes too much: {} bytes",
+            err.len()
+        );
+        assert!(!err.contains('\u{1b}') && !err.contains('\0'), "{err:?}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err:?}");
+    }
+    // SQL-looking filters are values: they match nothing
+    for args in [
+        vec!["outbox", "cancel", "--all", "--account", sql],
+        vec!["outbox", "cancel", "--all", "--tenant", sql],
+    ] {
+        let (c, out, err) = run(&args);
+        assert_eq!((c, out.trim()), (0, "0 message(s) cancelled"), "{err}");
+    }
+    let (c, out, _) = run(&["--json", "outbox", "list", "--state", "queued"]);
+    assert_eq!(c, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        1,
+        "the queue changed: {list}"
+    );
+}

@@ -150,9 +150,37 @@ pub(crate) fn parse_when(s: &str) -> Result<i64, String> {
     time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
         .map_err(|_| {
-            let shown: String = s.chars().take(40).collect();
-            format!("`{shown}` is not a time; write it like 2026-11-30T08:00:00Z (RFC 3339) or as milliseconds since 1970")
+            format!(
+                "`{}` is not a time; write it like 2026-11-30T08:00:00Z (RFC 3339) or as milliseconds since 1970",
+                shown(s)
+            )
         })
+}
+
+/// At most 40 characters of something a user typed, control characters
+/// escaped: for an error line.
+fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
+    if s.chars().nth(40).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A message id as the outbox makes them (a UUID); `Err` is the error line.
+fn check_id(id: &str) -> Result<(), String> {
+    if id.len() <= 64 && !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Ok(());
+    }
+    Err(format!(
+        "`{}` is not a message id (they look like 01a22d8b-6384-71d4-9038-5ceafac0b535; `mailhost outbox list` shows them)",
+        shown(id)
+    ))
 }
 
 /// `mailhost outbox …`
@@ -171,6 +199,15 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
             eprintln!("mailhost: {e}");
             exit::UNAVAILABLE
         };
+        let id = match cmd {
+            OutboxCommand::Show { id, .. } => Some(id),
+            OutboxCommand::Retry { id, .. } | OutboxCommand::Cancel { id, .. } => id.as_ref(),
+            _ => None,
+        };
+        if let Some(Err(e)) = id.map(|id| check_id(id)) {
+            eprintln!("mailhost: {e}");
+            return exit::DATA;
+        }
         match cmd {
             OutboxCommand::Batches { .. }
             | OutboxCommand::Batch { .. }
