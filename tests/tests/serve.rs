@@ -1104,6 +1104,57 @@ fn check_refreshes_the_state_the_status_shows() {
     assert!(!dead.contains('\r'), "{dead}");
 }
 
+/// SIGHUP reloads the config file; one that does not validate is logged
+/// with its line and changes nothing.
+#[test]
+fn sighup_reloads_the_config_and_a_bad_file_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    let s = start(dir.path(), &[]);
+    let wait_log = |what: &str, times: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while s.log().matches(what).count() < times {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what:?} in:\n{}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let post = || {
+        s.post_json(
+            Some(ERP_TOKEN),
+            &json!({"tenant": "acme", "to": ["bob@example.com"], "subject": unique("hup"), "text": "x"}),
+        )
+    };
+    assert_eq!(post().0, 202);
+    // the kill switch, set by hand: after SIGHUP new mail is refused
+    edit(&cfg, "[policy]\n", "[policy]\nenabled = false\n");
+    s.signal("-HUP");
+    wait_log("reloaded (SIGHUP)", 1);
+    assert_problem(&post(), 422, "refused-by-policy");
+    // a file that does not validate: its error with file:line, the old config stays
+    edit(
+        &cfg,
+        "[policy]\nenabled = false\n",
+        "[policy]\nenabled = false\nbogus = 1\n",
+    );
+    s.signal("-HUP");
+    wait_log("does not validate; the running config stays", 1);
+    assert!(s.log().contains("mailhost.toml:"), "{}", s.log());
+    assert_problem(&post(), 422, "refused-by-policy");
+    // fixed and switched on again: new mail goes out
+    edit(&cfg, "enabled = false\nbogus = 1\n", "");
+    s.signal("-HUP");
+    wait_log("reloaded (SIGHUP)", 2);
+    let r = post();
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    s.wait_for(r.2["id"].as_str().unwrap(), "sent", |m| {
+        m["state"] == "sent"
+    });
+}
+
 #[test]
 fn desktop_compose_modes_are_unavailable_in_the_service() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,6 +25,7 @@ mod messages;
 pub mod openapi;
 mod ops;
 pub mod problem;
+mod reload;
 mod status;
 
 use std::net::SocketAddr;
@@ -549,6 +550,7 @@ pub async fn serve<D: Deliver>(
             opts.drain,
         ))
     });
+    let reloader = tokio::spawn(reload::on_hangup(app.engine.clone()));
     let app2 = app.clone();
     let shutdown = async move {
         wait_for_stop(&mut stop).await;
@@ -567,6 +569,7 @@ pub async fn serve<D: Deliver>(
             Err(e) => return Err(format!("the outbox worker failed: {e}")),
         }
     }
+    reloader.abort();
     tracing::info!("serve: stopped");
     Ok(())
 }

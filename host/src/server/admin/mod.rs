@@ -15,7 +15,7 @@
 //! Everything rendered goes through [`esc`].
 
 mod accounts;
-mod edit;
+pub(crate) mod edit;
 mod policy;
 mod status;
 pub(crate) use status::NOT_CONNECTED;

@@ -1,0 +1,99 @@
+//! SIGHUP: read the config file again and apply it without a restart, as a
+//! save on the admin page does. An operator who edits the file by hand (or
+//! through configuration management) reloads the way mail servers do.
+//! A file that does not validate changes nothing: its errors are logged with
+//! their `file:line:col`, and the service goes on with the config it has.
+//! `[api]`, `[outbox]` and the request size limit are read at start only.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::admin::edit::{check_in_child, etag, validate, Loaded};
+use crate::engine::Engine;
+use crate::live::LiveEngine;
+
+/// Reloads on every SIGHUP until aborted (Unix; elsewhere it returns).
+pub async fn on_hangup(live: Arc<LiveEngine>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(
+                    "serve: cannot listen for SIGHUP ({e}); config changes need a restart"
+                );
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            reload(&live).await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = live;
+}
+
+/// Reads, checks and applies the config file the running engine came from.
+#[cfg_attr(not(unix), allow(dead_code))]
+pub async fn reload(live: &LiveEngine) {
+    let engine = live.get();
+    let settings = engine.settings();
+    if settings.source == crate::config::EMBEDDED_NAME {
+        tracing::warn!("serve: SIGHUP: the service runs on the embedded default config; there is no file to reload (start it with --config FILE)");
+        return;
+    }
+    let path = PathBuf::from(&settings.source);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(
+                "serve: SIGHUP: cannot read the config file {}: {e}; the running config stays",
+                path.display()
+            );
+            return;
+        }
+    };
+    let l = Loaded {
+        etag: etag(&text),
+        base_dir: settings.base_dir.clone(),
+        path,
+        text,
+    };
+    check_in_child(&l, &l.text, engine.plugins()).await;
+    let fresh = match validate(&l, &l.text, engine.plugins()) {
+        Ok(s) => s,
+        Err(errors) => {
+            tracing::error!(
+                "serve: SIGHUP: {} does not validate; the running config stays:\n{}",
+                l.path.display(),
+                errors.join("\n")
+            );
+            return;
+        }
+    };
+    for w in &fresh.warnings {
+        tracing::warn!("serve: {w}");
+    }
+    let restart_only: Vec<&str> = [
+        ("[api]", settings.api != fresh.api),
+        ("[outbox]", settings.outbox != fresh.outbox),
+        (
+            "[limits] max_request_bytes",
+            settings.limits.max_request_bytes() != fresh.limits.max_request_bytes(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, changed)| changed.then_some(name))
+    .collect();
+    if !restart_only.is_empty() {
+        tracing::warn!(
+            "serve: SIGHUP: {} changed in {}; those are read at start: restart the service to apply them",
+            restart_only.join(", "),
+            l.path.display()
+        );
+    }
+    let old = live.set(Arc::new(Engine::new(fresh, engine.plugins().clone())));
+    drop(old);
+    tracing::info!("serve: config {} reloaded (SIGHUP)", l.path.display());
+}
