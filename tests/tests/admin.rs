@@ -918,3 +918,97 @@ fn admin_pages_in_chromium() {
         s.log()
     );
 }
+
+/// The outbox page's bulk actions: cancel every queued message the filters
+/// match, retry every cancelled one; each needs the session's CSRF token and
+/// a state that allows the move.
+#[test]
+fn the_outbox_page_cancels_and_retries_every_match() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    // no workers: queued mail stays queued
+    let s = Service::start(dir.path(), &["--no-workers"]);
+    for n in 0..3 {
+        let status = rt().block_on(async {
+            let r = s
+                .client()
+                .post(format!("{}/v1/messages", s.base))
+                .bearer_auth(SEND_TOKEN)
+                .json(&serde_json::json!({
+                    "tenant": if n < 2 { Some("acme") } else { None },
+                    "to": ["bulk@example.com"], "subject": "bulk", "text": "x"
+                }))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        });
+        assert_eq!(status, 202);
+    }
+    let (session, _) = s.login(ADMIN_TOKEN);
+    let (_, _, page) = s.request(
+        "GET",
+        "/admin/outbox?state=queued&tenant=acme",
+        Some(&session),
+        &[],
+        &[],
+    );
+    assert!(
+        page.contains("action=\"/admin/outbox/cancel-all\""),
+        "{page}"
+    );
+    assert!(
+        !page.contains("action=\"/admin/outbox/retry-all\""),
+        "{page}"
+    );
+    let csrf = hidden(&page, "csrf");
+    let post = |path: &str, csrf: &str, state: &str| {
+        s.request(
+            "POST",
+            path,
+            Some(&session),
+            &[],
+            &[
+                ("csrf", csrf),
+                ("state", state),
+                ("tenant", "acme"),
+                ("account", ""),
+                ("user", ""),
+            ],
+        )
+    };
+    // without the session's CSRF token: refused, nothing changes
+    let (status, _, _) = post("/admin/outbox/cancel-all", "forged", "queued");
+    assert_eq!(status, 403);
+    let (status, _, page) = post("/admin/outbox/cancel-all", &csrf, "queued");
+    assert_eq!(status, 200);
+    assert!(page.contains("2 queued message(s) cancelled."), "{page}");
+    // the third (no tenant) is still queued
+    let (_, _, page) = s.request(
+        "GET",
+        "/admin/outbox?state=queued",
+        Some(&session),
+        &[],
+        &[],
+    );
+    assert_eq!(page.matches("bulk@example.com").count(), 1, "{page}");
+    // a state that does not allow the move changes nothing
+    let (_, _, page) = post("/admin/outbox/retry-all", &csrf, "sent");
+    assert!(
+        page.contains("Choose a state that allows it first"),
+        "{page}"
+    );
+    let (_, _, page) = post("/admin/outbox/retry-all", &csrf, "cancelled");
+    assert!(
+        page.contains("2 cancelled message(s) queued to be sent again."),
+        "{page}"
+    );
+    let (_, _, page) = s.request(
+        "GET",
+        "/admin/outbox?state=queued",
+        Some(&session),
+        &[],
+        &[],
+    );
+    assert_eq!(page.matches("bulk@example.com").count(), 3, "{page}");
+}

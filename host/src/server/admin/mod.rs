@@ -102,6 +102,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: Shared) -> Router<S> {
         .route("/admin/status", get(status::show))
         .route("/admin/status/{name}/refresh", post(status::refresh))
         .route("/admin/outbox", get(status::outbox))
+        .route("/admin/outbox/retry-all", post(status::retry_all))
+        .route("/admin/outbox/cancel-all", post(status::cancel_all))
         .route("/admin/outbox/{id}", get(status::message))
         .route("/admin/outbox/{id}/retry", post(status::retry))
         .route("/admin/outbox/{id}/cancel", post(status::cancel))

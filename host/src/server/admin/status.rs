@@ -297,11 +297,16 @@ pub(super) async fn outbox(
     Query(q): Query<OutboxQuery>,
 ) -> Result<Html<String>, Denied> {
     let s = st.session(&headers)?;
+    Ok(outbox_page(&st, &s, &q, String::new()).await)
+}
+
+/// The outbox page for the filters `q`, with `top` (a notice) first.
+async fn outbox_page(st: &AdminState, s: &Session, q: &OutboxQuery, top: String) -> Html<String> {
     let engine = st.engine();
     let nonempty = |v: &Option<String>| v.clone().filter(|x| !x.is_empty());
     let state = nonempty(&q.state);
     let account = nonempty(&q.account);
-    let mut body = String::new();
+    let mut body = top;
     let parsed = match state.as_deref() {
         None => None,
         Some(x) => match State::parse(x) {
@@ -361,6 +366,40 @@ pub(super) async fn outbox(
         limit: 200,
         ..Default::default()
     };
+    // Every message the filters match, at once (after an outage), for a
+    // state that allows the move.
+    if let Some(state) = parsed {
+        let hidden = |name: &str, v: &Option<String>| {
+            format!(
+                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                esc(v.as_deref().unwrap_or(""))
+            )
+        };
+        let fields = format!(
+            "{}{}{}{}{}",
+            csrf_field(s),
+            hidden("state", &Some(state.as_str().to_string())),
+            hidden("account", &account),
+            hidden("tenant", &nonempty(&q.tenant)),
+            hidden("user", &nonempty(&q.user)),
+        );
+        let mut actions = String::new();
+        if matches!(state, State::Failed | State::Cancelled | State::Deferred) {
+            actions.push_str(&format!(
+                "<form method=\"post\" action=\"/admin/outbox/retry-all\" data-confirm=\"Send every {st} message that matches these filters again, now?\">{fields}<button type=\"submit\" class=\"primary\">Retry every match</button></form>",
+                st = state.as_str()
+            ));
+        }
+        if matches!(state, State::Queued | State::Deferred) {
+            actions.push_str(&format!(
+                "<form method=\"post\" action=\"/admin/outbox/cancel-all\" data-confirm=\"Cancel every {st} message that matches these filters? They will not be sent.\">{fields}<button type=\"submit\" class=\"danger\">Cancel every match</button></form>",
+                st = state.as_str()
+            ));
+        }
+        if !actions.is_empty() {
+            body.push_str(&format!("<div class=\"actions\">{actions}</div>"));
+        }
+    }
     match st.app.outbox.store().list(&filter).await {
         Err(e) => body.push_str(&notice(
             false,
@@ -388,7 +427,7 @@ pub(super) async fn outbox(
             }
         }
     }
-    Ok(page(&s, Nav::Status, "Outbox", &body))
+    page(s, Nav::Status, "Outbox", &body)
 }
 
 async fn message_page(st: &AdminState, s: &Session, id: &str, top: &str) -> Html<String> {
@@ -515,4 +554,83 @@ pub(super) async fn cancel(
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, Denied> {
     change(st, headers, id, form, true).await
+}
+
+/// `POST /admin/outbox/retry-all` and `/cancel-all`: every message the
+/// form's filters match (its state must allow the move), then the outbox
+/// page with those filters and how many moved.
+async fn change_all(
+    st: AdminState,
+    headers: HeaderMap,
+    form: Vec<(String, String)>,
+    cancel: bool,
+) -> Result<Response, Denied> {
+    let s = st.post_session(&headers, field(&form, "csrf"))?;
+    let get = |k: &str| {
+        field(&form, k)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let q = OutboxQuery {
+        state: get("state"),
+        account: get("account"),
+        tenant: get("tenant"),
+        user: get("user"),
+    };
+    let allowed: &[State] = if cancel {
+        &[State::Queued, State::Deferred]
+    } else {
+        &[State::Failed, State::Cancelled, State::Deferred]
+    };
+    let state = q.state.as_deref().and_then(State::parse);
+    let top = match state.filter(|s| allowed.contains(s)) {
+        None => notice(false, "Choose a state that allows it first (retry: failed, cancelled or deferred; cancel: queued or deferred)."),
+        Some(state) => {
+            let f = ListFilter {
+                state: Some(state),
+                account: q.account.clone(),
+                tenant: q.tenant.clone(),
+                user: q.user.clone(),
+                ..Default::default()
+            };
+            match st.app.outbox.store().change_matching(&f, cancel, now_ms()).await {
+                Ok(n) => {
+                    tracing::info!(
+                        "admin: token `{}` {} {n} {state} message(s) (account {:?}, tenant {:?}, user {:?})",
+                        s.token,
+                        if cancel { "cancelled" } else { "retried" },
+                        f.account,
+                        f.tenant,
+                        f.user
+                    );
+                    notice(
+                        true,
+                        &format!(
+                            "{n} {state} message(s) {}.",
+                            if cancel { "cancelled" } else { "queued to be sent again" }
+                        ),
+                    )
+                }
+                Err(e) => notice(false, &esc(&format!("the outbox cannot be changed: {e}"))),
+            }
+        }
+    };
+    // The same filters again: what is left in that state.
+    Ok(outbox_page(&st, &s, &q, top).await.into_response())
+}
+
+pub(super) async fn retry_all(
+    AxState(st): AxState<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, Denied> {
+    change_all(st, headers, form, false).await
+}
+
+pub(super) async fn cancel_all(
+    AxState(st): AxState<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, Denied> {
+    change_all(st, headers, form, true).await
 }
