@@ -1104,6 +1104,58 @@ fn check_refreshes_the_state_the_status_shows() {
     assert!(!dead.contains('\r'), "{dead}");
 }
 
+/// `POST /v1/messages/cancel` and `/retry`: every match of the list's
+/// filters, within what the token may touch.
+#[test]
+fn the_api_cancels_and_retries_every_match() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), 2525, "");
+    let s = start(dir.path(), &["--no-workers"]);
+    for tenant in ["acme", "acme", "globex"] {
+        let r = s.post_json(
+            Some(ERP_TOKEN),
+            &json!({"tenant": tenant, "to": ["bulk@example.com"], "subject": "bulk", "text": "x"}),
+        );
+        assert_eq!(r.0, 202, "{:#}", r.2);
+    }
+    let post = |path: &str, token: Option<&str>| s.call("POST", path, token, None, Vec::new());
+    // a token bound to two tenants names one of them; no token
+    assert_problem(
+        &post("/v1/messages/cancel", Some(ERP_TOKEN)),
+        400,
+        "missing-field",
+    );
+    assert_eq!(post("/v1/messages/cancel?tenant=acme", None).0, 401);
+    assert_problem(
+        &post("/v1/messages/cancel?tenant=initech", Some(ERP_TOKEN)),
+        403,
+        "token-not-bound",
+    );
+    assert_problem(
+        &post("/v1/messages/cancel?tenant=acme&limit=1", Some(ERP_TOKEN)),
+        400,
+        "bad-query",
+    );
+    assert_problem(
+        &post("/v1/messages/retry?tenant=acme&state=sent", Some(ERP_TOKEN)),
+        400,
+        "bad-query",
+    );
+    let r = post("/v1/messages/cancel?tenant=acme", Some(ERP_TOKEN));
+    assert_eq!(r.0, 200, "{:#}", r.2);
+    assert_eq!(r.2, json!({"changed": 2, "state": "cancelled"}));
+    // failed ones by default: none; the cancelled ones when asked
+    let r = post("/v1/messages/retry?tenant=acme", Some(ERP_TOKEN));
+    assert_eq!(r.2["changed"], 0, "{:#}", r.2);
+    let r = post(
+        "/v1/messages/retry?tenant=acme&state=cancelled&since=2000-01-01T00:00:00Z",
+        Some(ERP_TOKEN),
+    );
+    assert_eq!(r.2, json!({"changed": 2, "state": "queued"}));
+    let c = counts(&s);
+    assert_eq!((c["queued"], c["cancelled"]), (3, 0), "{c:?}");
+}
+
 /// SIGHUP reloads the config file; one that does not validate is logged
 /// with its line and changes nothing.
 #[test]

@@ -155,15 +155,6 @@ pub(super) async fn list(
 ) -> Result<Json<Page>, Problem> {
     let who = caller(&app, &headers)?;
     let Query(q) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
-    let state = match q.state.as_deref() {
-        None => None,
-        Some(s) => Some(State::parse(s).ok_or_else(|| {
-            Problem::bad_request(
-                "bad-query",
-                format!("state `{s}` is unknown; use queued, sending, sent, deferred, failed or cancelled"),
-            )
-        })?),
-    };
     let before = match q.before.as_deref() {
         None => None,
         Some(c) => {
@@ -176,29 +167,11 @@ pub(super) async fn list(
             Some((at, id))
         }
     };
-    let time = |name: &str, v: Option<&str>| {
-        v.map(|v| {
-            super::cli::parse_when(v)
-                .map_err(|e| Problem::bad_request("bad-query", format!("`{name}`: {e}")))
-        })
-        .transpose()
-    };
-    let since = time("since", q.since.as_deref())?;
-    let until = time("until", q.until.as_deref())?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let filter = ListFilter {
-        state,
-        tenant: if who.admin {
-            q.tenant
-        } else {
-            who.tenant(q.tenant)?
-        },
-        user: if who.admin { q.user } else { who.user(q.user)? },
-        account: q.account,
-        since,
-        until,
         before,
         limit,
+        ..filter_of(&who, q)?
     };
     let messages = app
         .outbox
@@ -214,6 +187,155 @@ pub(super) async fn list(
         })
         .flatten();
     Ok(Json(Page { messages, next }))
+}
+
+/// The filters of `q` (its page aside), bound to what the token may see.
+fn filter_of(who: &Caller, q: ListQuery) -> Result<ListFilter, Problem> {
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(State::parse(s).ok_or_else(|| {
+            Problem::bad_request(
+                "bad-query",
+                format!("state `{s}` is unknown; use queued, sending, sent, deferred, failed or cancelled"),
+            )
+        })?),
+    };
+    let time = |name: &str, v: Option<&str>| {
+        v.map(|v| {
+            super::cli::parse_when(v)
+                .map_err(|e| Problem::bad_request("bad-query", format!("`{name}`: {e}")))
+        })
+        .transpose()
+    };
+    Ok(ListFilter {
+        state,
+        since: time("since", q.since.as_deref())?,
+        until: time("until", q.until.as_deref())?,
+        tenant: if who.admin {
+            q.tenant
+        } else {
+            who.tenant(q.tenant)?
+        },
+        user: if who.admin { q.user } else { who.user(q.user)? },
+        account: q.account,
+        ..Default::default()
+    })
+}
+
+/// How many messages a retry or cancel of every match moved.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Moved {
+    /// Messages moved.
+    changed: u64,
+    /// Where they went: `queued` (retry) or `cancelled`.
+    #[schema(value_type = crate::outbox::State)]
+    state: &'static str,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/messages/retry",
+    tag = "messages",
+    operation_id = "retry_messages",
+    summary = "Retry every message the filters match, now (scope send)",
+    description = "The filters of `GET /v1/messages` (no `limit` or `before`). Failed messages unless `state` is `cancelled` or `deferred`. A bound token must name its tenant or user as it does to list.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "How many were queued again", body = Moved),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]))
+)]
+pub(super) async fn retry_matching(
+    AxState(app): AxState<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Moved>, Problem> {
+    change_matching(app, headers, query, false).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/messages/cancel",
+    tag = "messages",
+    operation_id = "cancel_messages",
+    summary = "Cancel every queued or deferred message the filters match (scope send)",
+    description = "The filters of `GET /v1/messages` (no `limit` or `before`); `state` may narrow it to `queued` or `deferred`. A bound token must name its tenant or user as it does to list.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "How many were cancelled", body = Moved),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 503, response = openapi::ServiceUnavailable),
+    ),
+    security(("bearer" = ["send"]))
+)]
+pub(super) async fn cancel_matching(
+    AxState(app): AxState<Shared>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Moved>, Problem> {
+    change_matching(app, headers, query, true).await
+}
+
+async fn change_matching(
+    app: Shared,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    cancel: bool,
+) -> Result<Json<Moved>, Problem> {
+    let who = caller(&app, &headers)?;
+    if !who.send {
+        return Err(Problem::forbidden(
+            "scope",
+            format!("API token `{}` lacks the `send` scope", who.name),
+        ));
+    }
+    let Query(q) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
+    if q.limit.is_some() || q.before.is_some() {
+        return Err(Problem::bad_request(
+            "bad-query",
+            "`limit` and `before` page a list; a retry or cancel takes every match of the other filters",
+        ));
+    }
+    let mut f = filter_of(&who, q)?;
+    let allowed: &[State] = if cancel {
+        &[State::Queued, State::Deferred]
+    } else {
+        &[State::Failed, State::Cancelled, State::Deferred]
+    };
+    match f.state {
+        None if !cancel => f.state = Some(State::Failed),
+        Some(s) if !allowed.contains(&s) => {
+            let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+            return Err(Problem::bad_request(
+                "bad-query",
+                format!(
+                    "state `{s}`: only {} messages can be {}",
+                    names.join(", "),
+                    if cancel { "cancelled" } else { "retried" }
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let changed = app
+        .outbox
+        .store()
+        .change_matching(&f, cancel, now_ms())
+        .await
+        .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
+    if changed > 0 && !cancel {
+        app.outbox.notify_enqueued();
+    }
+    Ok(Json(Moved {
+        changed,
+        state: if cancel { "cancelled" } else { "queued" },
+    }))
 }
 
 pub(super) async fn change(

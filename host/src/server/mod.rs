@@ -72,6 +72,8 @@ pub fn router(app: Shared) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/messages", post(create).get(messages::list))
+        .route("/v1/messages/retry", post(messages::retry_matching))
+        .route("/v1/messages/cancel", post(messages::cancel_matching))
         .route("/v1/messages/{id}", get(messages::show))
         .route("/v1/messages/{id}/raw", get(messages::raw))
         .route("/v1/messages/{id}/retry", post(messages::retry))

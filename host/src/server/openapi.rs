@@ -46,6 +46,8 @@ use super::problem::Problem;
         super::messages::list,
         super::messages::show,
         super::messages::raw,
+        super::messages::retry_matching,
+        super::messages::cancel_matching,
         super::messages::retry,
         super::messages::cancel,
         super::ops::compose,
