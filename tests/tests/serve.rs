@@ -955,6 +955,9 @@ fn outbox_purge_deletes_settled_messages_and_keeps_open_ones() {
         let v: Value = serde_json::from_str(&out).unwrap();
         ids.push(v["id"].as_str().unwrap().to_string());
     }
+    let (code, out, err) = cli(dir.path(), &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("  oldest: queued since 20"), "{out}");
     let (code, _, err) = cli(dir.path(), &["outbox", "cancel", &ids[0]]);
     assert_eq!(code, 0, "{err}");
     // cancelled just now: within the default 30 days
@@ -1154,6 +1157,10 @@ fn the_api_cancels_and_retries_every_match() {
     assert_eq!(r.2, json!({"changed": 2, "state": "queued"}));
     let c = counts(&s);
     assert_eq!((c["queued"], c["cancelled"]), (3, 0), "{c:?}");
+    // how long the oldest open message has waited
+    let st = s.get("/v1/status");
+    assert!(st["oldest"]["queued"].as_i64().unwrap() > 0, "{st:#}");
+    assert!(st["oldest"].get("deferred").is_none(), "{st:#}");
 }
 
 /// SIGHUP reloads the config file; one that does not validate is logged

@@ -210,10 +210,15 @@ pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
         let counts = store.counts().await;
         let seen = store.account_statuses().await;
         let open = store.open_by_way_out().await;
-        Some(match (counts, seen, open) {
-            (Ok(c), Ok(seen), Ok(open)) => serde_json::json!({
+        let oldest = store.oldest_open().await;
+        Some(match (counts, seen, open, oldest) {
+            (Ok(c), Ok(seen), Ok(open), Ok(oldest)) => serde_json::json!({
                 "outbox": store.location(),
                 "messages": c,
+                "oldest": oldest
+                    .into_iter()
+                    .map(|(state, at)| (state, serde_json::Value::from(when(at))))
+                    .collect::<serde_json::Map<_, _>>(),
                 "accounts": seen
                     .into_iter()
                     .map(|(a, (state, reason, at))| serde_json::json!({
@@ -222,7 +227,7 @@ pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
                     .collect::<Vec<_>>(),
                 "waiting": waiting(open),
             }),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Err(e)) => {
                 serde_json::json!({ "error": e.to_string() })
             }
         })
@@ -292,6 +297,13 @@ pub fn render_service_status(v: &serde_json::Value) -> String {
     if let Some(m) = v["messages"].as_object() {
         let parts: Vec<String> = m.iter().map(|(k, n)| format!("{k} {n}")).collect();
         out.push_str(&format!("  messages: {}\n", parts.join(", ")));
+    }
+    if let Some(o) = v["oldest"].as_object().filter(|o| !o.is_empty()) {
+        let parts: Vec<String> = o
+            .iter()
+            .map(|(state, at)| format!("{state} since {}", at.as_str().unwrap_or("")))
+            .collect();
+        out.push_str(&format!("  oldest: {}\n", parts.join(", ")));
     }
     for a in v["accounts"].as_array().into_iter().flatten() {
         let reason = a["reason"].as_str().unwrap_or("");

@@ -32,6 +32,9 @@ pub(super) struct StatusView {
     outbox: String,
     /// Messages in the outbox per state.
     messages: std::collections::BTreeMap<String, u64>,
+    /// When the oldest message of each open state (`queued`, `deferred`,
+    /// `sending`) was accepted (ms since the epoch); absent when none is.
+    oldest: std::collections::BTreeMap<String, i64>,
     worker: WorkerView,
     accounts: Vec<AccountView>,
 }
@@ -69,6 +72,7 @@ pub(super) async fn status(
     let messages = store.counts().await.map_err(unavailable)?;
     let seen = store.account_statuses().await.map_err(unavailable)?;
     let open = store.open_by_way_out().await.map_err(unavailable)?;
+    let oldest = store.oldest_open().await.map_err(unavailable)?;
     let engine = app.engine.get();
     let accounts = engine
         .settings()
@@ -95,6 +99,7 @@ pub(super) async fn status(
         accepting: app.accepting.load(Ordering::Relaxed),
         outbox: store.location().to_string(),
         messages,
+        oldest,
         worker: WorkerView {
             sent: l(&app.stats.sent),
             deferred: l(&app.stats.deferred),
