@@ -1157,6 +1157,21 @@ fn the_api_cancels_and_retries_every_match() {
     assert_eq!(r.2, json!({"changed": 2, "state": "queued"}));
     let c = counts(&s);
     assert_eq!((c["queued"], c["cancelled"]), (3, 0), "{c:?}");
+    // a consistent copy while the service runs; never over a file
+    let copy = dir.path().join("backup.db");
+    let copy_arg = copy.to_str().unwrap();
+    let (code, out, err) = cli(dir.path(), &["outbox", "backup", copy_arg]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = cli(dir.path(), &["outbox", "backup", copy_arg]);
+    assert_eq!(code, 69);
+    assert!(err.contains("exists; give a new file"), "{err}");
+    let copied = rt().block_on(async {
+        let store = mailhost::outbox::sqlite::SqliteStore::open(&copy)
+            .await
+            .unwrap();
+        mailhost::outbox::Store::counts(&store).await.unwrap()
+    });
+    assert_eq!(copied.get("queued"), Some(&3), "{copied:?}");
     // how long the oldest open message has waited
     let st = s.get("/v1/status");
     assert!(st["oldest"]["queued"].as_i64().unwrap() > 0, "{st:#}");

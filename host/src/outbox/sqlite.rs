@@ -65,6 +65,33 @@ impl SqliteStore {
         })
     }
 
+    /// A consistent copy of the outbox at `to` (a new file), made while the
+    /// service runs: SQLite's `VACUUM INTO` reads one snapshot, so enqueues
+    /// and sends go on meanwhile. Copying the file itself could catch a
+    /// commit half in the WAL.
+    pub async fn backup(&self, to: &Path) -> Result<(), OutboxError> {
+        let q = |detail: String| OutboxError::Query {
+            location: self.location.clone(),
+            what: "back up",
+            detail,
+        };
+        if to.exists() {
+            return Err(q(format!(
+                "{} exists; give a new file (a backup never overwrites)",
+                to.display()
+            )));
+        }
+        let to_text = to
+            .to_str()
+            .ok_or_else(|| q(format!("{} is not a UTF-8 path", to.display())))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(to_text)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| q(format!("{} ({e})", to.display())))?;
+        Ok(())
+    }
+
     /// The pragmas in force on a pooled connection: (journal_mode, synchronous).
     pub async fn durability(&self) -> Result<(String, i64), OutboxError> {
         let q = |e: sqlx::Error| OutboxError::Query {

@@ -1,4 +1,4 @@
-//! `mailhost outbox list|show|retry|cancel|purge`: reading and changing what
+//! `mailhost outbox list|show|retry|cancel|purge|backup`: reading and changing what
 //! the outbox holds, from the command line.
 
 use clap::{Args, Subcommand};
@@ -58,6 +58,9 @@ pub enum OutboxCommand {
     Batch { id: String },
     /// Cancel every message of a batch not yet sent.
     CancelBatch { id: String },
+    /// Write a consistent copy of a SQLite outbox to FILE (a new file) while
+    /// the service runs. For PostgreSQL use `pg_dump`.
+    Backup { file: std::path::PathBuf },
     /// Delete sent, failed and cancelled messages (with their attempts and
     /// bytes) last changed more than DAYS days ago; open messages stay. The
     /// service does this every hour with `[outbox] retention_days`.
@@ -314,6 +317,23 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
                 }
                 Err(e) => failed(e),
             },
+            OutboxCommand::Backup { file } => {
+                let crate::outbox::AnyStore::Sqlite(sqlite) = store else {
+                    eprintln!("mailhost: the outbox is on PostgreSQL ({}): back it up with pg_dump", store.location());
+                    return exit::USAGE;
+                };
+                match sqlite.backup(file).await {
+                    Ok(()) => {
+                        if json {
+                            crate::cli::print_json(&serde_json::json!({"backup": file.display().to_string()}));
+                        } else {
+                            println!("{} copied to {}", store.location(), file.display());
+                        }
+                        exit::OK
+                    }
+                    Err(e) => failed(e),
+                }
+            }
             OutboxCommand::Purge { days } => {
                 let Some(days) = days.or(settings.outbox.retention_days()) else {
                     eprintln!("mailhost: [outbox] retention_days = 0 keeps every message; give --days N to delete what was settled more than N days ago");
