@@ -108,6 +108,34 @@ impl State {
     }
 }
 
+/// The states a retry (`cancel` false) or a cancel of every match takes
+/// messages from (a message in flight is the worker's).
+pub fn movable(cancel: bool) -> &'static [State] {
+    if cancel {
+        &[State::Queued, State::Deferred]
+    } else {
+        &[State::Failed, State::Cancelled, State::Deferred]
+    }
+}
+
+/// The state filter of a retry or a cancel of every match: a retry takes
+/// failed messages unless `asked` names another state; `Err` says which
+/// states allow the move.
+pub fn bulk_state(cancel: bool, asked: Option<State>) -> Result<Option<State>, String> {
+    match asked {
+        None if !cancel => Ok(Some(State::Failed)),
+        Some(s) if !movable(cancel).contains(&s) => {
+            let names: Vec<&str> = movable(cancel).iter().map(|s| s.as_str()).collect();
+            Err(format!(
+                "state `{s}`: only {} messages can be {}",
+                names.join(", "),
+                if cancel { "cancelled" } else { "retried" }
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
 impl std::fmt::Display for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

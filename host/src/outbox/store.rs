@@ -429,11 +429,12 @@ macro_rules! impl_store {
                 qb.push(if cancel { "state = 'cancelled'" } else { "state = 'queued'" })
                     .push(", updated_at = ")
                     .push_bind(now)
-                    .push(if cancel {
-                        " WHERE state IN ('queued', 'deferred')"
-                    } else {
-                        " WHERE state IN ('failed', 'cancelled', 'deferred')"
-                    });
+                    .push(" WHERE state IN (");
+                let mut states = qb.separated(", ");
+                for s in $crate::outbox::movable(cancel) {
+                    states.push_bind(s.as_str());
+                }
+                qb.push(")");
                 Self::push_filter(&mut qb, f);
                 let r = qb
                     .build()

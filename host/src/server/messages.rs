@@ -303,26 +303,8 @@ async fn change_matching(
         ));
     }
     let mut f = filter_of(&who, q)?;
-    let allowed: &[State] = if cancel {
-        &[State::Queued, State::Deferred]
-    } else {
-        &[State::Failed, State::Cancelled, State::Deferred]
-    };
-    match f.state {
-        None if !cancel => f.state = Some(State::Failed),
-        Some(s) if !allowed.contains(&s) => {
-            let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
-            return Err(Problem::bad_request(
-                "bad-query",
-                format!(
-                    "state `{s}`: only {} messages can be {}",
-                    names.join(", "),
-                    if cancel { "cancelled" } else { "retried" }
-                ),
-            ));
-        }
-        _ => {}
-    }
+    f.state = crate::outbox::bulk_state(cancel, f.state)
+        .map_err(|e| Problem::bad_request("bad-query", e))?;
     let changed = app
         .outbox
         .store()

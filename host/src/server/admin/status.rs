@@ -577,13 +577,8 @@ async fn change_all(
         tenant: get("tenant"),
         user: get("user"),
     };
-    let allowed: &[State] = if cancel {
-        &[State::Queued, State::Deferred]
-    } else {
-        &[State::Failed, State::Cancelled, State::Deferred]
-    };
     let state = q.state.as_deref().and_then(State::parse);
-    let top = match state.filter(|s| allowed.contains(s)) {
+    let top = match state.filter(|s| crate::outbox::movable(cancel).contains(s)) {
         None => notice(false, "Choose a state that allows it first (retry: failed, cancelled or deferred; cancel: queued or deferred)."),
         Some(state) => {
             let f = ListFilter {

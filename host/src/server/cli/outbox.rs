@@ -412,23 +412,12 @@ async fn change_all(
             return exit::USAGE;
         }
     };
-    let allowed: &[State] = if cancel {
-        &[State::Queued, State::Deferred]
-    } else {
-        &[State::Failed, State::Cancelled, State::Deferred]
-    };
-    match f.state {
-        None if !cancel => f.state = Some(State::Failed),
-        Some(s) if !allowed.contains(&s) => {
-            let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
-            eprintln!(
-                "mailhost: --state {s}: only {} messages can be {}",
-                names.join(", "),
-                if cancel { "cancelled" } else { "retried" }
-            );
+    match crate::outbox::bulk_state(cancel, f.state) {
+        Ok(state) => f.state = state,
+        Err(e) => {
+            eprintln!("mailhost: --{e}");
             return exit::USAGE;
         }
-        _ => {}
     }
     match store.change_matching(&f, cancel, now_ms()).await {
         Ok(n) => {
