@@ -958,6 +958,10 @@ fn the_outbox_page_cancels_and_retries_every_match() {
         "{page}"
     );
     assert!(
+        page.contains("<th scope=\"col\">Account</th>") && page.contains("<td>node</td>"),
+        "{page}"
+    );
+    assert!(
         !page.contains("action=\"/admin/outbox/retry-all\""),
         "{page}"
     );

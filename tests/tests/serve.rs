@@ -982,6 +982,13 @@ fn outbox_purge_deletes_settled_messages_and_keeps_open_ones() {
         out.contains("Subject: s\r\n") && out.contains("\r\n\r\nx"),
         "{out}"
     );
+    // each line names the way out the message waits for
+    let (code, out, _) = cli(dir.path(), &["outbox", "list", "--account", "sink"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("  queued     ") && out.contains("  via sink  <"),
+        "{out}"
+    );
     // the list's time filters
     let (code, out, _) = cli(
         dir.path(),

@@ -280,6 +280,13 @@ impl MessageRecord {
             .map(|c| c.into_iter().map(|c| c.label).collect())
             .unwrap_or_default()
     }
+
+    /// The way out at the message's chain position: the one it waits for,
+    /// or the one its last try went through (what the list's `account`
+    /// filter matches).
+    pub fn way_out_now(&self) -> Option<String> {
+        self.ways_out().into_iter().nth(self.chain_pos as usize)
+    }
 }
 
 /// One try through one way out.

@@ -409,13 +409,14 @@ async fn outbox_page(st: &AdminState, s: &Session, q: &OutboxQuery, top: String)
             if list.is_empty() {
                 body.push_str("<p>No messages match.</p>");
             } else {
-                body.push_str("<table><thead><tr><th scope=\"col\">Created</th><th scope=\"col\">State</th><th scope=\"col\">To</th><th scope=\"col\">Tenant / user</th><th scope=\"col\">Tries</th><th scope=\"col\">Last error</th></tr></thead><tbody>");
+                body.push_str("<table><thead><tr><th scope=\"col\">Created</th><th scope=\"col\">State</th><th scope=\"col\">Account</th><th scope=\"col\">To</th><th scope=\"col\">Tenant / user</th><th scope=\"col\">Tries</th><th scope=\"col\">Last error</th></tr></thead><tbody>");
                 for m in &list {
                     body.push_str(&format!(
-                        "<tr><td><a href=\"/admin/outbox/{id}\">{created}</a></td><td>{state}</td><td>{to}</td><td>{tenant} / {user}</td><td>{tries}</td><td>{err}</td></tr>",
+                        "<tr><td><a href=\"/admin/outbox/{id}\">{created}</a></td><td>{state}</td><td>{via}</td><td>{to}</td><td>{tenant} / {user}</td><td>{tries}</td><td>{err}</td></tr>",
                         id = url_enc(&m.id),
                         created = esc(&when(m.created_at)),
                         state = esc(m.state.as_str()),
+                        via = esc(m.way_out_now().as_deref().unwrap_or("–")),
                         to = esc(&m.envelope_to.join(", ")),
                         tenant = esc(m.tenant.as_deref().unwrap_or("–")),
                         user = esc(m.user.as_deref().unwrap_or("–")),

@@ -237,10 +237,11 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
                 } else {
                     for m in &list {
                         println!(
-                            "{}  {:<9}  {}  <{}>  to {}{}",
+                            "{}  {:<9}  {}  via {}  <{}>  to {}{}",
                             m.id,
                             m.state.as_str(),
                             when(m.created_at),
+                            m.way_out_now().as_deref().unwrap_or("-"),
                             m.message_id,
                             m.envelope_to.join(", "),
                             m.last_error
