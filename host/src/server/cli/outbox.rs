@@ -27,26 +27,10 @@ pub enum OutboxCommand {
     /// Send a failed, cancelled or deferred message again (now); with
     /// `--all`, every one the filters match (failed ones unless `--state`
     /// says otherwise).
-    Retry {
-        #[arg(required_unless_present = "all")]
-        id: Option<String>,
-        /// Every message the filters match instead of one ID.
-        #[arg(long, conflicts_with = "id")]
-        all: bool,
-        #[command(flatten)]
-        filters: Filters,
-    },
+    Retry(Which),
     /// Do not send a queued or deferred message; with `--all`, every one
     /// the filters match.
-    Cancel {
-        #[arg(required_unless_present = "all")]
-        id: Option<String>,
-        /// Every message the filters match instead of one ID.
-        #[arg(long, conflicts_with = "id")]
-        all: bool,
-        #[command(flatten)]
-        filters: Filters,
-    },
+    Cancel(Which),
     /// Batches (`send-batch`, `POST /v1/batches`), newest first.
     Batches {
         #[arg(long, default_value_t = 20)]
@@ -71,14 +55,29 @@ pub enum OutboxCommand {
     },
 }
 
+/// The messages `retry` and `cancel` move: one ID, or `--all` the filters match.
+#[derive(Debug, Clone, Args)]
+pub struct Which {
+    /// The message's id (`mailhost outbox list` shows them).
+    #[arg(required_unless_present = "all")]
+    id: Option<String>,
+    /// Every message the filters match instead of one ID.
+    #[arg(long, conflicts_with = "id")]
+    all: bool,
+    #[command(flatten)]
+    filters: Filters,
+}
+
 /// Which messages `list`, `retry --all` and `cancel --all` take.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Filters {
     /// queued, sending, sent, deferred, failed or cancelled.
     #[arg(long)]
     state: Option<String>,
+    /// Messages of this tenant.
     #[arg(long)]
     tenant: Option<String>,
+    /// Messages of this user.
     #[arg(long)]
     user: Option<String>,
     /// The account (or a mode's label) a message waits for or last went through.
@@ -204,7 +203,7 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
         };
         let id = match cmd {
             OutboxCommand::Show { id, .. } => Some(id),
-            OutboxCommand::Retry { id, .. } | OutboxCommand::Cancel { id, .. } => id.as_ref(),
+            OutboxCommand::Retry(w) | OutboxCommand::Cancel(w) => w.id.as_ref(),
             _ => None,
         };
         if let Some(Err(e)) = id.map(|id| check_id(id)) {
@@ -357,12 +356,12 @@ pub fn outbox(settings: &Settings, cmd: &OutboxCommand, json: bool) -> u8 {
                     Err(e) => failed(e),
                 }
             }
-            OutboxCommand::Retry { id, all, filters } | OutboxCommand::Cancel { id, all, filters } => {
-                let cancel = matches!(cmd, OutboxCommand::Cancel { .. });
-                let Some(id) = id.as_deref().filter(|_| !*all) else {
-                    return change_all(store, filters, cancel, json).await;
+            OutboxCommand::Retry(w) | OutboxCommand::Cancel(w) => {
+                let cancel = matches!(cmd, OutboxCommand::Cancel(_));
+                let Some(id) = w.id.as_deref().filter(|_| !w.all) else {
+                    return change_all(store, &w.filters, cancel, json).await;
                 };
-                if !filters.is_empty() {
+                if !w.filters.is_empty() {
                     eprintln!("mailhost: --state, --tenant, --user, --account, --since and --until choose messages for --all; give either an ID or --all with them");
                     return exit::USAGE;
                 }
