@@ -1112,6 +1112,15 @@ fn check_refreshes_the_state_the_status_shows() {
     let dead = line("dead");
     assert!(dead.contains("Unable to connect: "), "{dead}");
     assert!(!dead.contains('\r'), "{dead}");
+    // with sending switched off, every account shows Stopped
+    edit(&cfg, "[policy]\n", "[policy]\nenabled = false\n");
+    let (code, out, err) = cli(dir.path(), &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().any(|l| l.trim_start().starts_with("server")
+            && l.contains("Stopped: sending is switched off ([policy] enabled = false)")),
+        "{out}"
+    );
 }
 
 /// `POST /v1/messages/cancel` and `/retry`: every match of the list's
@@ -1215,6 +1224,18 @@ fn sighup_reloads_the_config_and_a_bad_file_changes_nothing() {
     s.signal("-HUP");
     wait_log("reloaded (SIGHUP)", 1);
     assert_problem(&post(), 422, "refused-by-policy");
+    // every account shows Stopped while the kill switch holds the mail
+    let st = s.get("/v1/status");
+    for a in st["accounts"].as_array().unwrap() {
+        assert_eq!(a["state"], "Stopped", "{st:#}");
+        assert!(
+            a["reason"]
+                .as_str()
+                .unwrap()
+                .contains("[policy] enabled = false"),
+            "{st:#}"
+        );
+    }
     // a file that does not validate: its error with file:line, the old config stays
     edit(
         &cfg,

@@ -26,6 +26,32 @@ pub const OPERATING: &str = "Operating";
 /// The persisted connection state of an account that could not be reached.
 pub const UNABLE_TO_CONNECT: &str = "Unable to connect";
 
+/// The state of an account nothing has tried yet.
+pub const NOT_CONNECTED: &str = "Not connected";
+/// The state of every account while the kill switch holds all mail.
+pub const STOPPED: &str = "Stopped";
+
+/// An account's state as `mailhost status`, `/v1/status` and the admin page
+/// show it: `Stopped` while sending is switched off (`[policy] enabled =
+/// false`), else what the service last recorded (`Not connected` when it
+/// recorded nothing). (state, reason, when it was recorded)
+pub fn shown_state(
+    sending_enabled: bool,
+    recorded: Option<&(String, String, i64)>,
+) -> (String, String, Option<i64>) {
+    if !sending_enabled {
+        return (
+            STOPPED.into(),
+            "sending is switched off ([policy] enabled = false)".into(),
+            None,
+        );
+    }
+    match recorded {
+        Some((state, reason, at)) => (state.clone(), reason.clone(), Some(*at)),
+        None => (NOT_CONNECTED.into(), String::new(), None),
+    }
+}
+
 /// The connection state an account check found: `Operating`, or `Unable to
 /// connect` with the failed step (and the server's reply, on one line, cut
 /// at 300 characters) or the error that stopped the check.

@@ -220,10 +220,17 @@ pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
                     .map(|(state, at)| (state, serde_json::Value::from(when(at))))
                     .collect::<serde_json::Map<_, _>>(),
                 "accounts": seen
-                    .into_iter()
-                    .map(|(a, (state, reason, at))| serde_json::json!({
-                        "account": a, "state": state, "reason": reason, "at": when(at)
-                    }))
+                    .iter()
+                    .map(|(a, recorded)| {
+                        let (state, reason, at) = crate::outbox::stats::shown_state(
+                            settings.policy.enabled,
+                            Some(recorded),
+                        );
+                        serde_json::json!({
+                            "account": a, "state": state, "reason": reason,
+                            "at": at.map(when),
+                        })
+                    })
                     .collect::<Vec<_>>(),
                 "waiting": waiting(open),
             }),
@@ -308,7 +315,7 @@ pub fn render_service_status(v: &serde_json::Value) -> String {
     for a in v["accounts"].as_array().into_iter().flatten() {
         let reason = a["reason"].as_str().unwrap_or("");
         out.push_str(&format!(
-            "  {:<16} {}{} (seen {})\n",
+            "  {:<16} {}{}{}\n",
             a["account"].as_str().unwrap_or(""),
             a["state"].as_str().unwrap_or(""),
             if reason.is_empty() {
@@ -316,7 +323,10 @@ pub fn render_service_status(v: &serde_json::Value) -> String {
             } else {
                 format!(": {reason}")
             },
-            a["at"].as_str().unwrap_or("")
+            a["at"]
+                .as_str()
+                .map(|at| format!(" (seen {at})"))
+                .unwrap_or_default()
         ));
     }
     let waiting: Vec<String> = v["waiting"]

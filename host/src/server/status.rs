@@ -79,15 +79,16 @@ pub(super) async fn status(
         .accounts
         .values()
         .map(|a| {
-            let s = seen.get(&a.name);
+            let (state, reason, updated_at) = crate::outbox::stats::shown_state(
+                engine.settings().policy.enabled,
+                seen.get(&a.name),
+            );
             AccountView {
                 account: a.name.clone(),
                 plugin: a.plugin.clone(),
-                state: s
-                    .map(|s| s.0.clone())
-                    .unwrap_or_else(|| super::admin::NOT_CONNECTED.into()),
-                reason: s.map(|s| s.1.clone()).unwrap_or_default(),
-                updated_at: s.map(|s| s.2),
+                state,
+                reason,
+                updated_at,
                 max_per_minute: a.max_per_minute,
                 waiting: open.get(&a.name).cloned().unwrap_or_default(),
             }

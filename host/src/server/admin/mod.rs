@@ -18,7 +18,6 @@ mod accounts;
 pub(crate) mod edit;
 mod policy;
 mod status;
-pub(crate) use status::NOT_CONNECTED;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -16,8 +16,6 @@ use crate::outbox::{now_ms, Change, ListFilter, State, Store};
 
 /// The state shown while a check runs.
 pub const CONNECTING: &str = "Connection in progress";
-/// The state of an account nothing has tried yet.
-pub const NOT_CONNECTED: &str = "Not connected";
 
 #[derive(Debug)]
 pub(crate) struct AccountRow {
@@ -49,15 +47,16 @@ async fn rows(st: &AdminState) -> Result<StatusRows, String> {
         .accounts
         .values()
         .map(|a| {
-            let s = seen.get(&a.name);
+            let (state, reason, at) = crate::outbox::stats::shown_state(
+                engine.settings().policy.enabled,
+                seen.get(&a.name),
+            );
             AccountRow {
                 account: a.name.clone(),
                 plugin: a.plugin.clone(),
-                state: s
-                    .map(|s| s.0.clone())
-                    .unwrap_or_else(|| NOT_CONNECTED.into()),
-                reason: s.map(|s| s.1.clone()).unwrap_or_default(),
-                since: s.map(|s| when(s.2)).unwrap_or_default(),
+                state,
+                reason,
+                since: at.map(when).unwrap_or_default(),
             }
         })
         .collect();
