@@ -1112,6 +1112,15 @@ fn check_refreshes_the_state_the_status_shows() {
     let dead = line("dead");
     assert!(dead.contains("Unable to connect: "), "{dead}");
     assert!(!dead.contains('\r'), "{dead}");
+    // an account removed from the config is no longer listed
+    edit(
+        &cfg,
+        "[accounts.dead]\nplugin = \"smtp\"\nfrom = \"erp@example.com\"\nhost = \"127.0.0.1\"\nport = 1\nsecurity = \"none\"\n\n",
+        "",
+    );
+    let (code, out, err) = cli(dir.path(), &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("Unable to connect"), "{out}");
     // with sending switched off, every account shows Stopped
     edit(&cfg, "[policy]\n", "[policy]\nenabled = false\n");
     let (code, out, err) = cli(dir.path(), &["status"]);

@@ -219,8 +219,10 @@ pub fn service_status(settings: &Settings) -> Option<serde_json::Value> {
                     .into_iter()
                     .map(|(state, at)| (state, serde_json::Value::from(when(at))))
                     .collect::<serde_json::Map<_, _>>(),
+                // Accounts removed from the config since are not shown.
                 "accounts": seen
                     .iter()
+                    .filter(|(a, _)| settings.accounts.contains_key(*a))
                     .map(|(a, recorded)| {
                         let (state, reason, at) = crate::outbox::stats::shown_state(
                             settings.policy.enabled,
