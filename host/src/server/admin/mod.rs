@@ -16,6 +16,7 @@
 
 mod accounts;
 pub(crate) mod edit;
+mod outbox;
 mod policy;
 mod status;
 
@@ -100,12 +101,12 @@ pub fn router<S: Clone + Send + Sync + 'static>(app: Shared) -> Router<S> {
         .route("/admin/assets/admin.js", get(js))
         .route("/admin/status", get(status::show))
         .route("/admin/status/{name}/refresh", post(status::refresh))
-        .route("/admin/outbox", get(status::outbox))
-        .route("/admin/outbox/retry-all", post(status::retry_all))
-        .route("/admin/outbox/cancel-all", post(status::cancel_all))
-        .route("/admin/outbox/{id}", get(status::message))
-        .route("/admin/outbox/{id}/retry", post(status::retry))
-        .route("/admin/outbox/{id}/cancel", post(status::cancel))
+        .route("/admin/outbox", get(outbox::outbox))
+        .route("/admin/outbox/retry-all", post(outbox::retry_all))
+        .route("/admin/outbox/cancel-all", post(outbox::cancel_all))
+        .route("/admin/outbox/{id}", get(outbox::message))
+        .route("/admin/outbox/{id}/retry", post(outbox::retry))
+        .route("/admin/outbox/{id}/cancel", post(outbox::cancel))
         .route("/admin/accounts", get(accounts::list))
         .route("/admin/accounts/new", get(accounts::new_form))
         .route("/admin/oauth/{name}/token", post(accounts::oauth_token))

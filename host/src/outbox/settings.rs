@@ -1,0 +1,112 @@
+//! `[outbox]` in the config: where the outbox is, and how the service's
+//! workers, batches and retention use it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{retention, worker};
+
+/// `[outbox]` in the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// A SQLite file (relative to the config's directory) or a `postgres://`
+    /// URL; `env:NAME` / `file:PATH` references work (a URL may hold a
+    /// password). Default: `outbox.db` beside the config.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Plugin calls in flight at once per process (default 8).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Plugin calls in flight at once per account and process (default 4).
+    #[serde(default)]
+    pub per_account: Option<usize>,
+    /// How long a claim holds a message before another process may take it (default 120).
+    #[serde(default)]
+    pub lease_secs: Option<u64>,
+    /// How long one way out is retried after temporary failures before the
+    /// next way out is tried (default 86400).
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+    /// How long a stopping service waits for sends in flight (default 30).
+    #[serde(default)]
+    pub drain_secs: Option<u64>,
+    /// Messages per minute of one batch (`send-batch`, `POST /v1/batches`)
+    /// unless the batch names its own rate; 0 = not paced (default 60).
+    #[serde(default)]
+    pub batch_per_minute: Option<u32>,
+    /// Days a sent, failed or cancelled message is kept after its last
+    /// change; 0 = for good (default 30).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+/// The default of `[outbox] batch_per_minute`.
+pub const DEFAULT_BATCH_PER_MINUTE: u32 = 60;
+/// The highest batch rate: 1,000 a second.
+pub const MAX_BATCH_PER_MINUTE: u32 = 60_000;
+
+impl OutboxSettings {
+    /// The database to open: a `postgres://` URL or a SQLite path.
+    pub fn location(&self, base_dir: &std::path::Path) -> Result<String, String> {
+        let Some(db) = &self.database else {
+            return Ok(base_dir.join("outbox.db").display().to_string());
+        };
+        let db = crate::secrets::resolve(db, Some(base_dir))
+            .map_err(|e| format!("[outbox] database: {}", e.message()))?;
+        if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            return Ok(db);
+        }
+        let p = std::path::Path::new(&db);
+        Ok(if p.is_relative() {
+            base_dir.join(p).display().to_string()
+        } else {
+            db
+        })
+    }
+
+    /// The worker's settings; backoff from `[policy]`.
+    pub fn worker(
+        &self,
+        owner: String,
+        policy: &crate::config::PolicySettings,
+    ) -> worker::WorkerConfig {
+        let mut w = worker::WorkerConfig::new(owner);
+        if let Some(n) = self.concurrency {
+            w.concurrency = n.max(1);
+        }
+        if let Some(n) = self.per_account {
+            w.per_account = n.max(1);
+        }
+        if let Some(s) = self.lease_secs {
+            w.lease = Duration::from_secs(s.max(3));
+        }
+        if let Some(s) = self.max_age_secs {
+            w.max_age = Duration::from_secs(s);
+        }
+        w.retention_days = self.retention_days();
+        w.initial_backoff = Duration::from_millis(policy.initial_backoff_ms.max(1));
+        w.max_backoff =
+            Duration::from_millis(policy.max_backoff_ms.max(policy.initial_backoff_ms).max(1));
+        w
+    }
+
+    /// A batch's rate when it names none.
+    pub fn batch_rate(&self) -> u32 {
+        self.batch_per_minute.unwrap_or(DEFAULT_BATCH_PER_MINUTE)
+    }
+
+    /// Days settled messages are kept (None: for good).
+    pub fn retention_days(&self) -> Option<u32> {
+        Some(
+            self.retention_days
+                .unwrap_or(retention::DEFAULT_RETENTION_DAYS),
+        )
+        .filter(|d| *d > 0)
+    }
+
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_secs.unwrap_or(30))
+    }
+}

@@ -1,0 +1,362 @@
+//! The outbox on the admin page: messages with filters, a message's
+//! attempts, retry and cancel, one at a time or every match.
+
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::{
+    csrf_field, esc, field, notice, page, url_enc, when, AdminState, Denied, Nav, Session,
+};
+use crate::outbox::{now_ms, Change, ListFilter, State, Store};
+
+#[derive(Debug, Deserialize)]
+pub(super) struct OutboxQuery {
+    state: Option<String>,
+    account: Option<String>,
+    tenant: Option<String>,
+    user: Option<String>,
+}
+
+/// `GET /admin/outbox?state=&account=&tenant=&user=`
+pub(super) async fn outbox(
+    AxState(st): AxState<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<OutboxQuery>,
+) -> Result<Html<String>, Denied> {
+    let s = st.session(&headers)?;
+    Ok(outbox_page(&st, &s, &q, String::new()).await)
+}
+
+/// The outbox page for the filters `q`, with `top` (a notice) first.
+async fn outbox_page(st: &AdminState, s: &Session, q: &OutboxQuery, top: String) -> Html<String> {
+    let engine = st.engine();
+    let nonempty = |v: &Option<String>| v.clone().filter(|x| !x.is_empty());
+    let state = nonempty(&q.state);
+    let account = nonempty(&q.account);
+    let mut body = top;
+    let parsed = match state.as_deref() {
+        None => None,
+        Some(x) => match State::parse(x) {
+            Some(v) => Some(v),
+            None => {
+                body.push_str(&notice(
+                    false,
+                    &format!("Unknown state <code>{}</code>.", esc(x)),
+                ));
+                None
+            }
+        },
+    };
+    // The filter form.
+    let opt = |v: &str, cur: Option<&str>| {
+        format!(
+            "<option value=\"{v}\"{}>{}</option>",
+            if cur == Some(v) { " selected" } else { "" },
+            if v.is_empty() { "any" } else { v }
+        )
+    };
+    let mut states = String::new();
+    for v in [
+        "",
+        "queued",
+        "sending",
+        "sent",
+        "deferred",
+        "failed",
+        "cancelled",
+    ] {
+        states.push_str(&opt(v, Some(state.as_deref().unwrap_or(""))));
+    }
+    let mut accounts = opt("", Some(account.as_deref().unwrap_or("")));
+    for a in engine.settings().accounts.keys() {
+        accounts.push_str(&format!(
+            "<option value=\"{n}\"{sel}>{n}</option>",
+            n = esc(a),
+            sel = if account.as_deref() == Some(a.as_str()) {
+                " selected"
+            } else {
+                ""
+            }
+        ));
+    }
+    body.push_str(&format!(
+        "<form method=\"get\" action=\"/admin/outbox\" class=\"filters\"><div class=\"field\"><label for=\"f-state\">State</label><select id=\"f-state\" name=\"state\">{states}</select></div><div class=\"field\"><label for=\"f-account\">Account</label><select id=\"f-account\" name=\"account\">{accounts}</select></div><div class=\"field\"><label for=\"f-tenant\">Tenant</label><input type=\"text\" id=\"f-tenant\" name=\"tenant\" value=\"{t}\"></div><div class=\"field\"><label for=\"f-user\">User</label><input type=\"text\" id=\"f-user\" name=\"user\" value=\"{u}\"></div><div class=\"actions\"><button type=\"submit\">Filter</button></div></form>",
+        t = esc(q.tenant.as_deref().unwrap_or("")),
+        u = esc(q.user.as_deref().unwrap_or("")),
+    ));
+    let filter = ListFilter {
+        state: parsed,
+        tenant: nonempty(&q.tenant),
+        user: nonempty(&q.user),
+        account: account.clone(),
+        before: None,
+        limit: 200,
+        ..Default::default()
+    };
+    // Every message the filters match, at once (after an outage), for a
+    // state that allows the move.
+    if let Some(state) = parsed {
+        let hidden = |name: &str, v: &Option<String>| {
+            format!(
+                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                esc(v.as_deref().unwrap_or(""))
+            )
+        };
+        let fields = format!(
+            "{}{}{}{}{}",
+            csrf_field(s),
+            hidden("state", &Some(state.as_str().to_string())),
+            hidden("account", &account),
+            hidden("tenant", &nonempty(&q.tenant)),
+            hidden("user", &nonempty(&q.user)),
+        );
+        let mut actions = String::new();
+        if matches!(state, State::Failed | State::Cancelled | State::Deferred) {
+            actions.push_str(&format!(
+                "<form method=\"post\" action=\"/admin/outbox/retry-all\" data-confirm=\"Send every {st} message that matches these filters again, now?\">{fields}<button type=\"submit\" class=\"primary\">Retry every match</button></form>",
+                st = state.as_str()
+            ));
+        }
+        if matches!(state, State::Queued | State::Deferred) {
+            actions.push_str(&format!(
+                "<form method=\"post\" action=\"/admin/outbox/cancel-all\" data-confirm=\"Cancel every {st} message that matches these filters? They will not be sent.\">{fields}<button type=\"submit\" class=\"danger\">Cancel every match</button></form>",
+                st = state.as_str()
+            ));
+        }
+        if !actions.is_empty() {
+            body.push_str(&format!("<div class=\"actions\">{actions}</div>"));
+        }
+    }
+    match st.app.outbox.store().list(&filter).await {
+        Err(e) => body.push_str(&notice(
+            false,
+            &esc(&format!("the outbox cannot be read: {e}")),
+        )),
+        Ok(list) => {
+            if list.is_empty() {
+                body.push_str("<p>No messages match.</p>");
+            } else {
+                body.push_str("<table><thead><tr><th scope=\"col\">Created</th><th scope=\"col\">State</th><th scope=\"col\">Account</th><th scope=\"col\">To</th><th scope=\"col\">Tenant / user</th><th scope=\"col\">Tries</th><th scope=\"col\">Last error</th></tr></thead><tbody>");
+                for m in &list {
+                    body.push_str(&format!(
+                        "<tr><td><a href=\"/admin/outbox/{id}\">{created}</a></td><td>{state}</td><td>{via}</td><td>{to}</td><td>{tenant} / {user}</td><td>{tries}</td><td>{err}</td></tr>",
+                        id = url_enc(&m.id),
+                        created = esc(&when(m.created_at)),
+                        state = esc(m.state.as_str()),
+                        via = esc(m.way_out_now().as_deref().unwrap_or("–")),
+                        to = esc(&m.envelope_to.join(", ")),
+                        tenant = esc(m.tenant.as_deref().unwrap_or("–")),
+                        user = esc(m.user.as_deref().unwrap_or("–")),
+                        tries = m.attempts_count,
+                        err = esc(m.last_error.as_deref().unwrap_or("")),
+                    ));
+                }
+                body.push_str("</tbody></table>");
+            }
+        }
+    }
+    page(s, Nav::Status, "Outbox", &body)
+}
+
+async fn message_page(st: &AdminState, s: &Session, id: &str, top: &str) -> Html<String> {
+    let mut body = String::from(top);
+    match st.app.outbox.store().get(id).await {
+        Err(e) => body.push_str(&notice(
+            false,
+            &esc(&format!("the outbox cannot be read: {e}")),
+        )),
+        Ok(None) => body.push_str(&notice(
+            false,
+            &format!("No message <code>{}</code>.", esc(id)),
+        )),
+        Ok(Some((m, attempts))) => {
+            body.push_str(&format!(
+                "<dl><dt>Id</dt><dd><code>{}</code></dd><dt>Message-ID</dt><dd><code>{}</code></dd><dt>State</dt><dd id=\"message-state\">{}</dd><dt>From</dt><dd>{}</dd><dt>To</dt><dd>{}</dd><dt>Created</dt><dd>{}</dd><dt>Next try</dt><dd>{}</dd></dl>",
+                esc(&m.id),
+                esc(&m.message_id),
+                esc(m.state.as_str()),
+                esc(&m.envelope_from),
+                esc(&m.envelope_to.join(", ")),
+                esc(&when(m.created_at)),
+                esc(&when(m.next_attempt_at)),
+            ));
+            body.push_str("<div class=\"actions\">");
+            let u = url_enc(&m.id);
+            if matches!(m.state, State::Failed | State::Cancelled | State::Deferred) {
+                body.push_str(&format!(
+                    "<form method=\"post\" action=\"/admin/outbox/{u}/retry\">{}<button type=\"submit\" class=\"primary\">Retry now</button></form>",
+                    csrf_field(s)
+                ));
+            }
+            if matches!(m.state, State::Queued | State::Deferred) {
+                body.push_str(&format!(
+                    "<form method=\"post\" action=\"/admin/outbox/{u}/cancel\" data-confirm=\"Cancel this message? It will not be sent.\">{}<button type=\"submit\" class=\"danger\">Cancel message</button></form>",
+                    csrf_field(s)
+                ));
+            }
+            body.push_str("</div><h2>Attempts</h2>");
+            if attempts.is_empty() {
+                body.push_str("<p>None yet.</p>");
+            } else {
+                body.push_str("<table><thead><tr><th scope=\"col\">When</th><th scope=\"col\">Way out</th><th scope=\"col\">Outcome</th><th scope=\"col\">Code</th><th scope=\"col\">Server said</th></tr></thead><tbody>");
+                for a in &attempts {
+                    body.push_str(&format!(
+                        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                        esc(&when(a.at)),
+                        esc(&a.candidate),
+                        esc(&a.class),
+                        esc(a.code.as_deref().unwrap_or("")),
+                        esc(&a.text)
+                    ));
+                }
+                body.push_str("</tbody></table>");
+            }
+        }
+    }
+    body.push_str("<p><a href=\"/admin/outbox\">Back to the outbox</a></p>");
+    page(s, Nav::Status, "Message", &body)
+}
+
+/// `GET /admin/outbox/{id}`
+pub(super) async fn message(
+    AxState(st): AxState<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Html<String>, Denied> {
+    let s = st.session(&headers)?;
+    Ok(message_page(&st, &s, &id, "").await)
+}
+
+async fn change(
+    st: AdminState,
+    headers: HeaderMap,
+    id: String,
+    form: Vec<(String, String)>,
+    cancel: bool,
+) -> Result<Response, Denied> {
+    let s = st.post_session(&headers, field(&form, "csrf"))?;
+    let store = st.app.outbox.store();
+    let r = if cancel {
+        store.cancel(&id, now_ms()).await
+    } else {
+        store.retry(&id, now_ms()).await
+    };
+    let top = match r {
+        Ok(Change::Done(_)) => {
+            tracing::info!(
+                "admin: token `{}` {} message {id}",
+                s.token,
+                if cancel { "cancelled" } else { "retried" }
+            );
+            return Ok(Redirect::to(&format!("/admin/outbox/{}", url_enc(&id))).into_response());
+        }
+        Ok(Change::NotFound) => notice(false, &format!("No message <code>{}</code>.", esc(&id))),
+        Ok(Change::NotAllowed(state)) => {
+            notice(
+                false,
+                &esc(&if cancel {
+                    format!("The message is {state}: only queued or deferred messages can be cancelled.")
+                } else {
+                    format!("The message is {state}: only failed, cancelled or deferred messages can be retried.")
+                }),
+            )
+        }
+        Err(e) => notice(false, &esc(&format!("the outbox cannot be changed: {e}"))),
+    };
+    Ok(message_page(&st, &s, &id, &top).await.into_response())
+}
+
+pub(super) async fn retry(
+    AxState(st): AxState<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, Denied> {
+    change(st, headers, id, form, false).await
+}
+
+pub(super) async fn cancel(
+    AxState(st): AxState<AdminState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, Denied> {
+    change(st, headers, id, form, true).await
+}
+
+/// `POST /admin/outbox/retry-all` and `/cancel-all`: every message the
+/// form's filters match (its state must allow the move), then the outbox
+/// page with those filters and how many moved.
+async fn change_all(
+    st: AdminState,
+    headers: HeaderMap,
+    form: Vec<(String, String)>,
+    cancel: bool,
+) -> Result<Response, Denied> {
+    let s = st.post_session(&headers, field(&form, "csrf"))?;
+    let get = |k: &str| {
+        field(&form, k)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let q = OutboxQuery {
+        state: get("state"),
+        account: get("account"),
+        tenant: get("tenant"),
+        user: get("user"),
+    };
+    let state = q.state.as_deref().and_then(State::parse);
+    let top = match state.filter(|s| crate::outbox::movable(cancel).contains(s)) {
+        None => notice(false, "Choose a state that allows it first (retry: failed, cancelled or deferred; cancel: queued or deferred)."),
+        Some(state) => {
+            let f = ListFilter {
+                state: Some(state),
+                account: q.account.clone(),
+                tenant: q.tenant.clone(),
+                user: q.user.clone(),
+                ..Default::default()
+            };
+            match st.app.outbox.store().change_matching(&f, cancel, now_ms()).await {
+                Ok(n) => {
+                    tracing::info!(
+                        "admin: token `{}` {} {n} {state} message(s) (account {:?}, tenant {:?}, user {:?})",
+                        s.token,
+                        if cancel { "cancelled" } else { "retried" },
+                        f.account,
+                        f.tenant,
+                        f.user
+                    );
+                    notice(
+                        true,
+                        &format!(
+                            "{n} {state} message(s) {}.",
+                            if cancel { "cancelled" } else { "queued to be sent again" }
+                        ),
+                    )
+                }
+                Err(e) => notice(false, &esc(&format!("the outbox cannot be changed: {e}"))),
+            }
+        }
+    };
+    // The same filters again: what is left in that state.
+    Ok(outbox_page(&st, &s, &q, top).await.into_response())
+}
+
+pub(super) async fn retry_all(
+    AxState(st): AxState<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, Denied> {
+    change_all(st, headers, form, false).await
+}
+
+pub(super) async fn cancel_all(
+    AxState(st): AxState<AdminState>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, Denied> {
+    change_all(st, headers, form, true).await
+}
