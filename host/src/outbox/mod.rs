@@ -47,6 +47,12 @@ pub use settings::{OutboxSettings, DEFAULT_BATCH_PER_MINUTE, MAX_BATCH_PER_MINUT
 pub use step::{LaneStep, PendingStep};
 pub use store::{AnyStore, Store};
 
+/// Whether `id` has the shape of an id the outbox makes (a UUID: hex digits
+/// and dashes, at most 64 characters), so anything else is not looked up.
+pub fn could_be_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()

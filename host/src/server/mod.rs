@@ -483,7 +483,7 @@ fn submit_problem(e: SubmitError) -> Problem {
 /// An id that cannot be one of ours (`what`: "message", "batch") is not
 /// found, without asking the database.
 pub(crate) fn bad_id(what: &str, id: &str) -> Result<(), Problem> {
-    if id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+    if !crate::outbox::could_be_id(id) {
         return Err(Problem::not_found(format!("no {what} `{id}`")));
     }
     Ok(())

@@ -176,7 +176,7 @@ fn shown(s: &str) -> String {
 
 /// A message id as the outbox makes them (a UUID); `Err` is the error line.
 fn check_id(id: &str) -> Result<(), String> {
-    if id.len() <= 64 && !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+    if crate::outbox::could_be_id(id) {
         return Ok(());
     }
     Err(format!(
