@@ -145,6 +145,24 @@ impl Service {
         ctype: Option<&str>,
         body: Vec<u8>,
     ) -> (u16, String, Value) {
+        let (status, headers, v) = self.call_with_headers(method, path, token, ctype, body);
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, ct, v)
+    }
+
+    /// [`Service::call`] with every header of the answer.
+    pub fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        ctype: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -169,15 +187,10 @@ impl Service {
                 .await
                 .unwrap_or_else(|e| panic!("{method} {path}: {e}; log:\n{}", self.log()));
             let status = resp.status().as_u16();
-            let ct = resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
+            let headers = resp.headers().clone();
             let bytes = resp.bytes().await.expect("the response body");
             let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            (status, ct, v)
+            (status, headers, v)
         })
     }
 

@@ -672,15 +672,21 @@ fn the_api_queues_shows_lists_and_cancels_batches() {
     let (subject, _, html) = delivered(&rcpts[0]);
     assert_eq!(subject, "Order 1");
     assert_eq!(html.as_deref(), Some("<p>a&lt;b</p>"));
-    // the same idempotency key: the first batch, nothing new
-    let again = s.post(
+    // the same idempotency key: the first batch, nothing new; Location
+    // names where its progress is
+    let again = s.call_with_headers(
+        "POST",
         "/v1/batches",
-        "application/json",
+        Some(TOKEN),
+        Some("application/json"),
         serde_json::to_vec(&body).unwrap(),
     );
     assert_eq!(again.0, 202, "{:#}", again.2);
     assert_eq!(again.2["id"], id.as_str());
     assert_eq!(again.2["duplicate"], true);
+    let location = again.1["location"].to_str().unwrap();
+    assert_eq!(location, format!("/v1/batches/{id}"));
+    assert_eq!(s.get(location)["done"], true);
     // listed for its tenant; "not found" for another tenant's token
     let list = s.get("/v1/batches");
     assert_eq!(list["batches"][0]["id"], id.as_str(), "{list:#}");

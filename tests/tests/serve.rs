@@ -348,11 +348,21 @@ fn delivery_faults_and_idempotency_through_the_api() {
     assert_eq!(r.2["duplicate"], false);
     let id = r.2["id"].as_str().unwrap().to_string();
     let message_id = r.2["message_id"].as_str().unwrap().to_string();
-    // the same key again: the first id, nothing new
-    let again = s.post_json(Some(ERP_TOKEN), &body);
+    // the same key again: the first id, nothing new; Location names the
+    // first message
+    let again = s.call_with_headers(
+        "POST",
+        "/v1/messages",
+        Some(ERP_TOKEN),
+        Some("application/json"),
+        serde_json::to_vec(&body).unwrap(),
+    );
     assert_eq!(again.0, 202, "{:#}", again.2);
     assert_eq!(again.2["id"], id.as_str());
     assert_eq!(again.2["duplicate"], true);
+    let location = again.1["location"].to_str().unwrap();
+    assert_eq!(location, format!("/v1/messages/{id}"));
+    assert_eq!(s.get(location)["id"], id.as_str());
     let m = s.wait_for(&id, "sent", |m| m["state"] == "sent");
     assert_eq!(m["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(m["attempts"][0]["class"], "ok");
@@ -1568,6 +1578,14 @@ fn the_openapi_document_lists_routes_the_service_answers() {
         "/v1/openapi.json",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
+    }
+    // A 202 says where to follow what it accepted.
+    for p in ["/v1/messages", "/v1/batches"] {
+        let accepted = &paths[p]["post"]["responses"]["202"];
+        assert!(
+            accepted["headers"]["Location"].is_object(),
+            "{p}: 202 without Location: {accepted:#}"
+        );
     }
     // Every documented operation reaches a handler (never the fallback).
     for (p, ops) in paths {

@@ -240,7 +240,8 @@ fn json_rows(
         )
     ),
     responses(
-        (status = 202, description = "Queued durably (every message committed)", body = Accepted),
+        (status = 202, description = "Queued durably (every message committed)", body = Accepted,
+            headers(("Location" = String, description = "The batch's progress: `/v1/batches/{id}`"))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
@@ -384,8 +385,10 @@ pub(super) async fn create(
     } else {
         total
     };
+    let location = format!("/v1/batches/{}", e.id);
     Ok((
         StatusCode::ACCEPTED,
+        [(axum::http::header::LOCATION, location)],
         Json(Accepted {
             id: e.id,
             total,

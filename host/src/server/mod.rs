@@ -215,7 +215,8 @@ struct Accepted {
         )
     ),
     responses(
-        (status = 202, description = "Committed to the outbox", body = Accepted),
+        (status = 202, description = "Committed to the outbox", body = Accepted,
+            headers(("Location" = String, description = "The message's state: `/v1/messages/{id}`"))),
         (status = 400, response = openapi::BadRequest),
         (status = 401, response = openapi::Unauthorized),
         (status = 403, response = openapi::Forbidden),
@@ -249,7 +250,13 @@ async fn create(
     }
     let (routing, content) = read_submission(&app, query, &headers, body).await?;
     let accepted = accept(&app, &who, routing, content).await?;
-    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+    let location = format!("/v1/messages/{}", accepted.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(axum::http::header::LOCATION, location)],
+        Json(accepted),
+    )
+        .into_response())
 }
 
 /// The submission in a `POST /v1/messages` (or `/v1/compose`) request:
