@@ -316,6 +316,20 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
         Vec::new(),
     );
     assert_problem(&r, 404, "not-found");
+    // a huge or hostile id: not found, and the answer shows a short, escaped
+    // piece of it
+    for path in [
+        format!("/v1/messages/{}%1B%5B2J%0D%0A", "f".repeat(4000)),
+        format!("/v1/batches/{}%00", "x".repeat(4000)),
+    ] {
+        let r = s.call("GET", &path, Some(OPS_TOKEN), None, Vec::new());
+        assert_problem(&r, 404, "not-found");
+        let detail = r.2["detail"].as_str().unwrap();
+        assert!(
+            detail.len() < 120 && !detail.chars().any(char::is_control),
+            "{detail}"
+        );
+    }
     assert_problem(
         &s.call("GET", "/v2/nothing", Some(OPS_TOKEN), None, Vec::new()),
         404,

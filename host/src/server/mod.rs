@@ -491,7 +491,10 @@ fn submit_problem(e: SubmitError) -> Problem {
 /// found, without asking the database.
 pub(crate) fn bad_id(what: &str, id: &str) -> Result<(), Problem> {
     if !crate::outbox::could_be_id(id) {
-        return Err(Problem::not_found(format!("no {what} `{id}`")));
+        return Err(Problem::not_found(format!(
+            "no {what} `{}`",
+            crate::outbox::shown(id)
+        )));
     }
     Ok(())
 }

@@ -154,24 +154,9 @@ pub(crate) fn parse_when(s: &str) -> Result<i64, String> {
         .map_err(|_| {
             format!(
                 "`{}` is not a time; write it like 2026-11-30T08:00:00Z (RFC 3339) or as milliseconds since 1970",
-                shown(s)
+                crate::outbox::shown(s)
             )
         })
-}
-
-/// At most 40 characters of something a user typed, control characters
-/// escaped: for an error line.
-fn shown(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(40)
-        .collect::<String>()
-        .escape_debug()
-        .collect();
-    if s.chars().nth(40).is_some() {
-        out.push('…');
-    }
-    out
 }
 
 /// A message id as the outbox makes them (a UUID); `Err` is the error line.
@@ -181,7 +166,7 @@ fn check_id(id: &str) -> Result<(), String> {
     }
     Err(format!(
         "`{}` is not a message id (they look like 01a22d8b-6384-71d4-9038-5ceafac0b535; `mailhost outbox list` shows them)",
-        shown(id)
+        crate::outbox::shown(id)
     ))
 }
 
