@@ -43,6 +43,7 @@ macro_rules! out {
         let _ = o.flush();
     }};
 }
+pub(crate) use {errln, out, outln};
 
 mod account;
 mod message;
@@ -163,6 +164,9 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Check the config file; every mistake with file:line:col.
     Validate,
+    /// Write the embedded default config to a file to start from (`--config`,
+    /// else $MAILHOST_CONFIG, else ./mailhost.toml); never overwrites.
+    Init,
 }
 
 #[derive(Debug, Subcommand)]
@@ -347,6 +351,56 @@ fn report_settings(
     }
 }
 
+/// `mailhost config init`: the embedded default as a file to edit, with a
+/// header that says where it came from (mode 0600: it will hold token hashes
+/// and secret references).
+fn config_init(cli: &Cli) -> u8 {
+    let path = cli
+        .config
+        .clone()
+        .or_else(|| {
+            std::env::var_os("MAILHOST_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(Into::into)
+        })
+        .unwrap_or_else(|| "mailhost.toml".into());
+    let shown = path.display();
+    if path.exists() {
+        return fail(
+            cli,
+            exit::USAGE,
+            "usage",
+            &format!("{shown} exists; nothing was written (remove it first, or name another file with --config)"),
+            None,
+        );
+    }
+    let text = config::init_text();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            let e = format!(
+                "cannot make the folder {}: {e}; nothing was written",
+                dir.display()
+            );
+            return fail(cli, exit::CONFIG, "config", &e, None);
+        }
+    }
+    if let Err(e) = crate::server::admin::edit::write_private(&path, &text) {
+        return fail(
+            cli,
+            exit::CONFIG,
+            "config",
+            &format!("{e}; nothing was written"),
+            None,
+        );
+    }
+    if cli.json {
+        print_json(&serde_json::json!({"written": shown.to_string()}));
+    } else {
+        outln!("{shown}: written (one pickup account writing .eml files into ./outbox beside it); edit it, then `mailhost config validate`");
+    }
+    exit::OK
+}
+
 fn dispatch(cli: &Cli) -> u8 {
     if let Command::Plugin(a) = &cli.command {
         return plugins::cmd_plugin(cli, a);
@@ -354,6 +408,13 @@ fn dispatch(cli: &Cli) -> u8 {
     if let Command::Discover(a) = &cli.command {
         // needs neither plugins nor a config
         return crate::discover::cmd(a, cli.json);
+    }
+    if let Command::Config {
+        command: ConfigCommand::Init,
+    } = &cli.command
+    {
+        // needs neither plugins nor a config that loads
+        return config_init(cli);
     }
     if let Command::CheckForServe = &cli.command {
         return serve_check::check_for_serve(cli);
@@ -372,7 +433,9 @@ fn dispatch(cli: &Cli) -> u8 {
         } => plugins::cmd_plugin_settings(cli, &plugins, name),
         Command::Plugins { settings: None } => plugins::cmd_plugins(cli, &plugins),
         // The service (crate::server::cli).
-        Command::ApiToken(a) => crate::server::cli::api_token(a),
+        Command::ApiToken(a) => {
+            crate::server::cli::api_token(cli.config.as_deref(), &plugins, a, cli.json)
+        }
         Command::Outbox { command } => match load_settings(cli, &plugins) {
             Ok(s) => crate::server::cli::outbox(&s, command, cli.json),
             Err(code) => code,

@@ -507,3 +507,89 @@ fn checks_found_valid_are_remembered_and_mistakes_are_always_reported() {
         .success();
     assert!(!off.exists());
 }
+
+/// From nothing to a service config: `config init` writes the embedded
+/// default (never over a file), `api-token --add` puts a token's hash in it.
+#[test]
+fn config_init_and_api_token_add_write_a_config_and_refuse_to_clobber() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = d.join("mailhost.toml");
+    // no file yet: nothing to add to
+    mailhost(d)
+        .args(["api-token", "erp", "--add"])
+        .assert()
+        .code(78)
+        .stderr(predicate::str::contains("mailhost config init"));
+    mailhost(d)
+        .args(["config", "init"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("mailhost.toml: written"));
+    let first = std::fs::read_to_string(&cfg).unwrap();
+    assert!(first.starts_with("# mailhost configuration, written by `mailhost config init`"));
+    assert!(first.contains("[accounts.local]"), "{first}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&cfg).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+    }
+    mailhost(d).args(["config", "validate"]).assert().success();
+    // never over an existing file
+    mailhost(d)
+        .args(["config", "init"])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("exists; nothing was written"));
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), first);
+    // a name that is not a bare key, an unknown scope: refused, escaped
+    for args in [
+        vec!["api-token", "a]b\u{1b}[2J", "--add"],
+        vec!["api-token", "erp", "--scope", "root\u{7}", "--add"],
+    ] {
+        let out = mailhost(d)
+            .args(&args)
+            .assert()
+            .code(64)
+            .get_output()
+            .clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err}");
+    }
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), first);
+    // added: the token on stdout alone, its hash in the file, comments kept
+    let out = mailhost(d)
+        .args(["api-token", "erp", "--add", "--scope", "send"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let token = String::from_utf8(out.stdout).unwrap();
+    let token = token.trim_end();
+    assert!(token.starts_with("mh_") && !token.contains(char::is_whitespace));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.starts_with(&first), "{text}");
+    assert!(
+        text.contains("[api.tokens.erp]") && !text.contains(token),
+        "{text}"
+    );
+    assert!(text.contains(&mailhost::server::auth::hash_token(token)));
+    mailhost(d).args(["config", "validate"]).assert().success();
+    // printed, not added: TOML whatever the binding's text
+    let out = mailhost(d)
+        .args(["--json", "api-token", "x", "--user", "o\"dd]"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t: toml::Value = toml::from_str(v["toml"].as_str().unwrap()).unwrap();
+    assert_eq!(t["api"]["tokens"]["x"]["users"][0].as_str(), Some("o\"dd]"));
+    assert!(v["token"].as_str().unwrap().starts_with("mh_"));
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        text,
+        "printing writes nothing"
+    );
+}

@@ -30,6 +30,22 @@ pub use validate::{toml_to_json, validate};
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/mailhost.toml");
 pub const EMBEDDED_NAME: &str = "<embedded default config/mailhost.toml>";
 
+/// The embedded default as `mailhost config init` writes it: its opening
+/// comment (which says when the embedded text is used) replaced by one that
+/// says where the file came from.
+pub fn init_text() -> String {
+    let body = EMBEDDED_DEFAULT
+        .split_once("\n\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or(EMBEDDED_DEFAULT);
+    format!(
+        "# mailhost configuration, written by `mailhost config init` (mailhost {}).\n\
+         # Check it with `mailhost config validate`; the README's Configuration section\n\
+         # lists every key. API tokens for `mailhost serve`: `mailhost api-token NAME --add`.\n\n{body}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 /// Which config to read: `--config`, else `MAILHOST_CONFIG`, else
 /// `./mailhost.toml` when present, else the embedded default.
 pub fn locate(cli: Option<&Path>) -> Option<PathBuf> {

@@ -12,8 +12,10 @@ use crate::engine::Engine;
 use crate::outbox::{now_ms, worker, Outbox, Store};
 
 mod outbox;
+mod token;
 pub use outbox::{outbox, OutboxCommand};
 pub(crate) use outbox::{parse_when, when};
+pub use token::{api_token, ApiTokenArgs};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -23,21 +25,6 @@ pub struct ServeArgs {
     /// Serve the API only; other processes drain the outbox.
     #[arg(long)]
     pub no_workers: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct ApiTokenArgs {
-    /// The token's name in [api.tokens.NAME].
-    pub name: String,
-    /// send and/or admin.
-    #[arg(long = "scope", default_value = "send")]
-    pub scopes: Vec<String>,
-    /// Bind it to a tenant; repeat for several.
-    #[arg(long = "tenant")]
-    pub tenants: Vec<String>,
-    /// Bind it to a user; repeat for several.
-    #[arg(long = "user")]
-    pub users: Vec<String>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, u8> {
@@ -59,35 +46,6 @@ async fn open_outbox(settings: &Settings) -> Result<Outbox, u8> {
         eprintln!("mailhost: {e}");
         exit::UNAVAILABLE
     })
-}
-
-/// `mailhost api-token NAME`: a new token, printed once, and the lines for the config.
-pub fn api_token(a: &ApiTokenArgs) -> u8 {
-    for s in &a.scopes {
-        if !super::auth::SCOPES.contains(&s.as_str()) {
-            eprintln!("mailhost: scope `{s}` is unknown; use send or admin");
-            return exit::USAGE;
-        }
-    }
-    let token = super::auth::new_token();
-    let list = |v: &[String]| {
-        v.iter()
-            .map(|s| format!("{s:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!("# The token (shown once; give it to the API client, keep it secret):");
-    println!("# {token}");
-    println!("[api.tokens.{}]", a.name);
-    println!("hash = \"{}\"", super::auth::hash_token(&token));
-    println!("scopes = [{}]", list(&a.scopes));
-    if !a.tenants.is_empty() {
-        println!("tenants = [{}]", list(&a.tenants));
-    }
-    if !a.users.is_empty() {
-        println!("users = [{}]", list(&a.users));
-    }
-    exit::OK
 }
 
 /// `mailhost serve`

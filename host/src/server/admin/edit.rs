@@ -127,7 +127,7 @@ pub(crate) async fn check_in_child(l: &Loaded, text: &str, plugins: &crate::load
 }
 
 /// Writes `text` to a new file of mode 0600 (no other user reads a config).
-fn write_private(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write as _;
     let mut o = private_file();
     o.create_new(true);
@@ -235,7 +235,7 @@ fn write_secret(dir: &Path, s: &NewSecret) -> Result<(), String> {
         .map_err(|e| format!("cannot put the secret file at {}: {e}", path.display()))
 }
 
-fn write_config(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_config(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
