@@ -227,6 +227,50 @@ fn hidden(page: &str, name: &str) -> String {
     rest[..rest.find('"').unwrap()].to_string()
 }
 
+/// A session lasts only as long as its token does in the config in use:
+/// revoked, rotated or without the admin scope after a reload, it ends.
+#[test]
+fn a_session_ends_when_its_token_loses_the_admin_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let s = Service::start(dir.path(), &[]);
+    let (cookie, _) = s.login(ADMIN_TOKEN);
+    let page = || s.request("GET", "/admin/status", Some(&cookie), &[], &[]).0;
+    assert_eq!(page(), 200);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replacen(
+        "scopes = [\"admin\"]",
+        "scopes = [\"send\"]   # admin taken away",
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    s.signal("-HUP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.log().contains("reloaded (SIGHUP)") {
+        assert!(Instant::now() < deadline, "no reload in:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, h, _) = s.request("GET", "/admin/status", Some(&cookie), &[], &[]);
+    assert_eq!(status, 303);
+    assert_eq!(h.get("location").unwrap(), "/admin/login");
+    assert!(
+        s.log().contains("session of token `ops` ended"),
+        "{}",
+        s.log()
+    );
+    // and signing in again with it is refused for the scope
+    let (_, h, body) = s.request("GET", "/admin/login", None, &[], &[]);
+    let pre = set_cookie(&h, "mh_login").unwrap();
+    let (status, _, body) = s.request(
+        "POST",
+        "/admin/login",
+        Some(&format!("mh_login={pre}")),
+        &[],
+        &[("csrf", &hidden(&body, "csrf")), ("token", ADMIN_TOKEN)],
+    );
+    assert_eq!(status, 403, "{body}");
+}
+
 #[test]
 fn sign_in_needs_an_admin_token_and_sets_a_strict_http_only_cookie() {
     let dir = tempfile::tempdir().unwrap();

@@ -1290,6 +1290,104 @@ fn sighup_reloads_the_config_and_a_bad_file_changes_nothing() {
     });
 }
 
+/// `mailhost api-token NAME --add | --replace` writes the config file; the
+/// running service takes added, rotated and revoked tokens on SIGHUP.
+#[test]
+fn api_tokens_added_rotated_and_revoked_apply_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 2525, "");
+    let s = start(dir.path(), &["--no-workers"]);
+    let token_cmd = |args: &[&str]| {
+        let out = Command::new(mailhost_bin())
+            .current_dir(dir.path())
+            .env_remove("MAILHOST_PLUGIN_PATH")
+            .env(SECRET_VAR, "test-secret")
+            .args([
+                "--config",
+                "mailhost.toml",
+                "--plugins",
+                "plugins",
+                "api-token",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            stderr,
+        )
+    };
+    let reloads = std::cell::Cell::new(0);
+    let hup = || {
+        reloads.set(reloads.get() + 1);
+        s.signal("-HUP");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.log().matches("reloaded (SIGHUP)").count() < reloads.get() {
+            assert!(Instant::now() < deadline, "no reload in:\n{}", s.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let status_with = |token: &str| s.call("GET", "/v1/status", Some(token), None, Vec::new()).0;
+
+    // added: known after the reload, not before
+    let (code, ci, err) = token_cmd(&["ci", "--add", "--scope", "admin"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(ci.starts_with("mh_") && !ci.contains('\n'), "{ci}");
+    assert!(err.contains("added [api.tokens.ci]"), "{err}");
+    assert!(!err.contains(&ci), "the token is on stdout only: {err}");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        text.contains("[api.tokens.ci]") && text.contains("[tenants.acme]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&ci),
+        "the config holds the hash, never the token"
+    );
+    assert_eq!(status_with(&ci), 401);
+    hup();
+    assert_eq!(status_with(&ci), 200);
+    assert!(s.log().contains("API tokens added ci"), "{}", s.log());
+
+    // the same name again: refused, the file unchanged
+    let before = std::fs::read_to_string(&cfg).unwrap();
+    let (code, _, err) = token_cmd(&["ci", "--add"]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("--replace"), "{err}");
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), before);
+
+    // rotated: the new token works after the reload, the old one and its
+    // admin session do not; the scope stays
+    let (code, ci2, err) = token_cmd(&["ci", "--replace"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_ne!(ci2, ci);
+    hup();
+    assert_eq!(status_with(&ci), 401);
+    assert_eq!(status_with(&ci2), 200, "the admin scope stayed");
+    assert!(s.log().contains("API tokens changed ci"), "{}", s.log());
+
+    // revoked by hand: gone after the reload
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let at = text.find("[api.tokens.ci]").unwrap();
+    std::fs::write(&cfg, &text[..at]).unwrap();
+    hup();
+    assert_eq!(status_with(&ci2), 401);
+    assert_eq!(status_with(OPS_TOKEN), 200, "the other tokens stay");
+    assert!(s.log().contains("API tokens revoked ci"), "{}", s.log());
+
+    // a binding the config does not have: refused at its line, nothing written
+    let before = std::fs::read_to_string(&cfg).unwrap();
+    let (code, _, err) = token_cmd(&["bad", "--add", "--tenant", "nowhere"]);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("mailhost.toml:") && err.contains("`nowhere`"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), before);
+}
+
 #[test]
 fn desktop_compose_modes_are_unavailable_in_the_service() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,8 +1,11 @@
 //! API tokens: `[api.tokens.NAME] hash = "sha256:HEX"`, scopes `send` and
 //! `admin`, optionally bound to tenants and users. Only the hash is stored;
 //! `mailhost api-token NAME` makes a token and prints its config lines.
+//! The tokens follow the config in use: a reload (SIGHUP) or a save on the
+//! admin page adds, rotates and revokes them without a restart.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, Weak};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -67,7 +70,7 @@ impl ApiSettings {
                 if !tenants.contains(&x.as_str()) {
                     out.push((
                         format!("[api.tokens.{name}] tenant `{x}` is not configured"),
-                        format!("configured: {}", tenants.join(", ")),
+                        known("tenants", tenants),
                     ));
                 }
             }
@@ -75,7 +78,7 @@ impl ApiSettings {
                 if !users.contains(&x.as_str()) {
                     out.push((
                         format!("[api.tokens.{name}] user `{x}` is not configured"),
-                        format!("configured: {}", users.join(", ")),
+                        known("users", users),
                     ));
                 }
             }
@@ -102,6 +105,15 @@ fn parse_hash(h: &str) -> Option<[u8; 32]> {
         *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
     Some(out)
+}
+
+/// The hint for a name that is not configured: the ones that are.
+fn known(what: &str, names: &[&str]) -> String {
+    if names.is_empty() {
+        format!("the config has no [{what}]; add one, or drop the binding")
+    } else {
+        format!("configured: {}", names.join(", "))
+    }
 }
 
 /// `sha256:HEX` of a token.
@@ -218,7 +230,12 @@ impl Tokens {
                 "the Authorization header must be `Bearer TOKEN`",
             ));
         };
-        let given: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        self.find(&digest(token))
+            .ok_or_else(|| Problem::unauthorized("the API token is not known (or was revoked)"))
+    }
+
+    /// The caller whose token has this digest.
+    pub fn find(&self, given: &[u8; 32]) -> Option<Caller> {
         // Compare with every hash without stopping early.
         let mut found = None;
         for (h, c) in &self.0 {
@@ -230,7 +247,45 @@ impl Tokens {
                 found = Some(c.clone());
             }
         }
-        found.ok_or_else(|| Problem::unauthorized("the API token is not known (or was revoked)"))
+        found
+    }
+}
+
+/// The digest a token is known by (as `[api.tokens] hash` holds it).
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.trim().as_bytes()).into()
+}
+
+/// The tokens of the engine in use, decoded once per engine: when a reload
+/// or a save swaps the engine, the next request is checked against the new
+/// config's tokens.
+#[derive(Debug)]
+pub struct LiveTokens {
+    current: RwLock<(Weak<crate::engine::Engine>, Arc<Tokens>)>,
+}
+
+impl Default for LiveTokens {
+    fn default() -> Self {
+        Self {
+            current: RwLock::new((Weak::new(), Arc::new(Tokens::default()))),
+        }
+    }
+}
+
+impl LiveTokens {
+    /// The tokens of `engine`'s config.
+    pub fn of(&self, engine: &Arc<crate::engine::Engine>) -> Arc<Tokens> {
+        {
+            let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
+            // The Weak keeps the allocation, so an equal pointer is this engine.
+            if std::ptr::eq(cur.0.as_ptr(), Arc::as_ptr(engine)) {
+                return cur.1.clone();
+            }
+        }
+        let fresh = Arc::new(Tokens::new(&engine.settings().api));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+            (Arc::downgrade(engine), fresh.clone());
+        fresh
     }
 }
 

@@ -49,7 +49,7 @@ use crate::outbox::worker::{self, Deliver, Stats, WorkerConfig};
 use crate::outbox::{now_ms, Change, ListFilter, NewMessage, Outbox, Priority, State, Store};
 use crate::policy::Action;
 use crate::submit::{self, Submission, SubmitError};
-use auth::{Caller, Tokens};
+use auth::{Caller, LiveTokens, Tokens};
 use problem::Problem;
 
 /// The shared state of the API handlers.
@@ -57,7 +57,8 @@ pub struct App {
     /// Replaced when the admin page saves the config.
     pub engine: Arc<LiveEngine>,
     pub outbox: Outbox,
-    pub tokens: Tokens,
+    /// The API tokens of the config in use.
+    pub tokens: LiveTokens,
     pub max_body: usize,
     pub stats: Arc<Stats>,
     /// False once shutdown began (readyz answers 503, submissions are refused).
@@ -136,7 +137,14 @@ fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Problem> {
     let v = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or(""));
-    app.tokens.check(v)
+    app.tokens_now().check(v)
+}
+
+impl App {
+    /// The API tokens of the config in use now.
+    pub fn tokens_now(&self) -> Arc<Tokens> {
+        self.tokens.of(&self.engine.get())
+    }
 }
 
 fn too_large(limit: usize, len: Option<u64>) -> Problem {
@@ -520,8 +528,8 @@ pub async fn serve<D: Deliver>(
     bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> Result<(), String> {
     let max_body = engine.get().settings().limits.max_request_bytes();
-    let tokens = Tokens::new(&engine.get().settings().api);
-    if tokens.is_empty() {
+    let tokens = LiveTokens::default();
+    if tokens.of(&engine.get()).is_empty() {
         tracing::warn!("serve: no [api.tokens] in the config: every /v1 request is refused (401); make one with `mailhost api-token NAME`");
     }
     let stats = Arc::new(Stats::default());

@@ -3,7 +3,9 @@
 //! through configuration management) reloads the way mail servers do.
 //! A file that does not validate changes nothing: its errors are logged with
 //! their `file:line:col`, and the service goes on with the config it has.
-//! `[api]`, `[outbox]` and the request size limit are read at start only.
+//! API tokens follow the file (added, rotated and revoked ones apply to the
+//! next request); `[api] bind`, `[outbox]` and the request size limit are
+//! read at start only.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,7 +78,7 @@ pub async fn reload(live: &LiveEngine) {
         tracing::warn!("serve: {w}");
     }
     let restart_only: Vec<&str> = [
-        ("[api]", settings.api != fresh.api),
+        ("[api] bind", settings.api.bind != fresh.api.bind),
         ("[outbox]", settings.outbox != fresh.outbox),
         (
             "[limits] max_request_bytes",
@@ -93,7 +95,45 @@ pub async fn reload(live: &LiveEngine) {
             l.path.display()
         );
     }
+    let tokens = token_changes(&settings.api, &fresh.api);
     let old = live.set(Arc::new(Engine::new(fresh, engine.plugins().clone())));
     drop(old);
-    tracing::info!("serve: config {} reloaded (SIGHUP)", l.path.display());
+    tracing::info!(
+        "serve: config {} reloaded (SIGHUP){tokens}",
+        l.path.display()
+    );
+}
+
+/// What a reload did to the API tokens, by name (never a hash): "" when nothing.
+fn token_changes(
+    before: &crate::server::auth::ApiSettings,
+    after: &crate::server::auth::ApiSettings,
+) -> String {
+    let mut parts = Vec::new();
+    let names = |f: &dyn Fn(&str) -> bool| -> Vec<&str> {
+        after
+            .tokens
+            .keys()
+            .chain(before.tokens.keys())
+            .map(String::as_str)
+            .filter(|n| f(n))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let added = names(&|n| !before.tokens.contains_key(n) && after.tokens.contains_key(n));
+    let removed = names(&|n| before.tokens.contains_key(n) && !after.tokens.contains_key(n));
+    let changed = names(
+        &|n| matches!((before.tokens.get(n), after.tokens.get(n)), (Some(a), Some(b)) if a != b),
+    );
+    for (what, list) in [("added", added), ("changed", changed), ("revoked", removed)] {
+        if !list.is_empty() {
+            parts.push(format!("{what} {}", list.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; API tokens {}", parts.join("; "))
+    }
 }

@@ -50,6 +50,9 @@ const IDLE: Duration = Duration::from_secs(8 * 3600);
 pub(crate) struct Session {
     /// The API token's name in `[api.tokens]` (never the token).
     pub token: String,
+    /// The token's digest: a session ends when the config in use no longer
+    /// has it with the `admin` scope (revoked, given a new token, scope removed).
+    key: [u8; 32],
     pub csrf: String,
     last_seen: Instant,
 }
@@ -285,10 +288,19 @@ impl Admin {
     /// The session of a page request.
     pub(crate) fn session(&self, headers: &HeaderMap) -> Result<Session, Denied> {
         let id = cookie(headers, SESSION_COOKIE).ok_or(Denied::Login)?;
+        let tokens = self.app.tokens_now();
         let mut all = self.sessions();
         let now = Instant::now();
         all.retain(|_, s| now.duration_since(s.last_seen) < IDLE);
         let s = all.get_mut(&id).ok_or(Denied::Login)?;
+        if !tokens.find(&s.key).is_some_and(|c| c.admin) {
+            tracing::info!(
+                "admin: the session of token `{}` ended: the config no longer has that token with the admin scope",
+                s.token
+            );
+            all.remove(&id);
+            return Err(Denied::Login);
+        }
         s.last_seen = now;
         Ok(s.clone())
     }
@@ -438,9 +450,10 @@ async fn login(
         );
     }
     let token = field(&form, "token").unwrap_or("").trim();
-    let who = match st.app.tokens.check(Some(&format!("Bearer {token}"))) {
-        Ok(c) => c,
-        Err(_) => {
+    let key = super::auth::digest(token);
+    let who = match st.app.tokens_now().find(&key) {
+        Some(c) => c,
+        None => {
             return login_form(
                 &headers,
                 Some("that token is not in [api.tokens] of the config (or was revoked)"),
@@ -463,6 +476,7 @@ async fn login(
         id.clone(),
         Session {
             token: who.name.clone(),
+            key,
             csrf: random_token(),
             last_seen: Instant::now(),
         },
