@@ -511,6 +511,10 @@ fn dispatch(cli: &Cli) -> u8 {
                         from: None,
                         recipients: to.clone(),
                     };
+                    if let Err(e) = crate::submit::check_explain(&req) {
+                        engine.close();
+                        return fail(cli, exit::USAGE, "usage", &e.to_string(), None);
+                    }
                     let d = engine.decide(*action, &req);
                     if cli.json {
                         print_json(&d);

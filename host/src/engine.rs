@@ -499,7 +499,8 @@ impl Engine {
     pub fn check(&self, account: &str, options_json: &str) -> Result<CheckReport, PluginError> {
         let acc = self.settings.accounts.get(account).ok_or_else(|| {
             PluginError::config(format!(
-                "no account `{account}` in {}; configured: {}",
+                "no account `{}` in {}; configured: {}",
+                crate::limits::shown(account),
                 self.settings.source,
                 self.settings
                     .accounts

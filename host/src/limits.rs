@@ -15,6 +15,41 @@ pub const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 /// A `file:` secret.
 pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
+/// The longest user, tenant, purpose, mode, batch name or idempotency key
+/// a request may give, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A name or key a request gives: at most [`MAX_NAME_CHARS`] characters and
+/// no control character (it is stored, logged and shown on terminals).
+/// `Err` is the part of the message after the field's name.
+pub fn check_name(value: &str) -> Result<(), String> {
+    if value.chars().any(char::is_control) {
+        return Err(format!("`{}` contains a control character", shown(value)));
+    }
+    if value.chars().nth(MAX_NAME_CHARS).is_some() {
+        return Err(format!(
+            "`{}` is longer than {MAX_NAME_CHARS} characters",
+            shown(value)
+        ));
+    }
+    Ok(())
+}
+
+/// A text a caller gave, fit to be shown in an error: its first 40
+/// characters, escaped (`\n`, `\u{1b}`), `…` when there were more.
+pub fn shown(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
+    if s.chars().nth(40).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// `[limits]` in the config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -112,6 +112,8 @@ pub enum MessageError {
     ControlCharacter { field: String, ch: String },
     #[error("header `{0}` is set by mailhost from the message's fields; use the matching option (--from, --to, --cc, --reply-to, --subject...) instead of --header")]
     StructuralHeader(String),
+    #[error("{field}: {reason}; a name or key is at most 200 characters of text")]
+    BadName { field: String, reason: String },
     #[error("{0}")]
     Read(#[from] crate::limits::ReadError),
 }

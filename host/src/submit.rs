@@ -125,8 +125,56 @@ impl SubmitError {
     }
 }
 
-/// Refuses host-only option keys and attachments read from the host's disk.
+/// The names and keys a request gives (user, tenant, purpose, mode, keys):
+/// bounded text with no control characters, see [`crate::limits::check_name`].
+pub fn check_names(fields: &[(&str, Option<&str>)]) -> Result<(), MessageError> {
+    for (field, value) in fields {
+        if let Some(v) = value {
+            crate::limits::check_name(v).map_err(|reason| MessageError::BadName {
+                field: (*field).to_string(),
+                reason,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A request to explain (`policy explain`, `GET /v1/policy/explain`): its
+/// names as [`check_names`], and no control character in its From or
+/// recipients (the trace shows them).
+pub fn check_explain(req: &Request) -> Result<(), MessageError> {
+    check_names(&[
+        ("user", req.user.as_deref()),
+        ("tenant", req.tenant.as_deref()),
+        ("purpose", req.purpose.as_deref()),
+        ("mode", req.mode.as_deref()),
+    ])?;
+    for (field, v) in req
+        .from
+        .iter()
+        .map(|f| ("from", f))
+        .chain(req.recipients.iter().map(|r| ("to", r)))
+    {
+        if let Some(c) = v.chars().find(|c| c.is_control()) {
+            return Err(MessageError::ControlCharacter {
+                field: field.into(),
+                ch: format!("U+{:04X}", c as u32),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses bad names, host-only option keys and attachments read from the
+/// host's disk.
 fn check_request(sub: &Submission) -> Result<(), MessageError> {
+    check_names(&[
+        ("user", sub.user.as_deref()),
+        ("tenant", sub.tenant.as_deref()),
+        ("purpose", sub.purpose.as_deref()),
+        ("mode", sub.mode.as_deref()),
+        ("idempotency_key", sub.idempotency_key.as_deref()),
+    ])?;
     if let Some(key) = sub.options.keys().find(|k| is_host_only(k)) {
         return Err(MessageError::HostOnlyOption(key.clone()));
     }

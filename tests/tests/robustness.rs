@@ -745,3 +745,54 @@ fn hostile_outbox_ids_filters_and_times_change_nothing() {
         "the queue changed: {list}"
     );
 }
+
+/// A user, tenant, purpose or mode is a name: bounded text with no control
+/// character. A hostile one is refused before anything is written, and no
+/// error shows it raw (an ESC would drive the operator's terminal).
+#[test]
+fn hostile_names_are_refused_and_shown_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let long = "u".repeat(201);
+    for (flag, value) in [
+        ("--user", "alice\u{1b}[2J"),
+        ("--tenant", "acme\u{7}"),
+        ("--purpose", long.as_str()),
+        ("--mode", "pickup\u{1b}]0;owned\u{7}"),
+    ] {
+        refused_and_nothing_written(d, &base(&[flag, value]), 65, &flag[2..]);
+    }
+    let cfg = config(d);
+    std::fs::write(d.join("rows.jsonl"), "{\"to\": \"a@example.com\"}\n").unwrap();
+    for args in [
+        vec!["policy", "explain", "--tenant", "t\u{1b}[2J"],
+        vec!["policy", "explain", "--to", "a@example.com\u{1b}"],
+        vec!["check", "no\u{1b}[2Jsuch"],
+        vec![
+            "send-batch",
+            "rows.jsonl",
+            "--subject",
+            "x",
+            "--text",
+            "y",
+            "--user",
+            "a\u{1b}[2J",
+        ],
+    ] {
+        let out = mailhost(d)
+            .arg("--config")
+            .arg(&cfg)
+            .args(&args)
+            .assert()
+            .failure()
+            .get_output()
+            .clone();
+        let all = [out.stdout, out.stderr].concat();
+        let text = String::from_utf8_lossy(&all);
+        assert!(!text.contains('\u{1b}'), "{args:?}: {text}");
+        assert!(
+            text.contains("\\u{1b}") || text.contains("U+001B"),
+            "{args:?} names it, escaped: {text}"
+        );
+    }
+}

@@ -336,6 +336,48 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
         "not-found",
     );
 
+    // names and keys: bounded text, never echoed raw
+    let long = "k".repeat(300);
+    for (field, value) in [
+        ("user", "bob\u{1b}[2J"),
+        ("tenant", "acme\r\nX-Injected: 1"),
+        ("purpose", "p\u{0}"),
+        ("mode", "smtp\u{7}"),
+        ("idempotency_key", long.as_str()),
+    ] {
+        let mut bad = good.clone();
+        bad[field] = json!(value);
+        let r = s.post_json(Some(OPS_TOKEN), &bad);
+        assert_problem(&r, 400, "invalid-message");
+        let detail = r.2["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(field) && detail.len() < 200,
+            "{field}: {detail}"
+        );
+        assert!(!detail.chars().any(char::is_control), "{detail}");
+    }
+    let r = s.call(
+        "GET",
+        "/v1/policy/explain?tenant=acme%1B%5B2J&to=a%40example.com%0D%0A",
+        Some(OPS_TOKEN),
+        None,
+        Vec::new(),
+    );
+    assert_problem(&r, 400, "bad-query");
+    let r = s.call(
+        "POST",
+        &format!("/v1/accounts/{}%1B/check", "x".repeat(3000)),
+        Some(OPS_TOKEN),
+        None,
+        Vec::new(),
+    );
+    assert_problem(&r, 404, "not-found");
+    let detail = r.2["detail"].as_str().unwrap();
+    assert!(
+        detail.len() < 200 && !detail.chars().any(char::is_control),
+        "{detail}"
+    );
+
     assert_eq!(total(&counts(&s)), 0, "a refused request queued something");
 
     // the same good request is accepted (so the refusals above were for their reasons)

@@ -80,6 +80,16 @@ pub fn prepare_all(
     if req.rows() == 0 {
         return Err((RowErrors::one(RowError::whole("the batch has no rows")), 0));
     }
+    if let Err(e) = crate::submit::check_names(&[
+        ("user", req.user.as_deref()),
+        ("tenant", req.tenant.as_deref()),
+        ("purpose", req.purpose.as_deref()),
+        ("mode", req.mode.as_deref()),
+        ("idempotency_key", req.idempotency_key.as_deref()),
+        ("name", req.label.as_deref()),
+    ]) {
+        return Err((RowErrors::one(RowError::whole(e.to_string())), 0));
+    }
     let mut errors = RowErrors::default();
     let mut refused = 0;
     let mut messages = Vec::with_capacity(req.rows());

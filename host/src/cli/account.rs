@@ -69,7 +69,7 @@ pub(super) fn cmd_check(cli: &Cli, engine: &Engine, account: &str, to: Option<&s
                 cli,
                 exit_code(Some(class)),
                 class.name(),
-                &format!("check of `{account}` failed: {e}"),
+                &format!("check of `{}` failed: {e}", crate::limits::shown(account)),
                 None,
             )
         }

@@ -53,21 +53,6 @@ pub fn could_be_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
-/// A text given as an id or a filter, fit to be shown in an error: its first 40
-/// characters, escaped (`\n`, `\u{1b}`), `…` when there were more.
-pub fn shown(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(40)
-        .collect::<String>()
-        .escape_debug()
-        .collect();
-    if s.chars().nth(40).is_some() {
-        out.push('…');
-    }
-    out
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()

@@ -501,7 +501,7 @@ pub(crate) fn bad_id(what: &str, id: &str) -> Result<(), Problem> {
     if !crate::outbox::could_be_id(id) {
         return Err(Problem::not_found(format!(
             "no {what} `{}`",
-            crate::outbox::shown(id)
+            crate::limits::shown(id)
         )));
     }
     Ok(())

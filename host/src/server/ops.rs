@@ -110,7 +110,8 @@ pub(super) async fn check(
     need_admin(&who)?;
     if !app.engine.get().settings().accounts.contains_key(&name) {
         return Err(Problem::not_found(format!(
-            "no account `{name}`; configured: {}",
+            "no account `{}`; configured: {}",
+            crate::limits::shown(&name),
             app.engine
                 .get()
                 .settings()
@@ -252,6 +253,8 @@ pub(super) async fn explain(
             .map(str::to_string)
             .collect(),
     };
+    crate::submit::check_explain(&req)
+        .map_err(|e| Problem::bad_request("bad-query", e.to_string()))?;
     let engine = app.engine.get();
     // The policy probes plugins: blocking.
     let decision = tokio::task::spawn_blocking(move || engine.decide(action, &req))

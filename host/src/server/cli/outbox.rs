@@ -154,7 +154,7 @@ pub(crate) fn parse_when(s: &str) -> Result<i64, String> {
         .map_err(|_| {
             format!(
                 "`{}` is not a time; write it like 2026-11-30T08:00:00Z (RFC 3339) or as milliseconds since 1970",
-                crate::outbox::shown(s)
+                crate::limits::shown(s)
             )
         })
 }
@@ -166,7 +166,7 @@ fn check_id(id: &str) -> Result<(), String> {
     }
     Err(format!(
         "`{}` is not a message id (they look like 01a22d8b-6384-71d4-9038-5ceafac0b535; `mailhost outbox list` shows them)",
-        crate::outbox::shown(id)
+        crate::limits::shown(id)
     ))
 }
 

@@ -55,7 +55,7 @@ fn check_name(name: &str) -> Result<(), String> {
     }
     Err(format!(
         "`{}` cannot name a token: use letters, digits, `-` and `_` (at most {MAX_NAME})",
-        crate::outbox::shown(name)
+        crate::limits::shown(name)
     ))
 }
 
@@ -65,7 +65,7 @@ fn check_lists(a: &ApiTokenArgs) -> Result<(), String> {
         if !auth::SCOPES.contains(&s.as_str()) {
             return Err(format!(
                 "scope `{}` is unknown; use send or admin",
-                crate::outbox::shown(s)
+                crate::limits::shown(s)
             ));
         }
     }
@@ -74,7 +74,7 @@ fn check_lists(a: &ApiTokenArgs) -> Result<(), String> {
             if x.is_empty() || x.len() > 200 || x.chars().any(char::is_control) {
                 return Err(format!(
                     "--{what} `{}` is not a {what} name",
-                    crate::outbox::shown(x)
+                    crate::limits::shown(x)
                 ));
             }
         }
