@@ -1060,3 +1060,74 @@ fn the_outbox_page_cancels_and_retries_every_match() {
     );
     assert_eq!(page.matches("bulk@example.com").count(), 3, "{page}");
 }
+
+/// The outbox page pages through a long list (newest first, 200 a page)
+/// and filters by creation time; a time it cannot read is said, escaped.
+#[test]
+fn the_outbox_page_pages_and_filters_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path());
+    let s = Service::start(dir.path(), &["--no-workers"]);
+    rt().block_on(async {
+        for n in 0..203 {
+            let r = s
+                .client()
+                .post(format!("{}/v1/messages", s.base))
+                .bearer_auth(SEND_TOKEN)
+                .json(&serde_json::json!({
+                    "to": [format!("page{n}@example.com")], "subject": "page", "text": "x"
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202);
+        }
+    });
+    let (session, _) = s.login(ADMIN_TOKEN);
+    let get = |path: &str| s.request("GET", path, Some(&session), &[], &[]).2;
+    let rows = |page: &str| page.matches("<tr><td><a href=\"/admin/outbox/").count();
+    let first = get("/admin/outbox?state=queued&since=2020-01-01");
+    assert_eq!(rows(&first), 200, "{first}");
+    assert!(first.contains("page202@example.com") && !first.contains("page0@"));
+    let at = first
+        .find("rel=\"next\"")
+        .map(|i| first[..i].rfind("href=\"").unwrap() + 6);
+    let href = &first[at.expect("a link to older messages")..];
+    let href = href[..href.find('"').unwrap()].replace("&amp;", "&");
+    assert!(
+        href.contains("state=queued") && href.contains("since=2020-01-01"),
+        "{href}"
+    );
+    let older = get(&href);
+    assert_eq!(rows(&older), 3, "{older}");
+    for n in 0..3 {
+        assert!(older.contains(&format!("page{n}@example.com")), "{older}");
+    }
+    assert!(!older.contains("rel=\"next\"") && older.contains(">Newest</a>"));
+    // nothing was created before 2000, or after 2100
+    assert!(get("/admin/outbox?until=2000-01-01").contains("No messages match."));
+    assert!(get("/admin/outbox?since=2100-01-01T00:00").contains("No messages match."));
+    // a time it cannot read: said, escaped, nothing listed
+    let bad = get("/admin/outbox?since=%3Cscript%3Eyesterday");
+    assert!(
+        bad.contains("is not a time") && !bad.contains("<script>"),
+        "{bad}"
+    );
+    assert_eq!(rows(&bad), 0);
+    // the bulk actions take the time filters: cancel only what is older
+    // than 2000 (nothing)
+    let csrf = hidden(&first, "csrf");
+    let (status, _, page) = s.request(
+        "POST",
+        "/admin/outbox/cancel-all",
+        Some(&session),
+        &[],
+        &[
+            ("csrf", &csrf),
+            ("state", "queued"),
+            ("until", "2000-01-01"),
+        ],
+    );
+    assert_eq!(status, 200);
+    assert!(page.contains("0 queued message(s) cancelled."), "{page}");
+}

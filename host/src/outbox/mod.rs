@@ -295,6 +295,19 @@ impl MessageRecord {
     pub fn way_out_now(&self) -> Option<String> {
         self.ways_out().into_iter().nth(self.chain_pos as usize)
     }
+
+    /// Where a newest-first list continues after this message: the `next`
+    /// of `GET /v1/messages`, read back by [`parse_cursor`].
+    pub fn cursor(&self) -> String {
+        format!("{}_{}", self.created_at, self.id)
+    }
+}
+
+/// A [`MessageRecord::cursor`] as [`ListFilter::before`] takes it.
+pub fn parse_cursor(c: &str) -> Option<(i64, String)> {
+    let (at, id) = c.split_once('_')?;
+    could_be_id(id).then_some(())?;
+    Some((at.parse().ok()?, id.to_string()))
 }
 
 /// One try through one way out.

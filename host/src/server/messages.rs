@@ -116,7 +116,8 @@ pub(super) struct ListQuery {
     /// last try went through.
     account: Option<String>,
     /// Only messages created at or after this time: RFC 3339
-    /// (`2026-11-30T08:00:00Z`) or milliseconds since the epoch.
+    /// (`2026-11-30T08:00:00Z`), a UTC date or date and time without an
+    /// offset (`2026-11-30`, `2026-11-30T08:00`), or milliseconds since the epoch.
     since: Option<String>,
     /// Only messages created before this time (as `since`).
     until: Option<String>,
@@ -157,15 +158,9 @@ pub(super) async fn list(
     let Query(q) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
     let before = match q.before.as_deref() {
         None => None,
-        Some(c) => {
-            let (at, id) = c
-                .split_once('_')
-                .and_then(|(a, i)| Some((a.parse::<i64>().ok()?, i.to_string())))
-                .ok_or_else(|| {
-                    Problem::bad_request("bad-query", "`before` is not a cursor from `next`")
-                })?;
-            Some((at, id))
-        }
+        Some(c) => Some(crate::outbox::parse_cursor(c).ok_or_else(|| {
+            Problem::bad_request("bad-query", "`before` is not a cursor from `next`")
+        })?),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let filter = ListFilter {
@@ -180,11 +175,7 @@ pub(super) async fn list(
         .await
         .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
     let next = (messages.len() == limit as usize)
-        .then(|| {
-            messages
-                .last()
-                .map(|m| format!("{}_{}", m.created_at, m.id))
-        })
+        .then(|| messages.last().map(|m| m.cursor()))
         .flatten();
     Ok(Json(Page { messages, next }))
 }

@@ -12,15 +12,97 @@ use super::{
 };
 use crate::outbox::{now_ms, Change, ListFilter, State, Store};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(super) struct OutboxQuery {
     state: Option<String>,
     account: Option<String>,
     tenant: Option<String>,
     user: Option<String>,
+    /// Created at or after (as `mailhost outbox list --since` takes it).
+    since: Option<String>,
+    /// Created before.
+    until: Option<String>,
+    /// The page after this cursor (newest first).
+    before: Option<String>,
 }
 
-/// `GET /admin/outbox?state=&account=&tenant=&user=`
+/// Messages on one page of the list.
+const PAGE: u32 = 200;
+
+/// The filter keys, in the order the form shows them.
+const KEYS: [&str; 6] = ["state", "account", "tenant", "user", "since", "until"];
+
+impl OutboxQuery {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "state" => self.state.as_deref(),
+            "account" => self.account.as_deref(),
+            "tenant" => self.tenant.as_deref(),
+            "user" => self.user.as_deref(),
+            "since" => self.since.as_deref(),
+            "until" => self.until.as_deref(),
+            "before" => self.before.as_deref(),
+            _ => None,
+        }
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    }
+
+    /// The filters as the store takes them (no paging), or what is wrong
+    /// with one (escaped for the page).
+    fn filter(&self) -> Result<ListFilter, String> {
+        let state = match self.get("state") {
+            None => None,
+            Some(x) => Some(
+                State::parse(x).ok_or_else(|| format!("Unknown state <code>{}</code>.", esc(x)))?,
+            ),
+        };
+        let time = |key: &str| -> Result<Option<i64>, String> {
+            self.get(key)
+                .map(|v| {
+                    crate::server::cli::parse_when(v).map_err(|e| {
+                        format!(
+                            "{}: {}",
+                            if key == "since" { "From" } else { "Until" },
+                            esc(&e)
+                        )
+                    })
+                })
+                .transpose()
+        };
+        Ok(ListFilter {
+            state,
+            account: self.get("account").map(str::to_string),
+            tenant: self.get("tenant").map(str::to_string),
+            user: self.get("user").map(str::to_string),
+            since: time("since")?,
+            until: time("until")?,
+            ..Default::default()
+        })
+    }
+
+    /// The filters as hidden fields of a form (the bulk actions).
+    fn hidden_fields(&self) -> String {
+        KEYS.iter()
+            .map(|k| {
+                format!(
+                    "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
+                    esc(self.get(k).unwrap_or(""))
+                )
+            })
+            .collect()
+    }
+
+    /// The filters as a query string (the link to older messages).
+    fn query_string(&self) -> String {
+        KEYS.iter()
+            .filter_map(|k| Some(format!("{k}={}", url_enc(self.get(k)?))))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// `GET /admin/outbox?state=&account=&tenant=&user=&since=&until=&before=`
 pub(super) async fn outbox(
     AxState(st): AxState<AdminState>,
     headers: HeaderMap,
@@ -33,23 +115,9 @@ pub(super) async fn outbox(
 /// The outbox page for the filters `q`, with `top` (a notice) first.
 async fn outbox_page(st: &AdminState, s: &Session, q: &OutboxQuery, top: String) -> Html<String> {
     let engine = st.engine();
-    let nonempty = |v: &Option<String>| v.clone().filter(|x| !x.is_empty());
-    let state = nonempty(&q.state);
-    let account = nonempty(&q.account);
+    let state = q.get("state");
+    let account = q.get("account");
     let mut body = top;
-    let parsed = match state.as_deref() {
-        None => None,
-        Some(x) => match State::parse(x) {
-            Some(v) => Some(v),
-            None => {
-                body.push_str(&notice(
-                    false,
-                    &format!("Unknown state <code>{}</code>.", esc(x)),
-                ));
-                None
-            }
-        },
-    };
     // The filter form.
     let opt = |v: &str, cur: Option<&str>| {
         format!(
@@ -68,51 +136,54 @@ async fn outbox_page(st: &AdminState, s: &Session, q: &OutboxQuery, top: String)
         "failed",
         "cancelled",
     ] {
-        states.push_str(&opt(v, Some(state.as_deref().unwrap_or(""))));
+        states.push_str(&opt(v, Some(state.unwrap_or(""))));
     }
-    let mut accounts = opt("", Some(account.as_deref().unwrap_or("")));
+    let mut accounts = opt("", Some(account.unwrap_or("")));
     for a in engine.settings().accounts.keys() {
         accounts.push_str(&format!(
             "<option value=\"{n}\"{sel}>{n}</option>",
             n = esc(a),
-            sel = if account.as_deref() == Some(a.as_str()) {
+            sel = if account == Some(a.as_str()) {
                 " selected"
             } else {
                 ""
             }
         ));
     }
+    let text = |id: &str, key: &str, label: &str, help: &str| {
+        let described = if help.is_empty() {
+            String::new()
+        } else {
+            format!(" aria-describedby=\"f-{id}-help\"")
+        };
+        let help = if help.is_empty() {
+            String::new()
+        } else {
+            format!("<p class=\"help\" id=\"f-{id}-help\">{help}</p>")
+        };
+        format!(
+            "<div class=\"field\"><label for=\"f-{id}\">{label}</label>{help}<input type=\"text\" id=\"f-{id}\" name=\"{key}\" value=\"{v}\"{described}></div>",
+            v = esc(q.get(key).unwrap_or("")),
+        )
+    };
     body.push_str(&format!(
-        "<form method=\"get\" action=\"/admin/outbox\" class=\"filters\"><div class=\"field\"><label for=\"f-state\">State</label><select id=\"f-state\" name=\"state\">{states}</select></div><div class=\"field\"><label for=\"f-account\">Account</label><select id=\"f-account\" name=\"account\">{accounts}</select></div><div class=\"field\"><label for=\"f-tenant\">Tenant</label><input type=\"text\" id=\"f-tenant\" name=\"tenant\" value=\"{t}\"></div><div class=\"field\"><label for=\"f-user\">User</label><input type=\"text\" id=\"f-user\" name=\"user\" value=\"{u}\"></div><div class=\"actions\"><button type=\"submit\">Filter</button></div></form>",
-        t = esc(q.tenant.as_deref().unwrap_or("")),
-        u = esc(q.user.as_deref().unwrap_or("")),
+        "<form method=\"get\" action=\"/admin/outbox\" class=\"filters\"><div class=\"field\"><label for=\"f-state\">State</label><select id=\"f-state\" name=\"state\">{states}</select></div><div class=\"field\"><label for=\"f-account\">Account</label><select id=\"f-account\" name=\"account\">{accounts}</select></div>{tenant}{user}{since}{until}<div class=\"actions\"><button type=\"submit\">Filter</button></div></form>",
+        tenant = text("tenant", "tenant", "Tenant", ""),
+        user = text("user", "user", "User", ""),
+        since = text("since", "since", "Created from", "UTC: 2026-11-30, 2026-11-30T08:00, or RFC 3339 with an offset"),
+        until = text("until", "until", "Created before", ""),
     ));
-    let filter = ListFilter {
-        state: parsed,
-        tenant: nonempty(&q.tenant),
-        user: nonempty(&q.user),
-        account: account.clone(),
-        before: None,
-        limit: 200,
-        ..Default::default()
+    let filter = match q.filter() {
+        Ok(f) => f,
+        Err(e) => {
+            body.push_str(&notice(false, &e));
+            return page(s, Nav::Status, "Outbox", &body);
+        }
     };
     // Every message the filters match, at once (after an outage), for a
     // state that allows the move.
-    if let Some(state) = parsed {
-        let hidden = |name: &str, v: &Option<String>| {
-            format!(
-                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-                esc(v.as_deref().unwrap_or(""))
-            )
-        };
-        let fields = format!(
-            "{}{}{}{}{}",
-            csrf_field(s),
-            hidden("state", &Some(state.as_str().to_string())),
-            hidden("account", &account),
-            hidden("tenant", &nonempty(&q.tenant)),
-            hidden("user", &nonempty(&q.user)),
-        );
+    if let Some(state) = filter.state {
+        let fields = format!("{}{}", csrf_field(s), q.hidden_fields());
         let mut actions = String::new();
         if matches!(state, State::Failed | State::Cancelled | State::Deferred) {
             actions.push_str(&format!(
@@ -130,7 +201,12 @@ async fn outbox_page(st: &AdminState, s: &Session, q: &OutboxQuery, top: String)
             body.push_str(&format!("<div class=\"actions\">{actions}</div>"));
         }
     }
-    match st.app.outbox.store().list(&filter).await {
+    let listed = ListFilter {
+        before: q.get("before").and_then(crate::outbox::parse_cursor),
+        limit: PAGE,
+        ..filter
+    };
+    match st.app.outbox.store().list(&listed).await {
         Err(e) => body.push_str(&notice(
             false,
             &esc(&format!("the outbox cannot be read: {e}")),
@@ -155,6 +231,29 @@ async fn outbox_page(st: &AdminState, s: &Session, q: &OutboxQuery, top: String)
                     ));
                 }
                 body.push_str("</tbody></table>");
+                let mut nav = Vec::new();
+                if q.get("before").is_some() {
+                    nav.push(format!(
+                        "<a href=\"/admin/outbox?{}\">Newest</a>",
+                        q.query_string()
+                    ));
+                }
+                if list.len() == PAGE as usize {
+                    if let Some(last) = list.last() {
+                        let filters = q.query_string();
+                        let sep = if filters.is_empty() { "" } else { "&" };
+                        nav.push(format!(
+                            "<a href=\"/admin/outbox?{filters}{sep}before={}\" rel=\"next\">Older messages</a>",
+                            url_enc(&last.cursor())
+                        ));
+                    }
+                }
+                if !nav.is_empty() {
+                    body.push_str(&format!(
+                        "<nav aria-label=\"Pages\" class=\"actions\">{}</nav>",
+                        nav.join(" ")
+                    ));
+                }
             }
         }
     }
@@ -297,37 +396,32 @@ async fn change_all(
     cancel: bool,
 ) -> Result<Response, Denied> {
     let s = st.post_session(&headers, field(&form, "csrf"))?;
-    let get = |k: &str| {
-        field(&form, k)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
+    let get = |k: &str| field(&form, k).map(str::to_string);
     let q = OutboxQuery {
         state: get("state"),
         account: get("account"),
         tenant: get("tenant"),
         user: get("user"),
+        since: get("since"),
+        until: get("until"),
+        before: None,
     };
-    let state = q.state.as_deref().and_then(State::parse);
-    let top = match state.filter(|s| crate::outbox::movable(cancel).contains(s)) {
+    let top = match q.filter() {
+        Err(e) => notice(false, &e),
+        Ok(f) => match f.state.filter(|s| crate::outbox::movable(cancel).contains(s)) {
         None => notice(false, "Choose a state that allows it first (retry: failed, cancelled or deferred; cancel: queued or deferred)."),
         Some(state) => {
-            let f = ListFilter {
-                state: Some(state),
-                account: q.account.clone(),
-                tenant: q.tenant.clone(),
-                user: q.user.clone(),
-                ..Default::default()
-            };
             match st.app.outbox.store().change_matching(&f, cancel, now_ms()).await {
                 Ok(n) => {
                     tracing::info!(
-                        "admin: token `{}` {} {n} {state} message(s) (account {:?}, tenant {:?}, user {:?})",
+                        "admin: token `{}` {} {n} {state} message(s) (account {:?}, tenant {:?}, user {:?}, created {:?}..{:?})",
                         s.token,
                         if cancel { "cancelled" } else { "retried" },
                         f.account,
                         f.tenant,
-                        f.user
+                        f.user,
+                        f.since.map(when),
+                        f.until.map(when),
                     );
                     notice(
                         true,
@@ -340,6 +434,7 @@ async fn change_all(
                 Err(e) => notice(false, &esc(&format!("the outbox cannot be changed: {e}"))),
             }
         }
+        },
     };
     // The same filters again: what is left in that state.
     Ok(outbox_page(&st, &s, &q, top).await.into_response())

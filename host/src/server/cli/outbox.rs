@@ -83,10 +83,11 @@ pub struct Filters {
     /// The account (or a mode's label) a message waits for or last went through.
     #[arg(long)]
     account: Option<String>,
-    /// Created at or after this time (RFC 3339, e.g. 2026-11-30T08:00:00Z).
+    /// Created at or after this time: RFC 3339 (2026-11-30T08:00:00Z), or a
+    /// UTC date or date and time (2026-11-30, 2026-11-30T08:00).
     #[arg(long)]
     since: Option<String>,
-    /// Created before this time (RFC 3339).
+    /// Created before this time (as --since).
     #[arg(long)]
     until: Option<String>,
 }
@@ -143,20 +144,36 @@ pub(crate) fn when(ms: i64) -> String {
 }
 
 /// A time given to a filter: RFC 3339 (`2026-11-30T08:00:00Z`, an offset
-/// allowed) or milliseconds since the epoch, as the API's records carry them.
+/// allowed), a UTC date or date and time without an offset (`2026-11-30`,
+/// `2026-11-30T08:00`, `2026-11-30 08:00:00`: what a date-time field of a
+/// form sends), or milliseconds since the epoch, as the API's records carry
+/// them.
 pub(crate) fn parse_when(s: &str) -> Result<i64, String> {
+    use time::macros::format_description;
     let s = s.trim();
     if !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse().map_err(|e| format!("`{s}`: {e}"));
     }
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .map_err(|_| {
-            format!(
-                "`{}` is not a time; write it like 2026-11-30T08:00:00Z (RFC 3339) or as milliseconds since 1970",
-                crate::limits::shown(s)
-            )
-        })
+    let ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(ms(t));
+    }
+    let local = s.replacen(' ', "T", 1);
+    for f in [
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+    ] {
+        if let Ok(t) = time::PrimitiveDateTime::parse(&local, f) {
+            return Ok(ms(t.assume_utc()));
+        }
+    }
+    if let Ok(d) = time::Date::parse(s, format_description!("[year]-[month]-[day]")) {
+        return Ok(ms(d.midnight().assume_utc()));
+    }
+    Err(format!(
+        "`{}` is not a time; write it like 2026-11-30T08:00:00Z (RFC 3339), 2026-11-30 or 2026-11-30T08:00 (UTC), or as milliseconds since 1970",
+        crate::limits::shown(s)
+    ))
 }
 
 /// A message id as the outbox makes them (a UUID); `Err` is the error line.
@@ -419,6 +436,37 @@ async fn change_all(
         Err(e) => {
             eprintln!("mailhost: {e}");
             exit::UNAVAILABLE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_when;
+
+    #[test]
+    fn times_are_rfc3339_utc_dates_or_epoch_ms() {
+        let t = 1_796_025_600_000; // 2026-11-30T08:00:00Z
+        for s in [
+            "2026-11-30T08:00:00Z",
+            "2026-11-30T09:00:00+01:00",
+            "2026-11-30T08:00",
+            "2026-11-30T08:00:00",
+            "2026-11-30 08:00:00",
+            " 1796025600000 ",
+        ] {
+            assert_eq!(parse_when(s), Ok(t), "{s}");
+        }
+        assert_eq!(parse_when("2026-11-30"), Ok(t - 8 * 3_600_000));
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "2026-11-30T25:00",
+            "",
+            "\u{1b}[2J",
+        ] {
+            let e = parse_when(bad).unwrap_err();
+            assert!(!e.contains('\u{1b}') && e.contains("is not a time"), "{e}");
         }
     }
 }
