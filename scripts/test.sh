@@ -44,6 +44,17 @@ if ! command -v msmtp >/dev/null 2>&1; then
   fi
 fi
 
+step "systemd-analyze for the unit file's test (Debian's systemd)"
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get install -y --no-install-recommends systemd >/dev/null 2>&1 \
+      || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends systemd >/dev/null 2>&1; }) \
+      || echo "test.sh: could not install systemd (apt-get install systemd); tests/systemd.rs needs systemd-analyze" >&2
+  else
+    sudo apt-get install -y --no-install-recommends systemd >/dev/null 2>&1 || echo "test.sh: install systemd (apt-get install systemd)" >&2
+  fi
+fi
+
 step "browser for the admin page tests (Debian's chromium, Playwright from tests/admin-browser)"
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then

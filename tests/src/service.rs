@@ -100,19 +100,7 @@ impl Service {
 
     /// One `GET /readyz` over a plain socket: is the answer 200?
     fn ready(&self) -> bool {
-        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-        let req = format!(
-            "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        );
-        if c.write_all(req.as_bytes()).is_err() {
-            return false;
-        }
-        let mut head = [0u8; 12];
-        c.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+        readyz(self.port)
     }
 
     /// The process id (for /proc, signals).
@@ -226,4 +214,19 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One `GET /readyz` to `127.0.0.1:port` over a plain socket: is the answer 200?
+pub fn readyz(port: u16) -> bool {
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let req =
+        format!("GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if c.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    c.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
 }

@@ -22,6 +22,7 @@ pub mod auth;
 mod batches;
 pub mod cli;
 mod messages;
+mod notify;
 pub mod openapi;
 mod ops;
 pub mod problem;
@@ -570,10 +571,17 @@ pub async fn serve<D: Deliver>(
             opts.drain,
         ))
     });
-    let reloader = tokio::spawn(reload::on_hangup(app.engine.clone()));
+    let status = format!(
+        "listening on http://{addr}, outbox {}{}",
+        outbox.store().location(),
+        if opts.workers { "" } else { " (no workers)" }
+    );
+    let reloader = tokio::spawn(reload::on_hangup(app.engine.clone(), status.clone()));
+    notify::tell(notify::Event::Ready(&status));
     let app2 = app.clone();
     let shutdown = async move {
         wait_for_stop(&mut stop).await;
+        notify::tell(notify::Event::Stopping);
         tracing::info!("serve: stopping: no new messages, finishing what is in flight");
         app2.accepting.store(false, Ordering::Relaxed);
         let _ = wstop_tx.send(true);

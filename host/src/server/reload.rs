@@ -15,7 +15,8 @@ use crate::engine::Engine;
 use crate::live::LiveEngine;
 
 /// Reloads on every SIGHUP until aborted (Unix; elsewhere it returns).
-pub async fn on_hangup(live: Arc<LiveEngine>) {
+/// `status` is what the service manager is told once a reload is done.
+pub async fn on_hangup(live: Arc<LiveEngine>, status: String) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -29,11 +30,17 @@ pub async fn on_hangup(live: Arc<LiveEngine>) {
             }
         };
         while hup.recv().await.is_some() {
+            super::notify::tell(super::notify::Event::Reloading);
             reload(&live).await;
+            let done = format!(
+                "{status}; config reloaded {}",
+                super::cli::when(crate::outbox::now_ms())
+            );
+            super::notify::tell(super::notify::Event::Ready(&done));
         }
     }
     #[cfg(not(unix))]
-    let _ = live;
+    let _ = (live, status);
 }
 
 /// Reads, checks and applies the config file the running engine came from.
