@@ -235,23 +235,48 @@ fn write_secret(dir: &Path, s: &NewSecret) -> Result<(), String> {
         .map_err(|e| format!("cannot put the secret file at {}: {e}", path.display()))
 }
 
+/// Replaces the config file with `text` atomically: a new file beside it
+/// (mode 0600 until it takes the old one's permissions), synced, renamed
+/// over it, the folder synced. A symbolic link is written through (the file
+/// it points to is replaced), so a config linked from elsewhere stays linked.
 pub(crate) fn write_config(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = target
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "mailhost.toml".into());
-    let tmp = dir.join(format!(".{name}.admin-tmp"));
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    if let Ok(m) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, m.permissions());
-    }
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
+    let tmp = dir.join(format!(".{name}.mailhost-tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut o = private_file();
+    o.create_new(true);
+    let mut f = o
+        .open(&tmp)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|_| match std::fs::metadata(&target) {
+            Ok(m) => std::fs::set_permissions(&tmp, m.permissions()),
+            Err(_) => Ok(()),
+        })
+        .and_then(|_| f.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", tmp.display()));
+    }
+    if let Err(e) = std::fs::rename(&tmp, &target) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot replace {}: {e}", target.display()));
+    }
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Saves an edit made on `before` (the file as the form saw it, by ETag):
@@ -359,6 +384,28 @@ mod tests {
             !text.contains("[users]\n"),
             "the parent stays implicit: {text}"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_config_is_written_through_its_link_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.toml");
+        std::fs::write(&real, "a = 1\n").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("mailhost.toml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_config(&link, "a = 2\n").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "a = 2\n");
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "no temporary file is left");
     }
 
     #[test]
