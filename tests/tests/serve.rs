@@ -356,6 +356,30 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
         );
         assert!(!detail.chars().any(char::is_control), "{detail}");
     }
+    // what a bound token may not name, a state, an action: shown escaped
+    let mut other = good.clone();
+    other["tenant"] = json!(format!("{}\u{1b}[2J", "t".repeat(3000)));
+    let r = s.post_json(Some(ERP_TOKEN), &other);
+    assert_problem(&r, 403, "token-not-bound");
+    let mut odd = good.clone();
+    odd["action"] = json!("send\u{1b}[2J");
+    for r in [
+        r,
+        s.post_json(Some(ERP_TOKEN), &odd),
+        s.call(
+            "GET",
+            "/v1/messages?state=sent%1B%5B2J",
+            Some(OPS_TOKEN),
+            None,
+            Vec::new(),
+        ),
+    ] {
+        let detail = r.2["detail"].as_str().unwrap();
+        assert!(
+            detail.len() < 300 && !detail.chars().any(char::is_control),
+            "{detail}"
+        );
+    }
     let r = s.call(
         "GET",
         "/v1/policy/explain?tenant=acme%1B%5B2J&to=a%40example.com%0D%0A",

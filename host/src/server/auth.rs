@@ -172,7 +172,8 @@ fn bound(
         Some(v) => Err(Problem::forbidden(
             "token-not-bound",
             format!(
-                "API token `{token}` may not act for {what} `{v}`; it may act for: {}",
+                "API token `{token}` may not act for {what} `{}`; it may act for: {}",
+                crate::limits::shown(&v),
                 allowed.join(", ")
             ),
         )),

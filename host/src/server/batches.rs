@@ -323,7 +323,7 @@ pub(super) async fn create(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "media-type",
                 "Unsupported media type",
-                format!("Content-Type `{other}` is not accepted for a batch; use application/json (template + rows) or application/x-ndjson"),
+                format!("Content-Type `{}` is not accepted for a batch; use application/json (template + rows) or application/x-ndjson", crate::limits::shown(other)),
             ))
         }
     };

@@ -187,7 +187,7 @@ fn filter_of(who: &Caller, q: ListQuery) -> Result<ListFilter, Problem> {
         Some(s) => Some(State::parse(s).ok_or_else(|| {
             Problem::bad_request(
                 "bad-query",
-                format!("state `{s}` is unknown; use queued, sending, sent, deferred, failed or cancelled"),
+                format!("state `{}` is unknown; use queued, sending, sent, deferred, failed or cancelled", crate::limits::shown(s)),
             )
         })?),
     };

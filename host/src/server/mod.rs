@@ -329,8 +329,9 @@ async fn read_submission(
                 "media-type",
                 "Unsupported media type",
                 format!(
-                "Content-Type `{other}` is not accepted; use application/json or message/rfc822"
-            ),
+                    "Content-Type `{}` is not accepted; use application/json or message/rfc822",
+                    crate::limits::shown(other)
+                ),
             ))
         }
     };
@@ -360,7 +361,10 @@ async fn prepare(
         other => {
             return Err(Problem::bad_request(
                 "bad-field",
-                format!("action `{other}` is unknown; use send or compose"),
+                format!(
+                    "action `{}` is unknown; use send or compose",
+                    crate::limits::shown(other)
+                ),
             ))
         }
     };
