@@ -620,7 +620,38 @@ async fn wait_for_stop(stop: &mut watch::Receiver<bool>) {
             Err(_) => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
+    // Windows: Ctrl+Break, the console closing and the system shutting down
+    // stop it the same way (Windows ends the process about 5 seconds after a
+    // close and 20 after a shutdown; the outbox keeps what is not finished).
+    // Not a logoff: a service hears every user's logoff.
+    #[cfg(windows)]
+    let term = async {
+        use tokio::signal::windows;
+        let brk = async {
+            match windows::ctrl_break() {
+                Ok(mut s) => s.recv().await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let close = async {
+            match windows::ctrl_close() {
+                Ok(mut s) => s.recv().await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let down = async {
+            match windows::ctrl_shutdown() {
+                Ok(mut s) => s.recv().await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = brk => {}
+            _ = close => {}
+            _ = down => {}
+        }
+    };
+    #[cfg(not(any(unix, windows)))]
     let term = std::future::pending::<()>();
     let flag = async {
         while !*stop.borrow() {
