@@ -33,39 +33,25 @@ if [ "${MAILHOST_KEEP_PEERS:-0}" != 1 ]; then
   trap '[ "$started_here" = 1 ] && "$SHARED/peers/all.sh" stop >/dev/null 2>&1; [ "$pg_started_here" = 1 ] && "$SHARED/peers/postgres.sh" stop >/dev/null 2>&1; true' EXIT
 fi
 
+# apt_install PACKAGE WHY: a Debian package (as root, or through sudo); a
+# failure is said and the run goes on (the tests that need it say so too).
+apt_install() {
+  local run=""
+  [ "$(id -u)" = 0 ] || run=sudo
+  ($run apt-get install -y --no-install-recommends "$1" >/dev/null 2>&1 \
+    || { $run apt-get update >/dev/null 2>&1 && $run apt-get install -y --no-install-recommends "$1" >/dev/null 2>&1; }) \
+    || echo "test.sh: could not install $1 (apt-get install $1); $2" >&2
+}
+
 step "reference tools for the benchmarks (msmtp)"
-if ! command -v msmtp >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get install -y --no-install-recommends msmtp >/dev/null 2>&1 \
-      || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends msmtp >/dev/null 2>&1; }) \
-      || echo "test.sh: could not install msmtp (the one-shot benchmark needs it)" >&2
-  else
-    sudo apt-get install -y --no-install-recommends msmtp >/dev/null 2>&1 || echo "test.sh: install msmtp (apt-get install msmtp)" >&2
-  fi
-fi
+command -v msmtp >/dev/null 2>&1 || apt_install msmtp "the one-shot benchmark needs it"
 
 step "systemd-analyze for the unit file's test (Debian's systemd)"
-if ! command -v systemd-analyze >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get install -y --no-install-recommends systemd >/dev/null 2>&1 \
-      || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends systemd >/dev/null 2>&1; }) \
-      || echo "test.sh: could not install systemd (apt-get install systemd); tests/systemd.rs needs systemd-analyze" >&2
-  else
-    sudo apt-get install -y --no-install-recommends systemd >/dev/null 2>&1 || echo "test.sh: install systemd (apt-get install systemd)" >&2
-  fi
-fi
+command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd "tests/systemd.rs needs systemd-analyze"
 
 step "browser for the admin page tests (Debian's chromium, Playwright from tests/admin-browser)"
-if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
-      || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; }) \
-      || { echo "test.sh: could not install chromium (apt-get install chromium); the admin page tests need it" >&2; exit 1; }
-  else
-    sudo apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
-      || { echo "test.sh: install chromium (apt-get install chromium); the admin page tests need it" >&2; exit 1; }
-  fi
-fi
+[ -x /usr/bin/chromium ] || apt_install chromium "the admin page tests need it"
+[ -x /usr/bin/chromium ] || exit 1
 if ! command -v npm >/dev/null 2>&1; then
   echo "test.sh: npm is missing (the peers' Node servers need it too): apt-get install nodejs npm" >&2
   exit 1
