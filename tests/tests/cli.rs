@@ -593,3 +593,49 @@ fn config_init_and_api_token_add_write_a_config_and_refuse_to_clobber() {
         "printing writes nothing"
     );
 }
+
+/// Processes that open one new outbox at the same moment (two `serve`, or
+/// `send --queue` from several ERP jobs at once) take turns migrating it:
+/// every one of them works, none reports a half-made schema.
+#[test]
+fn processes_opening_a_new_outbox_at_once_all_succeed() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let children: Vec<_> = (0..6)
+            .map(|i| {
+                std::process::Command::new(mailhost_bin())
+                    .current_dir(d)
+                    .env_remove("MAILHOST_CONFIG")
+                    .env_remove("MAILHOST_PLUGIN_PATH")
+                    .args(["send", "--queue", "--to", &format!("q{i}@example.com")])
+                    .args(["--subject", "at once", "--text", "x"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = mailhost(d)
+            .args(["--json", "outbox", "list", "--state", "queued"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let n = v
+            .as_array()
+            .or_else(|| v["messages"].as_array())
+            .map_or(0, Vec::len);
+        assert_eq!(n, 6, "round {round}: {v}");
+    }
+}

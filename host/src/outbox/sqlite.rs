@@ -22,6 +22,30 @@ pub struct SqliteStore {
     writer: Writer,
 }
 
+/// The file whose lock serialises migrations of the outbox at `db`.
+fn lock_file(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-migrate.lock");
+    std::path::PathBuf::from(name)
+}
+
+/// Waits (off the runtime's threads) for the exclusive lock on
+/// [`lock_file`]; it is released when the returned file is dropped.
+async fn migration_turn(db: &Path) -> std::io::Result<std::fs::File> {
+    let lock = lock_file(db);
+    tokio::task::spawn_blocking(move || {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)?;
+        f.lock()?;
+        Ok(f)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the outbox file at `path`.
     pub async fn open(path: &Path) -> Result<SqliteStore, OutboxError> {
@@ -56,7 +80,17 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(|e| open(e.to_string()))?;
-        migrations::run(migrations::SQLITE, &pool, &location).await?;
+        {
+            // Two processes opening one new (or older) outbox at once, two
+            // `serve` or a `send --queue` beside one, would both run the same
+            // migration: sqlx takes no lock on SQLite (it does on
+            // PostgreSQL). A lock on a file beside the database makes them
+            // take turns; the second finds the schema done.
+            let _turn = migration_turn(path)
+                .await
+                .map_err(|e| open(format!("cannot lock {}: {e}", lock_file(path).display())))?;
+            migrations::run(migrations::SQLITE, &pool, &location).await?;
+        }
         let writer = Writer::start(path, &location)?;
         Ok(SqliteStore {
             pool,
