@@ -48,7 +48,7 @@ pub const MAX_ATTACHMENT: usize = 150 * 1024 * 1024;
 /// Upload chunk: a multiple of 320 KiB and at most 4 MB (12 × 320 KiB = 3.75 MiB).
 pub const CHUNK: usize = 12 * 320 * 1024;
 // Graph: every chunk but the last a multiple of 320 KiB, each at most 4 MB.
-const _: () = assert!(CHUNK % (320 * 1024) == 0 && CHUNK <= 4 * 1024 * 1024);
+const _: () = assert!(CHUNK.is_multiple_of(320 * 1024) && CHUNK <= 4 * 1024 * 1024);
 /// Graph allows 4 concurrent requests per mailbox; more are queued here.
 pub const MAILBOX_CONCURRENCY: usize = 4;
 /// Failed chunk uploads tolerated per attachment before giving up.
