@@ -639,3 +639,34 @@ fn processes_opening_a_new_outbox_at_once_all_succeed() {
         assert_eq!(n, 6, "round {round}: {v}");
     }
 }
+
+/// An outbox on a PostgreSQL server that is not there: the error says why
+/// (the server's refusal), not only that a pool timed out.
+#[test]
+fn an_unreachable_postgres_outbox_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("mailhost.toml"),
+        format!(
+            "{}\n[outbox]\ndatabase = \"postgres://mailhost:not-shown@127.0.0.1:1/outbox\"\n",
+            std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/mailhost.toml")
+            )
+            .unwrap()
+        ),
+    )
+    .unwrap();
+    let out = mailhost(d)
+        .args(["outbox", "list"])
+        .assert()
+        .code(69)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(
+        err.contains("127.0.0.1:1") && !err.contains("not-shown"),
+        "{err}"
+    );
+}

@@ -35,6 +35,20 @@ impl PgStore {
         let mut opts = PgConnectOptions::from_str(url)
             .map_err(|e| open(e.to_string()))?
             .options([("synchronous_commit", "on")]);
+        // One connection first: its error says what is wrong (refused, a
+        // password, no such database) at once, where a pool retries until
+        // it times out after 30 seconds and says only that.
+        {
+            use sqlx::Connection as _;
+            let first = tokio::time::timeout(
+                std::time::Duration::from_secs(15),
+                sqlx::PgConnection::connect_with(&opts),
+            )
+            .await
+            .map_err(|_| open("no answer from the server within 15 seconds".into()))?
+            .map_err(|e| open(e.to_string()))?;
+            let _ = first.close().await;
+        }
         if let Some(s) = schema {
             if !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || s.is_empty() {
                 return Err(open(format!(
