@@ -41,7 +41,8 @@ use drain::drain;
 #[derive(Debug, Clone, Args)]
 pub struct SendBatchArgs {
     /// JSON Lines (`.jsonl`, one object per line), CSV (`.csv`, a header row
-    /// with a `to` column) or a folder of `.eml` files (each sent as it is).
+    /// with a `to` column; comma, semicolon or tab separated) or a folder of
+    /// `.eml` files (each sent as it is).
     #[arg(required_unless_present = "resume")]
     pub file: Option<PathBuf>,
     /// The file's format when its name does not tell: jsonl or csv.

@@ -137,16 +137,57 @@ pub fn parse_jsonl(bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, RowErrors>
     errors.into_result(rows)
 }
 
+/// The separator of a CSV file, read from its header line: the comma, the
+/// semicolon (what spreadsheet programs write where the comma is the
+/// decimal mark) or the tab, whichever the line holds most of outside
+/// quotes; the comma when it holds none (a file with only a `to` column).
+fn delimiter(bytes: &[u8]) -> u8 {
+    let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0)];
+    let mut quoted = false;
+    for &b in header {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(c) = counts.iter_mut().find(|(d, _)| *d == b) {
+                c.1 += 1;
+            }
+        }
+    }
+    // The first of the most frequent: the comma wins a tie.
+    counts
+        .iter()
+        .fold(
+            (b',', 0),
+            |best, &(d, n)| if n > best.1 { (d, n) } else { best },
+        )
+        .0
+}
+
+/// How a separator is named in an error.
+fn delimiter_name(d: u8) -> &'static str {
+    match d {
+        b';' => "a semicolon",
+        b'\t' => "a tab",
+        _ => "a comma",
+    }
+}
+
 /// CSV with a header row; a `to` column is required; `cc`/`bcc` columns are
-/// optional; several addresses in one cell are separated by `;`.
+/// optional; several addresses in one cell are separated by `;` (quote the
+/// cell in a file separated by semicolons). The separator is found from
+/// the header line ([`delimiter`]); a UTF-8 byte order mark is skipped.
 pub fn parse_csv(bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, RowErrors> {
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let sep = delimiter(bytes);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
+        .delimiter(sep)
         .from_reader(bytes);
     let headers = match rdr.byte_headers() {
         Ok(h) => h.clone(),
-        Err(e) => return Err(RowErrors::one(csv_error(1, &e))),
+        Err(e) => return Err(RowErrors::one(csv_error(1, &e, sep))),
     };
     let mut names = Vec::with_capacity(headers.len());
     for (i, h) in headers.iter().enumerate() {
@@ -167,7 +208,8 @@ pub fn parse_csv(bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, RowErrors> {
         return Err(RowErrors::one(RowError::line(
             1,
             format!(
-                "the header row has no `to` column (it has: {}); the first line names the columns, one of them `to`",
+                "the header row has no `to` column (read as separated by {}, it has: {}); the first line names the columns, one of them `to`",
+                delimiter_name(sep),
                 names.join(", ")
             ),
         )));
@@ -192,7 +234,7 @@ pub fn parse_csv(bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, RowErrors> {
             Ok(true) => {}
             Err(e) => {
                 let at = e.position().map(|p| p.line() as usize).unwrap_or(line);
-                errors.push(csv_error(at, &e));
+                errors.push(csv_error(at, &e, sep));
                 // A ragged row does not stop the reader; other errors (I/O) do.
                 if matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) {
                     continue;
@@ -252,14 +294,15 @@ pub fn parse_csv(bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, RowErrors> {
     errors.into_result(rows)
 }
 
-fn csv_error(line: usize, e: &csv::Error) -> RowError {
+fn csv_error(line: usize, e: &csv::Error, sep: u8) -> RowError {
     match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
         } => RowError::line(
             line,
             format!(
-                "the row has {len} field(s) but the header row has {expected_len}; quote values that hold a comma"
+                "the row has {len} field(s) but the header row has {expected_len} (fields separated by {}); quote values that hold one",
+                delimiter_name(sep)
             ),
         ),
         csv::ErrorKind::Utf8 { .. } => {
@@ -386,6 +429,21 @@ pub fn read_eml_dir(dir: &Path, limits: &Limits) -> Result<Vec<EmlFile>, RowErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spreadsheet_csv_with_semicolons_a_bom_and_crlf_is_read() {
+        let csv = "\u{feff}to;name;amount\r\nanna@example.com;Anna;12,50\r\n\"bob@example.com;cc@example.com\";\"Bob; Jr.\";7,00\r\n";
+        let rows = parse_csv(csv.as_bytes(), &limits()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].fields["amount"], "12,50");
+        assert_eq!(rows[1].fields["name"], "Bob; Jr.");
+        assert_eq!(rows[1].to.len(), 2);
+        assert_eq!(delimiter(b"to\tname\n"), b'\t');
+        assert_eq!(delimiter(b"to\n"), b',');
+        assert_eq!(delimiter(b"\"a;b\",to,x\n"), b',');
+        let e = parse_csv(b"to;name\na@example.com;A;extra\n", &limits()).unwrap_err();
+        assert!(e.to_string().contains("separated by a semicolon"), "{e}");
+    }
 
     fn limits() -> Limits {
         Limits::default()
