@@ -15,6 +15,15 @@ pub const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 /// A `file:` secret.
 pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
+/// A text file's bytes as a string: UTF-8, a leading byte order mark
+/// dropped (Windows editors write one; it would end up in the message).
+pub fn utf8_text(mut bytes: Vec<u8>) -> Result<String, std::string::FromUtf8Error> {
+    if bytes.starts_with(b"\xef\xbb\xbf") {
+        bytes.drain(..3);
+    }
+    String::from_utf8(bytes)
+}
+
 /// The longest user, tenant, purpose, mode, batch name or idempotency key
 /// a request may give, in characters.
 pub const MAX_NAME_CHARS: usize = 200;

@@ -169,7 +169,7 @@ fn request(
                 "limits.max_message_bytes",
             )
             .map_err(|e| (exit::DATA, format!("template: {e}"), None))?;
-            String::from_utf8(b).map_err(|_| {
+            crate::limits::utf8_text(b).map_err(|_| {
                 (
                     exit::DATA,
                     format!(

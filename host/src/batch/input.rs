@@ -55,6 +55,8 @@ pub fn parse(format: Format, bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, 
             limits.max_batch_bytes
         ))));
     }
+    // A byte order mark (Windows editors write one) is not part of the first row.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let rows = match format {
         Format::Jsonl => parse_jsonl(bytes, limits),
         Format::Csv => parse_csv(bytes, limits),
@@ -443,6 +445,16 @@ mod tests {
         assert_eq!(delimiter(b"\"a;b\",to,x\n"), b',');
         let e = parse_csv(b"to;name\na@example.com;A;extra\n", &limits()).unwrap_err();
         assert!(e.to_string().contains("separated by a semicolon"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_row_or_a_body() {
+        let jsonl = "\u{feff}{\"to\": \"a@example.com\", \"name\": \"A\"}\r\n";
+        let rows = parse(Format::Jsonl, jsonl.as_bytes(), &limits()).unwrap();
+        assert_eq!(rows[0].fields["name"], "A");
+        let body = crate::limits::utf8_text("\u{feff}Hello".as_bytes().to_vec()).unwrap();
+        assert_eq!(body, "Hello");
+        assert!(crate::limits::utf8_text(vec![0xef, 0xbb]).is_err());
     }
 
     fn limits() -> Limits {

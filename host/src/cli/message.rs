@@ -21,7 +21,7 @@ fn read_input(p: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
 /// A text file for a body part: bounded, and UTF-8 (the bad byte's offset otherwise).
 fn read_text(p: &Path, limit: u64) -> Result<String, String> {
     let bytes = read_input(p, limit).map_err(|e| e.to_string())?;
-    String::from_utf8(bytes).map_err(|e| {
+    limits::utf8_text(bytes).map_err(|e| {
         format!(
             "{} is not UTF-8 text (the first invalid byte is at offset {}); convert it to UTF-8",
             p.display(),
