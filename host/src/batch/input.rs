@@ -199,7 +199,7 @@ pub fn parse_csv(bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, RowErrors> {
                 return Err(RowErrors::one(RowError::line(
                     1,
                     format!(
-                        "header column {} is not valid UTF-8; save the file as UTF-8",
+                        "header column {} is not valid UTF-8; save the file as UTF-8 (in Excel: Save As \"CSV UTF-8\"; in LibreOffice: character set Unicode (UTF-8))",
                         i + 1
                     ),
                 )))
@@ -278,7 +278,7 @@ pub fn parse_csv(bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, RowErrors> {
                     bad = Some(RowError::field(
                         line,
                         name,
-                        "is not valid UTF-8; save the file as UTF-8",
+                        "is not valid UTF-8; save the file as UTF-8 (in Excel: Save As \"CSV UTF-8\"; in LibreOffice: character set Unicode (UTF-8))",
                     ));
                     break;
                 }
@@ -308,7 +308,7 @@ fn csv_error(line: usize, e: &csv::Error, sep: u8) -> RowError {
             ),
         ),
         csv::ErrorKind::Utf8 { .. } => {
-            RowError::line(line, "not valid UTF-8; save the file as UTF-8")
+            RowError::line(line, "not valid UTF-8; save the file as UTF-8 (in Excel: Save As \"CSV UTF-8\"; in LibreOffice: character set Unicode (UTF-8))")
         }
         _ => RowError::line(line, format!("not valid CSV: {e}")),
     }
