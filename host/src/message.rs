@@ -216,10 +216,68 @@ fn parse_mailbox(field: &'static str, value: &str) -> Result<LMailbox, MessageEr
         .map_err(|e| MessageError::BadAddress {
             field: field.to_string(),
             value: value.escape_debug().to_string(),
-            reason: e.to_string(),
+            reason: if value.contains([',', ';']) {
+                format!("{e}; one address per value, or a list of whole addresses separated by `;`, and a name with a comma in double quotes: \"Doe, John\" <john@example.com>")
+            } else {
+                e.to_string()
+            },
         })?;
     check_envelope_address(field, m.email.as_ref())?;
     Ok(m)
+}
+
+/// Recipients as a person types them: each value may be a list separated
+/// by `;` or `,` (`a@example.com; b@example.com`, as mail clients take
+/// it). A value whose parts are not all addresses is kept whole, so that
+/// its error names it as given.
+pub fn recipient_list(values: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(values.len());
+    for v in values {
+        if !v.contains([',', ';']) {
+            out.push(v.clone());
+            continue;
+        }
+        // `;` is never part of an address outside quotes; lettre reads the
+        // comma-separated rest (quoted names with commas included).
+        let mut parts = Vec::new();
+        let ok = split_outside_quotes(v, ';').iter().all(|p| {
+            let p = p.trim();
+            p.is_empty()
+                || match p.parse::<Mailboxes>() {
+                    Ok(list) => {
+                        parts.extend(list.into_iter().map(|m| m.to_string()));
+                        true
+                    }
+                    Err(_) => false,
+                }
+        });
+        if ok && !parts.is_empty() {
+            out.extend(parts);
+        } else {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+/// `s` split at `sep` where it is not inside double quotes.
+fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => {
+                out.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
 }
 
 /// The address part of `Name <addr>` (or of a bare address).
@@ -875,6 +933,31 @@ mod b64_opt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typed_recipient_list_is_split_and_anything_else_kept_whole() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            recipient_list(&v(&["a@example.com; b@example.com", "c@example.com"])),
+            v(&["a@example.com", "b@example.com", "c@example.com"])
+        );
+        let got = recipient_list(&v(&["a@example.com, \"Doe, John\" <j@example.com>;"]));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[1].ends_with("<j@example.com>"), "{got:?}");
+        // not all addresses: kept as given, for its error
+        for whole in [
+            "Doe, John <j@example.com>",
+            "a@example.com; nope",
+            "\"a;b\" <x@example.com>",
+        ] {
+            let got = recipient_list(&v(&[whole]));
+            assert_eq!(got.len(), 1, "{whole}: {got:?}");
+        }
+        assert_eq!(
+            split_outside_quotes("\"a;\\\"b\";c", ';'),
+            vec!["\"a;\\\"b\"", "c"]
+        );
+    }
     use mailhost_plugin_api::mime::{header_value, strip_bcc};
 
     fn req() -> MessageRequest {
