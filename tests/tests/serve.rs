@@ -336,6 +336,23 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
         "not-found",
     );
 
+    // a wrong field is named by its path
+    for (bad, path) in [
+        (json!({"to": "bob@example.com"}), "to: "),
+        (
+            json!({"attachments": [{"filename": "a.txt", "data": "!!not base64"}]}),
+            "attachments[0].data: ",
+        ),
+    ] {
+        let mut body = good.clone();
+        for (k, v) in bad.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = s.post_json(Some(ERP_TOKEN), &body);
+        assert_problem(&r, 400, "bad-field");
+        let detail = r.2["detail"].as_str().unwrap();
+        assert!(detail.starts_with(path), "{detail}");
+    }
     // names and keys: bounded text, never echoed raw
     let long = "k".repeat(300);
     for (field, value) in [

@@ -160,6 +160,25 @@ fn too_large(limit: usize, len: Option<u64>) -> Problem {
     )
 }
 
+/// A JSON value as `T`; an error names the field it is about
+/// (`attachments[0].data: …`, `to: invalid type …`).
+pub(crate) fn field_values<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        Problem::bad_request(
+            "bad-field",
+            if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            },
+        )
+    })
+}
+
 /// Reads the body up to the limit; more → 413.
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
     axum::body::to_bytes(body, limit)
@@ -310,10 +329,12 @@ async fn read_submission(
                     routing.insert((*k).to_string(), x);
                 }
             }
-            let routing: Routing = serde_json::from_value(serde_json::Value::Object(routing))
-                .map_err(|e| Problem::bad_request("bad-field", e.to_string()))?;
-            let req: MessageRequest = serde_json::from_value(v)
-                .map_err(|e| Problem::bad_request("bad-field", e.to_string()))?;
+            let routing: Routing = field_values(serde_json::Value::Object(routing))?;
+            let mut req: MessageRequest = field_values(v)?;
+            // A recipient typed as a list ("a@x; b@y"), as the CLI takes it.
+            for list in [&mut req.to, &mut req.cc, &mut req.bcc] {
+                *list = crate::message::recipient_list(list);
+            }
             (routing, Content::Fields(Box::new(req)))
         }
         "message/rfc822" => (query, Content::Mime(raw.to_vec())),
