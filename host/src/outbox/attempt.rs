@@ -25,9 +25,25 @@ fn code_of(e: &PluginError) -> Option<String> {
 }
 
 fn reply_code(text: &str) -> Option<String> {
-    text.split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 3 && matches!(w.as_bytes()[0], b'2'..=b'5'))
-        .map(str::to_string)
+    // A reply code stands alone: after the start, a space or `:`/`(`/`[`,
+    // and before the end, a space, `-` (a multi-line reply) or closing
+    // punctuation. Digits inside a word (a file name, a hex id) are not one.
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(2)).find_map(|i| {
+        let code = &b[i..i + 3];
+        let before_ok = i == 0 || matches!(b[i - 1], b' ' | b'\t' | b':' | b'(' | b'[' | b'\n');
+        let after_ok = b.get(i + 3).is_none_or(|c| {
+            matches!(
+                c,
+                b' ' | b'-' | b'\r' | b'\n' | b')' | b']' | b',' | b';' | b'.'
+            )
+        });
+        (before_ok
+            && after_ok
+            && matches!(code[0], b'2'..=b'5')
+            && code.iter().all(u8::is_ascii_digit))
+        .then(|| String::from_utf8_lossy(code).into_owned())
+    })
 }
 
 fn settle_to(
@@ -425,6 +441,16 @@ mod tests {
             Some("450")
         );
         assert_eq!(reply_code("connection refused (os error 111)"), None);
+        // digits inside a word are not a code
+        assert_eq!(
+            reply_code("written to ./outbox/20261130T205926871Z-f23068f4910-d261a594_x-0.eml"),
+            None
+        );
+        assert_eq!(reply_code("250-PIPELINING").as_deref(), Some("250"));
+        assert_eq!(
+            reply_code("server said: 554 5.7.1 rejected").as_deref(),
+            Some("554")
+        );
         let e = PluginError::transient("Graph throttled").with_code(429);
         assert_eq!(code_of(&e).as_deref(), Some("429"));
     }
