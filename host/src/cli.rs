@@ -255,6 +255,10 @@ pub struct MessageArgs {
     /// Do not send now: store the message durably in the outbox (`[outbox]` in the config) for `mailhost serve` to send.
     #[arg(long)]
     pub queue: bool,
+    /// With --queue: the caller's key for this message (an invoice number); the
+    /// same key again queues nothing and prints the first message's id.
+    #[arg(long, requires = "queue")]
+    pub idempotency_key: Option<String>,
 }
 
 pub(crate) fn print_json(v: &impl serde::Serialize) {

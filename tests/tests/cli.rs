@@ -670,3 +670,46 @@ fn an_unreachable_postgres_outbox_says_why() {
         "{err}"
     );
 }
+
+/// `send --queue --idempotency-key`: a script that sends again after a
+/// timeout or a crash queues the message once.
+#[test]
+fn send_queue_with_a_key_queues_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let send = || {
+        mailhost(d)
+            .args(["--json", "send", "--queue", "--to", "a@example.com"])
+            .args(["--subject", "Invoice 4711", "--text", "x"])
+            .args(["--idempotency-key", "invoice-4711"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    };
+    let first: serde_json::Value = serde_json::from_slice(&send()).unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&send()).unwrap();
+    assert_eq!(first["duplicate"], false);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["id"], first["id"]);
+    let list = mailhost(d)
+        .args(["--json", "outbox", "list"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&list).unwrap();
+    let n = v
+        .as_array()
+        .or_else(|| v["messages"].as_array())
+        .map_or(0, Vec::len);
+    assert_eq!(n, 1, "{v}");
+    // without --queue the key means nothing: refused as a usage error
+    mailhost(d)
+        .args(["send", "--to", "a@example.com", "--text", "x"])
+        .args(["--idempotency-key", "k"])
+        .assert()
+        .code(64);
+}

@@ -101,7 +101,7 @@ fn submission(
         purpose: a.purpose.clone(),
         mode: a.mode.clone(),
         content,
-        idempotency_key: None,
+        idempotency_key: a.idempotency_key.clone(),
         options,
     })
 }
