@@ -37,19 +37,34 @@ pub struct AttachmentRequest {
     pub content_id: Option<String>,
 }
 
+/// A list of addresses, or one address as a plain string (what a caller
+/// with a single recipient writes).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "an address or a list of addresses")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
 /// What a caller asks to send (CLI flags or the API's JSON).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageRequest {
     #[serde(default)]
     pub from: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub reply_to: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub to: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub cc: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub bcc: Vec<String>,
     #[serde(default)]
     pub subject: String,

@@ -242,7 +242,7 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
     unknown["sujbect"] = json!("typo");
     assert_problem(&s.post_json(Some(ERP_TOKEN), &unknown), 400, "bad-field");
     let mut wrong = good.clone();
-    wrong["to"] = json!("bob@example.com");
+    wrong["to"] = json!({"address": "bob@example.com"});
     assert_problem(&s.post_json(Some(ERP_TOKEN), &wrong), 400, "bad-field");
     // missing recipients
     let r = s.post_json(
@@ -338,7 +338,7 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
 
     // a wrong field is named by its path
     for (bad, path) in [
-        (json!({"to": "bob@example.com"}), "to: "),
+        (json!({"to": 5}), "to: "),
         (
             json!({"attachments": [{"filename": "a.txt", "data": "!!not base64"}]}),
             "attachments[0].data: ",
@@ -425,6 +425,12 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
     let r = s.post_json(Some(ERP_TOKEN), &good);
     assert_eq!(r.0, 202, "{:#}", r.2);
     assert_eq!(counts(&s)["queued"], 1);
+    // one recipient may be a plain string
+    let mut one = good.clone();
+    one["to"] = json!("bob@example.com");
+    let r = s.post_json(Some(ERP_TOKEN), &one);
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    assert_eq!(counts(&s)["queued"], 2);
     // and the secret token never shows up in the log
     assert!(!s.log().contains(ERP_TOKEN));
 }

@@ -348,10 +348,14 @@ pub mod schemas {
         pub action: Option<crate::policy::Action>,
         /// From; default: the purpose's, tenant's, user's or account's.
         pub from: Option<String>,
+        /// Addresses (one address may be given as a plain string; an element
+        /// may be a `;`-separated list).
         pub reply_to: Vec<String>,
+        /// As `reply_to`.
         pub to: Vec<String>,
+        /// As `reply_to`.
         pub cc: Vec<String>,
-        /// Envelope recipients that do not appear in the headers sent.
+        /// Envelope recipients that do not appear in the headers sent (as `reply_to`).
         pub bcc: Vec<String>,
         pub subject: String,
         /// The plain-text body.
