@@ -594,6 +594,22 @@ fn config_init_and_api_token_add_write_a_config_and_refuse_to_clobber() {
     );
 }
 
+/// How many messages `mailhost outbox list FILTERS` shows in `d`.
+fn listed(d: &Path, filters: &[&str]) -> usize {
+    let out = mailhost(d)
+        .args(["--json", "outbox", "list"])
+        .args(filters)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    v.as_array()
+        .or_else(|| v["messages"].as_array())
+        .map_or(0, Vec::len)
+}
+
 /// Processes that open one new outbox at the same moment (two `serve`, or
 /// `send --queue` from several ERP jobs at once) take turns migrating it:
 /// every one of them works, none reports a half-made schema.
@@ -624,19 +640,7 @@ fn processes_opening_a_new_outbox_at_once_all_succeed() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let out = mailhost(d)
-            .args(["--json", "outbox", "list", "--state", "queued"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        let n = v
-            .as_array()
-            .or_else(|| v["messages"].as_array())
-            .map_or(0, Vec::len);
-        assert_eq!(n, 6, "round {round}: {v}");
+        assert_eq!(listed(d, &["--state", "queued"]), 6, "round {round}");
     }
 }
 
@@ -693,19 +697,7 @@ fn send_queue_with_a_key_queues_once() {
     assert_eq!(first["duplicate"], false);
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["id"], first["id"]);
-    let list = mailhost(d)
-        .args(["--json", "outbox", "list"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v: serde_json::Value = serde_json::from_slice(&list).unwrap();
-    let n = v
-        .as_array()
-        .or_else(|| v["messages"].as_array())
-        .map_or(0, Vec::len);
-    assert_eq!(n, 1, "{v}");
+    assert_eq!(listed(d, &[]), 1);
     // without --queue the key means nothing: refused as a usage error
     mailhost(d)
         .args(["send", "--to", "a@example.com", "--text", "x"])
