@@ -27,6 +27,7 @@ pub mod openapi;
 mod ops;
 pub mod problem;
 mod reload;
+mod signals;
 mod status;
 
 use std::net::SocketAddr;
@@ -605,7 +606,7 @@ pub async fn serve<D: Deliver>(
     notify::tell(notify::Event::Ready(&status));
     let app2 = app.clone();
     let shutdown = async move {
-        wait_for_stop(&mut stop).await;
+        signals::wait_for_stop(&mut stop).await;
         notify::tell(notify::Event::Stopping);
         tracing::info!("serve: stopping: no new messages, finishing what is in flight");
         app2.accepting.store(false, Ordering::Relaxed);
@@ -625,65 +626,4 @@ pub async fn serve<D: Deliver>(
     reloader.abort();
     tracing::info!("serve: stopped");
     Ok(())
-}
-
-/// SIGTERM, SIGINT, or `stop` turning true.
-async fn wait_for_stop(stop: &mut watch::Receiver<bool>) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    // Windows: Ctrl+Break, the console closing and the system shutting down
-    // stop it the same way (Windows ends the process about 5 seconds after a
-    // close and 20 after a shutdown; the outbox keeps what is not finished).
-    // Not a logoff: a service hears every user's logoff.
-    #[cfg(windows)]
-    let term = async {
-        use tokio::signal::windows;
-        let brk = async {
-            match windows::ctrl_break() {
-                Ok(mut s) => s.recv().await,
-                Err(_) => std::future::pending().await,
-            }
-        };
-        let close = async {
-            match windows::ctrl_close() {
-                Ok(mut s) => s.recv().await,
-                Err(_) => std::future::pending().await,
-            }
-        };
-        let down = async {
-            match windows::ctrl_shutdown() {
-                Ok(mut s) => s.recv().await,
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = brk => {}
-            _ = close => {}
-            _ = down => {}
-        }
-    };
-    #[cfg(not(any(unix, windows)))]
-    let term = std::future::pending::<()>();
-    let flag = async {
-        while !*stop.borrow() {
-            if stop.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-        _ = flag => {}
-    }
 }
