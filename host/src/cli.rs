@@ -359,15 +359,7 @@ fn report_settings(
 /// header that says where it came from (mode 0600: it will hold token hashes
 /// and secret references).
 fn config_init(cli: &Cli) -> u8 {
-    let path = cli
-        .config
-        .clone()
-        .or_else(|| {
-            std::env::var_os("MAILHOST_CONFIG")
-                .filter(|v| !v.is_empty())
-                .map(Into::into)
-        })
-        .unwrap_or_else(|| "mailhost.toml".into());
+    let path = config::named(cli.config.as_deref()).unwrap_or_else(|| "mailhost.toml".into());
     let shown = path.display();
     if path.exists() {
         return fail(

@@ -49,14 +49,19 @@ pub fn init_text() -> String {
 /// Which config to read: `--config`, else `MAILHOST_CONFIG`, else
 /// `./mailhost.toml` when present, else the embedded default.
 pub fn locate(cli: Option<&Path>) -> Option<PathBuf> {
-    if let Some(p) = cli {
-        return Some(p.to_path_buf());
-    }
-    if let Some(p) = std::env::var_os("MAILHOST_CONFIG").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let local = PathBuf::from("mailhost.toml");
-    local.exists().then_some(local)
+    named(cli).or_else(|| {
+        let local = PathBuf::from("mailhost.toml");
+        local.exists().then_some(local)
+    })
+}
+
+/// The config file the caller named: `--config`, else `MAILHOST_CONFIG`.
+pub fn named(cli: Option<&Path>) -> Option<PathBuf> {
+    cli.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os("MAILHOST_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
 }
 
 /// Reads and validates the config at `path` (or the embedded default when `None`).
