@@ -314,7 +314,7 @@ impl Engine {
                 let mut m = message::from_eml(
                     bytes,
                     envelope_from.as_deref(),
-                    envelope_to,
+                    &message::recipient_list(envelope_to),
                     options.clone(),
                 )?;
                 if let Some(k) = &sub.idempotency_key {
@@ -324,10 +324,22 @@ impl Engine {
             }
             Content::Fields(_) => None,
         };
-        let recipients: Vec<String> = match (&from_mime, &sub.content) {
+        // The fields as built: a recipient typed as a list ("a@x; b@y") is
+        // several recipients, for the policy and the message alike.
+        let fields = match &sub.content {
+            Content::Fields(r) => {
+                let mut r = MessageRequest::clone(r);
+                for list in [&mut r.to, &mut r.cc, &mut r.bcc] {
+                    *list = message::recipient_list(list);
+                }
+                Some(r)
+            }
+            Content::Mime { .. } => None,
+        };
+        let recipients: Vec<String> = match (&from_mime, &fields) {
             (Some(m), _) => m.envelope.to.iter().map(|s| s.to_string()).collect(),
-            (None, Content::Fields(r)) => r.to.iter().chain(&r.cc).chain(&r.bcc).cloned().collect(),
-            (None, Content::Mime { .. }) => Vec::new(),
+            (None, Some(r)) => r.to.iter().chain(&r.cc).chain(&r.bcc).cloned().collect(),
+            (None, None) => Vec::new(),
         };
         if recipients.len() > limits.max_recipients {
             return Err(MessageError::TooManyRecipients {
@@ -362,10 +374,9 @@ impl Engine {
                 .and_then(|acc| self.settings().accounts.get(acc))
                 .and_then(|acc| acc.from.clone())
         });
-        let msg = match (from_mime, &sub.content) {
+        let msg = match (from_mime, fields) {
             (Some(m), _) => m,
-            (None, Content::Fields(r)) => {
-                let mut r = MessageRequest::clone(r);
+            (None, Some(mut r)) => {
                 if r.to.is_empty() && r.cc.is_empty() && r.bcc.is_empty() {
                     r.to = decision.default_to.clone();
                 }
@@ -383,9 +394,7 @@ impl Engine {
                 r.options.extend(options);
                 message::build_limited(&r, default_from.as_deref(), limits)?
             }
-            (None, Content::Mime { .. }) => {
-                return Err(MessageError::Build("no message content".into()).into())
-            }
+            (None, None) => return Err(MessageError::Build("no message content".into()).into()),
         };
         if let Some(p) = sub
             .purpose

@@ -796,3 +796,40 @@ fn hostile_names_are_refused_and_shown_escaped() {
         );
     }
 }
+
+/// A recipient typed as a list is several recipients for the policy too: a
+/// purpose's allowed recipients hold for each of them.
+#[test]
+fn a_typed_recipient_list_meets_the_purpose_rules_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    refused_and_nothing_written(
+        dir.path(),
+        &[
+            "send",
+            "--purpose",
+            "notification",
+            "--to",
+            "a@example.com; evil@elsewhere.org",
+            "--text",
+            "hi",
+        ],
+        69,
+        "evil@elsewhere.org",
+    );
+    let cfg = config(dir.path());
+    mailhost(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "send",
+            "--purpose",
+            "notification",
+            "--to",
+            "a@example.com; b@example.com",
+        ])
+        .args(["--text", "hi"])
+        .assert()
+        .success();
+    let eml = std::fs::read_to_string(&emls(dir.path())[0]).unwrap();
+    assert!(eml.contains("To: a@example.com, b@example.com"), "{eml}");
+}

@@ -347,8 +347,7 @@ pub(crate) fn row_of(line: usize, fields: Map<String, Value>) -> Result<Row, Row
                 "contains a line break (CR or LF), which would inject header lines",
             ));
         }
-        // "a@x; b@y" in one value is a list, as the CLI and the API take it
-        Ok(crate::message::recipient_list(&out))
+        Ok(out)
     };
     let (to, cc, bcc) = (list("to")?, list("cc")?, list("bcc")?);
     if to.is_empty() && cc.is_empty() && bcc.is_empty() {

@@ -48,7 +48,7 @@ fn submission(
         Some(p) => Content::Mime {
             bytes: read_input(p, max).map_err(|e| e.to_string())?,
             envelope_from: a.envelope_from.clone(),
-            envelope_to: crate::message::recipient_list(&a.to),
+            envelope_to: a.to.clone(),
         },
         None => {
             let mut headers = Vec::new();
@@ -80,9 +80,9 @@ fn submission(
             Content::Fields(Box::new(MessageRequest {
                 from: a.from.clone(),
                 reply_to: a.reply_to.clone(),
-                to: crate::message::recipient_list(&a.to),
-                cc: crate::message::recipient_list(&a.cc),
-                bcc: crate::message::recipient_list(&a.bcc),
+                to: a.to.clone(),
+                cc: a.cc.clone(),
+                bcc: a.bcc.clone(),
                 subject: a.subject.clone(),
                 text,
                 html,

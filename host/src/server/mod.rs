@@ -331,11 +331,7 @@ async fn read_submission(
                 }
             }
             let routing: Routing = field_values(serde_json::Value::Object(routing))?;
-            let mut req: MessageRequest = field_values(v)?;
-            // A recipient typed as a list ("a@x; b@y"), as the CLI takes it.
-            for list in [&mut req.to, &mut req.cc, &mut req.bcc] {
-                *list = crate::message::recipient_list(list);
-            }
+            let req: MessageRequest = field_values(v)?;
             (routing, Content::Fields(Box::new(req)))
         }
         "message/rfc822" => (query, Content::Mime(raw.to_vec())),
