@@ -7,6 +7,7 @@
 //! next request); `[api] bind`, `[outbox]` and the request size limit are
 //! read at start only.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -116,23 +117,17 @@ fn token_changes(
     before: &crate::server::auth::ApiSettings,
     after: &crate::server::auth::ApiSettings,
 ) -> String {
-    let mut parts = Vec::new();
-    let names = |f: &dyn Fn(&str) -> bool| -> Vec<&str> {
-        after
-            .tokens
-            .keys()
-            .chain(before.tokens.keys())
+    let (old, new) = (&before.tokens, &after.tokens);
+    fn pick<'a, T>(from: &'a BTreeMap<String, T>, keep: &dyn Fn(&String) -> bool) -> Vec<&'a str> {
+        from.keys()
+            .filter(|n| keep(n))
             .map(String::as_str)
-            .filter(|n| f(n))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
             .collect()
-    };
-    let added = names(&|n| !before.tokens.contains_key(n) && after.tokens.contains_key(n));
-    let removed = names(&|n| before.tokens.contains_key(n) && !after.tokens.contains_key(n));
-    let changed = names(
-        &|n| matches!((before.tokens.get(n), after.tokens.get(n)), (Some(a), Some(b)) if a != b),
-    );
+    }
+    let added = pick(new, &|n| !old.contains_key(n));
+    let removed = pick(old, &|n| !new.contains_key(n));
+    let changed = pick(new, &|n| old.get(n).is_some_and(|t| Some(t) != new.get(n)));
+    let mut parts = Vec::new();
     for (what, list) in [("added", added), ("changed", changed), ("revoked", removed)] {
         if !list.is_empty() {
             parts.push(format!("{what} {}", list.join(", ")));

@@ -71,12 +71,10 @@ fn check_lists(a: &ApiTokenArgs) -> Result<(), String> {
     }
     for (what, v) in [("tenant", &a.tenants), ("user", &a.users)] {
         for x in v {
-            if x.is_empty() || x.len() > 200 || x.chars().any(char::is_control) {
-                return Err(format!(
-                    "--{what} `{}` is not a {what} name",
-                    crate::limits::shown(x)
-                ));
+            if x.is_empty() {
+                return Err(format!("--{what} is empty"));
             }
+            crate::limits::check_name(x).map_err(|e| format!("--{what} {e}"))?;
         }
     }
     Ok(())
