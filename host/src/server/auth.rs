@@ -142,6 +142,26 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// `Ok` when the token has the `send` scope (or `admin`, which includes it).
+    pub fn need_send(&self) -> Result<(), Problem> {
+        self.need(self.send, "send")
+    }
+
+    /// `Ok` when the token has the `admin` scope.
+    pub fn need_admin(&self) -> Result<(), Problem> {
+        self.need(self.admin, "admin")
+    }
+
+    fn need(&self, has: bool, scope: &str) -> Result<(), Problem> {
+        if has {
+            return Ok(());
+        }
+        Err(Problem::forbidden(
+            "scope",
+            format!("API token `{}` lacks the `{scope}` scope", self.name),
+        ))
+    }
+
     /// The tenant a request acts for: the one it names (if the token may), or
     /// the token's only tenant.
     pub fn tenant(&self, asked: Option<String>) -> Result<Option<String>, Problem> {

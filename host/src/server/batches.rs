@@ -143,12 +143,7 @@ struct Accepted {
 }
 
 fn need_send(app: &Shared, who: &Caller) -> Result<(), Problem> {
-    if !who.send {
-        return Err(Problem::forbidden(
-            "scope",
-            format!("API token `{}` lacks the `send` scope", who.name),
-        ));
-    }
+    who.need_send()?;
     if !app.accepting.load(Ordering::Relaxed) {
         return Err(Problem::unavailable(
             "shutting-down",
@@ -537,12 +532,7 @@ pub(super) async fn cancel(
     headers: HeaderMap,
 ) -> Result<Json<BatchStatus>, Problem> {
     let who = caller(&app, &headers)?;
-    if !who.send {
-        return Err(Problem::forbidden(
-            "scope",
-            format!("API token `{}` lacks the `send` scope", who.name),
-        ));
-    }
+    who.need_send()?;
     load_for(&app, &who, &id).await?;
     app.outbox
         .store()

@@ -280,12 +280,7 @@ async fn change_matching(
     cancel: bool,
 ) -> Result<Json<Moved>, Problem> {
     let who = caller(&app, &headers)?;
-    if !who.send {
-        return Err(Problem::forbidden(
-            "scope",
-            format!("API token `{}` lacks the `send` scope", who.name),
-        ));
-    }
+    who.need_send()?;
     let Query(q) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
     if q.limit.is_some() || q.before.is_some() {
         return Err(Problem::bad_request(
@@ -318,12 +313,7 @@ pub(super) async fn change(
     cancel: bool,
 ) -> Result<Json<Shown>, Problem> {
     let who = caller(&app, &headers)?;
-    if !who.send {
-        return Err(Problem::forbidden(
-            "scope",
-            format!("API token `{}` lacks the `send` scope", who.name),
-        ));
-    }
+    who.need_send()?;
     load_for(&app, &who, &id).await?;
     let store = app.outbox.store();
     let r = if cancel {

@@ -265,12 +265,7 @@ async fn create(
 ) -> Result<Response, Problem> {
     let who = caller(&app, &headers)?;
     let Query(query) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
-    if !who.send {
-        return Err(Problem::forbidden(
-            "scope",
-            format!("API token `{}` lacks the `send` scope", who.name),
-        ));
-    }
+    who.need_send()?;
     if !app.accepting.load(Ordering::Relaxed) {
         return Err(Problem::unavailable(
             "shutting-down",

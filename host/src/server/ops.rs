@@ -24,28 +24,6 @@ use crate::outbox::worker::note_account_status;
 use crate::policy::{Action, Decision, Request};
 use crate::submit::Outcome;
 
-fn need_admin(who: &super::Caller) -> Result<(), Problem> {
-    if who.admin {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(
-            "scope",
-            format!("API token `{}` lacks the `admin` scope", who.name),
-        ))
-    }
-}
-
-fn need_send(who: &super::Caller) -> Result<(), Problem> {
-    if who.send {
-        Ok(())
-    } else {
-        Err(Problem::forbidden(
-            "scope",
-            format!("API token `{}` lacks the `send` scope", who.name),
-        ))
-    }
-}
-
 /// What a check may be given (or an empty body).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,7 +85,7 @@ pub(super) async fn check(
     body: Body,
 ) -> Result<Json<CheckView>, Problem> {
     let who = caller(&app, &headers)?;
-    need_admin(&who)?;
+    who.need_admin()?;
     if !app.engine.get().settings().accounts.contains_key(&name) {
         return Err(Problem::not_found(format!(
             "no account `{}`; configured: {}",
@@ -228,7 +206,7 @@ pub(super) async fn explain(
     let (user, tenant) = if who.admin {
         (q.user, q.tenant)
     } else {
-        need_send(&who)?;
+        who.need_send()?;
         (who.user(q.user)?, who.tenant(q.tenant)?)
     };
     let action: Action = q
@@ -303,7 +281,7 @@ pub(super) async fn compose(
 ) -> Result<Json<Composed>, Problem> {
     let who = caller(&app, &headers)?;
     let Query(query) = query.map_err(|e| Problem::bad_request("bad-query", e.body_text()))?;
-    need_send(&who)?;
+    who.need_send()?;
     if !app.accepting.load(Ordering::Relaxed) {
         return Err(Problem::unavailable(
             "shutting-down",
