@@ -1896,7 +1896,7 @@ fn every_answer_fits_the_openapi_document() {
     let json = Some("application/json");
 
     let key = unique("fits");
-    let msg = json!({"tenant": "acme", "to": ["bob@example.com"], "subject": "Hi", "text": "Hello", "idempotency_key": key});
+    let msg = json!({"tenant": "acme", "to": ["bob@example.com"], "subject": "Hi", "text": "Hello", "idempotency_key": key, "options": {"dsn": {"notify": ["failure"]}}});
     let r = call(
         "POST",
         "/v1/messages",
@@ -1917,9 +1917,14 @@ fn every_answer_fits_the_openapi_document() {
     );
     assert_eq!(r.2["duplicate"], true);
     let one = "/v1/messages/{id}";
+    let got = call("GET", one, &format!("/v1/messages/{id}"), erp, None, vec![]);
+    assert_eq!(got.0, 200);
+    // The request's options come back as the object they were.
     assert_eq!(
-        call("GET", one, &format!("/v1/messages/{id}"), erp, None, vec![]).0,
-        200
+        got.2["options"],
+        json!({"dsn": {"notify": ["failure"]}}),
+        "{:#}",
+        got.2
     );
     assert_eq!(
         call(

@@ -260,6 +260,9 @@ pub struct MessageRecord {
     pub mime: Option<Vec<u8>>,
     pub envelope_from: String,
     pub envelope_to: Vec<String>,
+    /// The request's transport options as stored (JSON text); shown as the
+    /// object `options`.
+    #[serde(rename = "options", serialize_with = "json_object")]
     pub options_json: String,
     #[serde(skip)]
     pub decision_json: String,
@@ -278,6 +281,16 @@ pub struct MessageRecord {
     /// The batch the message belongs to (`send-batch`, `POST /v1/batches`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+}
+
+/// Stored options text as a JSON object (an empty one when it cannot be read:
+/// the text was written by this host from an object).
+fn json_object<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize as _;
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+        Ok(map) => map.serialize(s),
+        Err(_) => serde_json::Map::new().serialize(s),
+    }
 }
 
 impl MessageRecord {

@@ -453,8 +453,9 @@ pub mod schemas {
         pub message_id: String,
         pub envelope_from: String,
         pub envelope_to: Vec<String>,
-        /// The per-request transport options, as JSON text.
-        pub options_json: String,
+        /// The per-request transport options.
+        #[schema(value_type = Object)]
+        pub options: serde_json::Map<String, serde_json::Value>,
         /// Index of the way out (in the policy's chain) to try next.
         pub chain_pos: u32,
         /// When the current way out was first tried (ms since the epoch).
