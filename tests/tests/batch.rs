@@ -263,6 +263,48 @@ fn a_csv_batch_with_a_template_file_and_an_eml_folder_are_sent() {
     assert_eq!(o.status.code(), Some(64), "stderr: {}", text(&o.stderr));
 }
 
+/// Excel's "CSV (Comma delimited)" is in the Windows code page: refused with
+/// what to do and nothing queued, then sent as written with `--encoding`,
+/// template file included.
+#[test]
+fn a_csv_in_the_windows_code_page_is_sent_with_its_encoding() {
+    let (dir, _) = setup("");
+    let d = dir.path();
+    let a = format!("{}@example.com", unique("ansi"));
+    let mut csv = format!("to;name\r\n{a};").into_bytes();
+    csv.extend_from_slice(b"J\xfcrgen M\xfcller\r\n");
+    std::fs::write(d.join("excel.csv"), &csv).unwrap();
+    std::fs::write(d.join("body.txt"), b"Gr\xfc\xdfe, {{ name }}").unwrap();
+    let args = [
+        "send-batch",
+        "excel.csv",
+        "--subject",
+        "Rechnung {{ name }}",
+        "--text-file",
+        "body.txt",
+        "--rate",
+        "0",
+    ];
+    let o = mailhost(d, &args);
+    assert_eq!(o.status.code(), Some(65), "stdout: {}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(err.contains("excel.csv: line 2 is not UTF-8"), "{err}");
+    assert!(err.contains("--encoding windows-1252"), "{err}");
+    assert!(saved_for(&a).is_none(), "nothing may be sent");
+    let o = mailhost(d, &[&args[..], &["--encoding", "windows-1252"]].concat());
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
+    let (subject, body, _) = delivered(&a);
+    assert_eq!(subject, "Rechnung Jürgen Müller");
+    assert_eq!(body.as_deref(), Some("Grüße, Jürgen Müller"));
+    let o = mailhost(d, &[&args[..], &["--encoding", "ebcdic-xyz"]].concat());
+    assert_eq!(o.status.code(), Some(64), "stderr: {}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not an encoding"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 #[test]
 fn one_bad_row_queues_nothing_and_every_bad_row_is_named() {
     let (dir, _) = setup("");

@@ -48,6 +48,12 @@ pub struct SendBatchArgs {
     /// The file's format when its name does not tell: jsonl or csv.
     #[arg(long)]
     pub format: Option<String>,
+    /// The text encoding of the file and the template files when it is not
+    /// UTF-8, e.g. windows-1252 (what Excel's "CSV (Comma delimited)" writes
+    /// in Western Europe), windows-1250, iso-8859-15. A UTF-16 file with a
+    /// byte order mark (Excel's "Unicode Text") is read without it.
+    #[arg(long, value_name = "NAME")]
+    pub encoding: Option<String>,
     /// The subject template (e.g. 'Invoice {{ number }}').
     #[arg(long)]
     pub subject: Option<String>,
@@ -139,9 +145,10 @@ fn request(
             || a.html.is_some()
             || a.template.is_some()
             || a.from.is_some()
+            || a.encoding.is_some()
         {
             return Err(usage(format!(
-                "{} is a folder of .eml files, which are sent as they are: leave out --subject, --text, --text-file, --html, --html-file, --template and --from",
+                "{} is a folder of .eml files, which are sent as they are: leave out --subject, --text, --text-file, --html, --html-file, --template, --from and --encoding",
                 file.display()
             )));
         }
@@ -158,9 +165,23 @@ fn request(
                 ))
             })?,
         };
+        let encoding = a
+            .encoding
+            .as_deref()
+            .map(input::encoding)
+            .transpose()
+            .map_err(usage)?;
+        let whole = |m: String| data(RowErrors::one(RowError::whole(m)));
         let bytes =
             crate::limits::read_bounded(file, limits.max_batch_bytes, "limits.max_batch_bytes")
-                .map_err(|e| data(RowErrors::one(RowError::whole(e.to_string()))))?;
+                .map_err(|e| whole(e.to_string()))?;
+        let bytes = input::to_utf8(bytes, encoding, &file.display().to_string()).map_err(whole)?;
+        if let Some(line) = input::first_bad_utf8_line(&bytes) {
+            return Err(whole(format!(
+                "{}: line {line} is not UTF-8. Save the file as UTF-8 (in Excel: Save As \"CSV UTF-8\"; in LibreOffice: character set Unicode (UTF-8)), or give the encoding it was saved in, e.g. --encoding windows-1252 (Excel's \"CSV (Comma delimited)\" in Western Europe)",
+                file.display()
+            )));
+        }
         let rows = input::parse(format, &bytes, limits).map_err(data)?;
         let read = |p: &PathBuf| -> Result<String, (u8, String, Option<RowErrors>)> {
             let b = crate::limits::read_bounded(
@@ -169,11 +190,13 @@ fn request(
                 "limits.max_message_bytes",
             )
             .map_err(|e| (exit::DATA, format!("template: {e}"), None))?;
+            let b = input::to_utf8(b, encoding, &format!("template {}", p.display()))
+                .map_err(|e| (exit::DATA, e, None))?;
             crate::limits::utf8_text(b).map_err(|_| {
                 (
                     exit::DATA,
                     format!(
-                        "template {} is not valid UTF-8; save it as UTF-8",
+                        "template {} is not valid UTF-8; save it as UTF-8, or give the encoding it was saved in (--encoding windows-1252)",
                         p.display()
                     ),
                     None,
