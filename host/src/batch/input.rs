@@ -543,6 +543,9 @@ mod tests {
         let e = encoding("klingon\n").unwrap_err();
         assert!(e.contains("`klingon\\n` is not an encoding"), "{e}");
         assert_eq!(first_bad_utf8_line("ä\nö".as_bytes()), None);
+        // A UTF-16 file cut in the middle of a character.
+        let e = to_utf8(vec![0xff, 0xfe, 0x41], None, "cut.csv").unwrap_err();
+        assert!(e.contains("cut.csv is not valid UTF-16LE text"), "{e}");
     }
 
     #[test]
