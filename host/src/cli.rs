@@ -142,6 +142,11 @@ pub enum Command {
     SendBatch(crate::batch::cli::SendBatchArgs),
     /// Run the service: the HTTP API and the workers that drain the outbox.
     Serve(crate::server::cli::ServeArgs),
+    /// Install `serve` as a Windows service (or remove it).
+    Service {
+        #[command(subcommand)]
+        command: crate::server::cli::ServiceCommand,
+    },
     /// The durable outbox of the service: list, show, retry, cancel.
     Outbox {
         #[command(subcommand)]
@@ -308,11 +313,18 @@ pub fn run() -> ExitCode {
             });
         }
     };
-    init_logging(cli.verbose, matches!(cli.command, Command::Serve(_)));
+    let serving = matches!(
+        cli.command,
+        Command::Serve(_)
+            | Command::Service {
+                command: crate::server::cli::ServiceCommand::Run(_)
+            }
+    );
+    init_logging(cli.verbose, serving);
     ExitCode::from(dispatch(&cli))
 }
 
-fn load_plugins(cli: &Cli) -> PluginSet {
+pub(crate) fn load_plugins(cli: &Cli) -> PluginSet {
     loader::load_dirs(&loader::search_path(&cli.plugins))
 }
 
@@ -421,6 +433,9 @@ fn dispatch(cli: &Cli) -> u8 {
             Ok(s) => crate::server::cli::serve(Engine::new(s, plugins), a),
             Err(code) => code,
         };
+    }
+    if let Command::Service { command } = &cli.command {
+        return crate::server::cli::service(cli, command);
     }
     let plugins = load_plugins(cli);
     match &cli.command {
@@ -538,6 +553,7 @@ fn dispatch(cli: &Cli) -> u8 {
                 Command::Plugins { .. }
                 | Command::Config { .. }
                 | Command::Serve(_)
+                | Command::Service { .. }
                 | Command::SendBatch(_)
                 | Command::Outbox { .. }
                 | Command::ApiToken(_)

@@ -1220,3 +1220,168 @@ fn autodetect_picks_outlook_then_the_mapi_level_then_falls_through() {
     reg_delete(progid);
     reg_delete(CLIENTS_MAIL);
 }
+
+/// `mailhost service uninstall --name NAME` when dropped, so a failed test
+/// leaves no service that starts with every later Wine session.
+struct Installed<'a> {
+    name: String,
+    dir: &'a Path,
+}
+
+impl Drop for Installed<'_> {
+    fn drop(&mut self) {
+        let mut cmd = wine(&win_exe());
+        cmd.args(["service", "uninstall", "--name", &self.name]);
+        let out = tempfile::tempdir_in(self.dir).unwrap();
+        let _ = run_bounded(cmd, out.path(), LIMIT);
+    }
+}
+
+/// One HTTP request over a plain socket: (status line, whole answer).
+fn http(port: u16, head: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let req = format!(
+        "{head}\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(req.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    (
+        answer.lines().next().unwrap_or_default().to_string(),
+        answer,
+    )
+}
+
+/// `mailhost service install` registers `serve` with the service manager;
+/// the service starts in its config's folder, takes a message through the
+/// API, stops gracefully on `sc stop` (the log says so), and `service
+/// uninstall` removes it. (Wine's service manager does not keep restart
+/// actions: install warns and goes on.)
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn serve_runs_as_a_windows_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = mailhost_tests::free_port();
+    let token = "svc-token-for-tests";
+    let config = dir.path().join("mailhost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy]\naccount = \"local\"\n\n[accounts.local]\nplugin = \"pickup\"\nfrom = \"erp@example.com\"\ndir = \"picked\"\n\n[api.tokens.erp]\nhash = \"{}\"\nscopes = [\"send\"]\n",
+            mailhost::server::auth::hash_token(token)
+        ),
+    )
+    .unwrap();
+    let name = format!("mh-svc-{}", std::process::id());
+    let mut cmd = wine(&win_exe());
+    cmd.current_dir(dir.path()).args([
+        "--plugins",
+        &win_path(&win_dir()),
+        "--config",
+        "mailhost.toml",
+        "service",
+        "install",
+        "--name",
+        &name,
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let run = run_bounded(cmd, dir.path(), LIMIT);
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout.contains(&format!("installed service `{name}`")),
+        "{run:?}"
+    );
+    let _installed = Installed {
+        name: name.clone(),
+        dir: dir.path(),
+    };
+
+    // Wine ends the services it started when no other Wine program runs:
+    // one waits on its input meanwhile.
+    let mut keeper = wine(Path::new("cmd"))
+        .args(["/c", "pause"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sc = wine(Path::new("sc"));
+    sc.args(["start", &name]);
+    // Started here, or already by Wine's boot (the service starts automatically).
+    let _ = run_bounded(sc, dir.path(), LIMIT);
+    let log = dir.path().join("mailhost-service.log");
+    let deadline = Instant::now() + LIMIT;
+    while !mailhost_tests::service::readyz(port) {
+        assert!(
+            Instant::now() < deadline,
+            "the service never answered; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let subject = unique("win-service");
+    let (status, answer) = http(
+        port,
+        &format!("POST /v1/messages HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json"),
+        &format!("{{\"to\": \"someone@example.com\", \"subject\": \"{subject}\", \"text\": \"queued\"}}"),
+    );
+    assert!(status.contains(" 202 "), "{answer}");
+    // The pickup folder is relative: the config's folder, not the system's.
+    let picked = dir.path().join("picked");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let sent = std::fs::read_dir(&picked)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(&subject)));
+        if sent {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let mut sc = wine(Path::new("sc"));
+    sc.args(["stop", &name]);
+    let run = run_bounded(sc, dir.path(), LIMIT);
+    assert!(run.status.success(), "{run:?}");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("serve: stopped") {
+            assert!(
+                text.contains("the service manager asked it to stop"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no graceful stop; log:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let mut cmd = wine(&win_exe());
+    cmd.args(["service", "uninstall", "--name", &name]);
+    let run = run_bounded(cmd, dir.path(), LIMIT);
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout.contains(&format!("removed service `{name}`")),
+        "{run:?}"
+    );
+    let mut sc = wine(Path::new("sc"));
+    sc.args(["query", &name]);
+    assert!(
+        !run_bounded(sc, dir.path(), LIMIT).status.success(),
+        "still registered"
+    );
+    let _ = keeper.kill();
+    let _ = keeper.wait();
+}

@@ -26,7 +26,7 @@ const CHECK_CHILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// and finds it known. Whatever the child found or did (invalid config, no
 /// child, a timeout), this process's own load is the answer and its errors
 /// are the ones printed: the child costs time, never a different answer.
-pub(super) fn load_for_serve(cli: &Cli) -> (PluginSet, Result<Settings, u8>) {
+pub(crate) fn load_for_serve(cli: &Cli) -> (PluginSet, Result<Settings, u8>) {
     SERVE_PROCESS.store(true, Ordering::Relaxed);
     if crate::checked::enabled() {
         let ((plugins, loaded), needed) = loader::without_compiling(|| {

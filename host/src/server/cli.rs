@@ -13,9 +13,11 @@ use crate::outbox::{now_ms, worker, Outbox, Store};
 
 mod outbox;
 mod token;
+pub mod winservice;
 pub use outbox::{outbox, OutboxCommand};
 pub(crate) use outbox::{parse_when, when};
 pub use token::{api_token, ApiTokenArgs};
+pub use winservice::{service, ServiceCommand};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -50,6 +52,20 @@ async fn open_outbox(settings: &Settings) -> Result<Outbox, u8> {
 
 /// `mailhost serve`
 pub fn serve(engine: Engine, a: &ServeArgs) -> u8 {
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    serve_until(engine, a, stop_rx, None)
+}
+
+/// Called once `serve` listens (and the workers run).
+pub(crate) type OnReady = Box<dyn FnOnce(SocketAddr) + Send>;
+
+/// `serve` until a signal or `stop` turns true; `ready` hears when it listens.
+pub(crate) fn serve_until(
+    engine: Engine,
+    a: &ServeArgs,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
+    ready: Option<OnReady>,
+) -> u8 {
     let settings = engine.settings().clone();
     let bind = match a.bind {
         Some(b) => b,
@@ -88,9 +104,17 @@ pub fn serve(engine: Engine, a: &ServeArgs) -> u8 {
             drain: settings.outbox.drain(),
             workers: !a.no_workers,
         };
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let deliver = Arc::new(crate::outbox::deliver::EngineDeliver(live.clone()));
-        match super::serve(live.clone(), deliver, outbox, opts, stop_rx, None).await {
+        let bound = ready.map(|ready| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                if let Ok(addr) = rx.await {
+                    ready(addr);
+                }
+            });
+            tx
+        });
+        match super::serve(live.clone(), deliver, outbox, opts, stop_rx, bound).await {
             Ok(()) => exit::OK,
             Err(e) => {
                 eprintln!("mailhost: serve: {e}");
