@@ -498,7 +498,7 @@ fn hostile_batch_rows_are_refused_by_line_and_nothing_is_queued() {
             .concat(),
             &[],
             65,
-            "line 2: not valid UTF-8",
+            "rows.jsonl: line 2 is not UTF-8",
         ),
         (
             "rows.jsonl",
@@ -522,7 +522,7 @@ fn hostile_batch_rows_are_refused_by_line_and_nothing_is_queued() {
             b"to,name\na@example.com,Ann\nb@example.com,B\xffb\n".to_vec(),
             &[],
             65,
-            "line 3: field `name` is not valid UTF-8",
+            "rows.csv: line 3 is not UTF-8",
         ),
         // the purpose's rules hold on every built message
         (

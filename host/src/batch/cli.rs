@@ -177,8 +177,13 @@ fn request(
                 .map_err(|e| whole(e.to_string()))?;
         let bytes = input::to_utf8(bytes, encoding, &file.display().to_string()).map_err(whole)?;
         if let Some(line) = input::first_bad_utf8_line(&bytes) {
+            let how = if format == Format::Csv {
+                "Save the file as UTF-8 (in Excel: Save As \"CSV UTF-8\"; in LibreOffice: character set Unicode (UTF-8)), or give the encoding it was saved in, e.g. --encoding windows-1252 (Excel's \"CSV (Comma delimited)\" in Western Europe)"
+            } else {
+                "Save the file as UTF-8, or give the encoding it was saved in, e.g. --encoding windows-1252"
+            };
             return Err(whole(format!(
-                "{}: line {line} is not UTF-8. Save the file as UTF-8 (in Excel: Save As \"CSV UTF-8\"; in LibreOffice: character set Unicode (UTF-8)), or give the encoding it was saved in, e.g. --encoding windows-1252 (Excel's \"CSV (Comma delimited)\" in Western Europe)",
+                "{}: line {line} is not UTF-8. {how}",
                 file.display()
             )));
         }
