@@ -1368,6 +1368,28 @@ fn serve_runs_as_a_windows_service() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // A config broken after the install: the service stops with the
+    // config's exit code (78) for the service manager, the log says where.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("bogus = = 1\n");
+    std::fs::write(&config, text).unwrap();
+    let mut sc = wine(Path::new("sc"));
+    sc.args(["start", &name]);
+    let _ = run_bounded(sc, dir.path(), LIMIT);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let mut sc = wine(Path::new("sc"));
+        sc.args(["query", &name]);
+        let q = run_bounded(sc, dir.path(), LIMIT).stdout;
+        if q.contains("STOPPED") && q.contains("SERVICE_EXIT_CODE  : 78") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{q}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("mailhost.toml:12:9: extra `=`"), "{text}");
+
     let mut cmd = wine(&win_exe());
     cmd.args(["service", "uninstall", "--name", &name]);
     let run = run_bounded(cmd, dir.path(), LIMIT);
