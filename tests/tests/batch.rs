@@ -995,3 +995,129 @@ fn the_api_stops_reading_rows_past_the_bound() {
         r.2
     );
 }
+
+/// A multipart/form-data body of `(name, file name, content type, bytes)` parts.
+fn multipart(parts: &[(&str, Option<&str>, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "mailhost-test-boundary-7d4e";
+    let mut body = Vec::new();
+    for (name, file, ctype, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let file = file
+            .map(|f| format!("; filename=\"{f}\""))
+            .unwrap_or_default();
+        body.extend_from_slice(
+            format!("Content-Disposition: form-data; name=\"{name}\"{file}\r\nContent-Type: {ctype}\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// `POST /v1/batches` as a file upload (what `curl -F` and HTML forms
+/// send): the template part and a CSV file, here one saved by Excel in the
+/// Windows code page and saying so in its charset; bad uploads are refused
+/// with what to do and queue nothing.
+#[test]
+fn the_api_takes_a_batch_as_a_file_upload() {
+    let (dir, _) = setup("");
+    let s = Service::start(dir.path(), &[]);
+    let a = format!("{}@example.com", unique("upload"));
+    let head = json!({"tenant": "acme", "rate": 0, "template": {"subject": "Rechnung {{ nr }}", "text": "Hallo {{ name }}"}})
+        .to_string();
+    let mut csv = format!("to;name;nr\r\n{a};").into_bytes();
+    csv.extend_from_slice(b"J\xfcrgen;4711\r\n");
+    let (ctype, body) = multipart(&[
+        ("batch", None, "application/json", head.as_bytes()),
+        (
+            "rows",
+            Some("excel.csv"),
+            "text/csv; charset=windows-1252",
+            &csv,
+        ),
+    ]);
+    let r = s.post("/v1/batches", &ctype, body);
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    assert_eq!(r.2["total"], 1);
+    let (subject, text, _) = delivered(&a);
+    assert_eq!(subject, "Rechnung 4711");
+    assert_eq!(text.as_deref(), Some("Hallo Jürgen"));
+
+    // JSON Lines told by the file name alone.
+    let b = format!("{}@example.com", unique("upload-jsonl"));
+    let rows = format!("{{\"to\": \"{b}\", \"nr\": 1, \"name\": \"Zoë\"}}\n");
+    let (ctype, body) = multipart(&[
+        ("batch", None, "application/json", head.as_bytes()),
+        (
+            "rows",
+            Some("rows.jsonl"),
+            "application/octet-stream",
+            rows.as_bytes(),
+        ),
+    ]);
+    let r = s.post("/v1/batches", &ctype, body);
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    assert_eq!(delivered(&b).1.as_deref(), Some("Hallo Zoë"));
+
+    let before = s.get("/v1/batches?limit=100")["batches"]
+        .as_array()
+        .map(Vec::len);
+    // The same Windows CSV without its charset: where, and what to do.
+    let (ctype, body) = multipart(&[
+        ("batch", None, "application/json", head.as_bytes()),
+        ("rows", Some("excel.csv"), "text/csv", &csv),
+    ]);
+    let r = s.post("/v1/batches", &ctype, body);
+    assert_problem(&r, 400, "bad-multipart");
+    let detail = r.2["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("line 2 is not UTF-8") && detail.contains("charset=windows-1252"),
+        "{detail}"
+    );
+    // No rows part; an unknown part; a bad row; no boundary.
+    let (ctype, body) = multipart(&[("batch", None, "application/json", head.as_bytes())]);
+    assert_problem(&s.post("/v1/batches", &ctype, body), 400, "bad-field");
+    let (ctype, body) = multipart(&[
+        ("batch", None, "application/json", head.as_bytes()),
+        (
+            "rows",
+            Some("r.csv"),
+            "text/csv",
+            b"to,name,nr\nx@example.com,X,1\n",
+        ),
+        ("attachment", None, "text/plain", b"x"),
+    ]);
+    let r = s.post("/v1/batches", &ctype, body);
+    assert_problem(&r, 400, "bad-field");
+    assert!(
+        r.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("part `attachment` is unknown"),
+        "{:#}",
+        r.2
+    );
+    // A part name with a control character does not even parse.
+    let (ctype, body) = multipart(&[("extra\u{1b}[2J", None, "text/plain", b"x")]);
+    assert_problem(&s.post("/v1/batches", &ctype, body), 400, "bad-multipart");
+    let (ctype, body) = multipart(&[
+        ("batch", None, "application/json", head.as_bytes()),
+        (
+            "rows",
+            None,
+            "text/csv",
+            b"to,name,nr\nnot-an-address,X,1\n",
+        ),
+    ]);
+    let r = s.post("/v1/batches", &ctype, body);
+    assert_problem(&r, 400, "invalid-batch");
+    assert_eq!(r.2["rows"][0]["at"], "line 2", "{:#}", r.2);
+    let r = s.post("/v1/batches", "multipart/form-data", b"--x\r\n".to_vec());
+    assert_problem(&r, 400, "bad-multipart");
+    let after = s.get("/v1/batches?limit=100")["batches"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(before, after, "a refused upload queues nothing");
+}

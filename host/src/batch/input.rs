@@ -52,7 +52,7 @@ impl Format {
 pub fn encoding(label: &str) -> Result<&'static encoding_rs::Encoding, String> {
     encoding_rs::Encoding::for_label(label.trim().as_bytes()).ok_or_else(|| {
         format!(
-            "--encoding `{}` is not an encoding this host knows; use a name such as windows-1252, iso-8859-15, windows-1250 or utf-16le",
+            "`{}` is not an encoding this host knows; use a name such as windows-1252, iso-8859-15, windows-1250 or utf-16le",
             crate::limits::shown(label)
         )
     })
@@ -78,10 +78,7 @@ pub fn to_utf8(
     let rest = bytes.get(skip..).unwrap_or_default();
     match enc.decode_without_bom_handling_and_without_replacement(rest) {
         Some(text) => Ok(text.into_owned().into_bytes()),
-        None => Err(format!(
-            "{what} is not valid {} text; give the encoding it was saved in with --encoding, or save it as UTF-8",
-            enc.name()
-        )),
+        None => Err(format!("{what} is not valid {} text", enc.name())),
     }
 }
 

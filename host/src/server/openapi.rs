@@ -180,6 +180,7 @@ pub const CODES: &[Code] = &[
     code(400, "invalid-message", INVALID, "the message cannot be built: a bad address, a line break in a header (injection), no recipient, no From", "to: `bob@` is not a valid address (invalid domain); write it as `name@example.com` or `Name <name@example.com>`"),
     code(400, "missing-field", INVALID, "the token acts for several tenants or users and the request names none", "API token `erp` acts for several tenants: name one with `tenant`"),
     code(400, "attachment-path", INVALID, "an attachment names a file on the server (`path`); the API takes the bytes as `data` (base64)", "attachments[].path names a file on the server, which the API does not read; send the bytes as `data` (base64)"),
+    code(400, "bad-multipart", INVALID, "a batch upload (multipart/form-data) cannot be read: no boundary, a broken part, rows not in the charset they name", "part `rows`: line 2 is not UTF-8; send it as UTF-8 or name its charset (Content-Type: text/csv; charset=windows-1252)"),
     code(400, "invalid-batch", INVALID, "rows of a batch are bad: `rows` lists each (line or row, field, message), `bad_rows` counts them; nothing was queued", "line 3: to: `x` is not a valid address"),
     code(401, "unauthorized", "No valid API token", "no `Authorization: Bearer TOKEN`, or a token that is not configured (answered with `WWW-Authenticate: Bearer`)", "the API token is not known (or was revoked)"),
     code(403, "scope", "Not allowed", "the token lacks the scope the operation needs", "API token `erp` lacks the `admin` scope"),
