@@ -994,6 +994,40 @@ fn the_api_stops_reading_rows_past_the_bound() {
         "{:#}",
         r.2
     );
+    // A file upload past the bound, and a `batch` part that holds rows.
+    let head = json!({"tenant": "acme", "template": {"subject": "x", "text": "x"}}).to_string();
+    for n in [4, 200_000] {
+        let csv: String = std::iter::once("to\n".to_string())
+            .chain((0..n).map(|i| format!("r{i}@example.com\n")))
+            .collect();
+        let (ctype, upload) = multipart(&[
+            ("batch", None, "application/json", head.as_bytes()),
+            ("rows", Some("rows.csv"), "text/csv", csv.as_bytes()),
+        ]);
+        let r = s.post("/v1/batches", &ctype, upload);
+        assert_problem(&r, 400, "invalid-batch");
+        assert!(
+            r.2["detail"].as_str().unwrap().contains("max_batch_rows"),
+            "{:#}",
+            r.2
+        );
+    }
+    let with_rows = String::from_utf8(body(1)).unwrap();
+    let (ctype, upload) = multipart(&[
+        ("batch", None, "application/json", with_rows.as_bytes()),
+        ("rows", Some("rows.csv"), "text/csv", b"to\na@example.com\n"),
+    ]);
+    let r = s.post("/v1/batches", &ctype, upload);
+    assert_problem(&r, 400, "bad-field");
+    assert!(
+        r.2["detail"]
+            .as_str()
+            .unwrap()
+            .contains("the rows go in part `rows`"),
+        "{:#}",
+        r.2
+    );
+    assert_eq!(s.get("/v1/batches")["batches"].as_array().unwrap().len(), 1);
 }
 
 /// A multipart/form-data body of `(name, file name, content type, bytes)` parts.

@@ -76,6 +76,9 @@ struct BatchBody {
     mode: Option<String>,
 }
 
+/// Why rows were refused where only the template and options belong.
+const ROWS_IN_HEAD: &str = "rows do not belong on line 1 of a JSON Lines batch (the template and options); the rows follow, one per line";
+
 /// The JSON `rows`, read with a bound on their number: parsing stops at the
 /// first row past `[limits] max_batch_rows` instead of building a huge
 /// array in memory first (a JSON value takes many times its text).
@@ -103,9 +106,7 @@ impl<'de> Deserialize<'de> for BoundedRows {
                 let mut out = Vec::new();
                 while let Some(v) = seq.next_element::<serde_json::Value>()? {
                     if self.0 == 0 {
-                        return Err(serde::de::Error::custom(
-                            "rows do not belong on line 1 of a JSON Lines batch (the template and options); the rows follow, one per line",
-                        ));
+                        return Err(serde::de::Error::custom(ROWS_IN_HEAD));
                     }
                     if out.len() == self.0 {
                         return Err(serde::de::Error::custom(format!(
@@ -265,6 +266,12 @@ async fn multipart_batch(
         match name.as_str() {
             "batch" if head.is_none() => {
                 let b = parse_bounded(&bytes, 0).map_err(|e| {
+                    if e.to_string().contains(ROWS_IN_HEAD) {
+                        return Problem::bad_request(
+                            "bad-field",
+                            "part `batch` holds the template and options; the rows go in part `rows`",
+                        );
+                    }
                     Problem::bad_request(
                         "bad-json",
                         format!("part `batch` (the template and options) is not valid: {e}"),
