@@ -389,6 +389,7 @@ pub(super) async fn create(
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit {
+            super::drain_refused(body, len, limit).await;
             return Err(too_large(limit));
         }
     }
