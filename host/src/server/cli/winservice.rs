@@ -133,6 +133,25 @@ fn install_paths(cli: &Cli, a: &InstallArgs) -> Result<(PathBuf, PathBuf), Strin
     Ok((config, log))
 }
 
+/// A service log grows past this, then it is moved to `NAME.1` (the one
+/// before that is dropped) and a new one is started.
+pub const LOG_MAX_BYTES: u64 = 16 << 20;
+
+/// Moves `log` to `log.1` (replacing it) when it is larger than `max`;
+/// true when it did. Windows lets a file open for writing be renamed (Rust
+/// opens files sharing delete access), so the service then switches its
+/// standard error to a new file.
+#[cfg_attr(not(windows), allow(dead_code))]
+fn rotate_if_large(log: &std::path::Path, max: u64) -> std::io::Result<bool> {
+    if std::fs::metadata(log)?.len() <= max {
+        return Ok(false);
+    }
+    let mut old = log.as_os_str().to_owned();
+    old.push(".1");
+    std::fs::rename(log, old)?;
+    Ok(true)
+}
+
 #[cfg(not(windows))]
 mod imp {
     use super::ServiceCommand;
@@ -382,10 +401,31 @@ mod imp {
         .map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// Keeps the log under [`super::LOG_MAX_BYTES`]: checked at start and
+    /// once a minute.
+    fn keep_log_small(path: std::path::PathBuf) {
+        let check = move || {
+            if let Ok(true) = super::rotate_if_large(&path, super::LOG_MAX_BYTES) {
+                if let Err(e) = log_to(&path) {
+                    // Standard error is still the moved file: say so there.
+                    eprintln!("mailhost: cannot start a new log file {e}");
+                }
+            }
+        };
+        check();
+        let _ = std::thread::Builder::new()
+            .name("log-rotation".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(60));
+                check();
+            });
+    }
+
     fn run(cli: &Cli, a: &RunArgs) -> u8 {
         if let Err(e) = log_to(&a.log) {
             eprintln!("mailhost: cannot open the service's log file {e}");
         }
+        keep_log_small(a.log.clone());
         // A service starts in the system folder; relative paths in the
         // config (a pickup folder, the outbox) mean the config's folder.
         if let Some(dir) = cli.config.as_deref().and_then(std::path::Path::parent) {
@@ -580,6 +620,29 @@ mod tests {
         };
         assert_eq!((r.name.as_str(), r.serve.no_workers), ("mh-acme", true));
         assert_eq!(back.config.as_deref(), Some(config.as_path()));
+    }
+
+    #[test]
+    fn a_large_log_is_moved_aside_and_one_old_log_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("mailhost-service.log");
+        std::fs::write(&log, "small").unwrap();
+        assert!(!rotate_if_large(&log, 10).unwrap());
+        std::fs::write(&log, "a line longer than ten bytes").unwrap();
+        assert!(rotate_if_large(&log, 10).unwrap());
+        assert!(!log.exists());
+        let old = dir.path().join("mailhost-service.log.1");
+        assert_eq!(
+            std::fs::read_to_string(&old).unwrap(),
+            "a line longer than ten bytes"
+        );
+        std::fs::write(&log, "the next one, also long").unwrap();
+        assert!(rotate_if_large(&log, 10).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&old).unwrap(),
+            "the next one, also long"
+        );
+        assert!(rotate_if_large(&dir.path().join("none.log"), 10).is_err());
     }
 
     #[test]
