@@ -95,9 +95,12 @@ fn run_arguments(
     let absolute =
         |p: &std::path::Path| std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()));
     let mut args: Vec<std::ffi::OsString> = vec!["--config".into(), absolute(config)?.into()];
-    for dir in &cli.plugins {
+    // The plugin directories this command searched (its --plugins, or
+    // MAILHOST_PLUGIN_PATH and the executable's folders): the service's
+    // environment is not the installer's.
+    for dir in crate::loader::search_path(&cli.plugins) {
         args.push("--plugins".into());
-        args.push(absolute(dir)?.into());
+        args.push(absolute(&dir)?.into());
     }
     for _ in 0..cli.verbose {
         args.push("-v".into());
@@ -114,6 +117,26 @@ fn run_arguments(
         args.push("--no-workers".into());
     }
     Ok(args)
+}
+
+/// The environment variables a config reads secrets from (`"env:NAME"`):
+/// a service does not see the installing session's variables.
+#[cfg_attr(not(windows), allow(dead_code))]
+fn env_references(config_text: &str) -> Vec<String> {
+    let mut names: Vec<String> = config_text
+        .split("\"env:")
+        .skip(1)
+        .filter_map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty() && rest[name.len()..].starts_with('"')).then_some(name)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// The config file a service is installed with, and its log file.
@@ -310,6 +333,15 @@ mod imp {
         );
         println!("  config: {}", config.display());
         println!("  log:    {}", log.display());
+        let env = std::fs::read_to_string(&config)
+            .map(|t| super::env_references(&t))
+            .unwrap_or_default();
+        if !env.is_empty() {
+            println!(
+                "  the config reads secrets from environment variables ({}): the service sees only the system's; set each with `setx /M NAME VALUE` (then restart the service), or use \"file:PATH\" secrets",
+                env.join(", ")
+            );
+        }
         println!("start it now with: sc start {}", a.name);
         exit::OK
     }
@@ -620,6 +652,16 @@ mod tests {
         };
         assert_eq!((r.name.as_str(), r.serve.no_workers), ("mh-acme", true));
         assert_eq!(back.config.as_deref(), Some(config.as_path()));
+    }
+
+    #[test]
+    fn secrets_from_the_environment_are_named() {
+        let text = "[oauth.m365]\nclient_secret = \"env:M365_SECRET\"\n[outbox]\ndatabase = \"env:MAILHOST_OUTBOX_URL\"\npassword = \"env:M365_SECRET\"\n# \"env:not a name\"\nx = \"file:pw\"\n";
+        assert_eq!(
+            env_references(text),
+            vec!["M365_SECRET", "MAILHOST_OUTBOX_URL"]
+        );
+        assert!(env_references("password = \"literal\"").is_empty());
     }
 
     #[test]
