@@ -124,7 +124,7 @@ macro_rules! impl_batch_store {
                 now: i64,
             ) -> Result<Enqueued, OutboxError> {
                 let q = |e| self.batch_err("store a batch", e);
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = uuid::Uuid::now_v7().to_string();
                 let scope = super::store::idem_scope(batch.tenant.as_deref());
                 let mut tx = self.pool.begin().await.map_err(q)?;
                 let inserted: Option<(String,)> = sqlx::query_as(
@@ -156,13 +156,11 @@ macro_rules! impl_batch_store {
                     tx.rollback().await.map_err(q)?;
                     return Ok(Enqueued { id: first, duplicate: true });
                 }
-                // Row n's id starts with n in hex: claims that tie on time take
-                // the rows in file order.
+                // Time-ordered ids made in file order (uuid's `now_v7` is
+                // monotonic within a process): claims that tie on time take
+                // the rows in file order, and the ids look like every other.
                 let ids: Vec<String> = (0..msgs.len())
-                    .map(|n| {
-                        let u = uuid::Uuid::new_v4().to_string();
-                        format!("{:08x}{}", n, &u[8..])
-                    })
+                    .map(|_| uuid::Uuid::now_v7().to_string())
                     .collect();
                 let index: Vec<usize> = (0..msgs.len()).collect();
                 for chunk in index.chunks(400) {
