@@ -297,6 +297,8 @@ async fn multipart_batch(
             }
         }
     }
+    // The body's copy is not needed past here (a batch may be 256 MiB).
+    drop(parts);
     let head = head.ok_or_else(|| {
         Problem::bad_request(
             "bad-field",
@@ -330,7 +332,7 @@ async fn multipart_batch(
         .map(|c| input::encoding(c.as_str()))
         .transpose()
         .map_err(|e| bad(format!("the charset of part `rows`: {e}")))?;
-    let bytes = input::to_utf8(bytes.to_vec(), encoding, "part `rows`").map_err(|e| {
+    let bytes = input::to_utf8(Vec::from(bytes), encoding, "part `rows`").map_err(|e| {
         bad(format!(
             "{e}; name the charset it was saved in, or send it as UTF-8"
         ))
