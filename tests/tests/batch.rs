@@ -296,6 +296,28 @@ fn a_csv_in_the_windows_code_page_is_sent_with_its_encoding() {
     let (subject, body, _) = delivered(&a);
     assert_eq!(subject, "Rechnung Jürgen Müller");
     assert_eq!(body.as_deref(), Some("Grüße, Jürgen Müller"));
+    // Excel's "Unicode Text": UTF-16 with a byte order mark, tabs, `.txt`.
+    let z = format!("{}@example.com", unique("utf16"));
+    let mut utf16 = vec![0xff, 0xfe];
+    for c in format!("to\tname\r\n{z}\tZoë\r\n").encode_utf16() {
+        utf16.extend_from_slice(&c.to_le_bytes());
+    }
+    std::fs::write(d.join("Kunden.txt"), utf16).unwrap();
+    let o = mailhost(
+        d,
+        &[
+            "send-batch",
+            "Kunden.txt",
+            "--subject",
+            "Hi {{ name }}",
+            "--text",
+            "x",
+            "--rate",
+            "0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", text(&o.stderr));
+    assert_eq!(delivered(&z).0, "Hi Zoë");
     let o = mailhost(d, &[&args[..], &["--encoding", "ebcdic-xyz"]].concat());
     assert_eq!(o.status.code(), Some(64), "stderr: {}", text(&o.stderr));
     assert!(

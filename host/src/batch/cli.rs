@@ -40,9 +40,9 @@ use drain::drain;
 
 #[derive(Debug, Clone, Args)]
 pub struct SendBatchArgs {
-    /// JSON Lines (`.jsonl`, one object per line), CSV (`.csv`, a header row
-    /// with a `to` column; comma, semicolon or tab separated) or a folder of
-    /// `.eml` files (each sent as it is).
+    /// JSON Lines (`.jsonl`, one object per line), CSV (`.csv`, `.tsv`,
+    /// `.txt`: a header row with a `to` column; comma, semicolon or tab
+    /// separated) or a folder of `.eml` files (each sent as it is).
     #[arg(required_unless_present = "resume")]
     pub file: Option<PathBuf>,
     /// The file's format when its name does not tell: jsonl or csv.
@@ -160,7 +160,7 @@ fn request(
             Some(other) => return Err(usage(format!("--format {other} is unknown; use jsonl or csv"))),
             None => Format::of(file).ok_or_else(|| {
                 usage(format!(
-                    "cannot tell the format of {} from its name; name it .jsonl or .csv, or give --format jsonl|csv",
+                    "cannot tell the format of {} from its name; name it .jsonl, .csv, .tsv or .txt, or give --format jsonl|csv",
                     file.display()
                 ))
             })?,

@@ -36,11 +36,13 @@ pub enum Format {
 }
 
 impl Format {
-    /// From the file name: `.csv` → CSV, `.jsonl`/`.ndjson`/`.json` → JSON Lines.
+    /// From the file name: `.csv`/`.tsv`/`.txt` → CSV (the separator is read
+    /// from the header row), `.jsonl`/`.ndjson`/`.json` → JSON Lines.
     pub fn of(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
-            "csv" => Some(Format::Csv),
+            // `.tsv`, and `.txt` as Excel names its "Unicode Text" (tab separated).
+            "csv" | "tsv" | "txt" => Some(Format::Csv),
             "jsonl" | "ndjson" | "json" => Some(Format::Jsonl),
             _ => None,
         }
@@ -527,6 +529,8 @@ mod tests {
         for c in "to\tname\na@example.com\tZoë\n".encode_utf16() {
             u16.extend_from_slice(&c.to_le_bytes());
         }
+        assert_eq!(Format::of(Path::new("Kunden.TXT")), Some(Format::Csv));
+        assert_eq!(Format::of(Path::new("rows.tsv")), Some(Format::Csv));
         let rows = parse(Format::Csv, &to_utf8(u16, None, "f").unwrap(), &limits()).unwrap();
         assert_eq!(rows[0].fields["name"], "Zoë");
         // Bytes that the named encoding does not have.
