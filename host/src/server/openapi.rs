@@ -703,6 +703,7 @@ mod tests {
             include_str!("status.rs"),
             include_str!("ops.rs"),
             include_str!("batches.rs"),
+            include_str!("batches/upload.rs"),
             include_str!("auth.rs"),
             include_str!("openapi.rs"),
         ];
