@@ -307,6 +307,27 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
     let mut big = good.clone();
     big["text"] = json!("x".repeat(3 * 1024 * 1024));
     assert_problem(&s.post_json(Some(ERP_TOKEN), &big), 413, "body-too-large");
+    // The same with no length given (chunked): read on and answered, not reset.
+    {
+        use std::io::{Read, Write};
+        let port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = format!("POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ERP_TOKEN}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+        c.write_all(head.as_bytes()).unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..128 {
+            c.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .unwrap();
+            c.write_all(&chunk).unwrap();
+            c.write_all(b"\r\n").unwrap();
+        }
+        c.write_all(b"0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("body-too-large"), "{answer}");
+    }
     // unknown message, unknown endpoint
     let r = s.call(
         "GET",

@@ -283,9 +283,9 @@ pub(super) async fn create(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let raw = axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+    let raw = super::read_limited(body, limit)
         .await
-        .map_err(|_| too_large(limit))?;
+        .ok_or_else(|| too_large(limit))?;
     let bad_json = |e: serde_json::Error| {
         Problem::bad_request("bad-json", format!("the body is not a batch: {e}"))
     };

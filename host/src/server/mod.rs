@@ -180,20 +180,27 @@ pub(crate) fn field_values<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// How much of a refused body is read and dropped: four times the limit, at
+/// most 64 MiB (see [`drain_refused`]).
+fn drain_cap(limit: u64) -> u64 {
+    limit.saturating_mul(4).min(64 << 20)
+}
+
 /// Reads and drops a body whose declared length is over the limit, so the
 /// client, which usually sends it all before it reads, gets the 413 instead
 /// of a connection reset (the server would close with the body unread). Up
-/// to four times the limit (at most 64 MiB) and 10 seconds; past that the
-/// answer goes at once.
+/// to [`drain_cap`] and 10 seconds; past that the answer goes at once.
 pub(crate) async fn drain_refused(body: Body, declared: u64, limit: u64) {
-    use http_body_util::BodyExt as _;
-    let cap = limit.saturating_mul(4).min(64 << 20);
-    if declared > cap {
-        return;
+    if declared <= drain_cap(limit) {
+        drain(body, 0, limit).await;
     }
-    let mut body = body;
-    let drain = async {
-        let mut seen = 0u64;
+}
+
+/// Reads and drops the rest of `body` (`seen` bytes were read already).
+async fn drain(mut body: Body, mut seen: u64, limit: u64) {
+    use http_body_util::BodyExt as _;
+    let cap = drain_cap(limit);
+    let rest = async {
         while let Some(Ok(frame)) = body.frame().await {
             seen += frame.data_ref().map(|d| d.len() as u64).unwrap_or(0);
             if seen > cap {
@@ -201,14 +208,40 @@ pub(crate) async fn drain_refused(body: Body, declared: u64, limit: u64) {
             }
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), rest).await;
+}
+
+/// The body, when it is at most `limit` bytes; `None` when it is longer
+/// (then the rest is drained, as [`drain_refused`] does for a declared
+/// length: a chunked body has none) or cannot be read.
+pub(crate) async fn read_limited(mut body: Body, limit: u64) -> Option<Bytes> {
+    use http_body_util::BodyExt as _;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue;
+        };
+        len += data.len() as u64;
+        if len > limit {
+            drop(chunks);
+            drain(body, len, limit).await;
+            return None;
+        }
+        chunks.push(data);
+    }
+    // One chunk (the usual small request) is passed on without a copy.
+    if chunks.len() == 1 {
+        return chunks.pop();
+    }
+    Some(chunks.concat().into())
 }
 
 /// Reads the body up to the limit; more → 413.
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Problem> {
-    axum::body::to_bytes(body, limit)
+    read_limited(body, limit as u64)
         .await
-        .map_err(|_| too_large(limit, None))
+        .ok_or_else(|| too_large(limit, None))
 }
 
 /// Who the message is for, beside its content.
