@@ -1350,6 +1350,42 @@ fn serve_runs_as_a_windows_service() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // A token added to the file applies on `mailhost service reload` (the
+    // service's SIGHUP), without a restart.
+    let token2 = "svc-token-two";
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[api.tokens.two]\nhash = \"{}\"\nscopes = [\"send\"]\n",
+        mailhost::server::auth::hash_token(token2)
+    ));
+    std::fs::write(&config, text).unwrap();
+    let status_with = |t: &str| {
+        http(
+            port,
+            &format!("GET /v1/status HTTP/1.1\r\nAuthorization: Bearer {t}"),
+            "",
+        )
+        .0
+    };
+    assert!(
+        status_with(token2).contains(" 401 "),
+        "not before the reload"
+    );
+    let mut cmd = wine(&win_exe());
+    cmd.args(["service", "reload", "--name", &name]);
+    let run = run_bounded(cmd, dir.path(), LIMIT);
+    assert!(run.status.success(), "{run:?}");
+    assert!(run.stdout.contains("to read its config again"), "{run:?}");
+    let deadline = Instant::now() + LIMIT;
+    while !status_with(token2).contains(" 200 ") {
+        assert!(
+            Instant::now() < deadline,
+            "the new token never worked; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let mut sc = wine(Path::new("sc"));
     sc.args(["stop", &name]);
     let run = run_bounded(sc, dir.path(), LIMIT);
@@ -1371,6 +1407,7 @@ fn serve_runs_as_a_windows_service() {
     // A config broken after the install: the service stops with the
     // config's exit code (78) for the service manager, the log says where.
     let mut text = std::fs::read_to_string(&config).unwrap();
+    let bad_line = text.lines().count() + 1;
     text.push_str("bogus = = 1\n");
     std::fs::write(&config, text).unwrap();
     let mut sc = wine(Path::new("sc"));
@@ -1388,7 +1425,10 @@ fn serve_runs_as_a_windows_service() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("mailhost.toml:12:9: extra `=`"), "{text}");
+    assert!(
+        text.contains(&format!("mailhost.toml:{bad_line}:9: extra `=`")),
+        "{text}"
+    );
 
     let mut cmd = wine(&win_exe());
     cmd.args(["service", "uninstall", "--name", &name]);

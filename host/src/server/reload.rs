@@ -15,9 +15,36 @@ use super::admin::edit::{check_in_child, etag, validate, Loaded};
 use crate::engine::Engine;
 use crate::live::LiveEngine;
 
-/// Reloads on every SIGHUP until aborted (Unix; elsewhere it returns).
-/// `status` is what the service manager is told once a reload is done.
+/// A reload asked for by the Windows service manager (`sc control NAME
+/// paramchange`), which has no SIGHUP.
+static REQUESTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// What asked for a reload, for the log.
+const TRIGGER: &str = if cfg!(unix) {
+    "SIGHUP"
+} else {
+    "service reload"
+};
+
+/// Asks the running `serve` to reload its config, as SIGHUP does.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub fn request() {
+    REQUESTED.notify_one();
+}
+
+/// Reloads on every SIGHUP (Unix) or [`request`] (the Windows service's
+/// "paramchange") until aborted. `status` is what the service manager is
+/// told once a reload is done.
 pub async fn on_hangup(live: Arc<LiveEngine>, status: String) {
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        loop {
+            REQUESTED.notified().await;
+            tracing::info!("serve: the service manager asked for a reload");
+            reload(&live).await;
+        }
+    }
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -40,17 +67,14 @@ pub async fn on_hangup(live: Arc<LiveEngine>, status: String) {
             super::notify::tell(super::notify::Event::Ready(&done));
         }
     }
-    #[cfg(not(unix))]
-    let _ = (live, status);
 }
 
 /// Reads, checks and applies the config file the running engine came from.
-#[cfg_attr(not(unix), allow(dead_code))]
 pub async fn reload(live: &LiveEngine) {
     let engine = live.get();
     let settings = engine.settings();
     if settings.source == crate::config::EMBEDDED_NAME {
-        tracing::warn!("serve: SIGHUP: the service runs on the embedded default config; there is no file to reload (start it with --config FILE)");
+        tracing::warn!("serve: {TRIGGER}: the service runs on the embedded default config; there is no file to reload (start it with --config FILE)");
         return;
     }
     let path = PathBuf::from(&settings.source);
@@ -58,7 +82,7 @@ pub async fn reload(live: &LiveEngine) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(
-                "serve: SIGHUP: cannot read the config file {}: {e}; the running config stays",
+                "serve: {TRIGGER}: cannot read the config file {}: {e}; the running config stays",
                 path.display()
             );
             return;
@@ -75,7 +99,7 @@ pub async fn reload(live: &LiveEngine) {
         Ok(s) => s,
         Err(errors) => {
             tracing::error!(
-                "serve: SIGHUP: {} does not validate; the running config stays:\n{}",
+                "serve: {TRIGGER}: {} does not validate; the running config stays:\n{}",
                 l.path.display(),
                 errors.join("\n")
             );
@@ -98,7 +122,7 @@ pub async fn reload(live: &LiveEngine) {
     .collect();
     if !restart_only.is_empty() {
         tracing::warn!(
-            "serve: SIGHUP: {} changed in {}; those are read at start: restart the service to apply them",
+            "serve: {TRIGGER}: {} changed in {}; those are read at start: restart the service to apply them",
             restart_only.join(", "),
             l.path.display()
         );
@@ -107,7 +131,7 @@ pub async fn reload(live: &LiveEngine) {
     let old = live.set(Arc::new(Engine::new(fresh, engine.plugins().clone())));
     drop(old);
     tracing::info!(
-        "serve: config {} reloaded (SIGHUP){tokens}",
+        "serve: config {} reloaded ({TRIGGER}){tokens}",
         l.path.display()
     );
 }

@@ -27,6 +27,13 @@ pub enum ServiceCommand {
         #[arg(long, default_value = DEFAULT_NAME)]
         name: String,
     },
+    /// Ask the running service to read its config again (as SIGHUP and
+    /// `systemctl reload` do elsewhere; `sc control NAME paramchange` too).
+    Reload {
+        /// The service's name.
+        #[arg(long, default_value = DEFAULT_NAME)]
+        name: String,
+    },
     /// What the service manager starts (in a console, run `mailhost serve`).
     #[command(hide = true)]
     Run(RunArgs),
@@ -72,7 +79,7 @@ fn check_service_name(name: &str) -> Result<(), String> {
 pub fn service(cli: &Cli, cmd: &ServiceCommand) -> u8 {
     let name = match cmd {
         ServiceCommand::Install(a) => &a.name,
-        ServiceCommand::Uninstall { name } => name,
+        ServiceCommand::Uninstall { name } | ServiceCommand::Reload { name } => name,
         ServiceCommand::Run(a) => &a.name,
     };
     if let Err(e) = check_service_name(name) {

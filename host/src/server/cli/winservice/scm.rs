@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use windows_service::service::{
     ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept,
     ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod,
-    ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+    ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType, UserEventCode,
 };
 use windows_service::service_control_handler::{
     self, ServiceControlHandlerResult, ServiceStatusHandle,
@@ -25,6 +25,7 @@ pub(super) fn service(cli: &Cli, cmd: &ServiceCommand) -> u8 {
     match cmd {
         ServiceCommand::Install(a) => install(cli, a),
         ServiceCommand::Uninstall { name } => uninstall(name),
+        ServiceCommand::Reload { name } => reload(name),
         ServiceCommand::Run(a) => run(cli, a),
     }
 }
@@ -210,6 +211,44 @@ fn uninstall(name: &str) -> u8 {
     exit::OK
 }
 
+/// The control code `service reload` sends (a user-defined one: every
+/// service takes those); the service reloads on it and on PARAMCHANGE.
+const RELOAD_CODE: u32 = 128;
+
+fn reload(name: &str) -> u8 {
+    let manager = match ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
+    {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "mailhost: {}",
+                explain("cannot open the service manager", name, &e)
+            );
+            return exit::UNAVAILABLE;
+        }
+    };
+    let sent = manager
+        .open_service(name, ServiceAccess::USER_DEFINED_CONTROL)
+        .and_then(|svc| {
+            let code = UserEventCode::from_raw(RELOAD_CODE)
+                .map_err(|e| windows_service::Error::ParseValue("control code", e))?;
+            svc.notify(code)
+        });
+    match sent {
+        Ok(_) => {
+            println!("asked service `{name}` to read its config again; its log says what changed (a config that does not validate changes nothing)");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!(
+                "mailhost: {}",
+                explain("cannot ask the service to reload", name, &e)
+            );
+            exit::UNAVAILABLE
+        }
+    }
+}
+
 /// What the service's main function runs: prepared by `run` before the
 /// service manager calls it (on a thread of its own).
 struct Job {
@@ -319,7 +358,9 @@ fn status(state: ServiceState, code: u8, wait: Duration) -> ServiceStatus {
         service_type: ServiceType::OWN_PROCESS,
         current_state: state,
         controls_accepted: if state == ServiceState::Running {
-            ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN
+            ServiceControlAccept::STOP
+                | ServiceControlAccept::SHUTDOWN
+                | ServiceControlAccept::PARAM_CHANGE
         } else {
             ServiceControlAccept::empty()
         },
@@ -353,6 +394,16 @@ fn run_service() -> u8 {
             }
             tracing::info!("service: the service manager asked it to stop");
             let _ = stop_tx.send(true);
+            ServiceControlHandlerResult::NoError
+        }
+        // `mailhost service reload`, `sc control NAME paramchange`: read the
+        // config again, as SIGHUP does.
+        ServiceControl::ParamChange => {
+            crate::server::reload::request();
+            ServiceControlHandlerResult::NoError
+        }
+        ServiceControl::UserEvent(code) if code.to_raw() == RELOAD_CODE => {
+            crate::server::reload::request();
             ServiceControlHandlerResult::NoError
         }
         ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
