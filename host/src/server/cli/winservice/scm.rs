@@ -6,6 +6,7 @@ use std::ffi::OsString;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use windows_service::service::Service;
 use windows_service::service::{
     ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept,
     ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod,
@@ -159,27 +160,30 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
     exit::OK
 }
 
-fn uninstall(name: &str) -> u8 {
-    let manager = match ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
-    {
-        Ok(m) => m,
-        Err(e) => {
+/// The service named `name`, opened for `access`; an error is printed
+/// with what to do, and its exit code returned.
+fn open_service(name: &str, access: ServiceAccess) -> Result<Service, u8> {
+    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
+        .map_err(|e| {
             eprintln!(
                 "mailhost: {}",
                 explain("cannot open the service manager", name, &e)
             );
-            return exit::UNAVAILABLE;
-        }
-    };
-    let svc = match manager.open_service(
+            exit::UNAVAILABLE
+        })?;
+    manager.open_service(name, access).map_err(|e| {
+        eprintln!("mailhost: {}", explain("cannot open the service", name, &e));
+        exit::UNAVAILABLE
+    })
+}
+
+fn uninstall(name: &str) -> u8 {
+    let svc = match open_service(
         name,
         ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
     ) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("mailhost: {}", explain("cannot open the service", name, &e));
-            return exit::UNAVAILABLE;
-        }
+        Err(code) => return code,
     };
     let stopped = |s: &ServiceStatus| s.current_state == ServiceState::Stopped;
     match svc.query_status() {
@@ -216,24 +220,13 @@ fn uninstall(name: &str) -> u8 {
 const RELOAD_CODE: u32 = 128;
 
 fn reload(name: &str) -> u8 {
-    let manager = match ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
-    {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!(
-                "mailhost: {}",
-                explain("cannot open the service manager", name, &e)
-            );
-            return exit::UNAVAILABLE;
-        }
+    let svc = match open_service(name, ServiceAccess::USER_DEFINED_CONTROL) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let sent = manager
-        .open_service(name, ServiceAccess::USER_DEFINED_CONTROL)
-        .and_then(|svc| {
-            let code = UserEventCode::from_raw(RELOAD_CODE)
-                .map_err(|e| windows_service::Error::ParseValue("control code", e))?;
-            svc.notify(code)
-        });
+    let sent = UserEventCode::from_raw(RELOAD_CODE)
+        .map_err(|e| windows_service::Error::ParseValue("control code", e))
+        .and_then(|code| svc.notify(code));
     match sent {
         Ok(_) => {
             println!("asked service `{name}` to read its config again; its log says what changed (a config that does not validate changes nothing)");
