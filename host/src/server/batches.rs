@@ -268,7 +268,7 @@ pub(super) async fn create(
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit {
-            super::drain_refused(body, len, limit).await;
+            super::body::drain_refused(body, len, limit).await;
             return Err(too_large(limit));
         }
     }
@@ -283,7 +283,7 @@ pub(super) async fn create(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let raw = super::read_limited(body, limit)
+    let raw = super::body::read_limited(body, limit)
         .await
         .ok_or_else(|| too_large(limit))?;
     let bad_json = |e: serde_json::Error| {

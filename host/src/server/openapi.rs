@@ -699,6 +699,7 @@ mod tests {
     fn problems_in_source() -> BTreeSet<(u16, String)> {
         let sources = [
             include_str!("mod.rs"),
+            include_str!("body.rs"),
             include_str!("messages.rs"),
             include_str!("status.rs"),
             include_str!("ops.rs"),
