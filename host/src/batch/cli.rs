@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{
-    input, prepare_all, BatchContent, BatchRequest, Format, RowError, RowErrors, Template,
+    input, prepare_all, text, BatchContent, BatchRequest, Format, RowError, RowErrors, Template,
 };
 use crate::cli::{exit, exit_code, print_json};
 use crate::engine::{Engine, FailureClass};
@@ -168,19 +168,19 @@ fn request(
         let encoding = a
             .encoding
             .as_deref()
-            .map(input::encoding)
+            .map(text::encoding)
             .transpose()
             .map_err(|e| usage(format!("--encoding {e}")))?;
         let whole = |m: String| data(RowErrors::one(RowError::whole(m)));
         let bytes =
             crate::limits::read_bounded(file, limits.max_batch_bytes, "limits.max_batch_bytes")
                 .map_err(|e| whole(e.to_string()))?;
-        let bytes = input::to_utf8(bytes, encoding, &file.display().to_string()).map_err(|e| {
+        let bytes = text::to_utf8(bytes, encoding, &file.display().to_string()).map_err(|e| {
             whole(format!(
                 "{e}; give the encoding it was saved in with --encoding, or save it as UTF-8"
             ))
         })?;
-        if let Some(line) = input::first_bad_utf8_line(&bytes) {
+        if let Some(line) = text::first_bad_utf8_line(&bytes) {
             let how = if format == Format::Csv {
                 "Save the file as UTF-8 (in Excel: Save As \"CSV UTF-8\"; in LibreOffice: character set Unicode (UTF-8)), or give the encoding it was saved in, e.g. --encoding windows-1252 (Excel's \"CSV (Comma delimited)\" in Western Europe)"
             } else {
@@ -199,7 +199,7 @@ fn request(
                 "limits.max_message_bytes",
             )
             .map_err(|e| (exit::DATA, format!("template: {e}"), None))?;
-            let b = input::to_utf8(b, encoding, &format!("template {}", p.display()))
+            let b = text::to_utf8(b, encoding, &format!("template {}", p.display()))
                 .map_err(|e| (exit::DATA, format!("{e}; give the encoding it was saved in with --encoding, or save it as UTF-8"), None))?;
             crate::limits::utf8_text(b).map_err(|_| {
                 (

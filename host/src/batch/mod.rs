@@ -13,6 +13,7 @@ pub mod build;
 pub mod cli;
 pub mod input;
 pub mod template;
+pub mod text;
 
 use serde::Serialize;
 

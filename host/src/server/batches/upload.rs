@@ -5,7 +5,7 @@
 use utoipa::ToSchema;
 
 use super::{parse_bounded, row_problem, BatchBody, ROWS_IN_HEAD};
-use crate::batch::{input, Row};
+use crate::batch::{input, text, Row};
 use crate::server::problem::Problem;
 
 /// A batch as a file upload (`multipart/form-data`).
@@ -117,15 +117,15 @@ pub(super) async fn multipart_batch(
     let encoding = ctype
         .as_ref()
         .and_then(|m| m.get_param("charset"))
-        .map(|c| input::encoding(c.as_str()))
+        .map(|c| text::encoding(c.as_str()))
         .transpose()
         .map_err(|e| bad(format!("the charset of part `rows`: {e}")))?;
-    let bytes = input::to_utf8(Vec::from(bytes), encoding, "part `rows`").map_err(|e| {
+    let bytes = text::to_utf8(Vec::from(bytes), encoding, "part `rows`").map_err(|e| {
         bad(format!(
             "{e}; name the charset it was saved in, or send it as UTF-8"
         ))
     })?;
-    if let Some(line) = input::first_bad_utf8_line(&bytes) {
+    if let Some(line) = text::first_bad_utf8_line(&bytes) {
         return Err(bad(format!(
             "part `rows`: line {line} is not UTF-8; send it as UTF-8 or name its charset (Content-Type: text/csv; charset=windows-1252)"
         )));
