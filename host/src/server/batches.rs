@@ -262,16 +262,7 @@ pub(super) async fn create(
     need_send(&app, &who)?;
     let limits = app.engine.get().settings().limits.clone();
     let limit = limits.max_batch_bytes;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit {
-            super::body::drain_refused(body, len, limit).await;
-            return Err(too_large(limit));
-        }
-    }
+    let raw = super::body::read_within(&headers, body, limit, |_| too_large(limit)).await?;
     let full_ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -283,9 +274,6 @@ pub(super) async fn create(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let raw = super::body::read_limited(body, limit)
-        .await
-        .ok_or_else(|| too_large(limit))?;
     let bad_json = |e: serde_json::Error| {
         Problem::bad_request("bad-json", format!("the body is not a batch: {e}"))
     };

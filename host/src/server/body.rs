@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 
 use super::problem::Problem;
 
@@ -25,19 +25,34 @@ pub(super) fn too_large(limit: usize, len: Option<u64>) -> Problem {
 }
 
 /// How much of a refused body is read and dropped: four times the limit, at
-/// most 64 MiB (see [`drain_refused`]).
+/// most 64 MiB (see [`read_within`]).
 fn drain_cap(limit: u64) -> u64 {
     limit.saturating_mul(4).min(64 << 20)
 }
 
-/// Reads and drops a body whose declared length is over the limit, so the
-/// client, which usually sends it all before it reads, gets the 413 instead
-/// of a connection reset (the server would close with the body unread). Up
-/// to [`drain_cap`] and 10 seconds; past that the answer goes at once.
-pub(crate) async fn drain_refused(body: Body, declared: u64, limit: u64) {
-    if declared <= drain_cap(limit) {
-        drain(body, 0, limit).await;
+/// The body, when it is at most `limit` bytes; else `refused(declared
+/// length)`, the 413. A declared length over the limit is refused before
+/// anything is read: the body is read and dropped first (up to
+/// [`drain_cap`] and 10 seconds; past that the answer goes at once), so
+/// the client, which usually sends it all before it reads, gets the answer
+/// instead of a connection reset.
+pub(super) async fn read_within(
+    headers: &HeaderMap,
+    body: Body,
+    limit: u64,
+    refused: impl Fn(Option<u64>) -> Problem,
+) -> Result<Bytes, Problem> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > limit) {
+        if len <= drain_cap(limit) {
+            drain(body, 0, limit).await;
+        }
+        return Err(refused(Some(len)));
     }
+    read_limited(body, limit).await.ok_or_else(|| refused(None))
 }
 
 /// Reads and drops the rest of `body` (`seen` bytes were read already).
@@ -56,9 +71,9 @@ async fn drain(mut body: Body, mut seen: u64, limit: u64) {
 }
 
 /// The body, when it is at most `limit` bytes; `None` when it is longer
-/// (then the rest is drained, as [`drain_refused`] does for a declared
+/// (then the rest is drained, as [`read_within`] does for a declared
 /// length: a chunked body has none) or cannot be read.
-pub(crate) async fn read_limited(mut body: Body, limit: u64) -> Option<Bytes> {
+async fn read_limited(mut body: Body, limit: u64) -> Option<Bytes> {
     use http_body_util::BodyExt as _;
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut len = 0u64;

@@ -28,8 +28,6 @@ pub mod openapi;
 mod ops;
 pub mod problem;
 mod reload;
-
-use body::{drain_refused, read_body, too_large};
 mod signals;
 mod status;
 
@@ -48,6 +46,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use utoipa::{IntoParams, ToSchema};
 
+use self::body::{read_body, read_within, too_large};
 use crate::live::LiveEngine;
 use crate::message::MessageRequest;
 use crate::outbox::worker::{self, Deliver, Stats, WorkerConfig};
@@ -276,16 +275,10 @@ async fn read_submission(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Routing, Content), Problem> {
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > app.max_body as u64 {
-            drain_refused(body, len, app.max_body as u64).await;
-            return Err(too_large(app.max_body, Some(len)));
-        }
-    }
+    let raw = read_within(headers, body, app.max_body as u64, |len| {
+        too_large(app.max_body, len)
+    })
+    .await?;
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -295,7 +288,6 @@ async fn read_submission(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let raw = read_body(body, app.max_body).await?;
     let (routing, content) = match ctype.as_str() {
         "application/json" => {
             let mut v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
