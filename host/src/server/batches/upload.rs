@@ -8,6 +8,10 @@ use super::{parse_bounded, row_problem, BatchBody, ROWS_IN_HEAD};
 use crate::batch::{input, text, Row};
 use crate::server::problem::Problem;
 
+/// Rows in part `batch`, however many (an empty list too).
+const ROWS_IN_BATCH_PART: &str =
+    "part `batch` holds the template and options; the rows go in part `rows`";
+
 /// A batch as a file upload (`multipart/form-data`).
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the parts [`multipart_batch`] reads
@@ -55,10 +59,7 @@ pub(super) async fn multipart_batch(
             "batch" if head.is_none() => {
                 let b = parse_bounded(&bytes, 0).map_err(|e| {
                     if e.to_string().contains(ROWS_IN_HEAD) {
-                        return Problem::bad_request(
-                            "bad-field",
-                            "part `batch` holds the template and options; the rows go in part `rows`",
-                        );
+                        return Problem::bad_request("bad-field", ROWS_IN_BATCH_PART);
                     }
                     Problem::bad_request(
                         "bad-json",
@@ -66,10 +67,7 @@ pub(super) async fn multipart_batch(
                     )
                 })?;
                 if b.rows.is_some() {
-                    return Err(Problem::bad_request(
-                        "bad-field",
-                        "part `batch` holds the template and options; the rows go in part `rows`",
-                    ));
+                    return Err(Problem::bad_request("bad-field", ROWS_IN_BATCH_PART));
                 }
                 head = Some(b);
             }
