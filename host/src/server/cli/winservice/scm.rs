@@ -51,6 +51,13 @@ fn explain(what: &str, name: &str, e: &windows_service::Error) -> String {
     format!("{what}: {detail}{hint}")
 }
 
+/// Prints [`explain`]'s message; the exit code for a service manager that
+/// refused.
+fn failed(what: &str, name: &str, e: &windows_service::Error) -> u8 {
+    eprintln!("mailhost: {}", explain(what, name, e));
+    exit::UNAVAILABLE
+}
+
 fn install(cli: &Cli, a: &InstallArgs) -> u8 {
     let (config, log) = match install_paths(cli, a) {
         Ok(p) => p,
@@ -84,11 +91,7 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
     ) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!(
-                "mailhost: {}",
-                explain("cannot open the service manager", &a.name, &e)
-            );
-            return exit::UNAVAILABLE;
+            return failed("cannot open the service manager", &a.name, &e);
         }
     };
     let info = ServiceInfo {
@@ -101,7 +104,7 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
         service_type: ServiceType::OWN_PROCESS,
         start_type: ServiceStartType::AutoStart,
         error_control: ServiceErrorControl::Normal,
-        executable_path: exe.clone(),
+        executable_path: exe,
         launch_arguments: args,
         dependencies: vec![],
         account_name: None,
@@ -110,11 +113,7 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
     let svc = match manager.create_service(&info, ServiceAccess::CHANGE_CONFIG) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
-                "mailhost: {}",
-                explain("cannot install the service", &a.name, &e)
-            );
-            return exit::UNAVAILABLE;
+            return failed("cannot install the service", &a.name, &e);
         }
     };
     let _ = svc.set_description(format!(
@@ -164,17 +163,10 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
 /// with what to do, and its exit code returned.
 fn open_service(name: &str, access: ServiceAccess) -> Result<Service, u8> {
     let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
-        .map_err(|e| {
-            eprintln!(
-                "mailhost: {}",
-                explain("cannot open the service manager", name, &e)
-            );
-            exit::UNAVAILABLE
-        })?;
-    manager.open_service(name, access).map_err(|e| {
-        eprintln!("mailhost: {}", explain("cannot open the service", name, &e));
-        exit::UNAVAILABLE
-    })
+        .map_err(|e| failed("cannot open the service manager", name, &e))?;
+    manager
+        .open_service(name, access)
+        .map_err(|e| failed("cannot open the service", name, &e))
 }
 
 fn uninstall(name: &str) -> u8 {
@@ -189,8 +181,7 @@ fn uninstall(name: &str) -> u8 {
     match svc.query_status() {
         Ok(s) if !stopped(&s) => {
             if let Err(e) = svc.stop() {
-                eprintln!("mailhost: {}", explain("cannot stop the service", name, &e));
-                return exit::UNAVAILABLE;
+                return failed("cannot stop the service", name, &e);
             }
             // In-flight sends finish first (the drain deadline, 30 s by default).
             let deadline = Instant::now() + Duration::from_secs(90);
@@ -205,11 +196,7 @@ fn uninstall(name: &str) -> u8 {
         _ => {}
     }
     if let Err(e) = svc.delete() {
-        eprintln!(
-            "mailhost: {}",
-            explain("cannot remove the service", name, &e)
-        );
-        return exit::UNAVAILABLE;
+        return failed("cannot remove the service", name, &e);
     }
     println!("removed service `{name}` (its config, outbox and log stay where they are)");
     exit::OK
@@ -232,13 +219,7 @@ fn reload(name: &str) -> u8 {
             println!("asked service `{name}` to read its config again; its log says what changed (a config that does not validate changes nothing)");
             exit::OK
         }
-        Err(e) => {
-            eprintln!(
-                "mailhost: {}",
-                explain("cannot ask the service to reload", name, &e)
-            );
-            exit::UNAVAILABLE
-        }
+        Err(e) => failed("cannot ask the service to reload", name, &e),
     }
 }
 
@@ -405,11 +386,7 @@ fn run_service() -> u8 {
     let registered = match service_control_handler::register(&job.name, on_control) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
-                "mailhost: {}",
-                explain("cannot take the service's controls", &job.name, &e)
-            );
-            return exit::UNAVAILABLE;
+            return failed("cannot take the service's controls", &job.name, &e);
         }
     };
     let _ = handle.set(registered);
