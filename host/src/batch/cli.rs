@@ -175,10 +175,18 @@ fn request(
         let bytes =
             crate::limits::read_bounded(file, limits.max_batch_bytes, "limits.max_batch_bytes")
                 .map_err(|e| whole(e.to_string()))?;
-        let bytes = text::to_utf8(bytes, encoding, &file.display().to_string()).map_err(|e| {
-            whole(format!(
+        let bytes = text::to_utf8(
+            bytes,
+            encoding,
+            &file.display().to_string(),
+            limits.max_batch_bytes,
+            "limits.max_batch_bytes",
+        )
+        .map_err(|e| match e {
+            text::Undecodable::Invalid(e) => whole(format!(
                 "{e}; give the encoding it was saved in with --encoding, or save it as UTF-8"
-            ))
+            )),
+            text::Undecodable::TooLarge(e) => whole(e),
         })?;
         if let Some(line) = text::first_bad_utf8_line(&bytes) {
             let how = if format == Format::Csv {
@@ -199,8 +207,17 @@ fn request(
                 "limits.max_message_bytes",
             )
             .map_err(|e| (exit::DATA, format!("template: {e}"), None))?;
-            let b = text::to_utf8(b, encoding, &format!("template {}", p.display()))
-                .map_err(|e| (exit::DATA, format!("{e}; give the encoding it was saved in with --encoding, or save it as UTF-8"), None))?;
+            let b = text::to_utf8(
+                b,
+                encoding,
+                &format!("template {}", p.display()),
+                limits.max_message_bytes,
+                "limits.max_message_bytes",
+            )
+            .map_err(|e| match e {
+                text::Undecodable::Invalid(e) => (exit::DATA, format!("{e}; give the encoding it was saved in with --encoding, or save it as UTF-8"), None),
+                text::Undecodable::TooLarge(e) => (exit::DATA, e, None),
+            })?;
             crate::limits::utf8_text(b).map_err(|_| {
                 (
                     exit::DATA,

@@ -13,16 +13,38 @@ pub fn encoding(label: &str) -> Result<&'static encoding_rs::Encoding, String> {
     })
 }
 
+/// Why a file's bytes could not be read as UTF-8.
+#[derive(Debug)]
+pub enum Undecodable {
+    /// The bytes are not text in the encoding (the caller says how to name another).
+    Invalid(String),
+    /// The text grew past the caller's limit as UTF-8 (a code page's
+    /// letters take two or three bytes each): nothing larger was kept.
+    TooLarge(String),
+}
+
+impl std::fmt::Display for Undecodable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undecodable::Invalid(m) | Undecodable::TooLarge(m) => f.write_str(m),
+        }
+    }
+}
+
 /// A file's bytes as UTF-8. A UTF-16 byte order mark (Excel's "Unicode
 /// Text") is followed on its own; other text is UTF-8 unless `encoding`
 /// names another one (Excel's "CSV (Comma delimited)" is the Windows code
-/// page, windows-1252 in Western Europe). `what` names the file in errors.
+/// page, windows-1252 in Western Europe). `what` names the file in errors;
+/// the UTF-8 text may be at most `limit` bytes (`limit_name` is the setting
+/// that gives it), and no more than that is ever held while decoding.
 pub fn to_utf8(
     bytes: Vec<u8>,
     encoding: Option<&'static encoding_rs::Encoding>,
     what: &str,
-) -> Result<Vec<u8>, String> {
-    use encoding_rs::{UTF_16BE, UTF_16LE, UTF_8};
+    limit: u64,
+    limit_name: &str,
+) -> Result<Vec<u8>, Undecodable> {
+    use encoding_rs::{DecoderResult, UTF_16BE, UTF_16LE, UTF_8};
     let (enc, skip) = match encoding_rs::Encoding::for_bom(&bytes) {
         Some((e, n)) if e == UTF_16LE || e == UTF_16BE => (e, n),
         _ => match encoding {
@@ -30,11 +52,54 @@ pub fn to_utf8(
             _ => return Ok(bytes),
         },
     };
-    let rest = bytes.get(skip..).unwrap_or_default();
-    match enc.decode_without_bom_handling_and_without_replacement(rest) {
-        Some(text) => Ok(text.into_owned().into_bytes()),
-        None => Err(format!("{what} is not valid {} text", enc.name())),
+    let mut rest = bytes.get(skip..).unwrap_or_default();
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut decoder = enc.new_decoder_without_bom_handling();
+    let mut out: Vec<u8> = Vec::with_capacity(rest.len().min(limit).saturating_add(16));
+    let too_large = || {
+        Undecodable::TooLarge(format!(
+            "{what}, read as {}, is larger than {limit} bytes as UTF-8 ([{}); split it or raise the limit",
+            enc.name(),
+            limit_name.replacen('.', "] ", 1)
+        ))
+    };
+    loop {
+        // Room for the next piece: at least what one call needs to move on.
+        let want = decoder
+            .max_utf8_buffer_length_without_replacement(rest.len().min(64 * 1024))
+            .unwrap_or(usize::MAX);
+        if out.len() >= limit && !rest.is_empty() {
+            return Err(too_large());
+        }
+        let start = out.len();
+        out.resize(start.saturating_add(want.max(16)), 0);
+        let piece = rest.len().min(64 * 1024);
+        let last = piece == rest.len();
+        let (result, read, written) = decoder.decode_to_utf8_without_replacement(
+            rest.get(..piece).unwrap_or_default(),
+            out.get_mut(start..).unwrap_or_default(),
+            last,
+        );
+        out.truncate(start + written);
+        rest = rest.get(read..).unwrap_or_default();
+        match result {
+            DecoderResult::Malformed(..) => {
+                return Err(Undecodable::Invalid(format!(
+                    "{what} is not valid {} text",
+                    enc.name()
+                )))
+            }
+            DecoderResult::InputEmpty if last && rest.is_empty() => break,
+            DecoderResult::InputEmpty | DecoderResult::OutputFull => {}
+        }
+        if out.len() > limit {
+            return Err(too_large());
+        }
     }
+    if out.len() > limit {
+        return Err(too_large());
+    }
+    Ok(out)
 }
 
 /// Where UTF-8 text first goes wrong, as a line number (1-based), or `None`
@@ -61,6 +126,8 @@ mod tests {
     use crate::batch::Format;
     use crate::limits::Limits;
 
+    const L: &str = "limits.max_batch_bytes";
+
     fn limits() -> Limits {
         Limits::default()
     }
@@ -70,12 +137,19 @@ mod tests {
         // Excel's "CSV (Comma delimited)" on a Western European Windows.
         let ansi = b"to;name\na@example.com;J\xfcrgen M\xfcller \x80\n".to_vec();
         assert_eq!(first_bad_utf8_line(&ansi), Some(2));
-        let utf8 = to_utf8(ansi.clone(), Some(encoding("windows-1252").unwrap()), "f").unwrap();
+        let utf8 = to_utf8(
+            ansi.clone(),
+            Some(encoding("windows-1252").unwrap()),
+            "f",
+            1 << 20,
+            L,
+        )
+        .unwrap();
         let rows = parse(Format::Csv, &utf8, &limits()).unwrap();
         assert_eq!(rows[0].fields["name"], "Jürgen Müller €");
         // latin1 is windows-1252 (as in browsers); without a label nothing changes.
         assert_eq!(encoding("Latin1").unwrap().name(), "windows-1252");
-        assert_eq!(to_utf8(ansi.clone(), None, "f").unwrap(), ansi);
+        assert_eq!(to_utf8(ansi.clone(), None, "f", 1 << 20, L).unwrap(), ansi);
         // Excel's "Unicode Text": UTF-16LE with a byte order mark, tab separated.
         let mut u16 = vec![0xff, 0xfe];
         for c in "to\tname\na@example.com\tZoë\n".encode_utf16() {
@@ -83,21 +157,76 @@ mod tests {
         }
         assert_eq!(Format::of(Path::new("Kunden.TXT")), Some(Format::Csv));
         assert_eq!(Format::of(Path::new("rows.tsv")), Some(Format::Csv));
-        let rows = parse(Format::Csv, &to_utf8(u16, None, "f").unwrap(), &limits()).unwrap();
+        let rows = parse(
+            Format::Csv,
+            &to_utf8(u16, None, "f", 1 << 20, L).unwrap(),
+            &limits(),
+        )
+        .unwrap();
         assert_eq!(rows[0].fields["name"], "Zoë");
         // Bytes that the named encoding does not have.
         let e = to_utf8(
             vec![0x81, 0x20],
             Some(encoding("shift_jis").unwrap()),
             "rows.csv",
+            1 << 20,
+            L,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("rows.csv is not valid Shift_JIS text"), "{e}");
         let e = encoding("klingon\n").unwrap_err();
         assert!(e.contains("`klingon\\n` is not an encoding"), "{e}");
         assert_eq!(first_bad_utf8_line("ä\nö".as_bytes()), None);
         // A UTF-16 file cut in the middle of a character.
-        let e = to_utf8(vec![0xff, 0xfe, 0x41], None, "cut.csv").unwrap_err();
+        let e = to_utf8(vec![0xff, 0xfe, 0x41], None, "cut.csv", 1 << 20, L)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cut.csv is not valid UTF-16LE text"), "{e}");
+    }
+
+    #[test]
+    fn decoding_never_holds_more_than_the_limit() {
+        // 1,000 euro signs: one byte each in windows-1252, three in UTF-8.
+        let cp = vec![0x80u8; 1000];
+        let w1252 = Some(encoding("windows-1252").unwrap());
+        let ok = to_utf8(cp.clone(), w1252, "rows.csv", 3000, L).unwrap();
+        assert_eq!(ok.len(), 3000);
+        assert_eq!(std::str::from_utf8(&ok).unwrap().chars().count(), 1000);
+        let e = to_utf8(cp, w1252, "rows.csv", 2999, L).unwrap_err();
+        assert!(matches!(e, Undecodable::TooLarge(_)), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("rows.csv, read as windows-1252, is larger than 2999 bytes as UTF-8 ([limits] max_batch_bytes)"),
+            "{e}"
+        );
+        // A large file stops early: the output never grows far past the limit.
+        let big = vec![0x80u8; 4 << 20];
+        let e = to_utf8(big, w1252, "big.csv", 100_000, L).unwrap_err();
+        assert!(matches!(e, Undecodable::TooLarge(_)), "{e}");
+        // Decoding in pieces keeps characters split across a piece boundary
+        // (UTF-16: 65,537 bytes of input puts half a character at the cut).
+        let mut u16 = vec![0xff, 0xfe];
+        let text: String = std::iter::repeat_n('€', 40_000).collect();
+        for c in text.encode_utf16() {
+            u16.extend_from_slice(&c.to_le_bytes());
+        }
+        let out = to_utf8(u16, None, "u.txt", 1 << 20, L).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), text);
+        // Shift_JIS, two bytes a character, cut by pieces at odd offsets.
+        let mut sjis = b"x".to_vec();
+        sjis.extend(std::iter::repeat_n([0x82u8, 0xa0], 50_000).flatten());
+        let out = to_utf8(
+            sjis,
+            Some(encoding("shift_jis").unwrap()),
+            "j.csv",
+            1 << 20,
+            L,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("x{}", "あ".repeat(50_000))
+        );
     }
 }

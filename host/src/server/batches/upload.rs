@@ -118,10 +118,23 @@ pub(super) async fn multipart_batch(
         .map(|c| text::encoding(c.as_str()))
         .transpose()
         .map_err(|e| bad(format!("the charset of part `rows`: {e}")))?;
-    let bytes = text::to_utf8(Vec::from(bytes), encoding, "part `rows`").map_err(|e| {
-        bad(format!(
+    let bytes = text::to_utf8(
+        Vec::from(bytes),
+        encoding,
+        "part `rows`",
+        limits.max_batch_bytes,
+        "limits.max_batch_bytes",
+    )
+    .map_err(|e| match e {
+        text::Undecodable::Invalid(e) => bad(format!(
             "{e}; name the charset it was saved in, or send it as UTF-8"
-        ))
+        )),
+        text::Undecodable::TooLarge(e) => Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "The request body is too large",
+            e,
+        ),
     })?;
     if let Some(line) = text::first_bad_utf8_line(&bytes) {
         return Err(bad(format!(
