@@ -268,12 +268,7 @@ pub(super) async fn create(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let ctype = full_ctype
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ctype = super::body::media_type(&headers);
     let bad_json = |e: serde_json::Error| {
         Problem::bad_request("bad-json", format!("the body is not a batch: {e}"))
     };

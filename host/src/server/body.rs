@@ -11,6 +11,20 @@ use axum::http::{header, HeaderMap, StatusCode};
 
 use super::problem::Problem;
 
+/// The request's media type without its parameters, lower case (`""` when
+/// there is none or it is not text).
+pub(super) fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// The 413 answer for a body over `limit` (`len`: its declared length).
 pub(super) fn too_large(limit: usize, len: Option<u64>) -> Problem {
     let size = len.map(|l| format!(" ({l} bytes)")).unwrap_or_default();

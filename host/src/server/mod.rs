@@ -279,15 +279,7 @@ async fn read_submission(
         too_large(app.max_body, len)
     })
     .await?;
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ctype = body::media_type(headers);
     let (routing, content) = match ctype.as_str() {
         "application/json" => {
             let mut v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
