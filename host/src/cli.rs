@@ -276,7 +276,14 @@ pub(crate) fn print_json(v: &impl serde::Serialize) {
 /// Warnings by default; `serve` also logs its own events at info by
 /// default (listening, stopping, the admin page's sign-ins and saves: rare,
 /// and what an operator reads the log for), not every message it settles.
-fn init_logging(verbose: u8, serving: bool) {
+/// `extra` is one more place events go (the Windows service's Event Log).
+fn init_logging(
+    verbose: u8,
+    serving: bool,
+    extra: Option<crate::server::cli::winservice::ExtraLog>,
+) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let default = match verbose {
         0 if serving => "warn,mailhost::server=info",
         0 => "warn",
@@ -286,10 +293,13 @@ fn init_logging(verbose: u8, serving: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = tracing_subscriber::registry()
+        .with(extra)
+        .with(filter)
+        .with(fmt)
         .try_init();
 }
 
@@ -313,14 +323,17 @@ pub fn run() -> ExitCode {
             });
         }
     };
-    let serving = matches!(
-        cli.command,
-        Command::Serve(_)
-            | Command::Service {
-                command: crate::server::cli::ServiceCommand::Run(_)
-            }
-    );
-    init_logging(cli.verbose, serving);
+    let (serving, extra) = match &cli.command {
+        Command::Serve(_) => (true, None),
+        Command::Service {
+            command: crate::server::cli::ServiceCommand::Run(a),
+        } => (
+            true,
+            crate::server::cli::winservice::event_log(&a.name, &a.log),
+        ),
+        _ => (false, None),
+    };
+    init_logging(cli.verbose, serving, extra);
     ExitCode::from(dispatch(&cli))
 }
 

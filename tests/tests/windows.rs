@@ -1276,6 +1276,35 @@ fn serve_runs_as_a_windows_service() {
     )
     .unwrap();
     let name = format!("mh-svc-{}", std::process::id());
+    // Wine ends the services it started when no other Wine program runs:
+    // one waits on its input meanwhile. It starts Wine afresh, so that the
+    // service manager and the services inherit its standard error and
+    // debug channels: Wine prints each Event Log event (`ReportEventW`) there.
+    let wine_bin = std::env::var_os("WINE").unwrap_or_else(|| "/usr/lib/wine/wine64".into());
+    let server = Path::new(&wine_bin).with_file_name("wineserver");
+    for arg in ["-k", "-w"] {
+        let _ = Command::new(&server)
+            .arg(arg)
+            .env("WINEPREFIX", std::env::var_os("WINEPREFIX").unwrap())
+            .status();
+    }
+    let events_path = dir.path().join("events.txt");
+    let booted_path = dir.path().join("keeper.txt");
+    let mut keeper = wine(Path::new("cmd"))
+        .args(["/c", "echo booted & pause"])
+        .env("WINEDEBUG", "err+eventlog,warn+eventlog,trace+eventlog")
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&booted_path).unwrap())
+        .stderr(std::fs::File::create(&events_path).unwrap())
+        .spawn()
+        .unwrap();
+    let events = || std::fs::read_to_string(&events_path).unwrap_or_default();
+    // A program runs once Wine has booted (its service manager included).
+    let deadline = Instant::now() + LIMIT;
+    while !std::fs::read_to_string(&booted_path).is_ok_and(|t| t.contains("booted")) {
+        assert!(Instant::now() < deadline, "Wine did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let mut cmd = wine(&win_exe());
     cmd.current_dir(dir.path()).args([
         "--plugins",
@@ -1299,16 +1328,20 @@ fn serve_runs_as_a_windows_service() {
         name: name.clone(),
         dir: dir.path(),
     };
+    // The service's events go to the Application log under its name, with
+    // the message table in mailhost.exe.
+    let source =
+        format!("HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\{name}");
+    let mut reg = wine(Path::new("reg"));
+    reg.args(["query", &source]);
+    let q = run_bounded(reg, dir.path(), LIMIT);
+    assert!(q.status.success(), "no event source: {q:?}");
+    assert!(
+        q.stdout.contains("EventMessageFile") && q.stdout.contains("mailhost.exe"),
+        "{q:?}"
+    );
+    assert!(q.stdout.contains("TypesSupported"), "{q:?}");
 
-    // Wine ends the services it started when no other Wine program runs:
-    // one waits on its input meanwhile.
-    let mut keeper = wine(Path::new("cmd"))
-        .args(["/c", "pause"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let mut sc = wine(Path::new("sc"));
     sc.args(["start", &name]);
     // Started here, or already by Wine's boot (the service starts automatically).
@@ -1321,6 +1354,14 @@ fn serve_runs_as_a_windows_service() {
             "the service never answered; log:\n{}",
             std::fs::read_to_string(&log).unwrap_or_default()
         );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Its own events go to the Event Log as information.
+    let deadline = Instant::now() + LIMIT;
+    while !events().contains(&format!(
+        "trace:eventlog:ReportEventW L\"service `{name}`: running, listening on http://127.0.0.1:{port}\""
+    )) {
+        assert!(Instant::now() < deadline, "no event; Wine's output:\n{}", events());
         std::thread::sleep(Duration::from_millis(200));
     }
     let subject = unique("win-service");
@@ -1429,6 +1470,18 @@ fn serve_runs_as_a_windows_service() {
         text.contains(&format!("mailhost.toml:{bad_line}:9: extra `=`")),
         "{text}"
     );
+    assert!(
+        text.contains("not started: the config does not load (exit code 78)"),
+        "{text}"
+    );
+    // ... and as an error in the Event Log.
+    assert!(
+        events().contains(&format!(
+            "err:eventlog:ReportEventW L\"service `{name}`: not started: the config does not load (exit code 78)"
+        )),
+        "{}",
+        events()
+    );
 
     let mut cmd = wine(&win_exe());
     cmd.args(["service", "uninstall", "--name", &name]);
@@ -1443,6 +1496,12 @@ fn serve_runs_as_a_windows_service() {
     assert!(
         !run_bounded(sc, dir.path(), LIMIT).status.success(),
         "still registered"
+    );
+    let mut reg = wine(Path::new("reg"));
+    reg.args(["query", &source]);
+    assert!(
+        !run_bounded(reg, dir.path(), LIMIT).status.success(),
+        "the event source is left behind"
     );
     let _ = keeper.kill();
     let _ = keeper.wait();

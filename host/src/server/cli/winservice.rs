@@ -195,6 +195,25 @@ mod imp {
     }
 }
 
+pub mod events;
+
+/// A log layer besides the log file's (on the registry, under the filter).
+pub type ExtraLog =
+    Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static>;
+
+/// The service's Event Log writer (source: the service's name); none off
+/// Windows, or when the Event Log cannot be opened (the log file says so).
+pub fn event_log(name: &str, log_file: &std::path::Path) -> Option<ExtraLog> {
+    #[cfg(windows)]
+    {
+        scm::event_log(name, log_file)
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = (name, log_file);
+        None
+    }
+}
 #[cfg(windows)]
 mod scm;
 #[cfg(windows)]
