@@ -151,6 +151,19 @@ impl Service {
         ctype: Option<&str>,
         body: Vec<u8>,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.call_with_extra(method, path, token, ctype, &[], body)
+    }
+
+    /// [`Service::call_with_headers`] with more request header fields.
+    pub fn call_with_extra(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        ctype: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -165,6 +178,9 @@ impl Service {
             }
             if let Some(c) = ctype {
                 r = r.header("content-type", c);
+            }
+            for (k, v) in extra {
+                r = r.header(*k, *v);
             }
             if method == "POST" {
                 r = r.header("content-length", body.len().to_string());

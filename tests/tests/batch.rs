@@ -751,6 +751,21 @@ fn the_api_queues_shows_lists_and_cancels_batches() {
     let location = again.1["location"].to_str().unwrap();
     assert_eq!(location, format!("/v1/batches/{id}"));
     assert_eq!(s.get(location)["done"], true);
+    // ... and as an `Idempotency-Key` header
+    let key = body["idempotency_key"].as_str().unwrap().to_string();
+    let mut no_key = body.clone();
+    no_key.as_object_mut().unwrap().remove("idempotency_key");
+    let again = s.call_with_extra(
+        "POST",
+        "/v1/batches",
+        Some(TOKEN),
+        Some("application/json"),
+        &[("Idempotency-Key", &key)],
+        serde_json::to_vec(&no_key).unwrap(),
+    );
+    assert_eq!(again.0, 202, "{:#}", again.2);
+    assert_eq!(again.2["id"], id.as_str());
+    assert_eq!(again.2["duplicate"], true);
     // listed for its tenant; "not found" for another tenant's token
     let list = s.get("/v1/batches");
     assert_eq!(list["batches"][0]["id"], id.as_str(), "{list:#}");

@@ -487,6 +487,38 @@ fn delivery_faults_and_idempotency_through_the_api() {
     let location = again.1["location"].to_str().unwrap();
     assert_eq!(location, format!("/v1/messages/{id}"));
     assert_eq!(s.get(location)["id"], id.as_str());
+    // The key as an `Idempotency-Key` header (bare or quoted) is the same
+    // key; a header and a body key that differ are refused, nothing queued.
+    let mut no_key = body.clone();
+    no_key.as_object_mut().unwrap().remove("idempotency_key");
+    for value in [key.clone(), format!("\"{key}\"")] {
+        let r = s.call_with_extra(
+            "POST",
+            "/v1/messages",
+            Some(ERP_TOKEN),
+            Some("application/json"),
+            &[("Idempotency-Key", &value)],
+            serde_json::to_vec(&no_key).unwrap(),
+        );
+        assert_eq!(r.0, 202, "{:#}", r.2);
+        assert_eq!(r.2["id"], id.as_str());
+        assert_eq!(r.2["duplicate"], true);
+    }
+    let r = s.call_with_extra(
+        "POST",
+        "/v1/messages",
+        Some(ERP_TOKEN),
+        Some("application/json"),
+        &[("Idempotency-Key", "another-key")],
+        serde_json::to_vec(&body).unwrap(),
+    );
+    assert_eq!(r.0, 400, "{:#}", r.2);
+    assert_eq!(r.2["type"], "urn:mailhost:problem:bad-field");
+    assert!(
+        r.2["detail"].as_str().unwrap().contains("differ"),
+        "{:#}",
+        r.2
+    );
     let m = s.wait_for(&id, "sent", |m| m["state"] == "sent");
     assert_eq!(m["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(m["attempts"][0]["class"], "ok");

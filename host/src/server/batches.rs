@@ -231,6 +231,9 @@ fn json_rows(
     operation_id = "create_batch",
     summary = "Queue a batch: a template and recipient rows (scope send)",
     description = "Every row is built and checked before anything is queued: one bad row answers 400 `invalid-batch` listing the rows (their line, or `row N` for JSON `rows`) and queues nothing. The batch and every message are committed before the answer. Batch messages are paced by the batch's `rate`; single messages go ahead of them.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The batch's idempotency key as a header: the same as `idempotency_key`; when both are given they must be equal", example = "invoices-2026-11"),
+    ),
     request_body(
         description = "The template, the options and the rows: one JSON object; JSON Lines (line 1 the same object without `rows`, then one row per line); or a file upload (multipart/form-data: part `batch` the object without `rows`, part `rows` a CSV or JSON Lines file, e.g. `curl -F 'batch={...};type=application/json' -F 'rows=@invoices.csv;type=text/csv'`).",
         content(
@@ -329,7 +332,11 @@ pub(super) async fn create(
         tenant: who.tenant(head.tenant)?,
         purpose: head.purpose,
         mode: head.mode,
-        idempotency_key: head.idempotency_key,
+        idempotency_key: super::idempotency::merge(
+            head.idempotency_key,
+            super::idempotency::from_header(&headers)?,
+            "the batch's `idempotency_key`",
+        )?,
         per_minute: head.rate,
         content: BatchContent::Rows { template, rows },
     };

@@ -22,6 +22,7 @@ pub mod auth;
 mod batches;
 mod body;
 pub mod cli;
+mod idempotency;
 mod messages;
 mod notify;
 pub mod openapi;
@@ -218,7 +219,10 @@ struct Accepted {
     description = "The message is checked, built and committed to the outbox durably before the answer; the workers send it. \
         A JSON body carries the fields and the routing keys beside them; a `message/rfc822` body is sent as it is, \
         with the routing keys in the query. The same `idempotency_key` again answers with the first message (`duplicate`) and queues nothing.",
-    params(Routing),
+    params(
+        Routing,
+        ("Idempotency-Key" = Option<String>, Header, description = "The idempotency key as a header (a bare value, or a quoted string as in the IETF draft): the same as `idempotency_key`; when both are given they must be equal", example = "inv-4711"),
+    ),
     request_body(
         description = "The message: fields (JSON) or a complete message (`message/rfc822`).",
         content(
@@ -317,6 +321,24 @@ async fn read_submission(
             ))
         }
     };
+    let header = idempotency::from_header(headers)?;
+    let (mut routing, mut content) = (routing, content);
+    match &mut content {
+        Content::Fields(r) => {
+            r.idempotency_key = idempotency::merge(
+                r.idempotency_key.take(),
+                header,
+                "the body's `idempotency_key`",
+            )?;
+        }
+        Content::Mime(_) => {
+            routing.idempotency_key = idempotency::merge(
+                routing.idempotency_key.take(),
+                header,
+                "the query's `idempotency_key`",
+            )?;
+        }
+    }
     Ok((routing, content))
 }
 
