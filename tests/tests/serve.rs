@@ -439,6 +439,36 @@ fn bad_requests_get_problem_json_and_nothing_is_queued() {
         detail.len() < 200 && !detail.chars().any(char::is_control),
         "{detail}"
     );
+    // a huge, a repeated, an empty or a half-quoted Idempotency-Key header
+    let huge = "k".repeat(8000);
+    let quoted_nul = "\"a\\x\"".to_string();
+    for (values, code) in [
+        // as a body key of that length is
+        (vec![huge.as_str()], "invalid-message"),
+        (vec!["a", "b"], "bad-field"),
+        (vec!["\"\""], "bad-field"),
+        (vec!["\"open"], "bad-field"),
+        (vec![quoted_nul.as_str()], "bad-field"),
+    ] {
+        let extra: Vec<(&str, &str)> = values.iter().map(|v| ("Idempotency-Key", *v)).collect();
+        let (status, headers, v) = s.call_with_extra(
+            "POST",
+            "/v1/messages",
+            Some(ERP_TOKEN),
+            Some("application/json"),
+            &extra,
+            serde_json::to_vec(&good).unwrap(),
+        );
+        let ctype = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert_problem(&(status, ctype, v.clone()), 400, code);
+        let detail = v["detail"].as_str().unwrap();
+        assert!(detail.contains("dempotency"), "{detail}");
+        assert!(detail.len() < 600, "the key is not echoed whole: {detail}");
+    }
 
     assert_eq!(total(&counts(&s)), 0, "a refused request queued something");
 
