@@ -95,6 +95,7 @@ async fn api_enqueue(engine: Arc<Engine>, outbox: Outbox, total: usize) -> f64 {
         worker: WorkerConfig::new("bench"),
         drain: std::time::Duration::from_secs(1),
         workers: false,
+        tls: None,
     };
     let engine = Arc::new(mailhost::live::LiveEngine::new(engine));
     let deliver = Arc::new(EngineDeliver(engine.clone()));

@@ -30,6 +30,9 @@ pub struct Options<'a> {
     pub env: &'a [(&'a str, &'a str)],
     /// Without `-v` (benchmarks: logging every message costs time).
     pub quiet: bool,
+    /// The service serves HTTPS (`[api] tls_cert`): the client trusts this
+    /// CA file and `base` is `https://…`.
+    pub tls_ca: Option<&'a Path>,
 }
 
 impl Service {
@@ -68,20 +71,45 @@ impl Service {
             .stderr(log)
             .spawn()
             .expect("start mailhost serve");
+        let scheme = if opts.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let s = Service {
             child,
             port,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
             dir: dir.to_path_buf(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .tls_backend_preconfigured(
-                    mailhost::tokens::tls_config(None).expect("a TLS config"),
+                    mailhost::tokens::tls_config(opts.tls_ca).expect("a TLS config"),
                 )
                 .build()
                 .expect("an HTTP client"),
         };
-        s.wait_ready();
+        if opts.tls_ca.is_some() {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "serve did not listen; log:\n{}",
+                    s.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            while s.call("GET", "/readyz", None, None, Vec::new()).0 != 200 {
+                assert!(
+                    Instant::now() < deadline,
+                    "serve did not become ready; log:\n{}",
+                    s.log()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        } else {
+            s.wait_ready();
+        }
         s
     }
 

@@ -2422,3 +2422,109 @@ fn an_invalid_account_setting_gives_serve_the_same_error_with_or_without_the_che
         "{found:?}"
     );
 }
+
+/// `[api] tls_cert`/`tls_key`: the API (and the admin page) answer over
+/// HTTPS only; a config with half of it names the line and does not start.
+#[test]
+fn https_when_the_config_gives_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = config(dir.path(), 2525, "");
+    let ca = peer_ca();
+    let key = ca.with_file_name("key.pem");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[api]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            ca.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let s = Service::start_with(
+        dir.path(),
+        Options {
+            env: &[(SECRET_VAR, "test-secret")],
+            tls_ca: Some(&ca),
+            ..Options::default()
+        },
+    );
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let rcpt = format!("{}@example.com", unique("https"));
+    let r = s.post_json(
+        Some(ERP_TOKEN),
+        &json!({"tenant": "acme", "to": [rcpt], "subject": "over TLS", "text": "x"}),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let id = r.2["id"].as_str().unwrap().to_string();
+    s.wait_for(&id, "sent", |m| m["state"] == "sent");
+    assert!(saved_for(&rcpt).is_some());
+    // Plain HTTP on that port gets no answer.
+    let port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(!mailhost_tests::service::readyz(port));
+    assert!(s
+        .log()
+        .contains(&format!("listening on https://127.0.0.1:{port}")));
+    drop(s);
+
+    // Only the certificate: the config's line, and no start.
+    std::fs::write(
+        &path,
+        format!("{text}\n[api]\ntls_cert = \"{}\"\n", ca.display()),
+    )
+    .unwrap();
+    let out = Command::new(mailhost_bin())
+        .current_dir(dir.path())
+        .env(SECRET_VAR, "test-secret")
+        .args([
+            "--config",
+            "mailhost.toml",
+            "--plugins",
+            "plugins",
+            "config",
+            "validate",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("mailhost.toml:") && err.contains("only one of tls_cert and tls_key"),
+        "{err}"
+    );
+    // A key that is not the certificate's.
+    let other = dir.path().join("other.key");
+    let ok = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&other)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    std::fs::write(
+        &path,
+        format!(
+            "{text}\n[api]\ntls_cert = \"{}\"\ntls_key = \"other.key\"\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(mailhost_bin())
+        .current_dir(dir.path())
+        .env(SECRET_VAR, "test-secret")
+        .args([
+            "--config",
+            "mailhost.toml",
+            "--plugins",
+            "plugins",
+            "serve",
+            "--bind",
+        ])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("does not belong to the certificate"), "{err}");
+    assert!(!err.contains("PRIVATE KEY-----\n"), "{err}");
+}

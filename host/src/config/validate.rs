@@ -199,6 +199,24 @@ impl Validator<'_> {
             for (message, hint) in api.get_ref().problems(&t, &u) {
                 self.err(&span(api), message, hint);
             }
+            let a = api.get_ref();
+            match (&a.tls_cert, &a.tls_key) {
+                (Some(cert), Some(key)) => {
+                    if let Err(e) = crate::server::tls::load(&self.path(cert), &self.path(key)) {
+                        self.err(
+                            &span(api),
+                            format!("[api] tls_cert/tls_key: {e}"),
+                            "give PEM files: the certificate (and its chain) and its private key",
+                        );
+                    }
+                }
+                (None, None) => {}
+                _ => self.err(
+                    &span(api),
+                    "[api] has only one of tls_cert and tls_key".to_string(),
+                    "give both for HTTPS (the certificate and its private key), or neither for plain HTTP",
+                ),
+            }
         }
         let outbox = self.outbox_settings(&raw);
         if !self.errors.is_empty() {

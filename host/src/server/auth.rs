@@ -19,6 +19,14 @@ pub struct ApiSettings {
     /// Where `mailhost serve` listens when `--bind` is not given (default 127.0.0.1:8025).
     #[serde(default)]
     pub bind: Option<String>,
+    /// HTTPS: the certificate chain (PEM) the API and the admin page serve
+    /// (relative to the config's folder); with `tls_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<String>,
+    /// The certificate's private key (PEM, unencrypted; keep it readable
+    /// by the service only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<String>,
     #[serde(default)]
     pub tokens: BTreeMap<String, TokenSettings>,
 }
@@ -325,7 +333,10 @@ mod tests {
                 users: vec![],
             },
         );
-        ApiSettings { bind: None, tokens }
+        ApiSettings {
+            tokens,
+            ..ApiSettings::default()
+        }
     }
 
     #[test]

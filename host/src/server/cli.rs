@@ -83,6 +83,19 @@ pub(crate) fn serve_until(
             }
         },
     };
+    let tls = match (&settings.api.tls_cert, &settings.api.tls_key) {
+        (Some(cert), Some(key)) => {
+            let at = |p: &str| settings.base_dir.join(p);
+            match super::tls::Certificates::open(at(cert), at(key)) {
+                Ok(c) => Some(Arc::new(c)),
+                Err(e) => {
+                    eprintln!("mailhost: [api] tls_cert/tls_key: {e}");
+                    return exit::CONFIG;
+                }
+            }
+        }
+        _ => None,
+    };
     let rt = match runtime() {
         Ok(r) => r,
         Err(c) => return c,
@@ -103,6 +116,7 @@ pub(crate) fn serve_until(
             worker: settings.outbox.worker(worker::owner_id(), &settings.policy),
             drain: settings.outbox.drain(),
             workers: !a.no_workers,
+            tls,
         };
         let deliver = Arc::new(crate::outbox::deliver::EngineDeliver(live.clone()));
         let bound = ready.map(|ready| {

@@ -31,6 +31,7 @@ pub mod problem;
 mod reload;
 mod signals;
 mod status;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -525,6 +526,8 @@ pub struct ServeOptions {
     pub drain: Duration,
     /// Run the workers (false: API only, another process drains).
     pub workers: bool,
+    /// HTTPS with these certificates (`[api] tls_cert`/`tls_key`), else HTTP.
+    pub tls: Option<Arc<tls::Certificates>>,
 }
 
 /// Runs the API and the workers until SIGTERM/SIGINT (or `stop` turns true).
@@ -561,10 +564,16 @@ pub async fn serve<D: Deliver>(
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
     tracing::info!(
-        "serve: listening on http://{addr}, outbox {}",
+        "serve: listening on {scheme}://{addr}, outbox {}",
         outbox.store().location()
     );
+    if opts.tls.is_none() && tls::beyond_loopback(&addr) {
+        tracing::warn!(
+            "serve: {addr} is reachable from other machines over plain HTTP: API tokens and the admin page's sign-in cross the network unencrypted; set [api] tls_cert and tls_key, or put a TLS proxy in front and bind to 127.0.0.1"
+        );
+    }
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }
@@ -580,7 +589,7 @@ pub async fn serve<D: Deliver>(
         ))
     });
     let status = format!(
-        "listening on http://{addr}, outbox {}{}",
+        "listening on {scheme}://{addr}, outbox {}{}",
         outbox.store().location(),
         if opts.workers { "" } else { " (no workers)" }
     );
@@ -594,10 +603,21 @@ pub async fn serve<D: Deliver>(
         app2.accepting.store(false, Ordering::Relaxed);
         let _ = wstop_tx.send(true);
     };
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| format!("the HTTP server failed: {e}"))?;
+    match &opts.tls {
+        Some(certs) => {
+            let listener = tls::TlsListener::new(listener, tls::acceptor(certs.clone())?)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            axum::serve(listener, router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, router(app))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+    .map_err(|e| format!("the HTTP server failed: {e}"))?;
     if let Some(w) = worker {
         match w.await {
             Ok(Ok(())) => {}

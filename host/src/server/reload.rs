@@ -111,6 +111,11 @@ pub async fn reload(live: &LiveEngine) {
     }
     let restart_only: Vec<&str> = [
         ("[api] bind", settings.api.bind != fresh.api.bind),
+        (
+            "[api] tls_cert/tls_key",
+            (&settings.api.tls_cert, &settings.api.tls_key)
+                != (&fresh.api.tls_cert, &fresh.api.tls_key),
+        ),
         ("[outbox]", settings.outbox != fresh.outbox),
         (
             "[limits] max_request_bytes",

@@ -405,16 +405,21 @@ fn run_service() -> u8 {
     let code = match job.engine {
         Ok(engine) => {
             let name = job.name.clone();
+            let scheme = if engine.settings().api.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            };
             let ready: super::super::OnReady = Box::new(move |addr| {
                 let _ =
                     registered.set_service_status(status(ServiceState::Running, 0, Duration::ZERO));
-                tracing::info!("service `{name}`: running, listening on http://{addr}");
+                tracing::info!("service `{name}`: running, listening on {scheme}://{addr}");
             });
             super::super::serve_until(engine, &job.serve, stop_rx, Some(ready))
         }
         Err(code) => {
             tracing::error!(
-                "service `{}`: not started: the config does not load (exit code {code}); the service's log file says which file, line and column, and `mailhost config check` says the same",
+                "service `{}`: not started: the config does not load (exit code {code}); the service's log file says which file, line and column, and `mailhost --config FILE config validate` says the same",
                 job.name
             );
             code
