@@ -2450,6 +2450,16 @@ fn https_when_the_config_gives_a_certificate() {
         },
     );
     assert!(s.base.starts_with("https://"), "{}", s.base);
+    let port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
+    // Clients that connect and say nothing, or say garbage, hold up no one.
+    let silent: Vec<_> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    {
+        use std::io::Write;
+        let mut junk = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = junk.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 0, 0, 0]);
+    }
     let rcpt = format!("{}@example.com", unique("https"));
     let r = s.post_json(
         Some(ERP_TOKEN),
@@ -2459,8 +2469,8 @@ fn https_when_the_config_gives_a_certificate() {
     let id = r.2["id"].as_str().unwrap().to_string();
     s.wait_for(&id, "sent", |m| m["state"] == "sent");
     assert!(saved_for(&rcpt).is_some());
+    drop(silent);
     // Plain HTTP on that port gets no answer.
-    let port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
     assert!(!mailhost_tests::service::readyz(port));
     assert!(s
         .log()
