@@ -199,24 +199,7 @@ impl Validator<'_> {
             for (message, hint) in api.get_ref().problems(&t, &u) {
                 self.err(&span(api), message, hint);
             }
-            let a = api.get_ref();
-            match (&a.tls_cert, &a.tls_key) {
-                (Some(cert), Some(key)) => {
-                    if let Err(e) = crate::server::tls::load(&self.path(cert), &self.path(key)) {
-                        self.err(
-                            &span(api),
-                            format!("[api] tls_cert/tls_key: {e}"),
-                            "give PEM files: the certificate (and its chain) and its private key",
-                        );
-                    }
-                }
-                (None, None) => {}
-                _ => self.err(
-                    &span(api),
-                    "[api] has only one of tls_cert and tls_key".to_string(),
-                    "give both for HTTPS (the certificate and its private key), or neither for plain HTTP",
-                ),
-            }
+            self.api_tls(api);
         }
         let outbox = self.outbox_settings(&raw);
         if !self.errors.is_empty() {
@@ -240,6 +223,42 @@ impl Validator<'_> {
                 .unwrap_or_default(),
             warnings: self.warnings,
         })
+    }
+
+    /// `[api] tls_cert`/`tls_key`: both or neither, a pair that loads.
+    fn api_tls(&mut self, api: &S<crate::server::auth::ApiSettings>) {
+        let a = api.get_ref();
+        match (&a.tls_cert, &a.tls_key) {
+            (Some(cert), Some(key)) => {
+                let (cert, key) = (self.path(cert), self.path(key));
+                // A key readable by the service's account alone is not
+                // a mistake for another user's `mailhost send`: `serve`
+                // reads it at start and says so there.
+                let unreadable = |p: &Path| {
+                    std::fs::File::open(p).is_err_and(|e| {
+                        e.kind() == std::io::ErrorKind::PermissionDenied
+                    })
+                };
+                let checked = if unreadable(&cert) || unreadable(&key) {
+                    Ok(())
+                } else {
+                    crate::server::tls::load(&cert, &key).map(|_| ())
+                };
+                if let Err(e) = checked {
+                    self.err(
+                        &span(api),
+                        format!("[api] tls_cert/tls_key: {e}"),
+                        "give PEM files: the certificate (and its chain) and its private key",
+                    );
+                }
+            }
+            (None, None) => {}
+            _ => self.err(
+                &span(api),
+                "[api] has only one of tls_cert and tls_key".to_string(),
+                "give both for HTTPS (the certificate and its private key), or neither for plain HTTP",
+            ),
+        }
     }
 
     /// Names of accounts, users, tenants... reach logs, listings and (a
