@@ -2483,21 +2483,8 @@ fn https_when_the_config_gives_a_certificate() {
         format!("{text}\n[api]\ntls_cert = \"{}\"\n", ca.display()),
     )
     .unwrap();
-    let out = Command::new(mailhost_bin())
-        .current_dir(dir.path())
-        .env(SECRET_VAR, "test-secret")
-        .args([
-            "--config",
-            "mailhost.toml",
-            "--plugins",
-            "plugins",
-            "config",
-            "validate",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
+    let (code, _, err) = cli(dir.path(), &["config", "validate"]);
+    assert_ne!(code, 0, "{err}");
     assert!(
         err.contains("mailhost.toml:") && err.contains("only one of tls_cert and tls_key"),
         "{err}"
@@ -2519,22 +2506,9 @@ fn https_when_the_config_gives_a_certificate() {
         ),
     )
     .unwrap();
-    let out = Command::new(mailhost_bin())
-        .current_dir(dir.path())
-        .env(SECRET_VAR, "test-secret")
-        .args([
-            "--config",
-            "mailhost.toml",
-            "--plugins",
-            "plugins",
-            "serve",
-            "--bind",
-        ])
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{err}");
+    let bind = format!("127.0.0.1:{}", free_port());
+    let (code, _, err) = cli(dir.path(), &["serve", "--bind", &bind]);
+    assert_eq!(code, 78, "{err}");
     assert!(err.contains("does not belong to the certificate"), "{err}");
     assert!(!err.contains("PRIVATE KEY-----\n"), "{err}");
 }
