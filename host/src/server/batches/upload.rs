@@ -2,6 +2,7 @@
 //! `batch` part (the template and options) and a `rows` part (a CSV or JSON
 //! Lines file, in the charset its Content-Type names).
 
+use axum::http::StatusCode;
 use utoipa::ToSchema;
 
 use super::{parse_bounded, row_problem, BatchBody, ROWS_IN_HEAD};
@@ -130,7 +131,7 @@ pub(super) async fn multipart_batch(
             "{e}; name the charset it was saved in, or send it as UTF-8"
         )),
         text::Undecodable::TooLarge(e) => Problem::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
             "The request body is too large",
             e,
