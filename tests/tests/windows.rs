@@ -1255,6 +1255,74 @@ fn http(port: u16, head: &str, body: &str) -> (String, String) {
     )
 }
 
+/// `service install --account`: the service manager runs it as that
+/// account (here LocalService), which is given modify rights on the
+/// config's folder; a user account without its password is refused
+/// before anything is registered.
+#[test]
+#[ignore = "needs the Windows build and a Wine prefix: run scripts/windows.sh"]
+fn service_install_takes_the_account_to_run_as() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mailhost.toml"),
+        "[policy]\naccount = \"local\"\n\n[accounts.local]\nplugin = \"pickup\"\nfrom = \"erp@example.com\"\ndir = \"picked\"\n",
+    )
+    .unwrap();
+    let name = format!("mh-acct-{}", std::process::id());
+    let install = |extra: &[&str]| {
+        let mut cmd = wine(&win_exe());
+        cmd.current_dir(dir.path())
+            .args([
+                "--plugins",
+                &win_path(&win_dir()),
+                "--config",
+                "mailhost.toml",
+            ])
+            .args(["service", "install", "--name", &name])
+            .args(extra);
+        run_bounded(cmd, dir.path(), LIMIT)
+    };
+    let run = install(&["--account", "CORP\\mail"]);
+    assert_eq!(run.status.code(), Some(64), "{run:?}");
+    assert!(run.stderr.contains("--password-env VAR"), "{run:?}");
+    let mut sc = wine(Path::new("sc"));
+    sc.args(["query", &name]);
+    assert!(
+        !run_bounded(sc, dir.path(), LIMIT).status.success(),
+        "registered anyway"
+    );
+
+    let run = install(&["--account", "LocalService"]);
+    assert!(run.status.success(), "{run:?}");
+    let _installed = Installed {
+        name: name.clone(),
+        dir: dir.path(),
+    };
+    assert!(
+        run.stdout.contains("as NT AUTHORITY\\LocalService"),
+        "{run:?}"
+    );
+    // icacls ran, or its command is printed for an administrator
+    assert!(
+        run.stdout.contains("may now change files in")
+            || run
+                .stdout
+                .contains("/grant \"NT AUTHORITY\\LocalService:(OI)(CI)M\""),
+        "{run:?}"
+    );
+    // The service manager keeps it as the service's ObjectName (Wine's sc
+    // has no `qc`).
+    let mut reg = wine(Path::new("reg"));
+    reg.args([
+        "query",
+        &format!("HKLM\\SYSTEM\\CurrentControlSet\\Services\\{name}"),
+        "/v",
+        "ObjectName",
+    ]);
+    let q = run_bounded(reg, dir.path(), LIMIT);
+    assert!(q.stdout.contains("NT AUTHORITY\\LocalService"), "{q:?}");
+}
+
 /// `mailhost service install` registers `serve` with the service manager;
 /// the service starts in its config's folder, takes a message through the
 /// API, stops gracefully on `sc stop` (the log says so), and `service

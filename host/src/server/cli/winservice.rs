@@ -47,8 +47,101 @@ pub struct InstallArgs {
     /// The log file (default: mailhost-service.log beside the config).
     #[arg(long)]
     pub log: Option<PathBuf>,
+    /// The account it runs as: LocalSystem (the default), LocalService,
+    /// NetworkService, `virtual` (NT SERVICE\NAME, its own account), a
+    /// managed service account (DOMAIN\name$), or DOMAIN\user with
+    /// --password-env. Other than LocalSystem, it is given modify rights on
+    /// the config's folder (outbox, log) with icacls.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The environment variable that holds the --account user's password
+    /// (never on the command line, where other users could read it).
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// Who a service runs as (its `Debug` leaves the password out).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Account {
+    /// The default: every right on the machine.
+    LocalSystem,
+    /// A built-in, virtual or managed account: no password.
+    Named(String),
+    /// A user account, with its password.
+    User { name: String, password: String },
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Account::LocalSystem => f.write_str("LocalSystem"),
+            Account::Named(n) => write!(f, "Named({n:?})"),
+            Account::User { name, .. } => write!(f, "User({name:?}, password: <hidden>)"),
+        }
+    }
+}
+
+impl Account {
+    /// The account's name for the service manager (`None`: LocalSystem).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Account::LocalSystem => None,
+            Account::Named(n) | Account::User { name: n, .. } => Some(n),
+        }
+    }
+}
+
+/// The account `--account` names for service `service`; `password` reads
+/// the environment variable `--password-env` names.
+#[cfg_attr(not(windows), allow(dead_code))]
+fn service_account(
+    given: Option<&str>,
+    password_env: Option<&str>,
+    service: &str,
+    password: impl Fn(&str) -> Option<String>,
+) -> Result<Account, String> {
+    let Some(given) = given.map(str::trim) else {
+        return Ok(Account::LocalSystem);
+    };
+    if given.is_empty() || given.len() > 256 || given.chars().any(char::is_control) {
+        return Err(format!(
+            "--account `{}` is not an account name",
+            crate::limits::shown(given)
+        ));
+    }
+    let lower = given.to_ascii_lowercase();
+    let named = |n: String| Ok(Account::Named(n));
+    match lower.as_str() {
+        "localsystem" | "nt authority\\system" => return Ok(Account::LocalSystem),
+        "localservice" => return named("NT AUTHORITY\\LocalService".into()),
+        "networkservice" => return named("NT AUTHORITY\\NetworkService".into()),
+        "virtual" => return named(format!("NT SERVICE\\{service}")),
+        _ => {}
+    }
+    // Built-in and virtual accounts, and managed service accounts (`$`),
+    // have no password.
+    if lower.starts_with("nt authority\\")
+        || lower.starts_with("nt service\\")
+        || given.ends_with('$')
+    {
+        return named(given.to_string());
+    }
+    let Some(var) = password_env else {
+        return Err(format!(
+            "the account `{given}` needs its password: put it in an environment variable and give the variable's name with --password-env VAR (or use LocalService, NetworkService or virtual, which need none)"
+        ));
+    };
+    match password(var) {
+        Some(p) if !p.is_empty() => Ok(Account::User {
+            name: given.to_string(),
+            password: p,
+        }),
+        _ => Err(format!(
+            "--password-env {var}: the variable is not set or empty; set it to the password of `{given}` for this command"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -289,6 +382,49 @@ mod tests {
         };
         assert_eq!((r.name.as_str(), r.serve.no_workers), ("mh-acme", true));
         assert_eq!(back.config.as_deref(), Some(config.as_path()));
+    }
+
+    #[test]
+    fn the_account_is_named_for_the_service_manager_and_a_user_needs_a_password() {
+        let none = |_: &str| None;
+        let acc = |g: Option<&str>| service_account(g, None, "mh", none);
+        assert_eq!(acc(None).unwrap(), Account::LocalSystem);
+        assert_eq!(acc(Some("localsystem")).unwrap().name(), None);
+        assert_eq!(
+            acc(Some("LocalService")).unwrap().name(),
+            Some("NT AUTHORITY\\LocalService")
+        );
+        assert_eq!(
+            acc(Some("networkservice")).unwrap().name(),
+            Some("NT AUTHORITY\\NetworkService")
+        );
+        assert_eq!(acc(Some("virtual")).unwrap().name(), Some("NT SERVICE\\mh"));
+        assert_eq!(
+            acc(Some("CORP\\mailsvc$")).unwrap().name(),
+            Some("CORP\\mailsvc$")
+        );
+        // a user: its password from the named variable, never the command line
+        let e = acc(Some("CORP\\mail")).unwrap_err();
+        assert!(e.contains("--password-env VAR"), "{e}");
+        let e = service_account(Some("CORP\\mail"), Some("PW"), "mh", none).unwrap_err();
+        assert!(
+            e.contains("--password-env PW: the variable is not set"),
+            "{e}"
+        );
+        let u = service_account(Some("CORP\\mail"), Some("PW"), "mh", |v| {
+            (v == "PW").then(|| "s3cret".to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            u,
+            Account::User {
+                name: "CORP\\mail".into(),
+                password: "s3cret".into()
+            }
+        );
+        assert!(!format!("{u:?}").contains("s3cret"));
+        assert!(acc(Some("bad\nname")).is_err());
+        assert!(acc(Some("  ")).is_err());
     }
 
     #[test]

@@ -78,6 +78,18 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
             return exit::CONFIG;
         }
     };
+    let account = match super::service_account(
+        a.account.as_deref(),
+        a.password_env.as_deref(),
+        &a.name,
+        |var| std::env::var(var).ok(),
+    ) {
+        Ok(acc) => acc,
+        Err(e) => {
+            eprintln!("mailhost: {e}");
+            return exit::USAGE;
+        }
+    };
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -107,8 +119,11 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
         executable_path: exe,
         launch_arguments: args,
         dependencies: vec![],
-        account_name: None,
-        account_password: None,
+        account_name: account.name().map(OsString::from),
+        account_password: match &account {
+            super::Account::User { password, .. } => Some(OsString::from(password)),
+            _ => None,
+        },
     };
     let svc = match manager.create_service(&info, ServiceAccess::CHANGE_CONFIG) {
         Ok(s) => s,
@@ -144,10 +159,16 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
     if let Err(e) = register_event_source(&a.name, &exe_for_events) {
         eprintln!("mailhost: warning: {e}; the service's events show in Event Viewer without their text formatting (the log file has them all)");
     }
-    println!(
-        "installed service `{}` (starts at boot, as LocalSystem; change the account under \"Log On\" in services.msc)",
-        a.name
-    );
+    match account.name() {
+        None => println!(
+            "installed service `{}` (starts at boot, as LocalSystem; another account with --account, or under \"Log On\" in services.msc)",
+            a.name
+        ),
+        Some(who) => {
+            println!("installed service `{}` (starts at boot, as {who})", a.name);
+            grant_folders(who, &config, &log);
+        }
+    }
     println!("  config: {}", config.display());
     println!("  log:    {}", log.display());
     let env = std::fs::read_to_string(&config)
@@ -555,6 +576,35 @@ pub(super) fn event_log(name: &str, log_file: &std::path::Path) -> Option<super:
         Err(e) => {
             eprintln!("mailhost: cannot open the Event Log for `{name}`: {}; events go to the log file only", e.message());
             None
+        }
+    }
+}
+
+/// Gives `who` modify rights on the config's folder (the outbox, secrets
+/// saved by the admin page) and the log's, with icacls; when that fails,
+/// prints the command for an administrator.
+fn grant_folders(who: &str, config: &std::path::Path, log: &std::path::Path) {
+    let mut dirs: Vec<&std::path::Path> = Vec::new();
+    for d in [config.parent(), log.parent()].into_iter().flatten() {
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    for dir in dirs {
+        let grant = format!("{who}:(OI)(CI)M");
+        let ran = std::process::Command::new("icacls")
+            .arg(dir)
+            .args(["/grant", &grant])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match ran {
+            Ok(s) if s.success() => println!("  {who} may now change files in {}", dir.display()),
+            _ => println!(
+                "  warning: could not give {who} modify rights on {}; the service needs them for its outbox and log: icacls \"{}\" /grant \"{grant}\"",
+                dir.display(),
+                dir.display()
+            ),
         }
     }
 }
