@@ -102,8 +102,20 @@ pub struct Cli {
     /// Print results as JSON.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log lines as text, or as JSON objects one per line (for log shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "MAILHOST_LOG_FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `2026-12-01T02:00:00Z  INFO target: message key=value`
+    Text,
+    /// `{"timestamp":…,"level":"INFO","target":…,"fields":{"message":…}}`
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,6 +291,7 @@ pub(crate) fn print_json(v: &impl serde::Serialize) {
 /// `extra` is one more place events go (the Windows service's Event Log).
 fn init_logging(
     verbose: u8,
+    format: LogFormat,
     serving: bool,
     extra: Option<crate::server::cli::winservice::ExtraLog>,
 ) {
@@ -293,13 +306,21 @@ fn init_logging(
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let text = (format == LogFormat::Text).then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    let json = (format == LogFormat::Json).then(|| {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+    });
     let _ = tracing_subscriber::registry()
         .with(extra)
         .with(filter)
-        .with(fmt)
+        .with(text)
+        .with(json)
         .try_init();
 }
 
@@ -333,7 +354,7 @@ pub fn run() -> ExitCode {
         ),
         _ => (false, None),
     };
-    init_logging(cli.verbose, serving, extra);
+    init_logging(cli.verbose, cli.log_format, serving, extra);
     ExitCode::from(dispatch(&cli))
 }
 

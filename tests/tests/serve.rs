@@ -2512,3 +2512,36 @@ fn https_when_the_config_gives_a_certificate() {
     assert!(err.contains("does not belong to the certificate"), "{err}");
     assert!(!err.contains("PRIVATE KEY-----\n"), "{err}");
 }
+
+/// `--log-format json`: every log line is one JSON object (for log
+/// shippers), the service's own events and the settled messages alike.
+#[test]
+fn log_lines_as_json_for_log_shippers() {
+    let dir = tempfile::tempdir().unwrap();
+    config(dir.path(), 2525, "");
+    let s = start(dir.path(), &["--log-format", "json"]);
+    let rcpt = format!("{}@example.com", unique("jsonlog"));
+    let r = s.post_json(
+        Some(ERP_TOKEN),
+        &json!({"tenant": "acme", "to": [rcpt], "subject": "json log", "text": "x"}),
+    );
+    assert_eq!(r.0, 202, "{:#}", r.2);
+    let id = r.2["id"].as_str().unwrap().to_string();
+    s.wait_for(&id, "sent", |m| m["state"] == "sent");
+    let log = s.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["level"] == "INFO"
+            && l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("serve: listening on http://127.0.0.1:"))),
+        "{log}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l["timestamp"].is_string() && l["target"].is_string()));
+    assert!(!log.contains(ERP_TOKEN));
+}

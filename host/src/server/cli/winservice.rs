@@ -205,6 +205,9 @@ fn run_arguments(
     for _ in 0..cli.verbose {
         args.push("-v".into());
     }
+    if cli.log_format == crate::cli::LogFormat::Json {
+        args.extend(["--log-format", "json"].map(Into::into));
+    }
     args.extend(["service", "run", "--name"].map(Into::into));
     args.push(a.name.clone().into());
     args.push("--log".into());
