@@ -291,6 +291,8 @@ mod imp {
     }
 }
 
+#[cfg(windows)]
+mod eventlog;
 pub mod events;
 
 /// A log layer besides the log file's (on the registry, under the filter).
@@ -302,7 +304,7 @@ pub type ExtraLog =
 pub fn event_log(name: &str, log_file: &std::path::Path) -> Option<ExtraLog> {
     #[cfg(windows)]
     {
-        scm::event_log(name, log_file)
+        eventlog::event_log(name, log_file)
     }
     #[cfg(not(windows))]
     {
