@@ -4,6 +4,7 @@
 //! expiry and backoff are tested without waiting.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mailhost::outbox::postgres::PgStore;
@@ -950,4 +951,181 @@ async fn errors_name_the_place_and_hide_the_password() {
         .to_string();
     assert!(e.contains("127.0.0.1:1"), "{e}");
     assert!(!e.contains("sekrit"), "{e}");
+}
+
+/// A test CA and a server certificate it signed for 127.0.0.1 (as a
+/// managed database has: rustls takes no self-signed CA as a server's
+/// certificate), made with openssl in `dir`: (ca.crt, server.crt, server.key).
+fn ca_and_server_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-days",
+            "2",
+            "-subj",
+            "/CN=mailhost test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    ]);
+    (
+        dir.join("ca.crt"),
+        dir.join("server.crt"),
+        dir.join("server.key"),
+    )
+}
+
+/// Turns TLS on in the PostgreSQL peer with `pair` (certificate, key), or
+/// off again (`None`) so the other tests and the benchmarks measure what
+/// they did.
+async fn peer_tls(pair: Option<(&Path, &Path)>) {
+    use sqlx::Connection as _;
+    let mut c = sqlx::PgConnection::connect(PG_URL).await.unwrap();
+    if let Some((cert, key)) = pair {
+        let dir = mailhost_tests::peers_dir().join("postgres");
+        // The server reads its key only when the key is its user's alone.
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        for (from, to) in [(cert, "tls.crt"), (key, "tls.key")] {
+            let mut install = std::process::Command::new("install");
+            install.args(["-m", "600"]);
+            if root {
+                install.args(["-o", "postgres"]);
+            }
+            let ok = install
+                .arg(from)
+                .arg(dir.join(to))
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "install {}", from.display());
+            let v = dir.join(to).display().to_string();
+            let k = if to.ends_with("crt") {
+                "ssl_cert_file"
+            } else {
+                "ssl_key_file"
+            };
+            sqlx::query(&format!("ALTER SYSTEM SET {k} = '{v}'"))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    let switch = if pair.is_some() { "on" } else { "off" };
+    sqlx::query(&format!("ALTER SYSTEM SET ssl = {switch}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    // The reload is asynchronous: wait until a new session sees it.
+    for _ in 0..100 {
+        let mut n = sqlx::PgConnection::connect(PG_URL).await.unwrap();
+        let (now,): (String,) = sqlx::query_as("SHOW ssl").fetch_one(&mut n).await.unwrap();
+        if now == switch {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the PostgreSQL peer did not turn ssl {switch}; see its postgres.log");
+}
+
+/// A PostgreSQL outbox on another host is reached over TLS:
+/// `sslmode=verify-full` with the CA that signed the server's certificate
+/// (`sslrootcert`) connects and queues, and the session is encrypted; a
+/// certificate no trusted CA signed is refused, naming the server.
+#[tokio::test]
+async fn a_postgres_outbox_over_tls_verifies_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = ca_and_server_cert(dir.path());
+    peer_tls(Some((&cert, &key))).await;
+    let url = format!("{PG_URL}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let schema = format!("obx_tls_{}_{}", std::process::id(), now_ms());
+    let opened = PgStore::open(&url, Some(&schema)).await;
+    // Checked before anything can fail, so the peer is left as it was.
+    let encrypted = {
+        use sqlx::Connection as _;
+        let mut c = sqlx::PgConnection::connect(&url).await;
+        match c.as_mut() {
+            Ok(c) => sqlx::query_as::<_, (bool,)>(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            )
+            .fetch_one(c)
+            .await
+            .map(|r| r.0)
+            .unwrap_or(false),
+            Err(_) => false,
+        }
+    };
+    let unverified = PgStore::open(&format!("{PG_URL}?sslmode=verify-full"), None)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    peer_tls(None).await;
+    let store = opened.expect("the outbox over TLS");
+    assert!(encrypted, "the session is not encrypted");
+    let e = unverified.expect_err("a certificate no trusted CA signed");
+    assert!(e.contains("127.0.0.1:55432"), "{e}");
+    assert!(e.contains("sslrootcert=/path/ca.pem"), "{e}");
+    store.drop_schema(&schema).await.unwrap();
 }

@@ -20,6 +20,19 @@ pub struct PgStore {
     pub(crate) expired_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
+/// A connection error, with what to do when it was the server's
+/// certificate that was refused (`sslmode=verify-ca`/`verify-full`).
+fn with_tls_hint(e: &sqlx::Error) -> String {
+    let text = e.to_string();
+    if mailhost_tls::is_certificate_error(e) || text.contains("invalid peer certificate") {
+        format!(
+            "{text}; the server's certificate is not signed by a CA this host trusts: give that CA's certificate in the URL (sslrootcert=/path/ca.pem), or sslmode=require to encrypt without checking"
+        )
+    } else {
+        text
+    }
+}
+
 impl PgStore {
     /// Connects to `url` and migrates. With `schema`, everything lives in that
     /// schema (created if missing), e.g. to keep one queue per environment.
@@ -46,7 +59,7 @@ impl PgStore {
             )
             .await
             .map_err(|_| open("no answer from the server within 15 seconds".into()))?
-            .map_err(|e| open(e.to_string()))?;
+            .map_err(|e| open(with_tls_hint(&e)))?;
             let _ = first.close().await;
         }
         if let Some(s) = schema {
