@@ -285,7 +285,7 @@ async fn read_submission(
     })
     .await?;
     let ctype = body::media_type(headers);
-    let (routing, content) = match ctype.as_str() {
+    let (mut routing, mut content) = match ctype.as_str() {
         "application/json" => {
             let mut v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
                 Problem::bad_request("bad-json", format!("the body is not valid JSON: {e}"))
@@ -323,7 +323,6 @@ async fn read_submission(
         }
     };
     let header = idempotency::from_header(headers)?;
-    let (mut routing, mut content) = (routing, content);
     match &mut content {
         Content::Fields(r) => {
             r.idempotency_key = idempotency::merge(
