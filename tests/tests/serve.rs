@@ -2545,3 +2545,55 @@ fn log_lines_as_json_for_log_shippers() {
         .all(|l| l["timestamp"].is_string() && l["target"].is_string()));
     assert!(!log.contains(ERP_TOKEN));
 }
+
+/// `[outbox] min_free_mb`: below it on the outbox's disk, a new message or
+/// batch is refused as a temporary failure (the API's 503, the CLI's exit
+/// 75) saying what to do, and nothing is queued.
+#[test]
+fn a_disk_below_min_free_refuses_new_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    // more than any test machine has free
+    config(dir.path(), 2525, "min_free_mb = 1000000000");
+    let s = start(dir.path(), &["--no-workers"]);
+    let r = s.post_json(
+        Some(ERP_TOKEN),
+        &json!({"tenant": "acme", "to": ["bob@example.com"], "subject": "Hi", "text": "x"}),
+    );
+    assert_problem(&r, 503, "outbox-unavailable");
+    let detail = r.2["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("min_free_mb (1000000000 MB)")
+            && detail.contains("free space on that disk"),
+        "{detail}"
+    );
+    let r = s.call(
+        "POST",
+        "/v1/batches",
+        Some(ERP_TOKEN),
+        Some("application/json"),
+        serde_json::to_vec(&json!({"tenant": "acme", "template": {"subject": "s", "text": "t"}, "rows": [{"to": "a@example.com"}]})).unwrap(),
+    );
+    assert_problem(&r, 503, "outbox-unavailable");
+    assert!(
+        s.log()
+            .contains("new messages are refused until there is more"),
+        "{}",
+        s.log()
+    );
+    let (code, _, err) = cli(
+        dir.path(),
+        &[
+            "send",
+            "--queue",
+            "--to",
+            "bob@example.com",
+            "--subject",
+            "x",
+            "--text",
+            "x",
+        ],
+    );
+    assert_eq!(code, 75, "{err}");
+    assert!(err.contains("min_free_mb"), "{err}");
+    assert_eq!(total(&counts(&s)), 0);
+}

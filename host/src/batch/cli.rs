@@ -363,7 +363,7 @@ fn run(engine: &Arc<Engine>, a: &SendBatchArgs, json: bool) -> u8 {
             Err(e) => return report(json, exit::CONFIG, "config", &format!("{}: {e}", settings.source), None),
         };
         let outbox = match Outbox::open(&location).await {
-            Ok(o) => o,
+            Ok(o) => o.with_min_free(settings.outbox.min_free_bytes()),
             Err(e) => return report(json, exit::UNAVAILABLE, "outbox-unavailable", &e.to_string(), None),
         };
         let id = match (prepared, &a.resume) {

@@ -437,6 +437,7 @@ impl Outbox {
         batch: &NewBatch,
         msgs: Vec<NewMessage>,
     ) -> Result<Enqueued, OutboxError> {
+        self.check_space()?;
         let e = self
             .store()
             .create_batch(batch, msgs, super::now_ms())

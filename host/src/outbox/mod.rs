@@ -27,6 +27,7 @@ mod pg_group;
 pub mod postgres;
 pub mod retention;
 mod settings;
+pub mod space;
 pub mod sqlite;
 mod sqlite_writer;
 mod sqlx_writes;
@@ -394,6 +395,12 @@ pub enum OutboxError {
     Corrupt { what: &'static str, detail: String },
     #[error("outbox is shutting down: the message was not queued; try again")]
     Closed,
+    #[error("outbox database {location}: only {free_mb} MB free on its disk, under [outbox] min_free_mb ({min_mb} MB): nothing new is queued until there is more; free space on that disk or move the outbox, then send again (what is queued still goes out)")]
+    LowSpace {
+        location: String,
+        free_mb: u64,
+        min_mb: u64,
+    },
 }
 
 /// The outbox: a store plus group commit for enqueues and outcomes. On
@@ -407,6 +414,8 @@ pub struct Outbox {
     groups: Option<Groups>,
     enqueued: Arc<tokio::sync::Notify>,
     turns: Arc<pacing::Turns>,
+    /// Refuses new messages when a SQLite outbox's disk runs low.
+    space: Option<Arc<space::SpaceGuard>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -437,7 +446,30 @@ impl Outbox {
             groups,
             enqueued,
             turns: Arc::new(pacing::Turns::default()),
+            space: None,
         }
+    }
+
+    /// Refuses new messages and batches while a SQLite outbox's disk has
+    /// less than `min_bytes` free (`[outbox] min_free_mb`; 0: never). A
+    /// PostgreSQL server watches its own disk.
+    pub fn with_min_free(mut self, min_bytes: u64) -> Outbox {
+        if let AnyStore::Sqlite(s) = &*self.store {
+            self.space = (min_bytes > 0).then(|| {
+                Arc::new(space::SpaceGuard::new(
+                    std::path::Path::new(&s.location),
+                    &s.location,
+                    min_bytes,
+                    Box::new(space::Disk),
+                ))
+            });
+        }
+        self
+    }
+
+    /// `Err` when the outbox's disk is below its minimum free space.
+    pub fn check_space(&self) -> Result<(), OutboxError> {
+        self.space.as_ref().map_or(Ok(()), |g| g.check())
     }
 
     pub fn store(&self) -> &AnyStore {
@@ -492,6 +524,7 @@ impl Outbox {
 
     /// Stores `msg` durably (committed before this returns). Concurrent calls share commits.
     pub async fn enqueue(&self, msg: NewMessage) -> Result<Enqueued, OutboxError> {
+        self.check_space()?;
         let Some(groups) = &self.groups else {
             let mut done = self.store.enqueue_batch(vec![msg]).await?;
             self.enqueued.notify_one();

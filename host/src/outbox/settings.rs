@@ -40,6 +40,11 @@ pub struct OutboxSettings {
     /// change; 0 = for good (default 30).
     #[serde(default)]
     pub retention_days: Option<u32>,
+    /// Below this much free space (MB) on a SQLite outbox's disk, new
+    /// messages and batches are refused with a temporary error; 0 = never
+    /// (default 100).
+    #[serde(default)]
+    pub min_free_mb: Option<u64>,
 }
 
 /// The default of `[outbox] batch_per_minute`.
@@ -90,6 +95,13 @@ impl OutboxSettings {
         w.max_backoff =
             Duration::from_millis(policy.max_backoff_ms.max(policy.initial_backoff_ms).max(1));
         w
+    }
+
+    /// `min_free_mb` in bytes (0: no minimum).
+    pub fn min_free_bytes(&self) -> u64 {
+        self.min_free_mb
+            .unwrap_or(super::space::DEFAULT_MIN_FREE_MB)
+            .saturating_mul(1 << 20)
     }
 
     /// A batch's rate when it names none.

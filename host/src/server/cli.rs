@@ -44,10 +44,13 @@ async fn open_outbox(settings: &Settings) -> Result<Outbox, u8> {
         eprintln!("mailhost: {}: {e}", settings.source);
         exit::CONFIG
     })?;
-    Outbox::open(&location).await.map_err(|e| {
-        eprintln!("mailhost: {e}");
-        exit::UNAVAILABLE
-    })
+    Outbox::open(&location)
+        .await
+        .map(|o| o.with_min_free(settings.outbox.min_free_bytes()))
+        .map_err(|e| {
+            eprintln!("mailhost: {e}");
+            exit::UNAVAILABLE
+        })
 }
 
 /// `mailhost serve`
