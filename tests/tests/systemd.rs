@@ -134,10 +134,17 @@ fn exec_start_reload_and_stop_behave_as_the_unit_says() {
     let argv: Vec<&str> = exec.split_whitespace().collect();
     assert!(!exec.contains('"') && !exec.contains('\''), "{exec}");
     let log = std::fs::File::create(d.join("serve.log")).unwrap();
+    // Standard error is the journal's stream, as systemd says in JOURNAL_STREAM.
+    let journal = {
+        use std::os::unix::fs::MetadataExt;
+        let m = log.metadata().unwrap();
+        format!("{}:{}", m.dev(), m.ino())
+    };
     let mut child = Command::new(argv[0])
         .args(&argv[1..])
         .current_dir(d.join("state"))
         .env("NOTIFY_SOCKET", &sock_path)
+        .env("JOURNAL_STREAM", journal)
         .env("MAILHOST_CACHE_DIR", d.join("cache"))
         .env_remove("MAILHOST_CONFIG")
         .env_remove("MAILHOST_PLUGIN_PATH")
@@ -196,4 +203,20 @@ fn exec_start_reload_and_stop_behave_as_the_unit_says() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}; log:\n{}", log());
+    // Each line carries its priority for the journal (`journalctl -p`) and
+    // no time stamp (the journal has its own).
+    let text = log();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("<6> INFO mailhost::server: serve: listening on")),
+        "{text}"
+    );
+    for line in text.lines() {
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"]
+                .iter()
+                .any(|p| line.starts_with(p)),
+            "a line without its priority: {line}"
+        );
+    }
 }
