@@ -2580,6 +2580,31 @@ fn a_disk_below_min_free_refuses_new_messages() {
         "{}",
         s.log()
     );
+    let metrics = rt().block_on(async {
+        s.client()
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        metrics.contains("mailhost_outbox_refusing_new 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "mailhost_outbox_disk_min_free_bytes {}",
+            1_000_000_000u64 << 20
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailhost_outbox_disk_free_bytes "),
+        "{metrics}"
+    );
     let (code, _, err) = cli(
         dir.path(),
         &[

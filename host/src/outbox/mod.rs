@@ -467,6 +467,12 @@ impl Outbox {
         self
     }
 
+    /// The outbox's disk, when it is watched (`min_free_mb`): (free bytes,
+    /// the minimum, whether new messages are refused).
+    pub fn disk(&self) -> Option<(Option<u64>, u64, bool)> {
+        self.space.as_ref().map(|g| g.state())
+    }
+
     /// `Err` when the outbox's disk is below its minimum free space.
     pub fn check_space(&self) -> Result<(), OutboxError> {
         self.space.as_ref().map_or(Ok(()), |g| g.check())

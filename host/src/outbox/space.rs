@@ -80,6 +80,18 @@ impl SpaceGuard {
         }
     }
 
+    /// (free bytes as last seen, the minimum, refusing now), looking again
+    /// when the last look is over a second old.
+    pub fn state(&self) -> (Option<u64>, u64, bool) {
+        let refusing = self.check().is_err();
+        let free = self
+            .seen
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().and_then(|s| s.free));
+        (free, self.min, refusing)
+    }
+
     /// `Err` when the disk has less than the minimum free. A disk whose
     /// space cannot be read lets messages through (the write says what is
     /// wrong, if anything is).

@@ -116,7 +116,7 @@ pub(super) async fn status(
     path = "/metrics",
     tag = "probes",
     summary = "Prometheus metrics (no token)",
-    description = "Messages per state and the age of the oldest open one (the whole outbox); this process's outcomes, tries per account and class, and try latency per account (a histogram). Counts and account names only: bind to loopback, or scrape through a proxy.",
+    description = "Messages per state and the age of the oldest open one (the whole outbox); a SQLite outbox's free disk space and whether new messages are refused for lack of it; this process's outcomes, tries per account and class, and try latency per account (a histogram). Counts and account names only: bind to loopback, or scrape through a proxy.",
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String,
             example = "# TYPE mailhost_outbox_messages gauge\nmailhost_outbox_messages{state=\"queued\"} 3\n"),
@@ -181,6 +181,22 @@ pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
             out,
             "mailhost_outbox_oldest_message_age_seconds{{state=\"{state}\"}} {age}"
         );
+    }
+    if let Some((free, min, refusing)) = app.outbox.disk() {
+        let _ = writeln!(
+            out,
+            "# HELP mailhost_outbox_disk_free_bytes Free space on the SQLite outbox's disk."
+        );
+        let _ = writeln!(out, "# TYPE mailhost_outbox_disk_free_bytes gauge");
+        if let Some(free) = free {
+            let _ = writeln!(out, "mailhost_outbox_disk_free_bytes {free}");
+        }
+        let _ = writeln!(out, "# HELP mailhost_outbox_disk_min_free_bytes [outbox] min_free_mb: below it new messages are refused.");
+        let _ = writeln!(out, "# TYPE mailhost_outbox_disk_min_free_bytes gauge");
+        let _ = writeln!(out, "mailhost_outbox_disk_min_free_bytes {min}");
+        let _ = writeln!(out, "# HELP mailhost_outbox_refusing_new 1 while new messages are refused for lack of disk space.");
+        let _ = writeln!(out, "# TYPE mailhost_outbox_refusing_new gauge");
+        let _ = writeln!(out, "mailhost_outbox_refusing_new {}", u8::from(refusing));
     }
     let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let _ = writeln!(
