@@ -118,6 +118,7 @@ fn stderr_is_the_journal() -> bool {
 }
 
 /// `JOURNAL_STREAM`'s `DEVICE:INODE` against a stream's.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn names_stream(value: &str, dev: u64, ino: u64) -> bool {
     value
         .split_once(':')

@@ -222,6 +222,29 @@ fn run_arguments(
     Ok(args)
 }
 
+/// What to do for a service reached from other machines: Windows Firewall
+/// blocks what it has no rule for, and plain HTTP carries the tokens in
+/// the clear. Nothing for a service on loopback.
+#[cfg_attr(not(windows), allow(dead_code))]
+fn network_hints(
+    name: &str,
+    bind: Option<std::net::SocketAddr>,
+    api: &crate::server::auth::ApiSettings,
+) -> Vec<String> {
+    let bind = bind.or_else(|| api.bind.as_deref().and_then(|b| b.parse().ok()));
+    let Some(addr) = bind.filter(crate::server::tls::beyond_loopback) else {
+        return Vec::new();
+    };
+    let mut out = vec![format!(
+        "it listens on {addr}, beyond this machine: let other machines reach it through Windows Firewall with: netsh advfirewall firewall add rule name=\"mailhost ({name})\" dir=in action=allow protocol=TCP localport={}",
+        addr.port()
+    )];
+    if api.tls_cert.is_none() {
+        out.push("warning: without [api] tls_cert and tls_key, API tokens and the admin sign-in cross the network in the clear".to_string());
+    }
+    out
+}
+
 /// The environment variables a config reads secrets from (`"env:NAME"`):
 /// a service does not see the installing session's variables.
 #[cfg_attr(not(windows), allow(dead_code))]
@@ -430,6 +453,29 @@ mod tests {
         assert!(!format!("{u:?}").contains("s3cret"));
         assert!(acc(Some("bad\nname")).is_err());
         assert!(acc(Some("  ")).is_err());
+    }
+
+    #[test]
+    fn a_service_beyond_loopback_is_told_about_the_firewall_and_tls() {
+        let mut api = crate::server::auth::ApiSettings::default();
+        assert!(network_hints("mailhost", None, &api).is_empty());
+        assert!(
+            network_hints("mailhost", Some("127.0.0.1:8025".parse().unwrap()), &api).is_empty()
+        );
+        api.bind = Some("0.0.0.0:8443".into());
+        let h = network_hints("mh", None, &api);
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert!(
+            h[0].contains("name=\"mailhost (mh)\" dir=in action=allow protocol=TCP localport=8443"),
+            "{h:?}"
+        );
+        assert!(h[1].contains("tls_cert"), "{h:?}");
+        api.tls_cert = Some("api.crt".into());
+        api.tls_key = Some("api.key".into());
+        // --bind wins over the config's
+        let h = network_hints("mh", Some("10.0.0.5:9000".parse().unwrap()), &api);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h[0].contains("localport=9000"), "{h:?}");
     }
 
     #[test]

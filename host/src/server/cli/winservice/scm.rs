@@ -68,9 +68,10 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
     };
     // The service must start: check the config now, with its plugins.
     let plugins = crate::cli::load_plugins(cli);
-    if let Err(code) = crate::cli::load_settings(cli, &plugins) {
-        return code;
-    }
+    let settings = match crate::cli::load_settings(cli, &plugins) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     let args = match run_arguments(cli, &config, &log, a) {
         Ok(a) => a,
         Err(e) => {
@@ -179,6 +180,9 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
             "  the config reads secrets from environment variables ({}): the service sees only the system's; set each with `setx /M NAME VALUE` (then restart the service), or use \"file:PATH\" secrets",
             env.join(", ")
         );
+    }
+    for hint in super::network_hints(&a.name, a.serve.bind, &settings.api) {
+        println!("  {hint}");
     }
     println!("start it now with: sc start {}", a.name);
     exit::OK
