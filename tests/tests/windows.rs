@@ -1292,8 +1292,14 @@ fn service_install_takes_the_account_to_run_as() {
         "registered anyway"
     );
 
-    let run = install(&["--account", "LocalService"]);
+    // (not started here: the address is only written into the service)
+    let run = install(&["--account", "LocalService", "--bind", "0.0.0.0:18025"]);
     assert!(run.status.success(), "{run:?}");
+    assert!(
+        run.stdout.contains("netsh advfirewall firewall add rule")
+            && run.stdout.contains("localport=18025"),
+        "{run:?}"
+    );
     let _installed = Installed {
         name: name.clone(),
         dir: dir.path(),
