@@ -2470,6 +2470,20 @@ fn https_when_the_config_gives_a_certificate() {
     s.wait_for(&id, "sent", |m| m["state"] == "sent");
     assert!(saved_for(&rcpt).is_some());
     drop(silent);
+    let metrics = rt().block_on(async {
+        s.client()
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        metrics.contains("mailhost_api_certificate_expiry_timestamp_seconds 1"),
+        "{metrics}"
+    );
     // Plain HTTP on that port gets no answer.
     assert!(!mailhost_tests::service::readyz(port));
     assert!(s

@@ -69,6 +69,8 @@ pub struct App {
     pub stats: Arc<Stats>,
     /// False once shutdown began (readyz answers 503, submissions are refused).
     pub accepting: AtomicBool,
+    /// The API's certificate when it serves HTTPS (for `/metrics`).
+    pub certs: Option<Arc<tls::Certificates>>,
 }
 
 type Shared = Arc<App>;
@@ -551,6 +553,7 @@ pub async fn serve<D: Deliver>(
         max_body: usize::try_from(max_body).unwrap_or(usize::MAX),
         stats: stats.clone(),
         accepting: AtomicBool::new(true),
+        certs: opts.tls.clone(),
     });
     let listener = tokio::net::TcpListener::bind(opts.bind)
         .await

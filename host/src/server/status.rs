@@ -116,7 +116,7 @@ pub(super) async fn status(
     path = "/metrics",
     tag = "probes",
     summary = "Prometheus metrics (no token)",
-    description = "Messages per state and the age of the oldest open one (the whole outbox); a SQLite outbox's free disk space and whether new messages are refused for lack of it; this process's outcomes, tries per account and class, and try latency per account (a histogram). Counts and account names only: bind to loopback, or scrape through a proxy.",
+    description = "Messages per state and the age of the oldest open one (the whole outbox); a SQLite outbox's free disk space and whether new messages are refused for lack of it; when the API's certificate runs out; this process's outcomes, tries per account and class, and try latency per account (a histogram). Counts and account names only: bind to loopback, or scrape through a proxy.",
     responses(
         (status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String,
             example = "# TYPE mailhost_outbox_messages gauge\nmailhost_outbox_messages{state=\"queued\"} 3\n"),
@@ -197,6 +197,17 @@ pub(super) async fn metrics(AxState(app): AxState<Shared>) -> Response {
         let _ = writeln!(out, "# HELP mailhost_outbox_refusing_new 1 while new messages are refused for lack of disk space.");
         let _ = writeln!(out, "# TYPE mailhost_outbox_refusing_new gauge");
         let _ = writeln!(out, "mailhost_outbox_refusing_new {}", u8::from(refusing));
+    }
+    if let Some(end) = app.certs.as_ref().and_then(|c| c.expires()) {
+        let _ = writeln!(out, "# HELP mailhost_api_certificate_expiry_timestamp_seconds When the API's TLS certificate runs out (Unix time).");
+        let _ = writeln!(
+            out,
+            "# TYPE mailhost_api_certificate_expiry_timestamp_seconds gauge"
+        );
+        let _ = writeln!(
+            out,
+            "mailhost_api_certificate_expiry_timestamp_seconds {end}"
+        );
     }
     let l = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let _ = writeln!(

@@ -68,12 +68,62 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
         })
 }
 
+/// A certificate's end of validity: (Unix seconds, as written).
+pub fn not_after(cert: &CertificateDer<'_>) -> Option<(i64, String)> {
+    use x509_cert::der::Decode;
+    let c = x509_cert::Certificate::from_der(cert.as_ref()).ok()?;
+    let t = c.tbs_certificate.validity.not_after;
+    Some((
+        i64::try_from(t.to_unix_duration().as_secs()).ok()?,
+        t.to_string(),
+    ))
+}
+
+/// Warn this long before the certificate runs out.
+const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 86_400);
+
+/// What to say about a certificate that ends at `end` (Unix seconds), `now`.
+fn expiry_problem(path: &Path, end: (i64, &str), now: i64) -> Option<(bool, String)> {
+    let left = end.0 - now;
+    if left <= 0 {
+        Some((
+            true,
+            format!(
+                "the API certificate {} expired on {}: clients refuse it; renew it (the new pair in the same files is picked up within a minute)",
+                path.display(),
+                end.1
+            ),
+        ))
+    } else if left < EXPIRY_WARNING.as_secs() as i64 {
+        Some((
+            false,
+            format!(
+                "the API certificate {} expires on {} (in {} days): renew it before then (the new pair in the same files is picked up within a minute)",
+                path.display(),
+                end.1,
+                left / 86_400
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// The pair in use, and the files it came from.
 #[derive(Debug)]
 struct Current {
     key: Arc<CertifiedKey>,
     stamp: Option<(SystemTime, SystemTime)>,
     checked: Instant,
+    /// When the expiry was last warned about (once a day at most).
+    warned: Option<Instant>,
 }
 
 /// Gives every handshake the current pair, reloading renewed files.
@@ -93,15 +143,46 @@ impl Certificates {
     pub fn open(cert: PathBuf, key: PathBuf) -> Result<Certificates, String> {
         let stamp = stamp(&cert, &key);
         let loaded = load(&cert, &key)?;
-        Ok(Certificates {
+        let certs = Certificates {
             cert,
             key,
             current: Mutex::new(Current {
                 key: loaded,
                 stamp,
                 checked: Instant::now(),
+                warned: None,
             }),
-        })
+        };
+        if let Ok(mut c) = certs.current.lock() {
+            certs.warn_expiry(&mut c, Instant::now());
+        }
+        Ok(certs)
+    }
+
+    /// The end of validity of the certificate in use (Unix seconds).
+    pub fn expires(&self) -> Option<i64> {
+        let c = self.current.lock().ok()?;
+        not_after(c.key.cert.first()?).map(|e| e.0)
+    }
+
+    /// Logs a certificate that has run out or soon will, once a day.
+    fn warn_expiry(&self, c: &mut Current, now: Instant) {
+        if c.warned
+            .is_some_and(|w| now.saturating_duration_since(w) < Duration::from_secs(86_400))
+        {
+            return;
+        }
+        let Some(end) = c.key.cert.first().and_then(not_after) else {
+            return;
+        };
+        if let Some((expired, text)) = expiry_problem(&self.cert, (end.0, &end.1), unix_now()) {
+            c.warned = Some(now);
+            if expired {
+                tracing::error!("serve: {text}");
+            } else {
+                tracing::warn!("serve: {text}");
+            }
+        }
     }
 
     /// The pair for a handshake at `now`, after a look at the files when
@@ -116,6 +197,7 @@ impl Certificates {
                 match load(&self.cert, &self.key) {
                     Ok(k) => {
                         c.key = k;
+                        c.warned = None;
                         tracing::info!(
                             "serve: loaded the renewed certificate {}",
                             self.cert.display()
@@ -126,6 +208,7 @@ impl Certificates {
                     ),
                 }
             }
+            self.warn_expiry(&mut c, now);
         }
         Some(c.key.clone())
     }
@@ -280,6 +363,31 @@ mod tests {
         let key_text = std::fs::read_to_string(&key).unwrap();
         let secret_line = key_text.lines().nth(1).unwrap();
         assert!(!e.contains(secret_line));
+    }
+
+    #[test]
+    fn a_certificate_near_its_end_is_warned_about_and_its_end_read() {
+        let p = Path::new("api.crt");
+        let day = 86_400;
+        assert!(expiry_problem(p, (100 * day, "x"), 0).is_none());
+        let (expired, text) = expiry_problem(p, (10 * day, "2027-01-11T00:00:00Z"), 0).unwrap();
+        assert!(!expired);
+        assert!(
+            text.contains("api.crt expires on 2027-01-11T00:00:00Z (in 10 days)"),
+            "{text}"
+        );
+        let (expired, text) = expiry_problem(p, (10, "then"), 11).unwrap();
+        assert!(expired && text.contains("expired on then"), "{text}");
+        // openssl's two days: read from the certificate itself
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = openssl(dir.path(), "a", "a.example");
+        let pair = load(&cert, &key).unwrap();
+        let (end, shown) = not_after(&pair.cert[0]).unwrap();
+        let left = end - unix_now();
+        assert!((day..=2 * day + 60).contains(&left), "{left} s, {shown}");
+        assert!(shown.ends_with('Z'), "{shown}");
+        let certs = Certificates::open(cert, key).unwrap();
+        assert_eq!(certs.expires(), Some(end));
     }
 
     #[test]
