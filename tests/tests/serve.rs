@@ -132,6 +132,8 @@ trait Api {
     fn post_json(&self, token: Option<&str>, body: &Value) -> (u16, String, Value);
     fn get(&self, path: &str) -> Value;
     fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value;
+    /// `GET /metrics` as text.
+    fn metrics(&self) -> String;
 }
 
 impl Api for Service {
@@ -149,6 +151,19 @@ impl Api for Service {
         let (status, _, v) = self.call("GET", path, Some(OPS_TOKEN), None, Vec::new());
         assert_eq!(status, 200, "GET {path}: {v}");
         v
+    }
+
+    fn metrics(&self) -> String {
+        rt().block_on(async {
+            self.client()
+                .get(format!("{}/metrics", self.base))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
     }
 
     /// Polls the message until `done` says so.
@@ -744,16 +759,7 @@ fn delivery_faults_and_idempotency_through_the_api() {
     let (status, ctype, _) = s.call("GET", "/metrics", None, None, Vec::new());
     assert_eq!(status, 200);
     assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
-    let text = rt().block_on(async {
-        s.client()
-            .get(format!("{}/metrics", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let text = s.metrics();
     for line in [
         "mailhost_tries_total{account=\"server\",class=\"ok\"} 2",
         "mailhost_tries_total{account=\"server\",class=\"permanent\"} 2",
@@ -2470,16 +2476,7 @@ fn https_when_the_config_gives_a_certificate() {
     s.wait_for(&id, "sent", |m| m["state"] == "sent");
     assert!(saved_for(&rcpt).is_some());
     drop(silent);
-    let metrics = rt().block_on(async {
-        s.client()
-            .get(format!("{}/metrics", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let metrics = s.metrics();
     let end: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("mailhost_api_certificate_expiry_timestamp_seconds "))
@@ -2600,16 +2597,7 @@ fn a_disk_below_min_free_refuses_new_messages() {
         "{}",
         s.log()
     );
-    let metrics = rt().block_on(async {
-        s.client()
-            .get(format!("{}/metrics", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let metrics = s.metrics();
     assert!(
         metrics.contains("mailhost_outbox_refusing_new 1"),
         "{metrics}"
