@@ -47,6 +47,34 @@ pub struct OutboxSettings {
     pub min_free_mb: Option<u64>,
 }
 
+/// A `postgres://` URL whose certificate files (`sslrootcert`, `sslcert`,
+/// `sslkey`) are relative: made relative to the config's folder, as every
+/// other path in the config is (the driver would read them from the
+/// working folder). Any other URL is returned as it is.
+fn certificate_paths_from(db: &str, base_dir: &std::path::Path) -> String {
+    const FILES: [&str; 3] = ["sslrootcert", "sslcert", "sslkey"];
+    let Ok(mut url) = url::Url::parse(db) else {
+        return db.to_string();
+    };
+    let relative = |k: &str, v: &str| FILES.contains(&k) && std::path::Path::new(v).is_relative();
+    if !url.query_pairs().any(|(k, v)| relative(&k, &v)) {
+        return db.to_string();
+    }
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if relative(&k, &v) {
+                base_dir.join(v.as_ref()).display().to_string()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
+}
+
 /// The default of `[outbox] batch_per_minute`.
 pub const DEFAULT_BATCH_PER_MINUTE: u32 = 60;
 /// The highest batch rate: 1,000 a second.
@@ -61,7 +89,7 @@ impl OutboxSettings {
         let db = crate::secrets::resolve(db, Some(base_dir))
             .map_err(|e| format!("[outbox] database: {}", e.message()))?;
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
-            return Ok(db);
+            return Ok(certificate_paths_from(&db, base_dir));
         }
         let p = std::path::Path::new(&db);
         Ok(if p.is_relative() {
@@ -120,5 +148,44 @@ impl OutboxSettings {
 
     pub fn drain(&self) -> Duration {
         Duration::from_secs(self.drain_secs.unwrap_or(30))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_certificate_files_in_a_postgres_url_are_the_configs_folder() {
+        let base = std::path::Path::new("/etc/mailhost");
+        let url =
+            "postgres://mail:p%40ss@db.example:5432/mail?sslmode=verify-full&sslrootcert=ca.pem";
+        let got = certificate_paths_from(url, base);
+        let parsed = url::Url::parse(&got).unwrap();
+        assert_eq!(parsed.password(), Some("p%40ss"));
+        let q: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(
+            q,
+            vec![
+                ("sslmode".into(), "verify-full".into()),
+                ("sslrootcert".into(), "/etc/mailhost/ca.pem".into())
+            ]
+        );
+        // absolute, or none: untouched
+        let abs = "postgres://db.example/mail?sslrootcert=/srv/ca.pem";
+        assert_eq!(certificate_paths_from(abs, base), abs);
+        let plain = "postgres://mail@db.example/mail";
+        assert_eq!(certificate_paths_from(plain, base), plain);
+        // a folder with a space stays one value
+        let got = certificate_paths_from(
+            "postgres://db.example/mail?sslrootcert=ca.pem",
+            std::path::Path::new("/etc/mail host"),
+        );
+        let v = url::Url::parse(&got)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "sslrootcert")
+            .map(|(_, v)| v.into_owned());
+        assert_eq!(v.as_deref(), Some("/etc/mail host/ca.pem"));
     }
 }
