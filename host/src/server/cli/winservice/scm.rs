@@ -117,7 +117,7 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
         service_type: ServiceType::OWN_PROCESS,
         start_type: ServiceStartType::AutoStart,
         error_control: ServiceErrorControl::Normal,
-        executable_path: exe,
+        executable_path: exe.clone(),
         launch_arguments: args,
         dependencies: vec![],
         account_name: account.name().map(OsString::from),
@@ -156,8 +156,7 @@ fn install(cli: &Cli, a: &InstallArgs) -> u8 {
             explain("the service will not be restarted after a failure", &a.name, &e)
         );
     }
-    let exe_for_events = std::env::current_exe().unwrap_or_default();
-    if let Err(e) = super::eventlog::register(&a.name, &exe_for_events) {
+    if let Err(e) = super::eventlog::register(&a.name, &exe) {
         eprintln!("mailhost: warning: {e}; the service's events show in Event Viewer without their text formatting (the log file has them all)");
     }
     match account.name() {
