@@ -59,6 +59,22 @@ pub fn serve(engine: Engine, a: &ServeArgs) -> u8 {
     serve_until(engine, a, stop_rx, None)
 }
 
+/// Where `serve` listens: `--bind`, else `[api] bind`, else 127.0.0.1:8025.
+pub(crate) fn bind_address(
+    given: Option<SocketAddr>,
+    api: &super::auth::ApiSettings,
+) -> Result<SocketAddr, String> {
+    match given {
+        Some(b) => Ok(b),
+        None => api
+            .bind
+            .as_deref()
+            .unwrap_or("127.0.0.1:8025")
+            .parse()
+            .map_err(|e| format!("[api] bind: {e}; write it like 127.0.0.1:8025")),
+    }
+}
+
 /// Called once `serve` listens (and the workers run).
 pub(crate) type OnReady = Box<dyn FnOnce(SocketAddr) + Send>;
 
@@ -70,21 +86,12 @@ pub(crate) fn serve_until(
     ready: Option<OnReady>,
 ) -> u8 {
     let settings = engine.settings().clone();
-    let bind = match a.bind {
-        Some(b) => b,
-        None => match settings
-            .api
-            .bind
-            .as_deref()
-            .unwrap_or("127.0.0.1:8025")
-            .parse()
-        {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("mailhost: [api] bind: {e}; write it like 127.0.0.1:8025");
-                return exit::CONFIG;
-            }
-        },
+    let bind = match bind_address(a.bind, &settings.api) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mailhost: {e}");
+            return exit::CONFIG;
+        }
     };
     let tls = match (&settings.api.tls_cert, &settings.api.tls_key) {
         (Some(cert), Some(key)) => {

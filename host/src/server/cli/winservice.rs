@@ -231,7 +231,7 @@ fn network_hints(
     bind: Option<std::net::SocketAddr>,
     api: &crate::server::auth::ApiSettings,
 ) -> Vec<String> {
-    let bind = bind.or_else(|| api.bind.as_deref().and_then(|b| b.parse().ok()));
+    let bind = super::bind_address(bind, api).ok();
     let Some(addr) = bind.filter(crate::server::tls::beyond_loopback) else {
         return Vec::new();
     };
