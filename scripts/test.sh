@@ -17,6 +17,15 @@ fi
 
 step() { printf '\n== %s\n' "$*"; }
 
+# A clean clone (CI) gains nothing from incremental compilation, which roughly
+# doubles target/ (about 9 GB in all otherwise); say early when the disk is short.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
+mkdir -p "$ROOT/target"
+free_kb=$(df -Pk "$ROOT/target" | awk 'NR == 2 { print $4 }')
+if [ -n "$free_kb" ] && [ "$free_kb" -lt $((12 * 1024 * 1024)) ]; then
+  echo "test.sh: only $((free_kb / 1024)) MB free under $ROOT/target; the build and tests need about 10 GB (free some space, or cargo clean)" >&2
+fi
+
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
