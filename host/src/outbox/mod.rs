@@ -523,9 +523,13 @@ impl Outbox {
         &self.turns
     }
 
-    /// Wakes an idle worker of this process (something was committed).
+    /// Wakes an idle worker of this process (something was committed), and
+    /// the claims waiting on SQLite's writer thread ([`Outbox::parks_claims`]).
     pub fn notify_enqueued(&self) {
         self.enqueued.notify_one();
+        if let AnyStore::Sqlite(s) = &*self.store {
+            s.poke();
+        }
     }
 
     /// Stores `msg` durably (committed before this returns). Concurrent calls share commits.

@@ -160,16 +160,32 @@ impl SqliteStore {
     /// with the claim's pacing turn when it took batch messages.
     /// Handed to the writer thread before this returns; the answer comes
     /// after the commit.
+    /// A claim without outcomes that finds nothing due waits on the writer
+    /// thread until `park_until` for messages to be enqueued
+    /// (sqlite_writer.rs); the answer comes then.
     pub(crate) fn settle_and_claim(
         &self,
         items: Vec<SettleItem>,
         owner: &str,
         max: u32,
         now: i64,
-        lease_until: i64,
+        lease: std::time::Duration,
+        park_until: Option<std::time::Instant>,
     ) -> super::sqlite_writer::Answer<super::sqlite_writer::Worked> {
-        self.writer
-            .submit_work(items, Some((owner, max, lease_until, true)), now)
+        let claim = super::sqlite_writer::ClaimArgs {
+            owner: owner.to_string(),
+            max,
+            lease_ms: lease.as_millis() as i64,
+            turn: true,
+            park_until,
+        };
+        self.writer.submit_work(items, Some(claim), now)
+    }
+
+    /// Runs the claims that wait on the writer thread: messages were made
+    /// due other than by an enqueue of this process (a retry, a batch).
+    pub(crate) fn poke(&self) {
+        self.writer.poke();
     }
 }
 
@@ -452,6 +468,116 @@ mod tests {
         }
         let counts = outbox.store().counts().await.unwrap();
         assert_eq!(counts.get("queued").copied(), Some(20 * 7));
+    }
+
+    /// An idle lane's claim waits on the writer thread for messages: one
+    /// enqueued meanwhile is claimed in the enqueue's own commit; with
+    /// nothing to claim it answers empty at its deadline; a claim whose lane
+    /// went away claims nothing; a message made due through the pool (a
+    /// retry) waits for a poke.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_claim_waits_for_the_next_enqueue() {
+        use crate::outbox::sqlite_writer::answer;
+        use crate::outbox::{now_ms, Change, State};
+        use std::time::{Duration, Instant};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("outbox.db"))
+            .await
+            .unwrap();
+        let lease = Duration::from_secs(60);
+        let park = |d: Duration| {
+            store.settle_and_claim(
+                Vec::new(),
+                "w1",
+                8,
+                now_ms(),
+                lease,
+                Some(Instant::now() + d),
+            )
+        };
+        let state = |id: String| {
+            let store = &store;
+            async move { store.get(&id).await.unwrap().unwrap().0.state }
+        };
+
+        // Nothing due: the answer comes at the deadline, empty.
+        let t0 = Instant::now();
+        let (_, claimed, _) = answer(park(Duration::from_millis(150))).await.unwrap();
+        assert!(claimed.is_empty());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            t0.elapsed()
+        );
+
+        // An enqueue while it waits: claimed with it, long before the deadline.
+        let waiting = park(Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t0 = Instant::now();
+        let m1 = store
+            .enqueue_batch(vec![msg(1, "<p1@example.com>")])
+            .await
+            .unwrap();
+        let (_, claimed, _) = tokio::time::timeout(Duration::from_secs(5), answer(waiting))
+            .await
+            .expect("the enqueue did not wake the waiting claim")
+            .unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id, m1[0].id);
+        let (rec, _) = store.get(&m1[0].id).await.unwrap().unwrap();
+        assert_eq!(rec.state, State::Sending);
+        assert_eq!(rec.lease_owner.as_deref(), Some("w1"));
+        // The lease runs from the claim, not from when the claim began to wait.
+        assert!(rec.lease_until.unwrap() >= now_ms() + 59_000);
+
+        // A lane that went away: nothing is claimed for it.
+        let gone = park(Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(gone);
+        let m2 = store
+            .enqueue_batch(vec![msg(2, "<p2@example.com>")])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(state(m2[0].id.clone()).await, State::Queued);
+
+        // Something due: the claim takes it at once.
+        let (_, claimed, _) = tokio::time::timeout(
+            Duration::from_secs(5),
+            answer(park(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id, m2[0].id);
+
+        // Made due through the pool (cancelled, then retried): a poke runs it.
+        let m3 = store
+            .enqueue_batch(vec![msg(3, "<p3@example.com>")])
+            .await
+            .unwrap();
+        let id = m3[0].id.clone();
+        assert!(matches!(
+            store.cancel(&id, now_ms()).await.unwrap(),
+            Change::Done(_)
+        ));
+        let mut waiting = park(Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(
+            store.retry(&id, now_ms()).await.unwrap(),
+            Change::Done(_)
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(waiting.try_recv().is_err(), "answered before the poke");
+        store.poke();
+        let (_, claimed, _) = tokio::time::timeout(Duration::from_secs(5), answer(waiting))
+            .await
+            .expect("the poke did not run the waiting claim")
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].id, id);
     }
 
     /// The service's retention (`[outbox] retention_days`): settled messages

@@ -15,10 +15,16 @@
 //! The rarer writes (leases renewed and released, retry and cancel, batches,
 //! budgets, account status) and every read stay on the sqlx pool: WAL lets
 //! them read while this thread writes, and SQLite's lock orders their writes.
+//!
+//! An idle lane's claim that finds nothing due **waits here** (parked) until
+//! an enqueue, a poke ([`Writer::poke`]: something else made messages due) or
+//! its deadline (the lane's poll interval): it runs again inside the
+//! enqueue's transaction, so a message just accepted is claimed in the same
+//! commit, with no wake-up of the lane and no commit of its own for the claim.
 
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags, Row};
 use tokio::sync::oneshot;
@@ -44,15 +50,29 @@ enum Job {
         now: i64,
         reply: Reply<Worked>,
     },
+    /// Messages were made due outside this thread (a retry, a batch): run
+    /// the parked claims.
+    Poke,
 }
 
 /// What a claim asks for.
-struct ClaimArgs {
-    owner: String,
-    max: u32,
-    lease_until: i64,
+pub(crate) struct ClaimArgs {
+    pub owner: String,
+    pub max: u32,
+    /// The lease's length: a claim's lease runs from when it claims (a parked
+    /// claim's later).
+    pub lease_ms: i64,
     /// Give a claim that took batch messages a pacing turn ([`super::pacing::Turns`]).
-    turn: bool,
+    pub turn: bool,
+    /// A claim without outcomes that finds nothing due waits on this thread
+    /// until then, for messages to claim (see the module docs).
+    pub park_until: Option<Instant>,
+}
+
+/// A claim that found nothing due, waiting for messages or its deadline.
+struct Parked {
+    claim: ClaimArgs,
+    reply: Reply<Worked>,
 }
 
 /// One flag per outcome (false: the lease was lost), the messages claimed,
@@ -84,6 +104,7 @@ impl Job {
                 Ok(_) => Err(wrong()),
                 Err(e) => Err(e),
             })),
+            Job::Poke => {}
         }
     }
 }
@@ -123,6 +144,7 @@ impl Writer {
             claim_select: claim_select(),
             expired_at: i64::MIN,
             turns: 0,
+            parked: Vec::new(),
         };
         std::thread::Builder::new()
             .name("outbox-writer".into())
@@ -158,10 +180,19 @@ impl Writer {
         now: i64,
         lease_until: i64,
     ) -> Result<Vec<MessageRecord>, OutboxError> {
-        Ok(self
-            .settle_and_claim(Vec::new(), Some((owner, max, lease_until, false)), now)
-            .await?
-            .1)
+        let claim = ClaimArgs {
+            owner: owner.to_string(),
+            max,
+            lease_ms: lease_until - now,
+            turn: false,
+            park_until: None,
+        };
+        Ok(self.settle_and_claim(Vec::new(), Some(claim), now).await?.1)
+    }
+
+    /// Runs the parked claims: messages were made due outside this thread.
+    pub(crate) fn poke(&self) {
+        let _ = self.tx.send(Job::Poke);
     }
 
     pub(crate) async fn settle(
@@ -172,12 +203,11 @@ impl Writer {
         Ok(self.settle_and_claim(items, None, now).await?.0)
     }
 
-    /// Outcomes, then a claim of (owner, max, lease_until, wants a pacing
-    /// turn), in one transaction.
+    /// Outcomes, then a claim, in one transaction.
     pub(crate) async fn settle_and_claim(
         &self,
         items: Vec<SettleItem>,
-        claim: Option<(&str, u32, i64, bool)>,
+        claim: Option<ClaimArgs>,
         now: i64,
     ) -> Result<Worked, OutboxError> {
         answer(self.submit_work(items, claim, now)).await
@@ -188,15 +218,9 @@ impl Writer {
     pub(crate) fn submit_work(
         &self,
         items: Vec<SettleItem>,
-        claim: Option<(&str, u32, i64, bool)>,
+        claim: Option<ClaimArgs>,
         now: i64,
     ) -> Answer<Worked> {
-        let claim = claim.map(|(owner, max, lease_until, turn)| ClaimArgs {
-            owner: owner.to_string(),
-            max,
-            lease_until,
-            turn,
-        });
         self.submit(|reply| Job::Work {
             items,
             claim,
@@ -223,13 +247,28 @@ struct Thread {
     expired_at: i64,
     /// Pacing turns given so far.
     turns: u64,
+    /// Idle lanes' claims waiting for messages (see the module docs).
+    parked: Vec<Parked>,
 }
 
 impl Thread {
     fn run(&mut self, rx: mpsc::Receiver<Job>) {
         let mut jobs = Vec::with_capacity(GROUP_MAX);
-        while let Ok(first) = rx.recv() {
-            jobs.push(first);
+        loop {
+            // Wait for a job, or until the first parked claim's deadline.
+            let deadline = self.parked.iter().filter_map(|p| p.claim.park_until).min();
+            let first = match deadline {
+                None => match rx.recv() {
+                    Ok(j) => Some(j),
+                    Err(_) => break,
+                },
+                Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                    Ok(j) => Some(j),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            jobs.extend(first);
             while jobs.len() < GROUP_MAX {
                 match rx.try_recv() {
                     Ok(j) => jobs.push(j),
@@ -250,6 +289,39 @@ impl Thread {
         }
     }
 
+    /// The parked claims to run with this group: all of them when messages
+    /// were enqueued or a poke came, else those whose deadline passed. Those
+    /// whose lane went away are dropped (nothing is claimed for them).
+    fn waking(&mut self, jobs: &[Job]) -> Vec<Parked> {
+        self.parked.retain(|p| !p.reply.is_closed());
+        let all = jobs
+            .iter()
+            .any(|j| matches!(j, Job::Enqueue { .. } | Job::Poke));
+        let now = Instant::now();
+        let (wake, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|p| all || p.claim.park_until.is_none_or(|d| d <= now));
+        self.parked = wait;
+        wake
+    }
+
+    /// Answers the parked claims that ran in a committed transaction: those
+    /// that claimed messages or reached their deadline; the others park again.
+    fn answer_parked(&mut self, woken: Vec<(Parked, Vec<MessageRecord>)>) {
+        let now = Instant::now();
+        for (p, claimed) in woken {
+            if claimed.is_empty() && p.claim.park_until.is_some_and(|d| d > now) {
+                self.parked.push(p);
+                continue;
+            }
+            let turn = (p.claim.turn && claimed.iter().any(|m| m.batch_id.is_some())).then(|| {
+                self.turns += 1;
+                self.turns - 1
+            });
+            let _ = p.reply.send(Ok((Vec::new(), claimed, turn)));
+        }
+    }
+
     fn err(&self, what: &'static str) -> impl Fn(rusqlite::Error) -> OutboxError + '_ {
         move |e| OutboxError::Query {
             location: self.location.clone(),
@@ -265,21 +337,33 @@ impl Thread {
     /// they make SQLite copy every page a job touches into a statement
     /// journal first, on every group; a failure is rare.)
     fn group(&mut self, jobs: &mut Vec<Job>) {
-        match self.transaction(jobs) {
-            Ok(outs) => {
+        let waking = self.waking(jobs);
+        jobs.retain(|j| !matches!(j, Job::Poke));
+        if jobs.is_empty() && waking.is_empty() {
+            return;
+        }
+        let woke = !waking.is_empty();
+        match self.transaction(jobs, &waking) {
+            Ok((outs, claimed)) => {
                 for (job, out) in jobs.drain(..).zip(outs) {
                     self.answer(job, Ok(out));
                 }
+                self.answer_parked(waking.into_iter().zip(claimed).collect());
             }
-            Err(e) if jobs.len() == 1 => {
-                tracing::error!("outbox: {e}");
-                for job in jobs.drain(..) {
-                    job.answer(Err(e.clone()));
+            Err(e) => {
+                // Parked claims wait for the next group (or their deadline).
+                self.parked.extend(waking);
+                if jobs.len() == 1 && !woke {
+                    tracing::error!("outbox: {e}");
+                    for job in jobs.drain(..) {
+                        job.answer(Err(e.clone()));
+                    }
+                    return;
                 }
-            }
-            Err(_) => {
                 for job in jobs.drain(..) {
-                    let r = self.transaction(std::slice::from_ref(&job));
+                    let r = self
+                        .transaction(std::slice::from_ref(&job), &[])
+                        .map(|(outs, _)| outs);
                     if let Err(e) = &r {
                         tracing::error!("outbox: {e}");
                     }
@@ -291,7 +375,26 @@ impl Thread {
 
     /// Answers a job after its commit; a claim that asked for a pacing turn
     /// and took batch messages gets the next one (in commit order).
+    /// A claim that may park and found nothing waits instead (see the module docs).
     fn answer(&mut self, job: Job, mut r: Result<Out, OutboxError>) {
+        let job = match (job, &r) {
+            (
+                Job::Work {
+                    items,
+                    claim: Some(claim),
+                    reply,
+                    ..
+                },
+                Ok(Out::Work((_, claimed, _))),
+            ) if items.is_empty()
+                && claimed.is_empty()
+                && claim.park_until.is_some_and(|d| d > Instant::now()) =>
+            {
+                self.parked.push(Parked { claim, reply });
+                return;
+            }
+            (job, _) => job,
+        };
         if let (Job::Work { claim: Some(c), .. }, Ok(Out::Work((_, claimed, turn)))) =
             (&job, &mut r)
         {
@@ -303,8 +406,14 @@ impl Thread {
         job.answer(r);
     }
 
-    /// `BEGIN IMMEDIATE`, the jobs, `COMMIT`; on any error `ROLLBACK` and the error.
-    fn transaction(&mut self, jobs: &[Job]) -> Result<Vec<Out>, OutboxError> {
+    /// `BEGIN IMMEDIATE`, the jobs, then the parked claims woken with them,
+    /// `COMMIT`; on any error `ROLLBACK` and the error.
+    #[allow(clippy::type_complexity)]
+    fn transaction(
+        &mut self,
+        jobs: &[Job],
+        waking: &[Parked],
+    ) -> Result<(Vec<Out>, Vec<Vec<MessageRecord>>), OutboxError> {
         self.conn
             .prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut s| s.execute([]))
@@ -314,11 +423,19 @@ impl Thread {
             for job in jobs {
                 outs.push(self.one(job)?);
             }
+            let mut claimed = Vec::with_capacity(waking.len());
+            if !waking.is_empty() {
+                let now = super::now_ms();
+                for p in waking {
+                    let c = &p.claim;
+                    claimed.push(self.claim(&c.owner, c.max, now, now + c.lease_ms)?);
+                }
+            }
             self.conn
                 .prepare_cached("COMMIT")
                 .and_then(|mut s| s.execute([]))
                 .map_err(self.err("commit"))?;
-            Ok(outs)
+            Ok((outs, claimed))
         })();
         if run.is_err() && !self.conn.is_autocommit() {
             // Nothing of it is on disk.
@@ -330,6 +447,7 @@ impl Thread {
     fn one(&mut self, job: &Job) -> Result<Out, OutboxError> {
         Ok(match job {
             Job::Enqueue { msgs, .. } => Out::Enqueue(self.enqueue(msgs)?),
+            Job::Poke => Out::Work((Vec::new(), Vec::new(), None)),
             Job::Work {
                 items, claim, now, ..
             } => {
@@ -339,7 +457,7 @@ impl Thread {
                     self.settle(items, *now)?
                 };
                 let claimed = match claim {
-                    Some(c) if c.max > 0 => self.claim(&c.owner, c.max, *now, c.lease_until)?,
+                    Some(c) if c.max > 0 => self.claim(&c.owner, c.max, *now, *now + c.lease_ms)?,
                     _ => Vec::new(),
                 };
                 Out::Work((done, claimed, None))

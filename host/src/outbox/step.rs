@@ -46,6 +46,12 @@ impl PendingStep {
 }
 
 impl Outbox {
+    /// Whether an idle lane's claim waits in the store for messages
+    /// ([`Outbox::start_step`]'s `park`): on SQLite, on the writer thread.
+    pub fn parks_claims(&self) -> bool {
+        matches!(&*self.store, AnyStore::Sqlite(_))
+    }
+
     /// A lane's step on PostgreSQL: its outcomes join a group commit, then
     /// the claim runs (a failed claim is logged and claims nothing: the
     /// outcomes are written). Nothing is claimed when the outcomes could not
@@ -93,20 +99,32 @@ impl Outbox {
     /// [`PendingStep::finish`] waits for it. On SQLite both are one commit on
     /// the writer thread (shared with other callers'); otherwise the step
     /// runs as a task on `rt` (`settle_then_claim`).
+    ///
+    /// `park`: a step without outcomes that finds nothing due may wait that
+    /// long for messages before it answers, where the store can
+    /// ([`Outbox::parks_claims`]); the answer then comes with the messages
+    /// enqueued meanwhile, claimed in the enqueue's commit.
     pub fn start_step(
         &self,
         items: Vec<store::SettleItem>,
         owner: &str,
         max: u32,
         lease: Duration,
+        park: Option<Duration>,
         rt: &tokio::runtime::Handle,
     ) -> PendingStep {
         if let AnyStore::Sqlite(s) = &*self.store {
-            let now = now_ms();
-            let until = now + lease.as_millis() as i64;
-            return PendingStep(Pending::Writer(
-                s.settle_and_claim(items, owner, max, now, until),
-            ));
+            let park_until = park
+                .filter(|_| items.is_empty())
+                .map(|d| std::time::Instant::now() + d);
+            return PendingStep(Pending::Writer(s.settle_and_claim(
+                items,
+                owner,
+                max,
+                now_ms(),
+                lease,
+                park_until,
+            )));
         }
         let outbox = self.clone();
         let owner = owner.to_string();

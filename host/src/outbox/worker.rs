@@ -365,14 +365,46 @@ fn lane<D: Deliver>(
                 first_seq: Some(rec.attempts_count),
             })
             .collect();
-        let pending = sh
-            .outbox
-            .start_step(items, &sh.cfg.owner, want as u32, sh.cfg.lease, rt);
+        // Lane 0 looks for due messages every `poll`, the others less
+        // often: an enqueue in this process, or a lane that found a full
+        // group, wakes one at once.
+        let wait = if index == 0 {
+            sh.cfg.poll
+        } else {
+            sh.cfg.poll * 8
+        };
+        // An idle lane's claim (nothing to record, nothing in hand) waits in
+        // the store for messages where the store can: on SQLite a message
+        // enqueued meanwhile is claimed in its enqueue's commit.
+        let park =
+            (want > 0 && committing.is_empty() && in_hand.is_empty() && sh.outbox.parks_claims())
+                .then_some(wait);
+        let pending =
+            sh.outbox
+                .start_step(items, &sh.cfg.owner, want as u32, sh.cfg.lease, park, rt);
         if !in_hand.is_empty() {
             let (claimed, turn) = (std::mem::take(&mut in_hand), hand_turn.take());
             outcomes = send_claimed(sh, rt, claimed, turn, &shutdown);
         }
-        match rt.block_on(pending.finish()) {
+        let finished = if park.is_some() {
+            sh.idle.fetch_add(1, SeqCst);
+            let r = rt.block_on(async {
+                tokio::select! {
+                    r = pending.finish() => Some(r),
+                    _ = shutdown.changed() => None,
+                }
+            });
+            sh.idle.fetch_sub(1, SeqCst);
+            r
+        } else {
+            Some(rt.block_on(pending.finish()))
+        };
+        // Shutdown while waiting: the claim is given up (the store claims
+        // nothing for a lane that went away).
+        let Some(finished) = finished else {
+            continue;
+        };
+        match finished {
             Ok(step) => {
                 sh.record_outcomes(&committing, &ways, Ok(step.done));
                 if want > 0 && step.claimed.len() == want {
@@ -403,18 +435,10 @@ fn lane<D: Deliver>(
                 continue;
             }
         }
-        if !in_hand.is_empty() || !outcomes.is_empty() || stopping {
+        if !in_hand.is_empty() || !outcomes.is_empty() || stopping || park.is_some() {
             continue;
         }
-        // Lane 0 looks for due messages every `poll`, the others less
-        // often: an enqueue in this process, or a lane that found a full
-        // group, wakes one at once.
         sh.idle.fetch_add(1, SeqCst);
-        let wait = if index == 0 {
-            sh.cfg.poll
-        } else {
-            sh.cfg.poll * 8
-        };
         rt.block_on(async {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}

@@ -323,7 +323,13 @@ pub(super) async fn change(
     }
     .map_err(|e| Problem::unavailable("outbox-unavailable", e.to_string()))?;
     match r {
-        Change::Done(_) => Ok(Json(load_for(&app, &who, &id).await?)),
+        Change::Done(_) => {
+            if !cancel {
+                // Due now: an idle worker takes it at once, not at its next poll.
+                app.outbox.notify_enqueued();
+            }
+            Ok(Json(load_for(&app, &who, &id).await?))
+        }
         Change::NotFound => Err(Problem::not_found(format!("no message `{id}`"))),
         Change::NotAllowed(s) => Err(Problem::conflict(
             "state",

@@ -345,6 +345,9 @@ async fn change(
     };
     let top = match r {
         Ok(Change::Done(_)) => {
+            if !cancel {
+                st.app.outbox.notify_enqueued();
+            }
             tracing::info!(
                 "admin: token `{}` {} message {id}",
                 s.token,
@@ -413,6 +416,9 @@ async fn change_all(
         Some(state) => {
             match st.app.outbox.store().change_matching(&f, cancel, now_ms()).await {
                 Ok(n) => {
+                    if n > 0 && !cancel {
+                        st.app.outbox.notify_enqueued();
+                    }
                     tracing::info!(
                         "admin: token `{}` {} {n} {state} message(s) (account {:?}, tenant {:?}, user {:?}, created {:?}..{:?})",
                         s.token,
