@@ -300,7 +300,10 @@ pub async fn run<D: Deliver>(
 /// the queue is short it claims nothing ahead (an idle lane takes what is
 /// due). At shutdown it stops after the message in hand and records what it
 /// did; the messages it had not tried go back to the queue with the
-/// process's other leases.
+/// process's other leases. An idle lane's claim waits in the store where it
+/// can (SQLite's writer thread, until the lane's poll interval): a message
+/// enqueued meanwhile is claimed in its enqueue's commit. Elsewhere the lane
+/// sleeps until an enqueue in this process wakes it, or its poll interval.
 fn lane<D: Deliver>(
     index: usize,
     sh: &Arc<Shared<D>>,
