@@ -81,6 +81,9 @@ struct Parked {
 /// claims that asked for one and took batch messages.
 pub(crate) type Worked = (Vec<bool>, Vec<MessageRecord>, Option<u64>);
 
+/// A transaction's results: one per job, then what each woken parked claim took.
+type Ran = (Vec<Out>, Vec<Vec<MessageRecord>>);
+
 /// A job's result, held until the commit.
 enum Out {
     Enqueue(Vec<Enqueued>),
@@ -315,12 +318,18 @@ impl Thread {
                 self.parked.push(p);
                 continue;
             }
-            let turn = (p.claim.turn && claimed.iter().any(|m| m.batch_id.is_some())).then(|| {
-                self.turns += 1;
-                self.turns - 1
-            });
+            let turn = self.turn_for(p.claim.turn, &claimed);
             let _ = p.reply.send(Ok((Vec::new(), claimed, turn)));
         }
+    }
+
+    /// The next pacing turn (numbered in commit order), for a claim that
+    /// asked for one and took batch messages.
+    fn turn_for(&mut self, wants: bool, claimed: &[MessageRecord]) -> Option<u64> {
+        (wants && claimed.iter().any(|m| m.batch_id.is_some())).then(|| {
+            self.turns += 1;
+            self.turns - 1
+        })
     }
 
     fn err(&self, what: &'static str) -> impl Fn(rusqlite::Error) -> OutboxError + '_ {
@@ -399,22 +408,14 @@ impl Thread {
         if let (Job::Work { claim: Some(c), .. }, Ok(Out::Work((_, claimed, turn)))) =
             (&job, &mut r)
         {
-            if c.turn && claimed.iter().any(|m| m.batch_id.is_some()) {
-                *turn = Some(self.turns);
-                self.turns += 1;
-            }
+            *turn = self.turn_for(c.turn, claimed);
         }
         job.answer(r);
     }
 
     /// `BEGIN IMMEDIATE`, the jobs, then the parked claims woken with them,
     /// `COMMIT`; on any error `ROLLBACK` and the error.
-    #[allow(clippy::type_complexity)]
-    fn transaction(
-        &mut self,
-        jobs: &[Job],
-        waking: &[Parked],
-    ) -> Result<(Vec<Out>, Vec<Vec<MessageRecord>>), OutboxError> {
+    fn transaction(&mut self, jobs: &[Job], waking: &[Parked]) -> Result<Ran, OutboxError> {
         self.conn
             .prepare_cached("BEGIN IMMEDIATE")
             .and_then(|mut s| s.execute([]))
