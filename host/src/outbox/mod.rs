@@ -523,6 +523,14 @@ impl Outbox {
         &self.turns
     }
 
+    /// Wakes a lane of this process that sleeps for work, or the next one to
+    /// sleep; not the claims waiting on SQLite's writer thread
+    /// ([`Outbox::notify_enqueued`] wakes those too, at the cost of a trip
+    /// to that thread).
+    pub fn wake_a_lane(&self) {
+        self.enqueued.notify_one();
+    }
+
     /// Wakes an idle worker of this process (something was committed), and
     /// the claims waiting on SQLite's writer thread ([`Outbox::parks_claims`]).
     pub fn notify_enqueued(&self) {

@@ -382,6 +382,11 @@ fn lane<D: Deliver>(
         let park =
             (want > 0 && committing.is_empty() && in_hand.is_empty() && sh.outbox.parks_claims())
                 .then_some(wait);
+        if park.is_some() {
+            // Counted before the claim goes out: a lane whose claim takes a
+            // full group after this sees it and wakes the waiting claim (below).
+            sh.idle.fetch_add(1, SeqCst);
+        }
         let pending =
             sh.outbox
                 .start_step(items, &sh.cfg.owner, want as u32, sh.cfg.lease, park, rt);
@@ -390,7 +395,6 @@ fn lane<D: Deliver>(
             outcomes = send_claimed(sh, rt, claimed, turn, &shutdown);
         }
         let finished = if park.is_some() {
-            sh.idle.fetch_add(1, SeqCst);
             let r = rt.block_on(async {
                 tokio::select! {
                     r = pending.finish() => Some(r),
@@ -411,8 +415,15 @@ fn lane<D: Deliver>(
             Ok(step) => {
                 sh.record_outcomes(&committing, &ways, Ok(step.done));
                 if want > 0 && step.claimed.len() == want {
-                    // There may be more due: wake a lane that waits.
-                    sh.outbox.notify_enqueued();
+                    // There may be more due: wake a lane that sleeps, and
+                    // the claims waiting on SQLite's writer if a lane is idle
+                    // (a claim counted after this check runs after this
+                    // claim's commit, and takes what is due itself).
+                    if sh.idle.load(SeqCst) > 0 {
+                        sh.outbox.notify_enqueued();
+                    } else {
+                        sh.outbox.wake_a_lane();
+                    }
                 }
                 in_hand = step.claimed;
                 hand_turn = step.turn;
