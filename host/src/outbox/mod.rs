@@ -406,7 +406,7 @@ pub enum OutboxError {
 /// The outbox: a store plus group commit for enqueues and outcomes. On
 /// PostgreSQL two tasks gather concurrent calls into transactions
 /// (pg_group.rs); the SQLite store's writer thread does that itself
-/// (sqlite_writer.rs), so calls go straight to it.
+/// (`sqlite_writer`), so calls go straight to it.
 #[derive(Clone)]
 pub struct Outbox {
     store: Arc<AnyStore>,

@@ -1,6 +1,6 @@
 //! Group commit on PostgreSQL: two tasks gather the concurrent enqueues and
 //! the workers' outcomes into shared transactions (the SQLite store's writer
-//! thread does that itself, sqlite_writer.rs).
+//! thread does that itself, `sqlite_writer`).
 
 use std::sync::Arc;
 

@@ -18,7 +18,7 @@ use super::{Enqueued, MessageRecord, NewMessage, OutboxError};
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     pub(crate) location: String,
-    /// Runs the enqueues, claims and outcomes (sqlite_writer.rs).
+    /// Runs the enqueues, claims and outcomes (`sqlite_writer`).
     writer: Writer,
 }
 
@@ -159,10 +159,9 @@ impl SqliteStore {
     /// Outcomes, then a claim, in one commit (a lane's step, worker.rs);
     /// with the claim's pacing turn when it took batch messages.
     /// Handed to the writer thread before this returns; the answer comes
-    /// after the commit.
-    /// A claim without outcomes that finds nothing due waits on the writer
-    /// thread until `park_until` for messages to be enqueued
-    /// (sqlite_writer.rs); the answer comes then.
+    /// after the commit. A claim without outcomes that finds nothing due
+    /// waits on the writer thread until `park_until` for messages to be
+    /// enqueued (`sqlite_writer`); the answer comes then.
     pub(crate) fn settle_and_claim(
         &self,
         items: Vec<SettleItem>,
@@ -216,7 +215,7 @@ macro_rules! writer_writes {
     };
 }
 
-// The claim's index and suffix are the writer's (sqlite_writer.rs).
+// The claim's index and suffix are the writer's (`sqlite_writer`).
 impl_store!(
     SqliteStore,
     sqlx::Sqlite,

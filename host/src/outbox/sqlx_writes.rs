@@ -1,7 +1,7 @@
 //! The outbox's hot writes (enqueue, claim, outcomes) over sqlx, for the
 //! PostgreSQL store (its SQL is PostgreSQL's: `BYTEA`, data-modifying `WITH`).
 //! The SQLite store runs these writes on a writer thread of its own
-//! (`sqlite_writer.rs`).
+//! (`sqlite_writer`).
 //! Expanded inside [`super::store::impl_store`]'s `impl Store`.
 
 /// PostgreSQL's enqueue of a group: one array per column (`$1`–`$14`: the

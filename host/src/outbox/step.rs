@@ -114,9 +114,7 @@ impl Outbox {
         rt: &tokio::runtime::Handle,
     ) -> PendingStep {
         if let AnyStore::Sqlite(s) = &*self.store {
-            let park_until = park
-                .filter(|_| items.is_empty())
-                .map(|d| std::time::Instant::now() + d);
+            let park_until = park.map(|d| std::time::Instant::now() + d);
             return PendingStep(Pending::Writer(s.settle_and_claim(
                 items,
                 owner,
