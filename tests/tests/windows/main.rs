@@ -259,15 +259,31 @@ fn mailhost_in(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
 
 /// [`mailhost_in`] with the plugins from `plugins`.
 fn mailhost_with_plugins(dir: &Path, plugins: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
-    let mut cmd = wine(&win_exe());
-    cmd.current_dir(dir)
-        .args(["--plugins", &win_path(plugins), "--config", "mailhost.toml"])
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
+    let command = || {
+        let mut cmd = wine(&win_exe());
+        cmd.current_dir(dir)
+            .args(["--plugins", &win_path(plugins), "--config", "mailhost.toml"])
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    // mailhost exits 0 or with a sysexits code (64–78, 101 on a panic) and
+    // says why; exit 1 with nothing printed is Wine failing to start the
+    // program (seen once in CI). Such a start is tried again, at most twice.
+    for _ in 0..2 {
+        let out = tempfile::tempdir().unwrap();
+        let run = run_bounded(command(), out.path(), LIMIT);
+        let not_started =
+            run.status.code() == Some(1) && run.stdout.is_empty() && run.stderr.is_empty();
+        if !not_started {
+            return run;
+        }
+        eprintln!("wine did not start mailhost.exe {args:?} (exit 1, no output): trying again");
     }
     let out = tempfile::tempdir().unwrap();
-    run_bounded(cmd, out.path(), LIMIT)
+    run_bounded(command(), out.path(), LIMIT)
 }
 
 /// The Windows temporary directories of the prefix (where attachments go):
