@@ -541,6 +541,76 @@ fn no_reuse_with_idle_timeout_zero() {
     }
 }
 
+/// A group in one call over one connection (`pool.max_size = 1`): each
+/// message's MAIL, RCPT and DATA go out with the data of the one before
+/// (RFC 2920 3.1), and every message keeps its own outcome — refusals at
+/// RCPT and after the data, and a 421 that closes the connection: the
+/// messages after it go out on a new one.
+#[test]
+fn a_group_on_one_connection_pipelines_across_messages_and_keeps_each_outcome() {
+    let mut acct = starttls_account();
+    acct["pool"] = json!({"max_size": 1});
+    let t = open(&acct, &host()).unwrap();
+    let tos: Vec<String> = [
+        "", "", "rcpt-5xx", "", "data-5xx", "", "", "data-4xx", "rcpt-4xx", "", "rcpt-421", "", "",
+    ]
+    .iter()
+    .map(|l| {
+        if l.is_empty() {
+            rcpt("chain")
+        } else {
+            format!("{l}@example.com")
+        }
+    })
+    .collect();
+    let group: Vec<_> = tos
+        .iter()
+        .map(|to| {
+            message(
+                "Sender <sender@example.com>",
+                &[to],
+                &[],
+                &unique("chain"),
+                json!({}),
+            )
+        })
+        .collect();
+    let got = plugin().send_many(&t, &group);
+    assert_eq!(got.len(), tos.len());
+    let local_of = |i: usize| tos[i].split('@').next().unwrap();
+    for (i, (r, to)) in got.iter().zip(&tos).enumerate() {
+        let local = local_of(i);
+        let want = match local {
+            "rcpt-5xx" => Some((ErrorClass::PERMANENT, 550)),
+            "data-5xx" => Some((ErrorClass::PERMANENT, 554)),
+            "data-4xx" => Some((ErrorClass::TRANSIENT, 451)),
+            "rcpt-4xx" => Some((ErrorClass::TRANSIENT, 450)),
+            "rcpt-421" => Some((ErrorClass::TRANSIENT, 421)),
+            _ => None,
+        };
+        match (r, want) {
+            (Err(e), Some(w)) => assert_eq!((e.class(), e.code), w, "{i} {to}: {e}"),
+            (Ok(r), None) => {
+                let d = details(r);
+                // A new connection after the 421; the envelope went out
+                // ahead when the message before sent its data (delivered,
+                // or refused after it), not after a refusal at RCPT.
+                let before = i.checked_sub(1).map(local_of);
+                let reused = before.is_some_and(|b| b != "rcpt-421");
+                let ahead = reused && before.is_some_and(|b| !b.starts_with("rcpt-"));
+                assert_eq!(d["reused_connection"], reused, "{i} {to}: {d}");
+                assert_eq!(d["pipelined_with_previous"], ahead, "{i} {to}: {d}");
+                let (_, meta) = saved_for(to).expect("smtp-server saved the message");
+                assert_eq!(meta["rcptTo"], json!([to]), "{meta}");
+                assert_eq!(meta["tls"], true, "{meta}");
+            }
+            (r, w) => panic!("{i} {to}: {r:?}, expected {w:?}"),
+        }
+    }
+    // The connection is still good for more.
+    send(&t, &[&rcpt("after-chain")], &[], json!({})).unwrap();
+}
+
 #[test]
 fn stale_pooled_connection_is_replaced() {
     let sink = Sink::start(2607, &[]);

@@ -288,7 +288,7 @@ pub async fn run(shared: &Shared, options_json: &str) -> CheckReport {
             dsn: None,
             last: false,
         };
-        match s.transaction(&tx).await {
+        match s.transaction(&tx, None).await {
             Ok(out) => steps.push(
                 "test-mail",
                 StepOutcome::OK,

@@ -12,7 +12,7 @@ use mailhost_plugin_api::{OutgoingMessage, PluginError};
 use serde::Deserialize;
 
 use crate::config::{AuthPolicy, SmtpConfig};
-use crate::session::Dsn;
+use crate::session::{Dsn, Tx};
 
 /// What this plugin reads from `options_json`: the host's keys (per-user
 /// credentials, through plugin-api's one definition) and its own request key
@@ -62,6 +62,21 @@ pub struct Job {
     pub needs_smtputf8: bool,
     pub dsn: Option<Dsn>,
     pub who: Who,
+}
+
+impl Job {
+    /// The transaction that delivers this job; `last` when the connection
+    /// ends after it.
+    pub fn tx(&self, last: bool) -> Tx<'_> {
+        Tx {
+            from: self.from.as_ref(),
+            to: &self.to,
+            body: &self.body,
+            needs_smtputf8: self.needs_smtputf8,
+            dsn: self.dsn.as_ref(),
+            last,
+        }
+    }
 }
 
 fn parse_address(what: &str, a: &str) -> Result<Address, PluginError> {

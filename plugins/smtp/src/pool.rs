@@ -105,9 +105,9 @@ impl Pool {
     }
 
     /// Returns a session after use; `Some` when it is not kept (no reuse,
-    /// broken, or no room) and must be closed by the caller.
+    /// broken, in a transaction, or no room) and must be closed by the caller.
     pub fn put(&self, key: String, session: Session) -> Option<Session> {
-        if !self.reuse() || !session.usable() {
+        if !self.reuse() || !session.usable() || session.prewritten() {
             return Some(session);
         }
         let mut idle = self.lock();
@@ -148,6 +148,11 @@ impl Pool {
 
     pub fn idle_count(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Connections that could be in use now without waiting.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
     }
 
     pub fn in_use(&self) -> usize {

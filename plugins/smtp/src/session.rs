@@ -147,6 +147,14 @@ pub struct Tx<'a> {
     pub last: bool,
 }
 
+/// A message's MAIL and RCPT commands, as they go out.
+struct Envelope {
+    mail: Mail,
+    rcpts: Vec<Rcpt>,
+    /// Whether DSN parameters go out (`None`: none were requested).
+    dsn_sent: Option<bool>,
+}
+
 /// A delivered message.
 #[derive(Debug)]
 pub struct TxOutcome {
@@ -158,6 +166,8 @@ pub struct TxOutcome {
     /// 5321 4.5.3.1.10) after it had accepted others: for a new transaction.
     pub deferred: Vec<(Address, PluginError)>,
     pub pipelined: bool,
+    /// The envelope went out with the previous message's data.
+    pub ahead: bool,
     /// Whether DSN parameters went out (`None`: none were requested).
     pub dsn_sent: Option<bool>,
 }
@@ -286,6 +296,10 @@ pub struct Session {
     dirty: bool,
     /// Messages sent on this session.
     pub sent: u64,
+    /// The next message's MAIL, RCPT and DATA went out with the last
+    /// message's data (see [`Session::transaction`]): its replies are the
+    /// next ones to read.
+    prewritten: bool,
     scratch: String,
     data: Vec<u8>,
 }
@@ -360,6 +374,7 @@ impl Session {
             broken: false,
             dirty: false,
             sent: 0,
+            prewritten: false,
             scratch: String::with_capacity(256),
             data: Vec::new(),
         })
@@ -375,6 +390,12 @@ impl Session {
 
     pub fn peer(&self) -> SocketAddr {
         self.stream.peer()
+    }
+
+    /// Whether the next message's envelope went out ahead of it: such a
+    /// session is in a transaction and goes back to no pool.
+    pub fn prewritten(&self) -> bool {
+        self.prewritten
     }
 
     /// False once the connection failed, timed out or the server closed it.
@@ -514,41 +535,42 @@ impl Session {
         }
     }
 
-    /// Delivers one message.
-    pub async fn transaction(&mut self, tx: &Tx<'_>) -> Result<TxOutcome, TxFailure> {
-        let addr = self.addr.clone();
+    /// Whether `tx` can go over this session at all (SMTPUTF8, 8-bit
+    /// content, SIZE), before anything of it is written.
+    fn admissible(&self, tx: &Tx<'_>) -> Result<(), PluginError> {
+        let addr = &self.addr;
         if tx.needs_smtputf8 && !self.caps.smtputf8 {
-            return Err(TxFailure::Failed(PluginError::unsupported(format!(
+            return Err(PluginError::unsupported(format!(
                 "the message needs SMTPUTF8 (internationalized addresses, RFC 6531) and {addr} does not offer it; \
                  send it through another account"
-            ))));
+            )));
         }
-        let eightbit = !tx.body.is_ascii();
-        if eightbit && !self.caps.eightbitmime && !self.caps.smtputf8 {
-            return Err(TxFailure::Failed(PluginError::unsupported(format!(
+        if !tx.body.is_ascii() && !self.caps.eightbitmime && !self.caps.smtputf8 {
+            return Err(PluginError::unsupported(format!(
                 "the message has 8-bit content and {addr} offers neither 8BITMIME nor SMTPUTF8; \
                  encode the body (quoted-printable/base64) or use another account"
-            ))));
+            )));
         }
         if let Some(limit) = self.caps.size.filter(|n| *n > 0) {
             if tx.body.len() as u64 > limit {
-                return Err(TxFailure::Failed(
-                    PluginError::permanent(format!(
-                        "the message is {} bytes and {addr} accepts at most {limit} (SIZE)",
-                        tx.body.len()
-                    ))
-                    .with_code(552)
-                    .with_enhanced("5.3.4"),
-                ));
+                return Err(PluginError::permanent(format!(
+                    "the message is {} bytes and {addr} accepts at most {limit} (SIZE)",
+                    tx.body.len()
+                ))
+                .with_code(552)
+                .with_enhanced("5.3.4"));
             }
         }
+        Ok(())
+    }
 
-        // MAIL FROM parameters.
+    /// The MAIL and RCPT commands of `tx`, with their parameters.
+    fn envelope(&self, tx: &Tx<'_>) -> Envelope {
         let mut mail_params = Vec::new();
         if self.caps.size.is_some() {
             mail_params.push(MailParameter::Size(tx.body.len()));
         }
-        if eightbit {
+        if !tx.body.is_ascii() {
             mail_params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
         if tx.needs_smtputf8 {
@@ -577,20 +599,54 @@ impl Session {
                 });
             }
         }
-        let rcpt_cmd = |a: &Address| {
-            let mut p = rcpt_params.clone();
-            if dsn_sent == Some(true) && AsRef::<str>::as_ref(a).is_ascii() {
-                p.push(RcptParameter::Other {
-                    keyword: "ORCPT".into(),
-                    value: Some(format!("rfc822;{a}")),
-                });
-            }
-            Rcpt::new(a.clone(), p)
-        };
+        let rcpts = tx
+            .to
+            .iter()
+            .map(|a| {
+                let mut p = rcpt_params.clone();
+                if dsn_sent == Some(true) && AsRef::<str>::as_ref(a).is_ascii() {
+                    p.push(RcptParameter::Other {
+                        keyword: "ORCPT".into(),
+                        value: Some(format!("rfc822;{a}")),
+                    });
+                }
+                Rcpt::new(a.clone(), p)
+            })
+            .collect();
+        Envelope {
+            mail: Mail::new(tx.from.cloned(), mail_params),
+            rcpts,
+            dsn_sent,
+        }
+    }
+
+    /// Delivers one message. With PIPELINING, `next` (the message this
+    /// session delivers next, if any) has its MAIL, RCPT and DATA written
+    /// with this message's data: RFC 2920 (3.1) lets the message content
+    /// be the first "command" of a group. The next call must then be for
+    /// `next`; it reads their replies without writing them again, so a
+    /// message costs one round trip instead of two.
+    pub async fn transaction(
+        &mut self,
+        tx: &Tx<'_>,
+        next: Option<&Tx<'_>>,
+    ) -> Result<TxOutcome, TxFailure> {
+        let addr = self.addr.clone();
+        // A message whose envelope went out ahead was checked then.
+        let prewritten = std::mem::take(&mut self.prewritten);
+        if !prewritten {
+            self.admissible(tx).map_err(TxFailure::Failed)?;
+        }
+        let Envelope {
+            mail,
+            rcpts,
+            dsn_sent,
+        } = self.envelope(tx);
 
         let pipelined = self.caps.pipelining;
-        let reused = self.sent > 0;
-        let mail = Mail::new(tx.from.cloned(), mail_params);
+        // An envelope written ahead of its turn was never followed by its
+        // data: whatever ended the session, this message was not delivered.
+        let reused = self.sent > 0 || prewritten;
         let mut accepted = Vec::new();
         let mut rejected: Vec<(String, PluginError)> = Vec::new();
         let mut deferred: Vec<(Address, PluginError)> = Vec::new();
@@ -606,16 +662,24 @@ impl Session {
         };
 
         if pipelined {
-            self.scratch.clear();
-            if self.dirty {
-                let _ = write!(self.scratch, "{Rset}");
+            if prewritten {
+                if !self.usable() {
+                    return Err(TxFailure::Stale(PluginError::transient(format!(
+                        "{addr}: the connection ended before this message's turn; it was not sent"
+                    ))));
+                }
+            } else {
+                self.scratch.clear();
+                if self.dirty {
+                    let _ = write!(self.scratch, "{Rset}");
+                }
+                let _ = write!(self.scratch, "{mail}");
+                for r in &rcpts {
+                    let _ = write!(self.scratch, "{r}");
+                }
+                let _ = write!(self.scratch, "{Data}");
+                self.stream.write_raw(self.scratch.as_bytes());
             }
-            let _ = write!(self.scratch, "{mail}");
-            for a in tx.to {
-                let _ = write!(self.scratch, "{}", rcpt_cmd(a));
-            }
-            let _ = write!(self.scratch, "{Data}");
-            self.stream.write_raw(self.scratch.as_bytes());
             let mut first = true;
             if self.dirty {
                 match self.read_reply(Stage::Rset).await {
@@ -693,8 +757,7 @@ impl Session {
                 Err(e) => return Err(stale(self, e, first)),
             }
             self.dirty = true;
-            for a in tx.to {
-                let c = rcpt_cmd(a);
+            for (a, c) in tx.to.iter().zip(rcpts) {
                 match self.cmd(Stage::Rcpt, c).await {
                     Ok(_) => accepted.push(a.to_string()),
                     Err(e) if !self.usable() => return Err(TxFailure::Failed(e.with_recipient(a))),
@@ -719,6 +782,20 @@ impl Session {
         let quit = tx.last && self.caps.pipelining;
         if quit {
             data.extend_from_slice(b"QUIT\r\n");
+        } else if let Some(next) = next {
+            // Not when recipients were put off (452): they need another
+            // transaction of this message first.
+            if pipelined && deferred.is_empty() && self.admissible(next).is_ok() {
+                let env = self.envelope(next);
+                self.scratch.clear();
+                let _ = write!(self.scratch, "{}", env.mail);
+                for r in &env.rcpts {
+                    let _ = write!(self.scratch, "{r}");
+                }
+                let _ = write!(self.scratch, "{Data}");
+                data.extend_from_slice(self.scratch.as_bytes());
+                self.prewritten = true;
+            }
         }
         self.stream.write_raw(&data);
         data.clear();
@@ -744,6 +821,7 @@ impl Session {
                 rejected,
                 deferred,
                 pipelined,
+                ahead: prewritten,
                 dsn_sent,
             }),
             Err(r) => Err(TxFailure::Failed(reply_error(&addr, Stage::EndOfData, &r))),

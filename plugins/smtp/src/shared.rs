@@ -319,49 +319,100 @@ impl Shared {
     pub async fn send(&self, job: Job) -> Result<Receipt, PluginError> {
         let _permit = self.pool.acquire().await?;
         let key = job.who.key();
-        let tx = Tx {
-            from: job.from.as_ref(),
-            to: &job.to,
-            body: &job.body,
-            needs_smtputf8: job.needs_smtputf8,
-            dsn: job.dsn.as_ref(),
-            last: !self.pool.reuse(),
+        let (r, s) = self.deliver(&job, None, None).await;
+        if let Some(s) = s {
+            self.put_back(key, s, r.is_ok()).await;
+        }
+        r
+    }
+
+    /// Delivers `jobs` (all for one credential key) one after the other on
+    /// one connection, each message's MAIL, RCPT and DATA written with the
+    /// data of the one before (RFC 2920 3.1): one round trip per message
+    /// instead of two, for the client and for the server. A message the
+    /// connection ended before is sent on a new connection, as after a
+    /// stale pooled one.
+    pub async fn send_chain(&self, jobs: &[Job]) -> Vec<Result<Receipt, PluginError>> {
+        let Some(first) = jobs.first() else {
+            return Vec::new();
         };
+        let _permit = match self.pool.acquire().await {
+            Ok(p) => p,
+            Err(e) => return jobs.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let key = first.who.key();
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut session = None;
+        let mut ok = false;
+        for (i, job) in jobs.iter().enumerate() {
+            let (r, s) = self.deliver(job, session.take(), jobs.get(i + 1)).await;
+            ok = r.is_ok();
+            out.push(r);
+            match s {
+                Some(s) if s.usable() => session = Some(s),
+                // The next message goes on a new connection.
+                Some(s) => self.release(key.clone(), s),
+                None => {}
+            }
+        }
+        if let Some(s) = session {
+            self.put_back(key, s, ok).await;
+        }
+        out
+    }
+
+    /// Returns a session after a message to the pool, or closes it: QUIT on
+    /// this thread when the server just answered (`answered`), else in the
+    /// background.
+    async fn put_back(&self, key: String, s: Session, answered: bool) {
+        if answered {
+            if let Some(s) = self.pool.put(key, s) {
+                // Not kept (no reuse, or no room): QUIT here, on the
+                // connection's own thread.
+                s.quit().await;
+            }
+        } else {
+            self.release(key, s);
+        }
+    }
+
+    /// Delivers `job` on `given` (a session whose last message's data may
+    /// have carried this message's envelope), else on a pooled or new
+    /// connection; with `next`, that message's envelope goes out with this
+    /// one's data. Returns the session for the next message, or to go back
+    /// to the pool.
+    async fn deliver(
+        &self,
+        job: &Job,
+        mut given: Option<Session>,
+        next: Option<&Job>,
+    ) -> (Result<Receipt, PluginError>, Option<Session>) {
+        let key = job.who.key();
+        let last = !self.pool.reuse();
+        let tx = job.tx(last);
+        // Only a message for the same credentials can follow on this connection.
+        let next_tx = next
+            .filter(|n| !last && n.who.key() == key)
+            .map(|n| n.tx(last));
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (taken, expired) = self.pool.take(&key, crate::rt::home());
-            self.close_all(expired);
-            let mut reusable = None;
-            if let Some((mut s, idle)) = taken {
-                if s.adopt() && (idle < PROBE_AFTER || s.probe().await) {
-                    reusable = Some(s);
-                } else {
-                    tracing::debug!(server = %s.addr, "smtp: idle connection could not move to this thread or failed its RSET probe; replacing it");
-                    self.bg.spawn(s.quit());
-                }
-            }
-            let (mut s, reused) = match reusable {
+            let (mut s, reused) = match given.take() {
                 Some(s) => (s, true),
-                None => {
-                    self.close_all(self.pool.make_room());
-                    (self.connect(&job.who).await?, false)
-                }
+                None => match self.session_for(job, &key).await {
+                    Ok(found) => found,
+                    Err(e) => return (Err(e), None),
+                },
             };
-            match s.transaction(&tx).await {
+            match s.transaction(&tx, next_tx.as_ref()).await {
                 Ok(mut out) => {
                     let mut transactions = 1;
                     while !out.deferred.is_empty() {
-                        s = self.continue_deferred(&job, &tx, s, &mut out).await;
+                        s = self.continue_deferred(job, &tx, s, &mut out).await;
                         transactions += 1;
                     }
-                    let receipt = self.receipt(&job, &s, out, reused, transactions);
-                    if let Some(s) = self.pool.put(key, s) {
-                        // Not kept (no reuse, or no room): the server just
-                        // answered, so QUIT here, on the connection's own thread.
-                        s.quit().await;
-                    }
-                    return Ok(receipt);
+                    let receipt = self.receipt(job, &s, out, reused, transactions);
+                    return (Ok(receipt), Some(s));
                 }
                 Err(TxFailure::Stale(e)) if reused && attempt == 1 => {
                     tracing::debug!(server = %s.addr, error = %e, "smtp: reused connection was dead; retrying on a new one");
@@ -379,11 +430,26 @@ impl Shared {
                         // The connection broke: say so in the status too.
                         self.unable(&e);
                     }
-                    self.release(key, s);
-                    return Err(e);
+                    return (Err(e), Some(s));
                 }
             }
         }
+    }
+
+    /// An idle pooled session for `key` that still works (and whether it was
+    /// pooled), else a new connection.
+    async fn session_for(&self, job: &Job, key: &str) -> Result<(Session, bool), PluginError> {
+        let (taken, expired) = self.pool.take(key, crate::rt::home());
+        self.close_all(expired);
+        if let Some((mut s, idle)) = taken {
+            if s.adopt() && (idle < PROBE_AFTER || s.probe().await) {
+                return Ok((s, true));
+            }
+            tracing::debug!(server = %s.addr, "smtp: idle connection could not move to this thread or failed its RSET probe; replacing it");
+            self.bg.spawn(s.quit());
+        }
+        self.close_all(self.pool.make_room());
+        Ok((self.connect(&job.who).await?, false))
     }
 
     /// After a `452 too many recipients`: the message went to the recipients
@@ -417,7 +483,7 @@ impl Shared {
             }
         }
         let tx = Tx { to: &to, ..*first };
-        match s.transaction(&tx).await {
+        match s.transaction(&tx, None).await {
             Ok(next) => {
                 out.accepted.extend(next.accepted);
                 out.rejected.extend(next.rejected);
@@ -445,6 +511,7 @@ impl Shared {
             tls: s.is_tls(),
             auth: s.authenticated,
             pipelining: out.pipelined,
+            pipelined_with_previous: out.ahead,
             reused_connection: reused,
             transactions,
             smtputf8: job.needs_smtputf8,
@@ -526,6 +593,8 @@ struct ReceiptDetails<'a> {
     tls: bool,
     auth: Option<&'static str>,
     pipelining: bool,
+    /// MAIL, RCPT and DATA went out with the previous message's data.
+    pipelined_with_previous: bool,
     reused_connection: bool,
     transactions: usize,
     smtputf8: bool,

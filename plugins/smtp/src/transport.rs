@@ -92,9 +92,9 @@ impl TransportImpl for SmtpTransport {
     }
 
     /// The messages' transactions run at once on the calling thread's
-    /// runtime, each on a connection of its own from the pool (as many as
-    /// `pool.max_size` allows): one thread waits for all their replies,
-    /// where `send` per message waits for each.
+    /// runtime, in chains on connections of their own from the pool (see
+    /// [`chains`]): one thread waits for all their replies, where `send` per
+    /// message waits for each.
     fn send_many(&self, messages: &[OutgoingMessage]) -> Vec<Result<Receipt, PluginError>> {
         let mut out: Vec<Option<Result<Receipt, PluginError>>> = Vec::new();
         out.resize_with(messages.len(), || None);
@@ -111,32 +111,41 @@ impl TransportImpl for SmtpTransport {
                 Err(e) => out[i] = Some(Err(e)),
             }
         }
+        let chains = chains(jobs, self.shared.pool.available());
         let shared = self.shared.clone();
         let sent = crate::rt::on_caller(async move {
             let mut set = tokio::task::JoinSet::new();
             let mut index = std::collections::HashMap::new();
-            for (i, job) in jobs {
+            for chain in chains {
                 let shared = shared.clone();
-                // Boxed here: the transaction's future is several KB, and
+                let (slots, jobs): (Vec<usize>, Vec<Job>) = chain.into_iter().unzip();
+                // Boxed here: the transactions' future is several KB, and
                 // `spawn` moves a future by value through a few frames before
                 // it reaches the heap (a copy of its whole size each time).
-                let task = set.spawn(Box::pin(async move { shared.send(job).await }));
-                index.insert(task.id(), i);
+                let task = set.spawn(Box::pin(async move { shared.send_chain(&jobs).await }));
+                index.insert(task.id(), slots);
             }
-            let mut done = Vec::with_capacity(index.len());
+            let mut done = Vec::with_capacity(messages.len());
             while let Some(r) = set.join_next_with_id().await {
-                let (id, r) = match r {
-                    Ok((id, r)) => (id, r),
-                    Err(e) => (
-                        e.id(),
-                        Err(PluginError::permanent(format!(
-                            "smtp: the send did not finish ({e}); report this to mailhost's authors"
-                        ))),
-                    ),
-                };
                 // Every task's id went into `index` before the first await.
-                if let Some(&i) = index.get(&id) {
-                    done.push((i, r));
+                match r {
+                    Ok((id, results)) => {
+                        if let Some(slots) = index.get(&id) {
+                            done.extend(slots.iter().copied().zip(results));
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(slots) = index.get(&e.id()) {
+                            for &i in slots {
+                                done.push((
+                                    i,
+                                    Err(PluginError::permanent(format!(
+                                        "smtp: the send did not finish ({e}); report this to mailhost's authors"
+                                    ))),
+                                ));
+                            }
+                        }
+                    }
                 }
             }
             Ok(done)
@@ -195,5 +204,92 @@ impl Drop for SmtpTransport {
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
         }
+    }
+}
+
+/// Splits a group's jobs into chains, each sent on one connection with its
+/// messages' envelopes pipelined with the data before them
+/// ([`Shared::send_chain`]): jobs for one credential key only, in their
+/// order. With as many connections `free` as jobs, each job goes alone (the
+/// group takes two round trips); with fewer, the jobs are spread over them
+/// (a chain of k takes k + 1 round trips, but half the writes, reads and
+/// wake-ups per message of both sides), so a busy pool is used better
+/// instead of being waited for.
+fn chains(jobs: Vec<(usize, Job)>, free: usize) -> Vec<Vec<(usize, Job)>> {
+    let per_chain = jobs.len().div_ceil(free.max(1)).max(1);
+    let mut by_key: Vec<(String, Vec<(usize, Job)>)> = Vec::new();
+    for (i, job) in jobs {
+        let key = job.who.key();
+        match by_key.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push((i, job)),
+            None => by_key.push((key, vec![(i, job)])),
+        }
+    }
+    let mut out = Vec::new();
+    for (_, mut v) in by_key {
+        while !v.is_empty() {
+            let rest = v.split_off(per_chain.min(v.len()));
+            out.push(std::mem::replace(&mut v, rest));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Who;
+
+    fn job(who: Who) -> Job {
+        Job {
+            message_id: String::new(),
+            from: None,
+            to: Vec::new(),
+            body: Vec::new(),
+            needs_smtputf8: false,
+            dsn: None,
+            who,
+        }
+    }
+
+    fn shape(jobs: Vec<(usize, Job)>, free: usize) -> Vec<Vec<usize>> {
+        chains(jobs, free)
+            .into_iter()
+            .map(|c| c.into_iter().map(|(i, _)| i).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_group_is_spread_over_the_free_connections_in_order() {
+        let eight = || (0..8).map(|i| (i, job(Who::Account))).collect::<Vec<_>>();
+        assert_eq!(
+            shape(eight(), 10),
+            (0..8).map(|i| vec![i]).collect::<Vec<_>>()
+        );
+        assert_eq!(shape(eight(), 8).len(), 8);
+        assert_eq!(
+            shape(eight(), 3),
+            [vec![0, 1, 2], vec![3, 4, 5], vec![6, 7]]
+        );
+        assert_eq!(shape(eight(), 2), [vec![0, 1, 2, 3], vec![4, 5, 6, 7]]);
+        // None free: one chain, which waits for a connection.
+        assert_eq!(shape(eight(), 0), [(0..8).collect::<Vec<_>>()]);
+        assert!(shape(Vec::new(), 4).is_empty());
+    }
+
+    #[test]
+    fn a_chain_holds_one_credential_key_only() {
+        let user = |name: &str| Who::User {
+            username: name.into(),
+            password_ref: "env:PW".into(),
+        };
+        let jobs = vec![
+            (0, job(Who::Account)),
+            (1, job(user("anna"))),
+            (2, job(Who::Account)),
+            (3, job(user("anna"))),
+            (4, job(user("ben"))),
+        ];
+        assert_eq!(shape(jobs, 1), [vec![0, 2], vec![1, 3], vec![4]]);
     }
 }
