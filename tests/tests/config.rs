@@ -558,6 +558,17 @@ fn zero_limits_are_refused_at_their_key() {
             && e.contains("0 to keep every message"),
         "{e}"
     );
+    for n in [0, 65] {
+        let e = errors(&format!(
+            "[outbox]\ndrain_secs = 5\nmessages_per_step = {n}\n"
+        ));
+        assert!(
+            e.contains(&format!(
+                "test.toml:3:1: [outbox] messages_per_step = {n} is not between 1 and 64"
+            )) && e.contains("concurrency × 2"),
+            "{e}"
+        );
+    }
     let e = errors("[outbox]\nbatch_per_minute = -1\n");
     assert!(e.contains("test.toml:2:"), "{e}");
     let e = errors("[limits]\nmax_recipents = 5\n");

@@ -316,8 +316,8 @@ impl Validator<'_> {
         section.clone()
     }
 
-    /// `[outbox]`: the batch rate is at most 1,000 a second, the retention at
-    /// most 100 years; said at the key.
+    /// `[outbox]`: the batch rate is at most 1,000 a second, a lane's step
+    /// 1 to 64 messages, the retention at most 100 years; said at the key.
     fn outbox_settings(&mut self, raw: &RawConfig) -> crate::outbox::OutboxSettings {
         let Some(o) = &raw.outbox else {
             return Default::default();
@@ -333,6 +333,17 @@ impl Validator<'_> {
                         crate::outbox::MAX_BATCH_PER_MINUTE
                     ),
                     "give messages per minute (e.g. 600), or 0 to send batches unpaced",
+                );
+            }
+        }
+        if let Some(n) = v.messages_per_step {
+            let max = crate::outbox::worker::MAX_LANE_BATCH;
+            if n == 0 || n > max {
+                let at = self.key_in(&span(o), "messages_per_step");
+                self.err(
+                    &at,
+                    format!("[outbox] messages_per_step = {n} is not between 1 and {max}"),
+                    "give the messages a worker lane tries before their outcomes are committed together (default 8); a crash may send up to concurrency × 2 × this many twice",
                 );
             }
         }

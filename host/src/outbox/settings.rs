@@ -22,6 +22,12 @@ pub struct OutboxSettings {
     /// Plugin calls in flight at once per account and process (default 4).
     #[serde(default)]
     pub per_account: Option<usize>,
+    /// Messages a worker lane claims and tries before their outcomes are
+    /// committed together (default 8, at most [`worker::MAX_LANE_BATCH`]).
+    /// More is fewer commits per message; a crash may send up to
+    /// `concurrency × 2 × messages_per_step` messages twice.
+    #[serde(default)]
+    pub messages_per_step: Option<usize>,
     /// How long a claim holds a message before another process may take it (default 120).
     #[serde(default)]
     pub lease_secs: Option<u64>,
@@ -111,6 +117,9 @@ impl OutboxSettings {
         }
         if let Some(n) = self.per_account {
             w.per_account = n.max(1);
+        }
+        if let Some(n) = self.messages_per_step {
+            w.lane_batch = n.clamp(1, worker::MAX_LANE_BATCH);
         }
         if let Some(s) = self.lease_secs {
             w.lease = Duration::from_secs(s.max(3));

@@ -20,7 +20,8 @@
 //! goes back to the database with its `next_attempt_at`.
 //!
 //! Commit order (the duplicate window): a message is marked `sending` (with a
-//! lease) before its first try. A lane tries up to [`LANE_BATCH`] messages
+//! lease) before its first try. A lane tries up to `messages_per_step`
+//! ([`LANE_BATCH`] by default) messages
 //! (those going out the same way in one call) and then commits their outcomes
 //! (`sent`, `deferred`, `failed`) in one step, shared with the other lanes'
 //! (on SQLite the same commit claims its next messages). While the queue is
@@ -29,9 +30,10 @@
 //! sends the group after. A crash between a server's acceptance and the
 //! commit of its outcome leaves the message `sending`; once the lease expires
 //! it is sent again with the same Message-ID. So after a crash at most
-//! [`DUPLICATE_WINDOW_PER_LANE`] messages per lane (`2 × LANE_BATCH`: the group
-//! committing and the group in hand), `concurrency × 16` per worker process
-//! (128 with the default `concurrency = 8`), can be delivered twice.
+//! `2 × messages_per_step` messages per lane (the group committing and the
+//! group in hand; [`DUPLICATE_WINDOW_PER_LANE`] by default), `concurrency ×
+//! 2 × messages_per_step` per worker process (128 with the defaults,
+//! `concurrency = 8` and 8), can be delivered twice.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
@@ -108,6 +110,8 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// Plugin calls in flight at once per account.
     pub per_account: usize,
+    /// Messages a lane claims and tries per step (`messages_per_step`).
+    pub lane_batch: usize,
     /// How long a claim holds a message; renewed every third of it while the process lives.
     pub lease: Duration,
     /// How often an idle worker looks for due messages (an enqueue in this process wakes it at once).
@@ -123,11 +127,18 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// The most messages this process can have sent whose outcome is not
+    /// committed yet: two groups per lane (module docs).
+    pub fn duplicate_window(&self) -> usize {
+        self.concurrency.max(1) * 2 * self.lane_batch.max(1)
+    }
+
     pub fn new(owner: impl Into<String>) -> Self {
         WorkerConfig {
             owner: owner.into(),
             concurrency: 8,
             per_account: 4,
+            lane_batch: LANE_BATCH,
             lease: Duration::from_secs(120),
             poll: Duration::from_millis(500),
             initial_backoff: Duration::from_secs(30),
@@ -185,11 +196,16 @@ pub use super::stats::{
 };
 
 /// How many claimed messages one lane sends before their outcomes are
-/// committed (one commit for the group, shared with the other lanes').
+/// committed (one commit for the group, shared with the other lanes'), unless
+/// `[outbox] messages_per_step` says otherwise.
 pub const LANE_BATCH: usize = 8;
 
+/// The most `[outbox] messages_per_step` may be.
+pub const MAX_LANE_BATCH: usize = 64;
+
 /// The most messages one lane can have sent whose outcome is not committed
-/// yet: a crash may deliver these twice (module docs).
+/// yet, with the default [`LANE_BATCH`]: a crash may deliver these twice
+/// (module docs; [`WorkerConfig::duplicate_window`] for a configured one).
 pub const DUPLICATE_WINDOW_PER_LANE: usize = 2 * LANE_BATCH;
 
 /// A running worker's shared parts.
@@ -210,7 +226,7 @@ type Outcome = (MessageRecord, Vec<AttemptRecord>, Settle);
 /// `drain` for the messages in flight, and releases every lease it still holds.
 ///
 /// The worker runs `concurrency` lanes. A lane is one blocking thread for the
-/// worker's whole life: it takes up to [`LANE_BATCH`] due messages, tries them
+/// worker's whole life: it takes up to `messages_per_step` due messages, tries them
 /// (those going out the same way in one plugin call, which blocks its
 /// thread; attempt.rs), then records their outcomes and takes its next
 /// messages in **one** step (one commit on SQLite, shared with the other
@@ -295,7 +311,7 @@ pub async fn run<D: Deliver>(
 /// commits (it claims a group ahead), and waits for the step only when it
 /// needs the group the step claimed. So a lane never waits for a commit while
 /// it has messages to send, and after a crash at most two groups of
-/// [`LANE_BATCH`] of its messages can have been sent without their outcome
+/// `messages_per_step` of its messages can have been sent without their outcome
 /// written: the group whose step was committing and the group in hand. When
 /// the queue is short it claims nothing ahead (an idle lane takes what is
 /// due). At shutdown it stops after the message in hand and records what it
@@ -312,7 +328,8 @@ fn lane<D: Deliver>(
 ) {
     use std::sync::atomic::Ordering::SeqCst;
     // Tried, outcome not handed to a step yet.
-    let mut outcomes: Vec<Outcome> = Vec::with_capacity(LANE_BATCH);
+    let batch = sh.cfg.lane_batch.max(1);
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch);
     // Claimed by the last step, not tried yet, with the claim's pacing turn.
     let mut in_hand: Vec<MessageRecord> = Vec::new();
     let mut hand_turn: Option<u64> = None;
@@ -331,17 +348,17 @@ fn lane<D: Deliver>(
             // Claim a group ahead only while the queue is deep (the last
             // claim took a full group) and no lane waits for work: otherwise
             // what is due is for the idle ones.
-            if in_hand.len() >= LANE_BATCH && idle == 0 {
-                LANE_BATCH
+            if in_hand.len() >= batch && idle == 0 {
+                batch
             } else {
                 0
             }
         } else if idle == 0 {
-            LANE_BATCH
+            batch
         } else {
             // While other lanes wait for work, take a share, not a full group:
             // a few due messages spread over lanes instead of queueing in one.
-            (LANE_BATCH / (idle + 1)).max(1)
+            (batch / (idle + 1)).max(1)
         };
         if outcomes.is_empty() && want == 0 {
             if in_hand.is_empty() {
