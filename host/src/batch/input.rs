@@ -180,7 +180,8 @@ fn delimiter_name(d: u8) -> &'static str {
 /// CSV with a header row; a `to` column is required; `cc`/`bcc` columns are
 /// optional; several addresses in one cell are separated by `;` (quote the
 /// cell in a file separated by semicolons). The separator is found from
-/// the header line ([`delimiter`]); a UTF-8 byte order mark is skipped.
+/// the header line (comma, semicolon or tab: whichever it holds most of
+/// outside quotes); a UTF-8 byte order mark is skipped.
 pub fn parse_csv(bytes: &[u8], limits: &Limits) -> Result<Vec<Row>, RowErrors> {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let sep = delimiter(bytes);

@@ -1,5 +1,6 @@
 //! One SMTP connection: connect (no-delay socket), greeting and EHLO through
-//! lettre, STARTTLS, and mail transactions with PIPELINING (RFC 2920), DSN
+//! lettre, STARTTLS, and mail transactions with PIPELINING (RFC 2920; across
+//! the messages of a chain too, see [`Session::transaction`]), DSN
 //! (RFC 3461), SMTPUTF8 (RFC 6531) and SIZE (RFC 1870).
 //!
 //! lettre provides the connection (`AsyncSmtpConnection`), command formatting
