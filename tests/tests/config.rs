@@ -569,6 +569,25 @@ fn zero_limits_are_refused_at_their_key() {
             "{e}"
         );
     }
+    // Huge worker numbers would start thousands of threads, overflow a
+    // lease's time or fail a semaphore: each is refused at its key.
+    let e = errors(
+        "[outbox]\nconcurrency = 100000\nper_account = 9000000000000000000\nlease_secs = 99999999999999\nmax_age_secs = 99999999999\ndrain_secs = 86400\n",
+    );
+    for (line, key, range) in [
+        (2, "concurrency = 100000", "1 and 256"),
+        (3, "per_account = 9000000000000000000", "1 and 10000"),
+        (4, "lease_secs = 99999999999999", "1 and 86400"),
+        (5, "max_age_secs = 99999999999", "0 and 2592000"),
+        (6, "drain_secs = 86400", "0 and 3600"),
+    ] {
+        assert!(
+            e.contains(&format!(
+                "test.toml:{line}:1: [outbox] {key} is not between {range}"
+            )),
+            "{e}"
+        );
+    }
     let e = errors("[outbox]\nbatch_per_minute = -1\n");
     assert!(e.contains("test.toml:2:"), "{e}");
     let e = errors("[limits]\nmax_recipents = 5\n");

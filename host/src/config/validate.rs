@@ -316,8 +316,10 @@ impl Validator<'_> {
         section.clone()
     }
 
-    /// `[outbox]`: the batch rate is at most 1,000 a second, a lane's step
-    /// 1 to 64 messages, the retention at most 100 years; said at the key.
+    /// `[outbox]`: the batch rate is at most 1,000 a second, the retention at
+    /// most 100 years, the worker's numbers in their ranges (a huge one would
+    /// start thousands of threads, overflow a lease's time or fail a
+    /// semaphore); said at the key.
     fn outbox_settings(&mut self, raw: &RawConfig) -> crate::outbox::OutboxSettings {
         let Some(o) = &raw.outbox else {
             return Default::default();
@@ -336,14 +338,58 @@ impl Validator<'_> {
                 );
             }
         }
-        if let Some(n) = v.messages_per_step {
-            let max = crate::outbox::worker::MAX_LANE_BATCH;
-            if n == 0 || n > max {
-                let at = self.key_in(&span(o), "messages_per_step");
+        let as_u64 = |n: Option<usize>| n.map(|n| n as u64);
+        let ranges: [(&str, Option<u64>, u64, u64, &str); 6] = [
+            (
+                "concurrency",
+                as_u64(v.concurrency),
+                1,
+                crate::outbox::worker::MAX_CONCURRENCY as u64,
+                "give the worker lanes per process (default 8), each a thread; `serve --no-workers` runs none",
+            ),
+            (
+                "per_account",
+                as_u64(v.per_account),
+                1,
+                crate::outbox::worker::MAX_PER_ACCOUNT as u64,
+                "give the messages of one account in flight per process (default 4)",
+            ),
+            (
+                "messages_per_step",
+                as_u64(v.messages_per_step),
+                1,
+                crate::outbox::worker::MAX_LANE_BATCH as u64,
+                "give the messages a worker lane tries before their outcomes are committed together (default 8); a crash may send up to concurrency × 2 × this many twice",
+            ),
+            (
+                "lease_secs",
+                v.lease_secs,
+                1,
+                86_400,
+                "give how long a claim holds a message before another process may take it, in seconds (default 120)",
+            ),
+            (
+                "max_age_secs",
+                v.max_age_secs,
+                0,
+                30 * 86_400,
+                "give how long one way out is retried after temporary failures, in seconds (default 86400, at most 30 days)",
+            ),
+            (
+                "drain_secs",
+                v.drain_secs,
+                0,
+                3_600,
+                "give how long a stopping service waits for the sends in flight, in seconds (default 30)",
+            ),
+        ];
+        for (key, value, min, max, hint) in ranges {
+            if let Some(n) = value.filter(|n| !(min..=max).contains(n)) {
+                let at = self.key_in(&span(o), key);
                 self.err(
                     &at,
-                    format!("[outbox] messages_per_step = {n} is not between 1 and {max}"),
-                    "give the messages a worker lane tries before their outcomes are committed together (default 8); a crash may send up to concurrency × 2 × this many twice",
+                    format!("[outbox] {key} = {n} is not between {min} and {max}"),
+                    hint,
                 );
             }
         }

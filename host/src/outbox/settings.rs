@@ -112,20 +112,21 @@ impl OutboxSettings {
         policy: &crate::config::PolicySettings,
     ) -> worker::WorkerConfig {
         let mut w = worker::WorkerConfig::new(owner);
+        // The config's check refuses values out of range; these hold anyway.
         if let Some(n) = self.concurrency {
-            w.concurrency = n.max(1);
+            w.concurrency = n.clamp(1, worker::MAX_CONCURRENCY);
         }
         if let Some(n) = self.per_account {
-            w.per_account = n.max(1);
+            w.per_account = n.clamp(1, worker::MAX_PER_ACCOUNT);
         }
         if let Some(n) = self.messages_per_step {
             w.lane_batch = n.clamp(1, worker::MAX_LANE_BATCH);
         }
         if let Some(s) = self.lease_secs {
-            w.lease = Duration::from_secs(s.max(3));
+            w.lease = Duration::from_secs(s.clamp(3, 86_400));
         }
         if let Some(s) = self.max_age_secs {
-            w.max_age = Duration::from_secs(s);
+            w.max_age = Duration::from_secs(s.min(30 * 86_400));
         }
         w.retention_days = self.retention_days();
         w.initial_backoff = Duration::from_millis(policy.initial_backoff_ms.max(1));
@@ -156,7 +157,7 @@ impl OutboxSettings {
     }
 
     pub fn drain(&self) -> Duration {
-        Duration::from_secs(self.drain_secs.unwrap_or(30))
+        Duration::from_secs(self.drain_secs.unwrap_or(30).min(3_600))
     }
 }
 

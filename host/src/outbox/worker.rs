@@ -203,6 +203,12 @@ pub const LANE_BATCH: usize = 8;
 /// The most `[outbox] messages_per_step` may be.
 pub const MAX_LANE_BATCH: usize = 64;
 
+/// The most `[outbox] concurrency` may be (each lane is a thread).
+pub const MAX_CONCURRENCY: usize = 256;
+
+/// The most `[outbox] per_account` may be.
+pub const MAX_PER_ACCOUNT: usize = 10_000;
+
 /// The most messages one lane can have sent whose outcome is not committed
 /// yet, with the default [`LANE_BATCH`]: a crash may deliver these twice
 /// (module docs; [`WorkerConfig::duplicate_window`] for a configured one).
