@@ -317,13 +317,10 @@ impl Shared {
 
     /// Delivers one message (in a task on the plugin's runtime).
     pub async fn send(&self, job: Job) -> Result<Receipt, PluginError> {
-        let _permit = self.pool.acquire().await?;
-        let key = job.who.key();
-        let (r, s) = self.deliver(&job, None, None).await;
-        if let Some(s) = s {
-            self.put_back(key, s, r.is_ok()).await;
-        }
-        r
+        self.send_chain(std::slice::from_ref(&job))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(PluginError::permanent("smtp: the send gave no result")))
     }
 
     /// Delivers `jobs` (all for one credential key) one after the other on
@@ -355,25 +352,18 @@ impl Shared {
                 None => {}
             }
         }
-        if let Some(s) = session {
-            self.put_back(key, s, ok).await;
+        match session {
+            // The server just answered: QUIT here, on the connection's own
+            // thread, if the pool does not keep it (no reuse, or no room).
+            Some(s) if ok => {
+                if let Some(s) = self.pool.put(key, s) {
+                    s.quit().await;
+                }
+            }
+            Some(s) => self.release(key, s),
+            None => {}
         }
         out
-    }
-
-    /// Returns a session after a message to the pool, or closes it: QUIT on
-    /// this thread when the server just answered (`answered`), else in the
-    /// background.
-    async fn put_back(&self, key: String, s: Session, answered: bool) {
-        if answered {
-            if let Some(s) = self.pool.put(key, s) {
-                // Not kept (no reuse, or no room): QUIT here, on the
-                // connection's own thread.
-                s.quit().await;
-            }
-        } else {
-            self.release(key, s);
-        }
     }
 
     /// Delivers `job` on `given` (a session whose last message's data may
