@@ -152,8 +152,17 @@ pub struct Tx<'a> {
 struct Envelope {
     mail: Mail,
     rcpts: Vec<Rcpt>,
-    /// Whether DSN parameters go out (`None`: none were requested).
-    dsn_sent: Option<bool>,
+}
+
+impl Display for Envelope {
+    /// MAIL, RCPT and DATA as one pipelined group.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.mail)?;
+        for r in &self.rcpts {
+            write!(f, "{r}")?;
+        }
+        write!(f, "{Data}")
+    }
 }
 
 /// A delivered message.
@@ -578,7 +587,7 @@ impl Session {
             mail_params.push(MailParameter::SmtpUtfEight);
         }
         let dsn = tx.dsn.filter(|d| !d.is_empty());
-        let dsn_sent = dsn.map(|_| self.caps.dsn);
+        let dsn_sent = self.dsn_sent(tx);
         let mut rcpt_params = Vec::new();
         if let (Some(d), true) = (dsn, self.caps.dsn) {
             if let Some(ret) = &d.ret {
@@ -617,8 +626,12 @@ impl Session {
         Envelope {
             mail: Mail::new(tx.from.cloned(), mail_params),
             rcpts,
-            dsn_sent,
         }
+    }
+
+    /// Whether DSN parameters go out with `tx` (`None`: none were requested).
+    fn dsn_sent(&self, tx: &Tx<'_>) -> Option<bool> {
+        tx.dsn.filter(|d| !d.is_empty()).map(|_| self.caps.dsn)
     }
 
     /// Delivers one message. With PIPELINING, `next` (the message this
@@ -638,11 +651,7 @@ impl Session {
         if !prewritten {
             self.admissible(tx).map_err(TxFailure::Failed)?;
         }
-        let Envelope {
-            mail,
-            rcpts,
-            dsn_sent,
-        } = self.envelope(tx);
+        let dsn_sent = self.dsn_sent(tx);
 
         let pipelined = self.caps.pipelining;
         // An envelope written ahead of its turn was never followed by its
@@ -670,15 +679,12 @@ impl Session {
                     ))));
                 }
             } else {
+                let envelope = self.envelope(tx);
                 self.scratch.clear();
                 if self.dirty {
                     let _ = write!(self.scratch, "{Rset}");
                 }
-                let _ = write!(self.scratch, "{mail}");
-                for r in &rcpts {
-                    let _ = write!(self.scratch, "{r}");
-                }
-                let _ = write!(self.scratch, "{Data}");
+                let _ = write!(self.scratch, "{envelope}");
                 self.stream.write_raw(self.scratch.as_bytes());
             }
             let mut first = true;
@@ -753,6 +759,7 @@ impl Session {
                 first = false;
                 self.dirty = false;
             }
+            let Envelope { mail, rcpts } = self.envelope(tx);
             match self.cmd(Stage::Mail, mail).await {
                 Ok(_) => {}
                 Err(e) => return Err(stale(self, e, first)),
@@ -787,13 +794,9 @@ impl Session {
             // Not when recipients were put off (452): they need another
             // transaction of this message first.
             if pipelined && deferred.is_empty() && self.admissible(next).is_ok() {
-                let env = self.envelope(next);
+                let envelope = self.envelope(next);
                 self.scratch.clear();
-                let _ = write!(self.scratch, "{}", env.mail);
-                for r in &env.rcpts {
-                    let _ = write!(self.scratch, "{r}");
-                }
-                let _ = write!(self.scratch, "{Data}");
+                let _ = write!(self.scratch, "{envelope}");
                 data.extend_from_slice(self.scratch.as_bytes());
                 self.prewritten = true;
             }
